@@ -1,0 +1,41 @@
+# Portable: GNU make and BSD make. Every target creates .venv itself.
+PYTHON ?= python3
+VENV = .venv
+BIN = $(VENV)/bin
+
+.PHONY: up down status test bench clean
+
+up: $(VENV)/.base
+	$(BIN)/hearth up
+
+down:
+	@if [ -x $(BIN)/hearth ]; then $(BIN)/hearth down; else echo "hearth is not installed: nothing to stop"; fi
+
+status: $(VENV)/.base
+	$(BIN)/hearth status
+
+test: $(VENV)/.test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.bench
+	$(BIN)/python -m pytest -p no:cacheprovider -s tests/bench $(PYTEST_ARGS)
+
+$(VENV)/.python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	touch $(VENV)/.python
+
+$(VENV)/.base: $(VENV)/.python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(VENV)/.base
+
+$(VENV)/.test: $(VENV)/.python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.base $(VENV)/.test
+
+$(VENV)/.bench: $(VENV)/.python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(VENV)/.base $(VENV)/.test $(VENV)/.bench
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,66 @@
+"""Errors that know how they look to the user.
+
+HTTP handlers raise `HTTPError` subclasses; one middleware (core.http) turns
+them into responses. Commands raise `CommandError`; the CLI turns it into one
+line on stderr and an exit code.
+"""
+from .exitcodes import ExitStatus
+
+
+class CommandError(Exception):
+    """A command failed in a way the user can act on: one line, one exit code."""
+
+    def __init__(self, message: str, status: ExitStatus = ExitStatus.ERROR):
+        super().__init__(message)
+        self.status = status
+
+
+class HTTPError(Exception):
+    """Base for errors that become an HTTP response with a reason."""
+
+    status = 500
+    code = "internal-error"
+
+    def __init__(self, reason: str, *, headers: dict | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.headers = headers or {}
+
+
+class BadRequest(HTTPError):
+    status, code = 400, "bad-request"
+
+
+class Unauthorized(HTTPError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, reason: str = "authentication required"):
+        super().__init__(reason, headers={"WWW-Authenticate": 'Basic realm="hearth", charset="UTF-8"'})
+
+
+class Forbidden(HTTPError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(HTTPError):
+    status, code = 404, "not-found"
+
+
+class Conflict(HTTPError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(HTTPError):
+    status, code = 413, "payload-too-large"
+
+
+class TooManyRequests(HTTPError):
+    status, code = 429, "too-many-requests"
+
+    def __init__(self, reason: str, retry_after: int):
+        super().__init__(reason, headers={"Retry-After": str(max(1, int(retry_after)))})
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(HTTPError):
+    status, code = 503, "unavailable"
