@@ -1,0 +1,24 @@
+"""The API daemon's application: `create_app(config)`."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.core.auth import setup_auth
+from services.core.config import Config
+from services.core.http import create_base_app
+
+from . import app_passwords, me, openapi, users
+from .routing import guarded
+
+# Every route the daemon serves; the OpenAPI document describes exactly this list.
+ROUTES = (*me.ROUTES, *app_passwords.ROUTES, *users.ROUTES, *openapi.ROUTES)
+
+
+def create_app(config: Config) -> web.Application:
+    """The API daemon: accounts and app passwords over JSON, plus its OpenAPI document."""
+    app = create_base_app(config, "api")
+    setup_auth(app)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, guarded(route))
+    app[openapi.OPENAPI] = openapi.build_spec(ROUTES)
+    return app

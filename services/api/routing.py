@@ -1,0 +1,71 @@
+"""One declarative list of routes drives both the router and the OpenAPI document.
+
+Each route module ends with a `ROUTES` tuple of `Route`s next to its handlers;
+`app.create_app` registers them (enforcing `access`), and `openapi.build_spec`
+describes the very same list, so a route cannot exist without being documented.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Literal, Mapping
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from services.core.auth import require_admin, require_user
+from services.core.errors import BadRequest
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Access = Literal["public", "user", "admin"]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    access: Access = "user"
+    body: type[BaseModel] | None = None          # JSON request body
+    response: type[BaseModel] | None = None      # JSON response (None with 204: no body)
+    many: bool = False                           # the response is a list of `response`
+    status: int = 200
+    errors: tuple[int, ...] = ()                 # beyond those implied by access and body
+    path_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+
+def guarded(route: Route) -> Handler:
+    """The route's handler behind the check its `access` declares."""
+    check = {"public": None, "user": require_user, "admin": require_admin}[route.access]
+    if check is None:
+        return route.handler
+
+    @functools.wraps(route.handler)
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await check(request)
+        return await route.handler(request)
+
+    return handler
+
+
+def respond(payload: BaseModel | list[BaseModel], status: int = 200) -> web.Response:
+    """A JSON response from a model (or a list of models)."""
+    if isinstance(payload, list):
+        data: Any = [item.model_dump(mode="json") for item in payload]
+    else:
+        data = payload.model_dump(mode="json")
+    return web.json_response(data, status=status)
+
+
+def int_param(request: web.Request, name: str) -> int:
+    """A path parameter that must be an integer (BadRequest otherwise)."""
+    raw = request.match_info[name]
+    if not raw.isdigit():
+        raise BadRequest(f"{name}: expected an integer, got {raw!r}")
+    return int(raw)

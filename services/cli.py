@@ -1,0 +1,113 @@
+"""The `hearth` command.
+
+Each subcommand lives in the module that owns the work; this file only builds
+the argument parser and turns failures into one line and an exit code. Heavy
+modules are imported when their command runs, so the daemon wrapper (which
+stays resident for every service) stays small.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from services.core.errors import CommandError
+from services.core.exitcodes import ExitStatus
+
+EXIT_CODES = """exit codes:
+  0  success
+  1  the operation failed (the message says why)
+  2  usage or configuration error (bad flag, config key, value or file)
+  3  already running (a live process holds the pid file)
+  4  not running (status found a service down)
+  5  timed out waiting for readiness or shutdown"""
+
+
+def _lazy(target: str):
+    """A handler that imports `module:function` only when the command runs."""
+    module_name, _, function = target.partition(":")
+
+    def handler(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module_name), function)(args)
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hearth",
+        description="hearth: file sync, calendars, contacts, shares and your own web services on one home server.",
+        epilog=EXIT_CODES + "\n\nConfiguration: hearth.toml in the current directory (or --config, or "
+               "$HEARTH_CONFIG); see `hearth config --help` for every key.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", metavar="FILE", help="config file (default: ./hearth.toml or $HEARTH_CONFIG)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, target: str, help: str, **kwargs) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+        sub.set_defaults(handler=_lazy(target))
+        return sub
+
+    command("init", "services.core.bootstrap:run_init",
+            "Create the data directory, a hearth.toml if missing, and the admin user "
+            "(password printed once, or taken from $HEARTH_ADMIN_PASSWORD).")
+
+    up = command("up", "services.rc.supervisor:run_up",
+                 "Initialise if needed, start every enabled service in dependency order, wait until healthy.")
+    up.add_argument("--no-wait", action="store_true", help="don't wait for readiness")
+    command("down", "services.rc.supervisor:run_down", "Stop every service, in reverse dependency order.")
+    command("status", "services.rc.supervisor:run_status",
+            "Show each service's state, pid, uptime, restarts and log; exit 4 if any is down.")
+    service = command("service", "services.rc.supervisor:run_service",
+                      "Run an rc verb for one service (start, stop, restart, status, reload, onestart, …).")
+    service.add_argument("name", help="service name, e.g. api or hearth_api or one of your [[service]] names")
+    service.add_argument("verb", help="start | stop | restart | status | reload | (one|force|quiet)VERB")
+
+    config = command("config", "services.core.config_command:run",
+                     "Print the effective configuration (after HEARTH_… overrides).",
+                     epilog=_config_epilog())
+    config.add_argument("--markdown", action="store_true", help="print the README table of every key instead")
+    config.add_argument("--example", action="store_true", help="print a commented hearth.toml with every key")
+
+    from services.core import account_commands
+    account_commands.register(command)
+
+    from services.rc import daemon, rotate
+    daemon.configure_parser(command(
+        "daemon", "services.rc.daemon:run",
+        "Run a command as a supervised daemon, like FreeBSD's daemon(8): pid files, log capture, "
+        "privilege drop, restart with backoff."))
+    rotate.configure_parser(command(
+        "rotate", "services.rc.rotation_conf:run_rotate",
+        "Rotate logs as configured in a newsyslog.conf(5) file (default: the one hearth up generates)."))
+    return parser
+
+
+def _config_epilog() -> str:
+    from services.core.config import describe_options
+    return "keys (env override in parentheses):\n" + describe_options()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except CommandError as error:
+        print(f"hearth: {error}", file=sys.stderr)
+        return int(error.status)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        print(f"hearth: unexpected error: {error.__class__.__name__}: {error} (run with --debug for details)",
+              file=sys.stderr)
+        return int(ExitStatus.ERROR)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""`hearth user …` and `hearth token …`: accounts and app passwords from the shell.
+
+Every form a script needs is non-interactive (--password-stdin, --yes); on a
+terminal the commands prompt instead. argon2 and sqlite-utils are imported
+inside the handlers: services.cli imports this module, and the resident daemon
+wrapper imports services.cli, so this module must stay light.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from .errors import BadRequest, CommandError, HTTPError
+from .exitcodes import ExitStatus
+
+
+def register(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add the `user` and `token` commands to the hearth CLI."""
+    user = command("user", "services.core.account_commands:run_user",
+                   "Manage user accounts: add, list, passwd, del.")
+    actions = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="create a user", description="Create a user.")
+    add.add_argument("name", help="user name: lowercase letters, digits, '.', '_', '-' (case-folded)")
+    add.add_argument("--admin", action="store_true", help="make the user an administrator")
+    _password_flag(add)
+    actions.add_parser("list", help="list users", description="List users with their app password counts.")
+    passwd = actions.add_parser("passwd", help="set a user's password", description="Set a user's password.")
+    passwd.add_argument("name")
+    _password_flag(passwd)
+    delete = actions.add_parser("del", help="delete a user and all their data",
+                                description="Delete a user and all their data (app passwords included).")
+    delete.add_argument("name")
+    delete.add_argument("--yes", action="store_true", help="don't ask for confirmation (needed without a terminal)")
+
+    token = command("token", "services.core.account_commands:run_token",
+                    "Manage app passwords: per-device passwords for DAV, sync and scripts.")
+    actions = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="create an app password (printed once on stdout)",
+                             description="Create an app password; it is printed once, alone on stdout.")
+    add.add_argument("user")
+    add.add_argument("--label", required=True, metavar="DEVICE", help="what it is for, e.g. phone or laptop")
+    listing = actions.add_parser("list", help="list a user's active app passwords")
+    listing.add_argument("user")
+    revoke = actions.add_parser("revoke", help="revoke an app password")
+    revoke.add_argument("user")
+    revoke.add_argument("id", type=int, help="the id shown by `hearth token list`")
+
+
+def _password_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--password-stdin", action="store_true",
+                        help="read the password from the first line of stdin (for scripts)")
+
+
+def run_user(args: argparse.Namespace) -> int:
+    actions = {"add": _user_add, "list": _user_list, "passwd": _user_passwd, "del": _user_del}
+    return _as_command(actions[args.user_command], args)
+
+
+def run_token(args: argparse.Namespace) -> int:
+    actions = {"add": _token_add, "list": _token_list, "revoke": _token_revoke}
+    return _as_command(actions[args.token_command], args)
+
+
+def _as_command(action: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Domain errors (the same ones the API answers with) become one line and an exit code."""
+    try:
+        return action(args)
+    except HTTPError as error:
+        status = ExitStatus.CONFIG if isinstance(error, BadRequest) else ExitStatus.ERROR
+        raise CommandError(error.reason, status) from None
+
+
+@contextmanager
+def _database(args: argparse.Namespace) -> Iterator:
+    from .config import load_config
+    from .db import db_path, migrate, open_db
+    from .schema import MIGRATION_SETS
+
+    config = load_config(args.config)
+    path = db_path(config.data_dir)
+    migrate(path, MIGRATION_SETS)
+    db = open_db(path)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def _read_new_password(args: argparse.Namespace, name: str) -> str:
+    from . import accounts
+
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise CommandError("--password-stdin: stdin is empty; write the password as its first line",
+                               ExitStatus.CONFIG)
+        password = line.rstrip("\r\n")  # only the line end: spaces belong to the password
+    elif sys.stdin.isatty():
+        import getpass
+        password = getpass.getpass(f"New password for {name}: ")
+        if getpass.getpass("Repeat the password: ") != password:
+            raise CommandError("the two passwords differ; nothing changed", ExitStatus.CONFIG)
+    else:
+        raise CommandError("stdin is not a terminal, so there is no way to prompt for a password: "
+                           "use --password-stdin and write the password as the first line of stdin",
+                           ExitStatus.CONFIG)
+    accounts.check_password_rules(password)
+    return password
+
+
+def _require_user(db, name: str) -> dict:
+    from . import accounts
+    from .errors import NotFound
+
+    user = accounts.get_user(db, accounts.normalize_name(name))
+    if user is None:
+        raise NotFound(f"no user named {name!r}")
+    return user
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from . import accounts
+    from .db import write
+
+    with _database(args) as db:
+        name = accounts.normalize_name(args.name)
+        if accounts.get_user(db, name) is not None:  # say so before asking for a password
+            raise CommandError(f"user {name!r} already exists")
+        password_hash = accounts.hash_password(_read_new_password(args, name))
+        write(db, lambda db: accounts.create_user(db, name, password_hash, admin=args.admin))
+    print(f"created user {name}" + (" (admin)" if args.admin else ""))
+    return ExitStatus.OK
+
+
+def _user_list(args: argparse.Namespace) -> int:
+    from . import accounts
+
+    with _database(args) as db:
+        users = accounts.list_users(db)
+    _print_table(("NAME", "ADMIN", "CREATED", "APP PASSWORDS"),
+                 [(u["name"], "yes" if u["is_admin"] else "no", u["created_at"], str(u["app_passwords"]))
+                  for u in users])
+    if not users:
+        print("no users yet: hearth user add NAME", file=sys.stderr)
+    return ExitStatus.OK
+
+
+def _user_passwd(args: argparse.Namespace) -> int:
+    from . import accounts
+    from .db import write
+
+    with _database(args) as db:
+        name = _require_user(db, args.name)["name"]
+        password_hash = accounts.hash_password(_read_new_password(args, name))
+        write(db, lambda db: accounts.set_password(db, name, password_hash))
+    print(f"changed the password of {name}")
+    return ExitStatus.OK
+
+
+def _user_del(args: argparse.Namespace) -> int:
+    from . import accounts
+    from .db import write
+
+    with _database(args) as db:
+        name = _require_user(db, args.name)["name"]
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise CommandError(f"not deleting {name!r} without confirmation: stdin is not a terminal, "
+                                   "so pass --yes", ExitStatus.CONFIG)
+            answer = input(f"Delete user {name} and all their data? This cannot be undone. [y/N] ")
+            if answer.strip().lower() not in {"y", "yes"}:
+                raise CommandError(f"kept user {name!r}")
+        write(db, lambda db: accounts.delete_user(db, name))
+    print(f"deleted user {name}")
+    return ExitStatus.OK
+
+
+def _token_add(args: argparse.Namespace) -> int:
+    from . import accounts
+    from .db import write
+
+    with _database(args) as db:
+        row, secret = write(db, lambda db: accounts.create_app_password(db, args.user, args.label))
+    print(secret)  # alone on stdout, so `TOKEN=$(hearth token add …)` works
+    print(f"app password {row['id']} ({row['label']}) for user {row['user']}: shown only this once; "
+          f"use it as the password in your client", file=sys.stderr)
+    return ExitStatus.OK
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    from . import accounts
+
+    with _database(args) as db:
+        rows = accounts.list_app_passwords(db, args.user)
+    _print_table(("ID", "LABEL", "CREATED", "LAST USED"),
+                 [(str(r["id"]), r["label"], r["created_at"], r["last_used_at"] or "never") for r in rows])
+    return ExitStatus.OK
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from . import accounts
+    from .db import write
+
+    with _database(args) as db:
+        write(db, lambda db: accounts.revoke_app_password(db, args.user, args.id))
+    print(f"revoked app password {args.id} of {args.user}")
+    return ExitStatus.OK
+
+
+def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
+    for row in (headers, *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

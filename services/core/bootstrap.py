@@ -1,0 +1,80 @@
+"""`hearth init`: the data directory, a hearth.toml to edit, and the first admin."""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from pathlib import Path
+
+from .config import DEFAULT_CONFIG_NAME, Config, load_config
+from .db import db_path, migrate, open_db, write
+from .schema import MIGRATION_SETS
+
+ADMIN_NAME = "admin"
+
+STARTER_CONFIG = """\
+# hearth configuration. deploy/hearth.toml.example lists every key with its
+# default; each can also be set with a HEARTH_… environment variable
+# (`hearth config --help` lists them, `hearth config` shows the result).
+
+data_dir = "./var"
+
+[api]
+listen = "127.0.0.1:8080"
+
+# Your own programs run like ours: supervised, logged, rotated.
+# [[service]]
+# name = "hello"
+# command = ["python3", "-m", "http.server", "9001", "--bind", "127.0.0.1"]
+# health = "http://127.0.0.1:9001/"
+"""
+
+
+def ensure_config_file(explicit: str | None) -> bool:
+    """Write a starter hearth.toml when none is named and none exists here."""
+    if explicit or os.environ.get("HEARTH_CONFIG") or Path(DEFAULT_CONFIG_NAME).exists():
+        return False
+    Path(DEFAULT_CONFIG_NAME).write_text(STARTER_CONFIG)
+    return True
+
+
+def ensure_initialised(config: Config) -> str | None:
+    """Create directories, apply migrations, create the admin if there are no users.
+
+    Returns the generated admin password (to be shown once), or None.
+    """
+    from .accounts import create_user, hash_password  # argon2 only when needed
+
+    for sub in ("db", "blobs", "run", "log"):
+        config.data_path(sub).mkdir(parents=True, exist_ok=True)
+    path = db_path(config.data_dir)
+    migrate(path, MIGRATION_SETS)
+    db = open_db(path)
+    try:
+        if db["users"].count:
+            return None
+        given = os.environ.get("HEARTH_ADMIN_PASSWORD")
+        password = given or secrets.token_urlsafe(12)
+        password_hash = hash_password(password)
+
+        def create_first_admin(conn):
+            if conn["users"].count == 0:
+                create_user(conn, ADMIN_NAME, password_hash, admin=True)
+                return True
+            return False
+
+        created = write(db, create_first_admin)
+    finally:
+        db.close()
+    return password if created and not given else None
+
+
+def run_init(args: argparse.Namespace) -> int:
+    if ensure_config_file(args.config):
+        print(f"wrote {DEFAULT_CONFIG_NAME}")
+    config = load_config(args.config)
+    password = ensure_initialised(config)
+    print(f"data directory: {config.data_dir}")
+    if password:
+        print(f"admin password (shown once; change it with `hearth user passwd admin`): {password}")
+    return 0

@@ -1,0 +1,348 @@
+"""hearth.toml, declared once.
+
+`SCHEMA` is the only list of options: the loader, the `HEARTH_…` environment
+overrides, `hearth config --help`, `hearth config --markdown` (the README
+table) and the docs test all read it. Load once with `load_config`, which
+returns a frozen `Config`; pass that in, never re-read the file.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .errors import CommandError
+from .exitcodes import ExitStatus
+
+DEFAULT_CONFIG_NAME = "hearth.toml"
+
+
+@dataclass(frozen=True)
+class Option:
+    section: str  # "" for a top-level key
+    key: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.section}.{self.key}" if self.section else self.key
+
+    @property
+    def env(self) -> str:
+        return "HEARTH_" + self.dotted.replace(".", "_").upper()
+
+
+SCHEMA: tuple[Option, ...] = (
+    Option("", "data_dir", str, "./var",
+           "Data directory (db/, blobs/, run/, log/). Relative to the config file's directory."),
+    Option("", "log_level", str, "info", "Log level of every daemon: debug, info, warning or error."),
+    Option("api", "listen", str, "127.0.0.1:8080",
+           "Where the API daemon listens: HOST:PORT, or unix:PATH (relative to data_dir)."),
+    Option("auth", "max_failures", int, 10,
+           "Failed logins from one client address before it gets 429 Too Many Requests."),
+    Option("auth", "failure_window", int, 300,
+           "Seconds over which failed logins are counted; an address is refused until its oldest failure ages out."),
+    Option("supervisor", "user", str, "",
+           "Run every daemon as this user (needs root). Empty: as the user who runs hearth up."),
+    Option("supervisor", "restart_delay", float, 1.0, "Seconds before the first restart of a crashed daemon."),
+    Option("supervisor", "backoff_max", float, 60.0, "Ceiling in seconds for the doubling restart delay."),
+    Option("supervisor", "stable_after", float, 60.0,
+           "A daemon that stayed up this many seconds counts as healthy again: the delay resets."),
+    Option("supervisor", "max_restarts", int, 5, "Give up on a daemon after this many restarts within restart_window."),
+    Option("supervisor", "restart_window", float, 300.0, "Seconds over which restarts are counted."),
+    Option("supervisor", "stop_timeout", float, 10.0, "Seconds between SIGTERM and SIGKILL when stopping a daemon."),
+    Option("supervisor", "ready_timeout", float, 30.0,
+           "Seconds hearth up waits for a daemon to become healthy before reporting failure."),
+    Option("rotate", "interval", int, 60, "Seconds between the supervisor's own log rotation runs."),
+    Option("rotate", "count", int, 7, "Archives kept per log file."),
+    Option("rotate", "size_kb", int, 10240, "Rotate a log once it reaches this many KiB."),
+    Option("rotate", "when", str, "@T00", "Also rotate on this newsyslog.conf(5) schedule (@T00: daily at midnight)."),
+    Option("rotate", "flags", str, "CZ", "newsyslog.conf(5) flags of the generated entries (Z: gzip, C: create)."),
+)
+
+SERVICE_KEYS: Mapping[str, str] = MappingProxyType({
+    "name": "Service name (letters, digits, _; used for hearth_NAME, NAME.log, NAME.pid).",
+    "command": "Command to run, as a list of strings or one shell-quoted string.",
+    "env": "Table of environment variables for the command (written to a 0600 file, never logged).",
+    "env_file": "KEY=VALUE file merged into the environment (relative to the config file).",
+    "user": "Run as this user (needs root); defaults to supervisor.user.",
+    "health": "URL that answers 2xx when the service is ready (checked by hearth up).",
+    "requires": "Names of services (ours or yours) that must start first.",
+    "description": "One line shown by hearth status.",
+})
+
+RESERVED_SERVICE_NAMES = frozenset({"api", "front", "sync", "dav", "files", "tunnel", "rotate", "relay"})
+
+
+class ConfigError(CommandError):
+    """The config file or environment is wrong: exit code 2, one line naming where."""
+
+    def __init__(self, message: str):
+        super().__init__(message, ExitStatus.CONFIG)
+
+
+class Section(Mapping[str, Any]):
+    """A frozen mapping with attribute access: `config.api.listen`."""
+
+    def __init__(self, values: dict[str, Any]):
+        self._values = dict(values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A user's own program from a `[[service]]` table."""
+
+    name: str
+    command: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    env_file: Path | None = None
+    user: str | None = None
+    health: str | None = None
+    requires: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None          # the file that was read, if any
+    base_dir: Path             # relative paths in the config resolve against this
+    values: Mapping[str, Section]
+    services: tuple[ServiceSpec, ...] = ()
+
+    def __getattr__(self, name: str) -> Any:
+        values = object.__getattribute__(self, "values")
+        if name in values:
+            return values[name]
+        top = values[""]
+        if name in top:
+            return top[name]
+        raise AttributeError(name)
+
+    @property
+    def data_dir(self) -> Path:
+        return (self.base_dir / self.values[""]["data_dir"]).resolve()
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the config, made absolute against the config's directory."""
+        return (self.base_dir / path).resolve()
+
+    def data_path(self, *parts: str) -> Path:
+        return self.data_dir.joinpath(*parts)
+
+
+def _convert(option: Option, raw: Any, where: str) -> Any:
+    """Check a TOML value (or coerce an env string) against the option's type."""
+    kind = option.type
+    if isinstance(raw, str) and kind is not str and where.startswith("$"):
+        raw = _from_env_string(option, raw, where)
+    if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+        return float(raw)
+    if kind is list:
+        if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+            return tuple(raw)
+    elif isinstance(raw, kind) and (kind is bool or not isinstance(raw, bool)):
+        return raw
+    raise ConfigError(f"{where}: {option.dotted}: expected {_type_name(kind)}, got {raw!r}")
+
+
+def _from_env_string(option: Option, raw: str, where: str) -> Any:
+    try:
+        if option.type is bool:
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if option.type is list:
+            return [part.strip() for part in raw.split(",") if part.strip()]
+        return option.type(raw)
+    except ValueError:
+        raise ConfigError(f"{where}: expected {_type_name(option.type)}, got {raw!r}") from None
+
+
+def _type_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            list: "a list of strings"}[kind]
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+
+
+def _parse_services(raw: Any, path: Path, base_dir: Path, known: set[str]) -> tuple[ServiceSpec, ...]:
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        raise ConfigError(f"{path}: service: expected [[service]] tables")
+    services = []
+    for index, table in enumerate(raw, 1):
+        where = f"{path}: [[service]] #{index}"
+        unknown = sorted(set(table) - set(SERVICE_KEYS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(SERVICE_KEYS)})")
+        name = table.get("name")
+        if not isinstance(name, str) or not name.replace("_", "").isalnum() or not name.isascii():
+            raise ConfigError(f"{where}: name: expected letters, digits and _, got {name!r}")
+        where = f"{path}: service {name!r}"
+        if name in RESERVED_SERVICE_NAMES or name in known:
+            raise ConfigError(f"{where}: name: {name!r} is already taken")
+        known.add(name)
+        command = table.get("command")
+        if isinstance(command, str):
+            command = shlex.split(command)
+        if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+            raise ConfigError(f"{where}: command: expected a non-empty list of strings or a string")
+        env = table.get("env", {})
+        if not isinstance(env, dict) or not all(isinstance(v, (str, int, float, bool)) for v in env.values()):
+            raise ConfigError(f"{where}: env: expected a table of strings")
+        for key in ("env_file", "user", "health", "description"):
+            if key in table and not isinstance(table[key], str):
+                raise ConfigError(f"{where}: {key}: expected a string, got {table[key]!r}")
+        requires = table.get("requires", [])
+        if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+            raise ConfigError(f"{where}: requires: expected a list of service names")
+        services.append(ServiceSpec(
+            name=name,
+            command=tuple(command),
+            env=MappingProxyType({k: str(v) for k, v in env.items()}),
+            env_file=(base_dir / table["env_file"]).resolve() if "env_file" in table else None,
+            user=table.get("user"),
+            health=table.get("health"),
+            requires=tuple(requires),
+            description=table.get("description", ""),
+        ))
+    return tuple(services)
+
+
+def find_config_path(explicit: str | Path | None = None, environ: Mapping[str, str] = os.environ) -> tuple[Path, bool]:
+    """The config file to read and whether its absence is an error (it is when named explicitly)."""
+    if explicit:
+        return Path(explicit), True
+    if environ.get("HEARTH_CONFIG"):
+        return Path(environ["HEARTH_CONFIG"]), True
+    return Path(DEFAULT_CONFIG_NAME), False
+
+
+def load_config(explicit: str | Path | None = None, environ: Mapping[str, str] = os.environ) -> Config:
+    """Read hearth.toml (if any), apply HEARTH_… overrides, check every key and type."""
+    path, required = find_config_path(explicit, environ)
+    data: dict[str, Any] = {}
+    if path.exists() or required:
+        data = _read_file(path)
+        base_dir = path.resolve().parent
+        used_path: Path | None = path
+    else:
+        base_dir = Path.cwd()
+        used_path = None
+
+    by_section: dict[str, dict[str, Option]] = {}
+    for option in SCHEMA:
+        by_section.setdefault(option.section, {})[option.key] = option
+
+    values: dict[str, dict[str, Any]] = {section: {} for section in by_section}
+    services_raw = data.pop("service", [])
+    for name, raw in data.items():
+        if name in by_section.get("", {}):
+            values[""][name] = _convert(by_section[""][name], raw, str(path))
+        elif name in by_section and name != "":
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{path}: {name}: expected a [{name}] table")
+            for key, value in raw.items():
+                option = by_section[name].get(key)
+                if option is None:
+                    known = ", ".join(by_section[name])
+                    raise ConfigError(f"{path}: [{name}] {key}: unknown key (known: {known})")
+                values[name][key] = _convert(option, value, str(path))
+        else:
+            raise ConfigError(f"{path}: {name}: unknown key")
+
+    for option in SCHEMA:
+        if option.env in environ:
+            values[option.section][option.key] = _convert(option, environ[option.env], f"${option.env}")
+        values[option.section].setdefault(option.key, option.default)
+
+    level = values[""]["log_level"].lower()
+    if level not in {"debug", "info", "warning", "error"}:
+        raise ConfigError(f"{used_path or '$HEARTH_LOG_LEVEL'}: log_level: expected debug, info, warning or error, got {level!r}")
+
+    services = _parse_services(services_raw, path, base_dir, set())
+    frozen = MappingProxyType({section: Section(v) for section, v in values.items()})
+    return Config(path=used_path, base_dir=base_dir, values=frozen, services=services)
+
+
+def describe_options() -> str:
+    """Plain-text list of every option, for `hearth config --help`."""
+    lines = []
+    for option in SCHEMA:
+        lines.append(f"  {option.dotted} ({option.type.__name__}, default {option.default!r}, env {option.env})")
+        lines.append(f"      {option.help}")
+    lines.append("  [[service]] tables: " + ", ".join(SERVICE_KEYS))
+    return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """The README's configuration table."""
+    rows = ["| key | type | default | environment | meaning |", "| --- | --- | --- | --- | --- |"]
+    for option in SCHEMA:
+        section = f"[{option.section}] " if option.section else ""
+        rows.append(f"| `{section}{option.key}` | {option.type.__name__} | `{option.default!r}` "
+                    f"| `{option.env}` | {option.help} |")
+    rows.append("")
+    rows.append("| `[[service]]` key | meaning |")
+    rows.append("| --- | --- |")
+    for key, meaning in SERVICE_KEYS.items():
+        rows.append(f"| `{key}` | {meaning} |")
+    return "\n".join(rows)
+
+
+def example_toml() -> str:
+    """deploy/hearth.toml.example: every key, commented, at its default."""
+    out = ["# hearth.toml: every key with its default. Generated by `hearth config --example`.",
+           "# Each key can be overridden by the environment variable shown above it.", ""]
+    section = None
+    for option in SCHEMA:
+        if option.section != section:
+            section = option.section
+            if section:
+                out += ["", f"[{section}]"]
+        value = option.default
+        rendered = str(value).lower() if isinstance(value, bool) else (
+            f'"{value}"' if isinstance(value, str) else repr(value))
+        out += [f"# {option.help}", f"# ({option.env})", f"{option.key} = {rendered}"]
+    out += ["", "# Your own programs, supervised like hearth's daemons. One table per service.",
+            "# [[service]]"]
+    out += [f"#   {key}: {meaning}" for key, meaning in SERVICE_KEYS.items()]
+    out += ['# name = "hello"',
+            '# command = ["python3", "-m", "http.server", "9001", "--bind", "127.0.0.1"]',
+            '# env = { GREETING = "hi" }',
+            '# env_file = "hello.env"',
+            '# health = "http://127.0.0.1:9001/"',
+            '# requires = ["api"]',
+            '# description = "a static file server"']
+    return "\n".join(out) + "\n"

@@ -1,0 +1,82 @@
+"""Is a started service ready? Its health endpoint answers 2xx, or, with none, it stays up."""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from services.core.config import Config
+from services.core.http import ListenAddress
+
+from .layout import Paths
+from .pidfile import pidfile_status
+from .state import read_state
+
+# hearth daemons whose [section] has a `listen` key and serve /healthz there.
+LISTENING_DAEMONS = ("api",)
+
+# A service without a health URL is ready once its child has stayed up this long.
+SETTLE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    url: str
+    socket: Path | None = None
+
+    def __str__(self) -> str:
+        return f"{self.url} via unix:{self.socket}" if self.socket else self.url
+
+
+def health_check(config: Config, name: str) -> HealthCheck | None:
+    if name in LISTENING_DAEMONS:
+        address = ListenAddress.parse(config.values[name]["listen"], config.data_dir)
+        return HealthCheck(address.url("/healthz"), address.path)
+    for spec in config.services:
+        if spec.name == name and spec.health:
+            return HealthCheck(spec.health)
+    return None
+
+
+async def probe(check: HealthCheck, timeout: float = 2.0) -> bool:
+    connector = aiohttp.UnixConnector(path=str(check.socket)) if check.socket else None
+    try:
+        async with aiohttp.ClientSession(connector=connector,
+                                         timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+            async with session.get(check.url) as response:
+                return 200 <= response.status < 300
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        return False
+
+
+class NotReady(Exception):
+    """The service did not become ready; the message says what was seen last."""
+
+    def __init__(self, reason: str, timed_out: bool = False):
+        super().__init__(reason)
+        self.timed_out = timed_out
+
+
+def wait_ready(config: Config, name: str, timeout: float) -> None:
+    """Block until `name` is ready, or raise NotReady with the reason."""
+    paths = Paths(config.data_dir, name)
+    check = health_check(config, name)
+    deadline = time.monotonic() + timeout
+    while True:
+        state = read_state(paths.pidfile) or {}
+        if not pidfile_status(paths.pidfile).running:
+            raise NotReady(state.get("reason") or "its supervisor is not running")
+        if state.get("state") == "running" and state.get("child_pid"):
+            if check is None:
+                started = state.get("child_started_at") or time.time()
+                if time.time() - started >= SETTLE_SECONDS:
+                    return
+            elif asyncio.run(probe(check)):
+                return
+        if time.monotonic() > deadline:
+            waited = f"no healthy answer from {check}" if check else "its child did not stay up"
+            raise NotReady(f"not ready after {timeout:g} s: {waited}", timed_out=True)
+        time.sleep(0.1)

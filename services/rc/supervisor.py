@@ -1,0 +1,219 @@
+"""`hearth up | down | status | service`: the rc(8) of hearth.
+
+Scripts are ordered like rcorder(8) and driven through their rc.subr verbs,
+exactly as FreeBSD would run them; this module adds what a person needs on top:
+readiness waits, a truthful status table, and log lines when something fails.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+from services.core.bootstrap import ensure_config_file, ensure_initialised
+from services.core.config import Config, load_config
+from services.core.errors import CommandError
+from services.core.exitcodes import ExitStatus
+
+from . import layout
+from .layout import Paths, short_name
+from .pidfile import pidfile_status
+from .rcorder import RcScript, order, parse_script
+from .readiness import NotReady, health_check, wait_ready
+from .rotation_conf import write_newsyslog_conf
+from .state import read_state
+
+LOG_TAIL_LINES = 15
+
+
+def ordered_scripts(config: Config) -> list[RcScript]:
+    return order([parse_script(path) for path in layout.script_paths(config)])
+
+
+def prepare(config: Config) -> list[RcScript]:
+    """Regenerate rc.conf, user service scripts and newsyslog.conf; return the start order."""
+    for sub in ("run", "log", "db", "blobs"):
+        config.data_path(sub).mkdir(parents=True, exist_ok=True)
+    layout.write_generated(config)
+    scripts = ordered_scripts(config)
+    names = [script.name for script in scripts]
+    layout.write_private(layout.rc_conf_path(config), layout.render_rc_conf(config, names), 0o644)
+    write_newsyslog_conf(config, [short_name(name) for name in names])
+    return scripts
+
+
+# What reaches rc.d scripts (and through them the daemons): like service(8), a clean
+# environment, so a stray hearth_* variable can't override rc.conf. HEARTH_…
+# overrides pass, because the daemons must see the config `hearth` itself saw.
+PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+
+
+def rc_environment(config: Config) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if key in PASSED_ENVIRONMENT or key.startswith("HEARTH_")}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin")
+    env.pop("HEARTH_ADMIN_PASSWORD", None)
+    env["RC_SUBR"] = str(layout.RC_SUBR)
+    env["RC_CONF"] = str(layout.rc_conf_path(config))
+    env["RC_CONF_DIR"] = str(layout.run_dir(config) / "rc.conf.d")
+    return env
+
+
+def run_verb(config: Config, script: RcScript, verb: str, capture: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(["/bin/sh", str(script.path), verb], env=rc_environment(config),
+                          stdin=subprocess.DEVNULL, capture_output=capture, text=True)
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    try:
+        with open(path, errors="replace") as handle:
+            return list(deque(handle, maxlen=lines))
+    except OSError:
+        return []
+
+
+def start_one(config: Config, script: RcScript, wait: bool = True) -> None:
+    name = short_name(script.name)
+    paths = Paths(config.data_dir, name)
+    if not pidfile_status(paths.pidfile).running:
+        result = run_verb(config, script, "start", capture=True)
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise CommandError(f"{name}: start failed: {detail[-1] if detail else f'exit {result.returncode}'}")
+    if not wait:
+        return
+    try:
+        wait_ready(config, name, config.supervisor.ready_timeout)
+    except NotReady as error:
+        tail = log_tail(paths.logfile)
+        if tail:
+            print(f"last lines of {paths.logfile}:", file=sys.stderr)
+            sys.stderr.writelines("  " + line for line in tail)
+        status = ExitStatus.TIMEOUT if error.timed_out else ExitStatus.ERROR
+        raise CommandError(f"{name} did not become ready: {error}", status) from None
+    check = health_check(config, name)
+    print(f"{name}: ready{f' ({check.url})' if check else ''}")
+
+
+def run_up(args: argparse.Namespace) -> int:
+    if ensure_config_file(args.config):
+        print("wrote a starter hearth.toml")
+    config = load_config(args.config)
+    password = ensure_initialised(config)
+    for script in prepare(config):
+        start_one(config, script, wait=not args.no_wait)
+    check = health_check(config, "api")
+    print(f"hearth is up: {check.url.removesuffix('healthz') if check else ''}")
+    if password:
+        print(f"admin password (shown once; change it with `hearth user passwd admin`): {password}")
+    return ExitStatus.OK
+
+
+def stop_one(config: Config, script: RcScript) -> None:
+    paths = Paths(config.data_dir, short_name(script.name))
+    status = pidfile_status(paths.pidfile)
+    if status.running:
+        result = run_verb(config, script, "stop", capture=True)
+        if pidfile_status(paths.pidfile).running:
+            raise CommandError(f"{short_name(script.name)}: did not stop: {result.stderr.strip()}",
+                               ExitStatus.TIMEOUT)
+        print(f"{short_name(script.name)}: stopped")
+    for pidfile in (paths.pidfile, paths.child_pidfile):
+        if pidfile_status(pidfile).stale:
+            pidfile.unlink(missing_ok=True)
+
+
+def run_down(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if not layout.rc_conf_path(config).exists():
+        print("hearth is not set up here: nothing to stop")
+        return ExitStatus.OK
+    for script in reversed(ordered_scripts(config)):
+        stop_one(config, script)
+    return ExitStatus.OK
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def describe(config: Config, name: str) -> tuple[dict[str, str], bool, str | None]:
+    """One status row, whether the service is up, and why not if it is down."""
+    paths = Paths(config.data_dir, name)
+    status = pidfile_status(paths.pidfile)
+    state = read_state(paths.pidfile) or {}
+    row = {"NAME": name, "STATE": "stopped", "PID": "-", "UPTIME": "-",
+           "RESTARTS": str(state.get("restarts", 0)) if state else "-", "LOG": str(paths.logfile)}
+    reason = None
+    up = False
+    if status.running:
+        row["STATE"] = state.get("state", "running")
+        up = row["STATE"] in {"running", "starting"}
+        if state.get("child_pid"):
+            row["PID"] = str(state["child_pid"])
+        if state.get("child_started_at") and up:
+            row["UPTIME"] = _duration(time.time() - state["child_started_at"])
+        if row["STATE"] == "backoff":
+            reason = f"restarting after {state.get('last_exit')}"
+    elif status.stale:
+        row["STATE"] = "dead"
+        reason = f"stale pid file {paths.pidfile} (pid {status.pid} is gone); `hearth service {name} start` cleans it"
+    elif state.get("state") in {"gave-up", "exited"}:
+        row["STATE"] = state["state"]
+        reason = state.get("reason")
+    return row, up, reason
+
+
+def run_status(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    rows, problems = [], []
+    for script in ordered_scripts(config):
+        row, up, reason = describe(config, short_name(script.name))
+        rows.append(row)
+        if not up:
+            problems.append(f"{row['NAME']}: {row['STATE']}" + (f": {reason}" if reason else ""))
+    widths = {key: max(len(key), *(len(row[key]) for row in rows)) for key in rows[0]}
+    print("  ".join(key.ljust(widths[key]) for key in widths).rstrip())
+    for row in rows:
+        print("  ".join(row[key].ljust(widths[key]) for key in widths).rstrip())
+    for line in problems:
+        print(line)
+    return ExitStatus.NOT_RUNNING if problems else ExitStatus.OK
+
+
+def find_script(config: Config, name: str) -> RcScript:
+    wanted = layout.script_name(name)
+    for script in ordered_scripts(config):
+        if script.name == wanted:
+            return script
+    known = ", ".join(short_name(s.name) for s in ordered_scripts(config))
+    raise CommandError(f"no service named {name!r} (known: {known})", ExitStatus.CONFIG)
+
+
+def run_service(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    prepare(config)
+    script = find_script(config, args.name)
+    verb = args.verb
+    if verb in {"start", "onestart", "forcestart"}:
+        start_one(config, script)
+        return ExitStatus.OK
+    if verb in {"restart", "onerestart", "forcerestart"}:
+        stop_one(config, script)
+        start_one(config, script)
+        return ExitStatus.OK
+    result = run_verb(config, script, verb)
+    if verb.endswith("status") and result.returncode != 0:
+        return ExitStatus.NOT_RUNNING
+    return result.returncode

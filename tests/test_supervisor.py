@@ -1,0 +1,242 @@
+"""`hearth up | down | status | service` with real rc.d scripts, real daemons, real signals."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ADMIN_PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Suite:
+    """One installation in a temp dir, driven through the `hearth` command."""
+
+    def __init__(self, root: Path, extra: str = "", supervisor: str = ""):
+        self.root = root
+        self.port = free_port()
+        self.config = root / "hearth.toml"
+        self.config.write_text(textwrap.dedent(f"""\
+            data_dir = "var"
+            [api]
+            listen = "127.0.0.1:{self.port}"
+            [supervisor]
+            ready_timeout = 20
+            {supervisor}
+            """) + textwrap.dedent(extra))
+        self.var = root / "var"
+
+    def hearth(self, *args, check=False, timeout=90):
+        env = {**os.environ, "HEARTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        env.pop("HEARTH_CONFIG", None)
+        result = subprocess.run([sys.executable, "-m", "services.cli", "--config", str(self.config), *args],
+                                capture_output=True, text=True, env=env, cwd=self.root, timeout=timeout)
+        if check:
+            assert result.returncode == 0, f"hearth {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result
+
+    def state(self, name: str) -> dict:
+        return json.loads((self.var / "run" / f"{name}.state").read_text())
+
+    def wait_for(self, predicate, timeout=10.0, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def pidfiles(self) -> list[Path]:
+        return sorted((self.var / "run").glob("*.pid"))
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def get(url: str) -> tuple[int, str]:
+    if shutil.which("curl"):
+        out = subprocess.run(["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", url],
+                             capture_output=True, text=True, timeout=10)
+        body, _, code = out.stdout.rpartition("\n")
+        return int(code), body
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.read().decode()
+
+
+@pytest.fixture
+def suite(tmp_path):
+    made = []
+
+    def make(**kwargs) -> Suite:
+        made.append(Suite(tmp_path, **kwargs))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.hearth("down")
+
+
+HELLO = """
+[[service]]
+name = "hello"
+command = ["python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+health = "http://127.0.0.1:{port}/"
+requires = ["api"]
+description = "not our code: the stdlib file server"
+
+[[service]]
+name = "ticker"
+command = "sh -c 'while :; do echo tick $$; sleep 0.2; done'"
+env = {{ TICKER_SECRET = "do-not-log-me" }}
+"""
+
+
+def test_up_serves_healthz_and_down_leaves_nothing(suite):
+    hello_port = free_port()
+    s = suite(extra=HELLO.format(port=hello_port))
+    up = s.hearth("up", check=True)
+    assert f"hearth is up: http://127.0.0.1:{s.port}/" in up.stdout
+    # rcorder: hello REQUIRE hearth_api, so api is ready before hello starts.
+    assert up.stdout.index("api: ready") < up.stdout.index("hello: ready")
+    assert "admin password" not in up.stdout  # it came from HEARTH_ADMIN_PASSWORD
+
+    code, body = get(f"http://127.0.0.1:{s.port}/healthz")
+    assert code == 200 and json.loads(body)["status"] == "ok"
+    assert get(f"http://127.0.0.1:{hello_port}/")[0] == 200
+
+    status = s.hearth("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LOG"]
+    names = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(names) == {"api", "rotate", "hello", "ticker"}
+    assert all(row[1] == "running" for row in names.values())
+
+    ticker_log = s.var / "log" / "ticker.log"
+    s.wait_for(lambda: "tick" in ticker_log.read_text(), what="ticker output in its log")
+    assert "do-not-log-me" not in ticker_log.read_text()
+
+    pids = [s.state(name)["child_pid"] for name in names] + [s.state(name)["supervisor_pid"] for name in names]
+    assert all(alive(pid) for pid in pids)
+    s.hearth("down", check=True)
+    s.wait_for(lambda: not any(alive(pid) for pid in pids), what="every process to exit")
+    assert s.pidfiles() == []
+    assert s.hearth("status").returncode == 4
+
+
+def test_kill_9_child_is_restarted_and_status_counts_it(suite):
+    s = suite()
+    s.hearth("up", check=True)
+    old = s.state("api")["child_pid"]
+    os.kill(old, signal.SIGKILL)
+    killed_at = time.monotonic()
+    new = s.wait_for(lambda: (pid := s.state("api").get("child_pid")) not in (None, old) and pid, timeout=5,
+                     what="a new api child")
+    assert time.monotonic() - killed_at < 2.0
+    s.wait_for(lambda: get(f"http://127.0.0.1:{s.port}/healthz")[0] == 200 if s.state("api")["state"] == "running"
+               else False, what="api healthy again")
+    row = next(line.split() for line in s.hearth("status").stdout.splitlines() if line.startswith("api "))
+    assert row[1] == "running" and row[2] == str(new) and row[4] == "1"
+
+
+def test_kill_9_wrapper_leaves_a_stale_pidfile_that_start_cleans(suite):
+    s = suite()
+    s.hearth("up", check=True)
+    wrapper, child = s.state("api")["supervisor_pid"], s.state("api")["child_pid"]
+    os.kill(wrapper, signal.SIGKILL)
+    s.wait_for(lambda: not alive(child), what="the orphaned child to die with its wrapper")
+    status = s.hearth("status")
+    assert status.returncode == 4
+    assert "api: dead: stale pid file" in status.stdout
+    rc_status = s.hearth("service", "api", "status")
+    assert rc_status.returncode == 4 and "stale pid file" in rc_status.stdout
+    s.hearth("service", "api", "start", check=True)
+    assert s.state("api")["supervisor_pid"] != wrapper
+    assert get(f"http://127.0.0.1:{s.port}/healthz")[0] == 200
+    assert s.hearth("status").returncode == 0
+
+
+CRASHER = """
+[[service]]
+name = "crasher"
+command = ["sh", "-c", "echo crashing; exit 1"]
+"""
+
+
+def test_crash_loop_backs_off_and_gives_up(suite):
+    s = suite(extra=CRASHER, supervisor="restart_delay = 0.2\nbackoff_max = 0.8\nmax_restarts = 4\n")
+    up = s.hearth("up")
+    assert up.returncode == 1
+    assert "crasher did not become ready" in up.stderr and "giving up after 4 restarts" in up.stderr
+    assert "crashing" in up.stderr  # the last log lines are shown
+    log = (s.var / "log" / "crasher.log").read_text().splitlines()
+    delays = [float(line.split("restarting in ")[1].split(" s")[0]) for line in log if "restarting in" in line]
+    assert delays == [0.2, 0.4, 0.8, 0.8]
+    status = s.hearth("status")
+    assert status.returncode == 4
+    assert "crasher: gave-up: gave up after 4 restarts" in status.stdout
+
+
+def test_dont_restart_exit_stops_with_a_reason(suite):
+    s = suite(extra='[[service]]\nname = "misconfigured"\ncommand = ["sh", "-c", "exit 78"]\n')
+    up = s.hearth("up")
+    assert up.returncode == 1
+    state = s.state("misconfigured")
+    assert state["state"] == "exited" and state["restarts"] == 0
+    assert "configuration" in state["reason"]
+    assert "misconfigured: exited" in s.hearth("status").stdout
+
+
+def test_dependency_cycle_is_a_clear_error(suite):
+    s = suite(extra=textwrap.dedent("""
+        [[service]]
+        name = "a"
+        command = "sleep 60"
+        requires = ["b"]
+        [[service]]
+        name = "b"
+        command = "sleep 60"
+        requires = ["a"]
+        """))
+    up = s.hearth("up")
+    assert up.returncode == 2
+    assert "dependency cycle" in up.stderr and "hearth_a" in up.stderr and "hearth_b" in up.stderr
+    assert s.pidfiles() == []  # nothing was started
+
+
+def test_service_verbs(suite):
+    s = suite()
+    s.hearth("up", check=True)
+    status = s.hearth("service", "api", "status")
+    assert status.returncode == 0 and "hearth_api is running as pid" in status.stdout
+    first = s.state("api")["supervisor_pid"]
+    s.hearth("service", "hearth_api", "restart", check=True)
+    assert s.state("api")["supervisor_pid"] != first
+    child = s.state("api")["child_pid"]
+    assert s.hearth("service", "api", "reload").returncode == 0
+    s.wait_for(lambda: "SIGHUP: nothing to reload" in (s.var / "log" / "api.log").read_text(), what="reload logged")
+    assert s.state("api")["child_pid"] == child and alive(child)  # reloaded, not killed and restarted
+    s.hearth("service", "api", "stop", check=True)
+    assert not (s.var / "run" / "api.pid").exists() and not alive(child)
+    assert s.hearth("service", "api", "status").returncode == 4
+    unknown = s.hearth("service", "nope", "start")
+    assert unknown.returncode == 2 and "no service named 'nope'" in unknown.stderr
