@@ -240,3 +240,31 @@ def test_service_verbs(suite):
     assert s.hearth("service", "api", "status").returncode == 4
     unknown = s.hearth("service", "nope", "start")
     assert unknown.returncode == 2 and "no service named 'nope'" in unknown.stderr
+
+
+def test_first_up_writes_a_config_and_prints_a_working_admin_password(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    env["HEARTH_API_LISTEN"] = f"127.0.0.1:{port}"
+
+    def hearth(*args):
+        return subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=90)
+
+    try:
+        first = hearth("up")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "wrote a starter hearth.toml" in first.stdout and (tmp_path / "hearth.toml").exists()
+        assert f"hearth is up: http://127.0.0.1:{port}/" in first.stdout
+        password = first.stdout.split("admin password")[1].split(": ", 1)[1].strip()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/me")
+        request.add_header("Authorization", "Basic " + __import__("base64").b64encode(
+            f"admin:{password}".encode()).decode())
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["name"] == "admin"
+        again = hearth("up")
+        assert again.returncode == 0 and "admin password" not in again.stdout
+        assert "api: ready" in again.stdout  # already running: nothing restarted, still reported
+    finally:
+        hearth("down")
+    assert not list((tmp_path / "var" / "run").glob("*.pid"))
