@@ -52,6 +52,16 @@ def test_int_accepted_where_a_number_is_expected(tmp_path):
     ("[[service]]\nname = 'x'\ncommand = 'true'\nport = 3\n", "unknown key 'port'"),
     ("log_level = 'loud'\n", "log_level: expected debug"),
     ("[api\n", "invalid TOML"),
+    ("[front]\nrate_limit = 'fast'\n", "front.rate_limit: expected a number"),
+    ("[[route]]\npath = '/x/'\n", "[[route]] #1: needs exactly one of upstream, service or redirect"),
+    ("[[route]]\nupstream = 'a:1'\nservice = 'api'\n", "[[route]] #1: needs exactly one of"),
+    ("[[route]]\npath = 'x'\nupstream = 'a:1'\n", "[[route]] #1: path: must start with /"),
+    ("[[route]]\nupstream = 'a:1'\nweight = 3\n", "[[route]] #1: unknown key 'weight'"),
+    ("[[route]]\nservice = 'nope'\n", "[[route]] #1: service: no service named 'nope'"),
+    ("[[route]]\nupstream = 'a:1'\ncors = { origins = ['*'], credentials = true }\n", "cannot be combined with credentials"),
+    ("[[route]]\nupstream = 'a:1'\ncors = { origin = ['x'] }\n", "cors.origin: unknown key"),
+    ("[[route]]\nupstream = 'a:1'\nhost = 'a.*.org'\n", "host: expected example.org or *.example.org"),
+    ("[[service]]\nname = 'x'\ncommand = 'true'\nroute = '/x/'\n", "service 'x': route: needs listen"),
 ])
 def test_bad_file_exits_2_with_one_line_naming_file_and_key(tmp_path, text, named):
     path = tmp_path / "hearth.toml"

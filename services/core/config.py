@@ -44,6 +44,23 @@ SCHEMA: tuple[Option, ...] = (
     Option("", "log_level", str, "info", "Log level of every daemon: debug, info, warning or error."),
     Option("api", "listen", str, "127.0.0.1:8080",
            "Where the API daemon listens: HOST:PORT, or unix:PATH (relative to data_dir)."),
+    Option("front", "listen", str, "127.0.0.1:8080", "The one door: where the front end listens (HOST:PORT)."),
+    Option("front", "tls_cert", str, "", "PEM certificate chain; with tls_key, the front end speaks HTTPS. Reloaded on SIGHUP."),
+    Option("front", "tls_key", str, "", "PEM private key for tls_cert."),
+    Option("front", "hsts_max_age", int, 31536000, "Strict-Transport-Security max-age sent when TLS is on (0: none)."),
+    Option("front", "trusted_proxies", list, [],
+           "Addresses or CIDRs (e.g. the tunnel agent, cloudflared) whose X-Forwarded-For/Proto/Host are believed."),
+    Option("front", "connect_timeout", float, 5.0, "Seconds to connect to an upstream before answering 502/503."),
+    Option("front", "idle_timeout", float, 60.0, "Seconds without a byte from the upstream before answering 504 (or cutting a stream)."),
+    Option("front", "total_timeout", float, 0.0, "Longest time for one proxied request in seconds (0: no limit, for big transfers)."),
+    Option("front", "header_timeout", float, 10.0, "Seconds a client has to send its request headers (slowloris); then 408."),
+    Option("front", "keepalive_timeout", float, 75.0, "Seconds an idle client connection is kept open."),
+    Option("front", "max_header_kb", int, 16, "Largest request line or header block in KiB; larger gets 431."),
+    Option("front", "max_body_kb", int, 0, "Default request body limit in KiB for routes without their own (0: no limit); larger gets 413."),
+    Option("front", "rate_limit", float, 100.0, "Requests per second per client address (sustained); more gets 429."),
+    Option("front", "rate_burst", int, 400, "Requests a client address may make in a burst above rate_limit."),
+    Option("front", "max_connections", int, 256, "Open connections per client address; more gets 429 and is closed."),
+    Option("front", "retry_after", int, 2, "Retry-After seconds on a 503 while a supervised upstream restarts."),
     Option("auth", "max_failures", int, 10,
            "Failed logins from one client address before it gets 429 Too Many Requests."),
     Option("auth", "failure_window", int, 300,
@@ -75,6 +92,28 @@ SERVICE_KEYS: Mapping[str, str] = MappingProxyType({
     "health": "URL that answers 2xx when the service is ready (checked by hearth up).",
     "requires": "Names of services (ours or yours) that must start first.",
     "description": "One line shown by hearth status.",
+    "listen": "Where the service listens (HOST:PORT or unix:PATH); the front end proxies its route there.",
+    "route": "Path prefix the front end sends to this service, e.g. \"/hello/\" (needs listen).",
+    "host": "Only route requests for this host (exact, or *.example.org).",
+    "strip_prefix": "Remove the route's prefix before proxying (default false).",
+    "max_body_kb": "Request body limit for this service's route in KiB.",
+    "cors": "CORS table answered at the door: origins, methods, headers, credentials, max_age, expose.",
+})
+
+ROUTE_KEYS: Mapping[str, str] = MappingProxyType({
+    "path": "Path prefix to match (default \"/\": everything); the longest match does not win, the first does.",
+    "host": "Host to match: exact (example.org) or a wildcard (*.example.org); absent: any host.",
+    "upstream": "Where to proxy: HOST:PORT or unix:PATH (relative to data_dir).",
+    "service": "Instead of upstream: the name of a hearth daemon (api, …) or a [[service]] with listen.",
+    "redirect": "Instead of proxying: answer 301 to this URL.",
+    "strip_prefix": "Remove the matched prefix before proxying (default false).",
+    "max_body_kb": "Request body limit in KiB (default: [front] max_body_kb).",
+    "cors": "CORS table answered at the door: origins, methods, headers, credentials, max_age, expose.",
+    "security_headers": "Add the standard security headers to responses (default true).",
+})
+
+CORS_KEYS: Mapping[str, type] = MappingProxyType({
+    "origins": list, "methods": list, "headers": list, "expose": list, "credentials": bool, "max_age": int,
 })
 
 RESERVED_SERVICE_NAMES = frozenset({"api", "front", "sync", "dav", "files", "tunnel", "rotate", "relay"})
@@ -121,6 +160,23 @@ class ServiceSpec:
     health: str | None = None
     requires: tuple[str, ...] = ()
     description: str = ""
+    listen: str | None = None
+    route: RouteSpec | None = None
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """A `[[route]]` table, or the route a `[[service]]` asks for; checked, not yet resolved."""
+
+    path: str = "/"
+    host: str | None = None
+    upstream: str | None = None
+    service: str | None = None
+    redirect: str | None = None
+    strip_prefix: bool = False
+    max_body_kb: int | None = None
+    cors: Mapping[str, Any] | None = None
+    security_headers: bool = True
 
 
 @dataclass(frozen=True)
@@ -129,6 +185,7 @@ class Config:
     base_dir: Path             # relative paths in the config resolve against this
     values: Mapping[str, Section]
     services: tuple[ServiceSpec, ...] = ()
+    routes: tuple[RouteSpec, ...] = ()
 
     def __getattr__(self, name: str) -> Any:
         values = object.__getattribute__(self, "values")
@@ -221,9 +278,16 @@ def _parse_services(raw: Any, path: Path, base_dir: Path, known: set[str]) -> tu
         env = table.get("env", {})
         if not isinstance(env, dict) or not all(isinstance(v, (str, int, float, bool)) for v in env.values()):
             raise ConfigError(f"{where}: env: expected a table of strings")
-        for key in ("env_file", "user", "health", "description"):
+        for key in ("env_file", "user", "health", "description", "listen", "route", "host"):
             if key in table and not isinstance(table[key], str):
                 raise ConfigError(f"{where}: {key}: expected a string, got {table[key]!r}")
+        route = None
+        if "route" in table:
+            if "listen" not in table:
+                raise ConfigError(f"{where}: route: needs listen (where the front end should send it)")
+            route = _parse_route({"path": table["route"], "service": name,
+                                  **{k: table[k] for k in ("host", "strip_prefix", "max_body_kb", "cors") if k in table}},
+                                 where)
         requires = table.get("requires", [])
         if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
             raise ConfigError(f"{where}: requires: expected a list of service names")
@@ -236,8 +300,62 @@ def _parse_services(raw: Any, path: Path, base_dir: Path, known: set[str]) -> tu
             health=table.get("health"),
             requires=tuple(requires),
             description=table.get("description", ""),
+            listen=table.get("listen"),
+            route=route,
         ))
     return tuple(services)
+
+
+def _parse_cors(raw: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: cors: expected a table ({', '.join(CORS_KEYS)})")
+    for key, value in raw.items():
+        kind = CORS_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(f"{where}: cors.{key}: unknown key (known: {', '.join(CORS_KEYS)})")
+        ok = (isinstance(value, list) and all(isinstance(v, str) for v in value)) if kind is list else (
+            isinstance(value, kind) and (kind is bool or not isinstance(value, bool)))
+        if not ok:
+            raise ConfigError(f"{where}: cors.{key}: expected {_type_name(kind)}, got {value!r}")
+    if raw.get("credentials") and "*" in raw.get("origins", []):
+        raise ConfigError(f"{where}: cors: origins \"*\" cannot be combined with credentials = true "
+                          "(the Fetch standard forbids it); list the origins")
+    return MappingProxyType({k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+def _parse_route(table: dict[str, Any], where: str) -> RouteSpec:
+    unknown = sorted(set(table) - set(ROUTE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(ROUTE_KEYS)})")
+    for key in ("path", "host", "upstream", "service", "redirect"):
+        if key in table and not isinstance(table[key], str):
+            raise ConfigError(f"{where}: {key}: expected a string, got {table[key]!r}")
+    for key in ("strip_prefix", "security_headers"):
+        if key in table and not isinstance(table[key], bool):
+            raise ConfigError(f"{where}: {key}: expected true or false, got {table[key]!r}")
+    if "max_body_kb" in table and (not isinstance(table["max_body_kb"], int) or isinstance(table["max_body_kb"], bool)
+                                   or table["max_body_kb"] < 0):
+        raise ConfigError(f"{where}: max_body_kb: expected a whole number of KiB, got {table['max_body_kb']!r}")
+    path = table.get("path", "/")
+    if not path.startswith("/"):
+        raise ConfigError(f"{where}: path: must start with /, got {path!r}")
+    targets = [key for key in ("upstream", "service", "redirect") if key in table]
+    if len(targets) != 1:
+        raise ConfigError(f"{where}: needs exactly one of upstream, service or redirect")
+    host = table.get("host")
+    if host is not None and (not host or "*" in host.removeprefix("*.")):
+        raise ConfigError(f"{where}: host: expected example.org or *.example.org, got {host!r}")
+    return RouteSpec(path=path, host=host.lower() if host else None, upstream=table.get("upstream"),
+                     service=table.get("service"), redirect=table.get("redirect"),
+                     strip_prefix=table.get("strip_prefix", False), max_body_kb=table.get("max_body_kb"),
+                     cors=_parse_cors(table["cors"], where) if "cors" in table else None,
+                     security_headers=table.get("security_headers", True))
+
+
+def _parse_routes(raw: Any, path: Path) -> tuple[RouteSpec, ...]:
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        raise ConfigError(f"{path}: route: expected [[route]] tables")
+    return tuple(_parse_route(table, f"{path}: [[route]] #{index}") for index, table in enumerate(raw, 1))
 
 
 def find_config_path(explicit: str | Path | None = None, environ: Mapping[str, str] = os.environ) -> tuple[Path, bool]:
@@ -267,6 +385,7 @@ def load_config(explicit: str | Path | None = None, environ: Mapping[str, str] =
 
     values: dict[str, dict[str, Any]] = {section: {} for section in by_section}
     services_raw = data.pop("service", [])
+    routes_raw = data.pop("route", [])
     for name, raw in data.items():
         if name in by_section.get("", {}):
             values[""][name] = _convert(by_section[""][name], raw, str(path))
@@ -292,8 +411,13 @@ def load_config(explicit: str | Path | None = None, environ: Mapping[str, str] =
         raise ConfigError(f"{used_path or '$HEARTH_LOG_LEVEL'}: log_level: expected debug, info, warning or error, got {level!r}")
 
     services = _parse_services(services_raw, path, base_dir, set())
+    routes = _parse_routes(routes_raw, path)
+    known_targets = RESERVED_SERVICE_NAMES | {s.name for s in services}
+    for index, route in enumerate(routes, 1):
+        if route.service and route.service not in known_targets:
+            raise ConfigError(f"{path}: [[route]] #{index}: service: no service named {route.service!r}")
     frozen = MappingProxyType({section: Section(v) for section, v in values.items()})
-    return Config(path=used_path, base_dir=base_dir, values=frozen, services=services)
+    return Config(path=used_path, base_dir=base_dir, values=frozen, services=services, routes=routes)
 
 
 def describe_options() -> str:
@@ -303,6 +427,7 @@ def describe_options() -> str:
         lines.append(f"  {option.dotted} ({option.type.__name__}, default {option.default!r}, env {option.env})")
         lines.append(f"      {option.help}")
     lines.append("  [[service]] tables: " + ", ".join(SERVICE_KEYS))
+    lines.append("  [[route]] tables: " + ", ".join(ROUTE_KEYS))
     return "\n".join(lines)
 
 
@@ -317,6 +442,9 @@ def markdown_table() -> str:
     rows.append("| `[[service]]` key | meaning |")
     rows.append("| --- | --- |")
     for key, meaning in SERVICE_KEYS.items():
+        rows.append(f"| `{key}` | {meaning} |")
+    rows += ["", "| `[[route]]` key | meaning |", "| --- | --- |"]
+    for key, meaning in ROUTE_KEYS.items():
         rows.append(f"| `{key}` | {meaning} |")
     return "\n".join(rows)
 
@@ -345,4 +473,10 @@ def example_toml() -> str:
             '# health = "http://127.0.0.1:9001/"',
             '# requires = ["api"]',
             '# description = "a static file server"']
+    out += ["", "# Extra front-end routes, matched in order before the built-in ones. One table per route.",
+            "# [[route]]"]
+    out += [f"#   {key}: {meaning}" for key, meaning in ROUTE_KEYS.items()]
+    out += ['# host = "*.example.org"', '# path = "/hooks/"', '# upstream = "127.0.0.1:9100"',
+            '# strip_prefix = true', '# max_body_kb = 1024',
+            '# cors = { origins = ["https://app.example.org"], methods = ["GET", "POST"], credentials = true }']
     return "\n".join(out) + "\n"
