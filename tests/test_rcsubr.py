@@ -1,9 +1,9 @@
 """rc.d scripts and the portable rc.subr, run by real shells with real processes.
 
 A throwaway rc.d script (same shape as ours) whose command is a small Python
-daemon drives rc.subr through its verbs; hearth_api and hearth_rotate are
-driven with a stand-in for `hearth` that behaves like `hearth daemon`, so
-these tests do not depend on the real wrapper.
+daemon drives rc.subr through its verbs; hearth_api, hearth_front and
+hearth_rotate are driven with a stand-in for `hearth` that behaves like
+`hearth daemon`, so these tests do not depend on the real wrapper.
 """
 import json
 import os
@@ -447,7 +447,7 @@ def test_rcvar_and_describe(fake):
     assert (done.returncode, done.stdout) == (0, "stand-in daemon\n")
 
 
-# -- hearth_api and hearth_rotate -------------------------------------------
+# -- hearth_api, hearth_front and hearth_rotate ------------------------------
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
 def test_rcvar_and_describe_of_our_scripts(tmp_path, path):
@@ -484,7 +484,7 @@ def test_scripts_match_the_wrapper_title_as_freebsd_does(tmp_path):
 
 
 USER_CASES = [("hearth_api", "", []), ("hearth_api", None, ["-u", "hearth"]),
-              ("hearth_rotate", "someone", [])]
+              ("hearth_front", None, ["-u", "hearth"]), ("hearth_rotate", "someone", [])]
 
 
 @pytest.mark.parametrize("name,user,user_args", USER_CASES)
@@ -514,7 +514,7 @@ def drive_the_wrapper(rc, name, user, user_args):
     assert (done.returncode, done.stdout) == (0, f"Starting {name}.\n"), done.stderr
     wrapper, child = read_pid(pidfile), read_pid(child_pidfile)
     assert alive(wrapper) and alive(child)
-    child_args = (["-m", "services.api", "--config", str(config)] if name == "hearth_api"
+    child_args = (["-m", f"services.{short}", "--config", str(config)] if name in ("hearth_api", "hearth_front")
                   else ["--config", str(config), "rotate", "--every", "60"])
     assert json.loads((tmp_path / f"{name}.argv.json").read_text()) == [
         "--config", str(config), "daemon", "-r", "--stop-timeout", "10",

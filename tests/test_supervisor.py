@@ -27,12 +27,15 @@ class Suite:
 
     def __init__(self, root: Path, extra: str = "", supervisor: str = ""):
         self.root = root
-        self.port = free_port()
+        self.port = free_port()        # the API, on TCP here so tests can reach it directly
+        self.front_port = free_port()  # the one door, whose URL `hearth up` prints
         self.config = root / "hearth.toml"
         self.config.write_text(textwrap.dedent(f"""\
             data_dir = "var"
             [api]
             listen = "127.0.0.1:{self.port}"
+            [front]
+            listen = "127.0.0.1:{self.front_port}"
             [supervisor]
             ready_timeout = 20
             {supervisor}
@@ -114,13 +117,16 @@ def test_up_serves_healthz_and_down_leaves_nothing(suite):
     hello_port = free_port()
     s = suite(extra=HELLO.format(port=hello_port))
     up = s.hearth("up", check=True)
-    assert f"hearth is up: http://127.0.0.1:{s.port}/" in up.stdout
-    # rcorder: hello REQUIRE hearth_api, so api is ready before hello starts.
+    assert f"hearth is up: http://127.0.0.1:{s.front_port}/" in up.stdout
+    # rcorder: hello and front REQUIRE hearth_api, so api is ready before they start.
     assert up.stdout.index("api: ready") < up.stdout.index("hello: ready")
+    assert up.stdout.index("api: ready") < up.stdout.index("front: ready")
     assert "admin password" not in up.stdout  # it came from HEARTH_ADMIN_PASSWORD
 
     code, body = get(f"http://127.0.0.1:{s.port}/healthz")
     assert code == 200 and json.loads(body)["status"] == "ok"
+    code, body = get(f"http://127.0.0.1:{s.front_port}/healthz")
+    assert code == 200 and json.loads(body)["upstreams"]["api"]["state"] == "ok"
     assert get(f"http://127.0.0.1:{hello_port}/")[0] == 200
 
     status = s.hearth("status")
@@ -128,7 +134,7 @@ def test_up_serves_healthz_and_down_leaves_nothing(suite):
     lines = status.stdout.splitlines()
     assert lines[0].split() == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LOG"]
     names = {line.split()[0]: line.split() for line in lines[1:]}
-    assert set(names) == {"api", "rotate", "hello", "ticker"}
+    assert set(names) == {"api", "front", "rotate", "hello", "ticker"}
     assert all(row[1] == "running" for row in names.values())
 
     ticker_log = s.var / "log" / "ticker.log"
@@ -245,7 +251,7 @@ def test_service_verbs(suite):
 def test_first_up_writes_a_config_and_prints_a_working_admin_password(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
-    env["HEARTH_API_LISTEN"] = f"127.0.0.1:{port}"
+    env["HEARTH_FRONT_LISTEN"] = f"127.0.0.1:{port}"  # the starter config puts the API on a socket behind it
 
     def hearth(*args):
         return subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True, text=True,

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import secrets
+import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -50,6 +51,24 @@ class Identity:
     app_password_id: int | None = None
 
 
+def client_address(request: web.Request) -> str:
+    """The address failed logins are counted against.
+
+    Over TCP it is the peer. Over a Unix socket the peer is the front end (the
+    suite's daemons listen on var/run/*.sock behind it), and request.remote is
+    empty: the front puts the client address it decided on first in
+    X-Forwarded-For, so that entry is used. Over TCP X-Forwarded-For is
+    whatever the client claims, so it is ignored there.
+    """
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None and sock.family == socket.AF_UNIX:
+        first = request.headers.get("X-Forwarded-For", "").split(",", 1)[0].strip()
+        if first:
+            return first
+    return request.remote or "unknown"
+
+
 class Authenticator:
     """Checks a request's credentials; one per application, see `setup_auth`."""
 
@@ -72,7 +91,7 @@ class Authenticator:
 
     async def authenticate(self, request: web.Request) -> Identity:
         """The request's Identity, or Unauthorized (401) / TooManyRequests (429)."""
-        address = request.remote or "unknown"
+        address = client_address(request)
         self._check_limit(address)
         header = request.headers.get(hdrs.AUTHORIZATION, "")
         if not header.strip():

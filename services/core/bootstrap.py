@@ -19,14 +19,22 @@ STARTER_CONFIG = """\
 
 data_dir = "./var"
 
-[api]
+# The one door: every browser, phone and tunnel comes in here.
+[front]
 listen = "127.0.0.1:8080"
+
+# The API daemon sits behind the front end, on a Unix socket under data_dir.
+[api]
+listen = "unix:run/api.sock"
 
 # Your own programs run like ours: supervised, logged, rotated.
 # [[service]]
 # name = "hello"
 # command = ["python3", "-m", "http.server", "9001", "--bind", "127.0.0.1"]
 # health = "http://127.0.0.1:9001/"
+# listen = "127.0.0.1:9001"   # where it listens: the front end routes to it
+# route = "/hello/"            # http://127.0.0.1:8080/hello/ reaches it
+# strip_prefix = true
 """
 
 

@@ -42,8 +42,9 @@ SCHEMA: tuple[Option, ...] = (
     Option("", "data_dir", str, "./var",
            "Data directory (db/, blobs/, run/, log/). Relative to the config file's directory."),
     Option("", "log_level", str, "info", "Log level of every daemon: debug, info, warning or error."),
-    Option("api", "listen", str, "127.0.0.1:8080",
-           "Where the API daemon listens: HOST:PORT, or unix:PATH (relative to data_dir)."),
+    Option("api", "listen", str, "unix:run/api.sock",
+           "Where the API daemon listens: HOST:PORT, or unix:PATH (relative to data_dir). "
+           "The front end routes /api here."),
     Option("front", "listen", str, "127.0.0.1:8080", "The one door: where the front end listens (HOST:PORT)."),
     Option("front", "tls_cert", str, "", "PEM certificate chain; with tls_key, the front end speaks HTTPS. Reloaded on SIGHUP."),
     Option("front", "tls_key", str, "", "PEM private key for tls_cert."),

@@ -50,6 +50,10 @@ class Conflict(HTTPError):
     status, code = 409, "conflict"
 
 
+class RequestTimeout(HTTPError):
+    status, code = 408, "request-timeout"
+
+
 class PayloadTooLarge(HTTPError):
     status, code = 413, "payload-too-large"
 
@@ -62,5 +66,17 @@ class TooManyRequests(HTTPError):
         self.retry_after = retry_after
 
 
+class BadGateway(HTTPError):
+    """The front end could not get an answer from the service behind it."""
+
+    status, code = 502, "bad-gateway"
+
+
 class ServiceUnavailable(HTTPError):
     status, code = 503, "unavailable"
+
+
+class GatewayTimeout(HTTPError):
+    """The service behind the front end stayed silent longer than [front] idle_timeout."""
+
+    status, code = 504, "gateway-timeout"

@@ -96,7 +96,7 @@ def start_one(config: Config, script: RcScript, wait: bool = True) -> None:
         status = ExitStatus.TIMEOUT if error.timed_out else ExitStatus.ERROR
         raise CommandError(f"{name} did not become ready: {error}", status) from None
     check = health_check(config, name)
-    print(f"{name}: ready{f' ({check.url})' if check else ''}")
+    print(f"{name}: ready{f' ({check})' if check else ''}")
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -106,7 +106,7 @@ def run_up(args: argparse.Namespace) -> int:
     password = ensure_initialised(config)
     for script in prepare(config):
         start_one(config, script, wait=not args.no_wait)
-    check = health_check(config, "api")
+    check = health_check(config, "front")  # the one door: everything is reached through it
     print(f"hearth is up: {check.url.removesuffix('healthz') if check else ''}")
     if password:
         print(f"admin password (shown once; change it with `hearth user passwd admin`): {password}")

@@ -1,9 +1,15 @@
 """The daemon wrapper's supervision loop: one child, its output, its restarts, its stop.
 
-Single-threaded on purpose (preexec_fn and fork need it): one selector waits on
+Single-threaded on purpose (preexec_fn and fork need it): one poll(2) waits on
 the child's output pipe and on the signal wakeup pipe, and every decision is
 taken between two waits. Signal handlers only queue the signal number, so none
 is lost and none interrupts a half-done step.
+
+The loop is the hot path when a child logs a lot, so a wake-up does as little
+as it can: output is read into the OutputLog's reused buffer (no allocation),
+everything the pipe holds is taken in one read and written in one write, the
+child is reaped (wait4) only after a SIGCHLD (or, in case one went missing,
+every MAX_WAIT seconds), and the timers are looked at only while one is set.
 """
 from __future__ import annotations
 
@@ -11,10 +17,12 @@ import collections
 import fcntl
 import ctypes
 import ctypes.util
+import io
 import logging
+import math
 import os
 import pwd
-import selectors
+import select
 import signal
 import sys
 import subprocess
@@ -24,15 +32,16 @@ from dataclasses import dataclass
 from setproctitle import setproctitle
 
 from .backoff import Backoff
-from .outputlog import OutputLog
+from .outputlog import READ_SIZE, OutputLog
 from .pidfile import PidFile
 from .spawn import describe_exit, spawn
 from .state import StateFile
 
-READ_SIZE = 256 * 1024
 PIPE_SIZE = 1024 * 1024          # Linux: a roomier pipe absorbs bursts of output
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
-MAX_WAIT = 5.0                    # wake up now and then even if nothing happens
+MAX_WAIT = 5.0                    # wake up now and then even if nothing happens, and check on the child
+PUMP_READS = 4                    # reads per wake-up at most (about the pipe's size), then see to signals
+EXIT_READS = 64                   # reads after the child exited, for what it (or a straggler) left
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,11 @@ class Wrapper:
         self.last_exit: str | None = None
         self.reason: str | None = None
         self._signals: collections.deque[int] = collections.deque()
-        self._selector = selectors.DefaultSelector()
+        self._poller = select.poll()
         self._pipe_r = self._pipe_w = -1
+        self._source: io.FileIO | None = None   # the pipe's read end, for readinto
+        self._child_changed = False              # a SIGCHLD came: reap
+        self._next_check = 0.0                   # reap anyway from then on (a lost SIGCHLD)
 
     def log(self, level: int, message: str) -> None:
         self._log.log(level, "%s: %s", self.settings.name, message)
@@ -112,7 +124,7 @@ class Wrapper:
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
-        self._selector.register(wake_r, selectors.EVENT_READ)
+        self._poller.register(wake_r, select.POLLIN)
         previous = {signum: signal.signal(signum, self._queue_signal) for signum in HANDLED_SIGNALS}
         previous_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         try:
@@ -123,11 +135,25 @@ class Wrapper:
             self._start_child()
             if self.exit_code is None:  # otherwise the caller hears why it ended at once
                 ready()
+            self._next_check = time.monotonic() + MAX_WAIT
+            # The hot path: one pass per wake-up, so it is written out here, with locals.
+            poll, monotonic, ceil, pipe_r = self._poller.poll, time.monotonic, math.ceil, self._pipe_r
             while self.exit_code is None:
-                self._wait(wake_r)
-                self._handle_signals()
-                self._reap()
-                self._handle_timers()
+                deadline = self._next_check
+                if self.restart_at is not None or self.stop_deadline is not None:
+                    deadline = min(t for t in (deadline, self.restart_at, self.stop_deadline) if t is not None)
+                timeout = deadline - monotonic()
+                for fd, _ in poll(ceil(timeout * 1000) if timeout > 0 else 0):
+                    if fd == pipe_r:
+                        self._pump()
+                    else:
+                        self._drain_wakeups(wake_r)
+                if self._signals:
+                    self._handle_signals()
+                if self._child_changed or monotonic() >= self._next_check:
+                    self._reap()
+                if self.restart_at is not None or self.stop_deadline is not None:
+                    self._handle_timers()
             return self.exit_code
         except Exception as error:  # a bug or an unusable system: say so, leave no child behind
             self._log.exception("%s: wrapper failed", self.settings.name)
@@ -139,7 +165,8 @@ class Wrapper:
             signal.set_wakeup_fd(previous_wakeup)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            self._selector.close()
+            if self._source is not None:
+                self._source.close()  # closefd=False: the fd is closed below
             for fd in (wake_r, wake_w, self._pipe_r, self._pipe_w):
                 if fd >= 0:
                     os.close(fd)
@@ -157,43 +184,42 @@ class Wrapper:
                 fcntl.fcntl(self._pipe_w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
             except OSError:
                 pass  # above /proc/sys/fs/pipe-max-size: the default pipe works too
-        self._selector.register(self._pipe_r, selectors.EVENT_READ)
+        self._source = io.FileIO(self._pipe_r, "r", closefd=False)
+        self._poller.register(self._pipe_r, select.POLLIN)
 
-    def _wait(self, wake_r: int) -> None:
-        now = time.monotonic()
-        deadlines = [now + MAX_WAIT]
-        if self.restart_at is not None:
-            deadlines.append(self.restart_at)
-        if self.stop_deadline is not None:
-            deadlines.append(self.stop_deadline)
-        for key, _ in self._selector.select(max(0.0, min(deadlines) - now)):
-            if key.fd == wake_r:
-                try:
-                    while os.read(wake_r, 4096):
-                        pass
-                except BlockingIOError:
-                    pass
-            else:
-                self._pump()
+    @staticmethod
+    def _drain_wakeups(wake_r: int) -> None:
+        """Empty the signal wakeup pipe (the handlers have queued the signals themselves)."""
+        try:
+            while os.read(wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
 
-    def _pump(self, max_reads: int = 1) -> None:
-        """Copy what the child wrote into the log file, whole lines only."""
-        for _ in range(max_reads):
-            try:
-                data = os.read(self._pipe_r, READ_SIZE)
-            except BlockingIOError:
-                break
-            if not data:
-                break
-            self.output.write_output(data)
-        if self.output.lost_bytes and self.output.last_write_ok:
+    def _pump(self, max_reads: int = PUMP_READS, until_empty: bool = False) -> None:
+        """Copy what the child wrote into the log file, whole lines only.
+
+        A read shorter than READ_SIZE took all the pipe held, so it is the last
+        one (a wake-up is one read and one write), unless `until_empty` asks to
+        read on until the pipe is empty.
+        """
+        output, source = self.output, self._source
+        count = output.read_from(source)
+        if count and (count >= READ_SIZE or until_empty):
+            for _ in range(max_reads - 1):
+                count = output.read_from(source)
+                if not count or (count < READ_SIZE and not until_empty):
+                    break
+        if output.lost_bytes and output.last_write_ok:
             lost, self.output.lost_bytes = self.output.lost_bytes, 0
             self.log(logging.WARNING, f"lost {lost} bytes of output: {self.output.last_error}")
 
     def _handle_signals(self) -> None:
         while self._signals:
             signum = self._signals.popleft()
-            if signum in (signal.SIGTERM, signal.SIGINT):
+            if signum == signal.SIGCHLD:
+                self._child_changed = True
+            elif signum in (signal.SIGTERM, signal.SIGINT):
                 self._stop(signal.Signals(signum).name)
             elif signum == signal.SIGHUP:
                 self._reopen_log()
@@ -211,11 +237,13 @@ class Wrapper:
         self.log(logging.INFO, "reopened log file on SIGHUP")
 
     def _reap(self) -> None:
+        self._child_changed = False
+        self._next_check = time.monotonic() + MAX_WAIT
         if self.child is None or self.child.poll() is None:
             return
         child, self.child = self.child, None
-        if self.output is not None:
-            self._pump(max_reads=64)  # everything it wrote before dying, then its unfinished line
+        if self.output is not None:  # everything it wrote before dying, then its unfinished line
+            self._pump(max_reads=EXIT_READS, until_empty=True)
             self.output.flush_partial()
         if self.child_pidfile is not None:
             self.child_pidfile.write(None)

@@ -1,0 +1,168 @@
+"""Which request goes where: the route table built from hearth.toml.
+
+Order decides, not specificity: the user's `[[route]]` tables (in file order),
+then the routes of `[[service]]` tables, then the suite's built-ins (`/api/`,
+`/sync/`, `/dav/`, `/files/`, the `/.well-known/` redirects). The first route
+whose host and path prefix match wins; there is no implicit catch-all, so a
+request nothing matches gets 404 with the reason. `/healthz` is the front
+end's own and sits before everything: it is the door's readiness check, which
+a user's `path = "/"` route must not be able to take away.
+
+Matching rules:
+- host: case-insensitive, port ignored; `*.example.org` matches
+  `a.example.org` and `a.b.example.org`, not `example.org`; no host: any.
+- path prefix, on segment boundaries: `/hello` and `/hello/` both match
+  `/hello`, `/hello/` and `/hello/x`, never `/helloworld`. A request for
+  `/hello` on a route written `/hello/` is answered by the front with a 308
+  redirect to `/hello/` (see `Route.wants_slash`): relative links in the app
+  then resolve under its prefix, and 308 keeps the method and the body.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
+from urllib.parse import quote
+
+from services.core.config import Config, ConfigError, RouteSpec
+
+from .upstream import UpstreamAddress, parse_upstream
+
+Kind = Literal["proxy", "redirect", "health"]
+
+# The suite's daemons and where they listen when their config section says nothing:
+# a Unix socket in var/run, named after the daemon.
+SUITE_PREFIXES = (("/api/", "api"), ("/sync/", "sync"), ("/dav/", "dav"), ("/files/", "files"))
+WELL_KNOWN_REDIRECTS = (("/.well-known/caldav", "/dav/"), ("/.well-known/carddav", "/dav/"))
+HEALTH_PATH = "/healthz"
+# hearth daemons a route may name with `service =` that do not speak HTTP.
+NOT_HTTP = frozenset({"front", "rotate", "tunnel", "relay"})
+
+
+@dataclass(frozen=True)
+class Route:
+    """One resolved route: where matching requests go, and the door's policy for them."""
+
+    kind: Kind
+    path: str = "/"
+    host: str | None = None
+    upstream: UpstreamAddress | None = None
+    redirect: str | None = None
+    strip_prefix: bool = False
+    max_body_kb: int | None = None
+    cors: Mapping[str, Any] | None = None
+    security_headers: bool = True
+    origin: str = "built-in"    # where it came from, for messages: "[[route]] #2", "service 'hello'"
+
+    def matches_host(self, host: str) -> bool:
+        if self.host is None:
+            return True
+        if self.host.startswith("*."):
+            return host.endswith(self.host[1:]) and len(host) > len(self.host) - 1
+        return host == self.host
+
+    def matches_path(self, path: str) -> bool:
+        prefix = self.path
+        if prefix == "/" or path == prefix.rstrip("/") or path == prefix:
+            return True
+        return path.startswith(prefix if prefix.endswith("/") else prefix + "/")
+
+    def wants_slash(self, path: str) -> bool:
+        """The request is `/hello` on a `/hello/` route: answer 308 to `/hello/`."""
+        return len(self.path) > 1 and self.path.endswith("/") and path == self.path[:-1]
+
+    def upstream_path(self, path: str, raw_path: str) -> str:
+        """The request target to send upstream: the raw path and query, minus the prefix if asked.
+
+        `path` is the decoded path the route matched, `raw_path` the target as the
+        client sent it (percent-encoding and query intact), which is what goes
+        upstream. A client that percent-encoded part of the prefix itself gets the
+        decoded remainder re-encoded instead.
+        """
+        if not self.strip_prefix or self.path == "/":
+            return raw_path
+        prefix = self.path.rstrip("/")
+        if raw_path.startswith(prefix):
+            rest = raw_path[len(prefix):]
+        else:
+            query = raw_path.partition("?")[2]
+            rest = quote(path[len(prefix):], safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
+        return rest if rest.startswith("/") else "/" + rest
+
+
+def normalise_host(header: str | None) -> str:
+    """The Host header without port, trailing dot or case: `Example.org.:8080` -> `example.org`."""
+    if not header:
+        return ""
+    host = header.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+class RouteTable:
+    """The routes in matching order; `match(host, path)` returns the first that fits."""
+
+    def __init__(self, routes: list[Route] | tuple[Route, ...]):
+        self.routes = tuple(routes)
+
+    @classmethod
+    def from_config(cls, config: Config) -> RouteTable:
+        routes = [Route("health", path=HEALTH_PATH, security_headers=False, origin="built-in /healthz")]
+        for index, spec in enumerate(config.routes, 1):
+            routes.append(_resolve(spec, config, f"[[route]] #{index}"))
+        for service in config.services:
+            if service.route is not None:
+                routes.append(_resolve(service.route, config, f"service {service.name!r}"))
+        for prefix, daemon in SUITE_PREFIXES:
+            routes.append(Route("proxy", path=prefix, upstream=suite_upstream(config, daemon)))
+        for path, target in WELL_KNOWN_REDIRECTS:
+            routes.append(Route("redirect", path=path, redirect=target))
+        return cls(routes)
+
+    def match(self, host: str | None, path: str) -> Route | None:
+        host = normalise_host(host)
+        for route in self.routes:
+            if route.matches_path(path) and route.matches_host(host):
+                return route
+        return None
+
+    def upstreams(self) -> list[UpstreamAddress]:
+        """Every distinct upstream, in route order (for connection pools and /healthz)."""
+        seen: dict[str, UpstreamAddress] = {}
+        for route in self.routes:
+            if route.upstream is not None:
+                seen.setdefault(route.upstream.key, route.upstream)
+        return list(seen.values())
+
+
+def suite_upstream(config: Config, daemon: str) -> UpstreamAddress:
+    """A hearth daemon's address: its `[section] listen`, or var/run/DAEMON.sock while it has none."""
+    section = config.values.get(daemon)
+    listen = section["listen"] if section is not None and "listen" in section else f"unix:run/{daemon}.sock"
+    return parse_upstream(listen, config.data_dir, service=daemon, suite=True,
+                          where=f"[{daemon}] listen")
+
+
+def _resolve(spec: RouteSpec, config: Config, origin: str) -> Route:
+    where = f"{config.path or 'hearth.toml'}: {origin}"
+    common = dict(path=spec.path, host=spec.host, strip_prefix=spec.strip_prefix, max_body_kb=spec.max_body_kb,
+                  cors=spec.cors, security_headers=spec.security_headers, origin=origin)
+    if spec.redirect is not None:
+        return Route("redirect", redirect=spec.redirect, **common)
+    if spec.upstream is not None:
+        return Route("proxy", upstream=parse_upstream(spec.upstream, config.data_dir, where=f"{where}: upstream"),
+                     **common)
+    name = spec.service
+    if name in NOT_HTTP:
+        raise ConfigError(f"{where}: service: {name!r} does not serve HTTP")
+    if name in {daemon for _, daemon in SUITE_PREFIXES}:
+        return Route("proxy", upstream=suite_upstream(config, name), **common)
+    service = next((s for s in config.services if s.name == name), None)
+    if service is None:
+        raise ConfigError(f"{where}: service: no service named {name!r}")
+    if not service.listen:
+        raise ConfigError(f"{where}: service {name!r} has no listen: the front end cannot reach it")
+    return Route("proxy", upstream=parse_upstream(service.listen, config.data_dir, service=name,
+                                                  where=f"{where}: listen"), **common)
