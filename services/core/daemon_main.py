@@ -1,0 +1,62 @@
+"""The `python -m services.NAME` entry point every hearth daemon shares.
+
+A bad config is one line on stderr and exit 2 (the supervisor does not
+restart that); a port already taken is exit 1 (it does, with backoff); a clean
+SIGTERM is exit 0 with the Unix socket removed.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import stat
+import sys
+from typing import Callable
+
+from .config import Config, ConfigError, load_config
+from .exitcodes import ExitStatus
+from .http import ListenAddress
+from .log import setup_logging
+
+Prepare = Callable[[Config, ListenAddress], Callable[[], None]]
+
+
+def listen_address(config: Config, section: str) -> ListenAddress:
+    try:
+        return ListenAddress.parse(config.values[section]["listen"], config.data_dir)
+    except ValueError as error:
+        raise ConfigError(f"{config.path or f'$HEARTH_{section.upper()}_LISTEN'}: [{section}] listen: {error}") from None
+
+
+def remove_socket(address: ListenAddress) -> None:
+    """We had it bound until now: leave no stale socket behind."""
+    if address.path is None:
+        return
+    try:
+        if stat.S_ISSOCK(address.path.lstat().st_mode):
+            address.path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def run_daemon(argv: list[str] | None, *, name: str, description: str, prepare: Prepare) -> int:
+    """Parse --config, check it, let `prepare` build the daemon (it may raise ConfigError), serve."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}", description=description)
+    parser.add_argument("--config", metavar="FILE", help="config file (default: ./hearth.toml or $HEARTH_CONFIG)")
+    args = parser.parse_args(argv)
+    log = logging.getLogger(name)
+    try:
+        config = load_config(args.config)
+        address = listen_address(config, name)
+        setup_logging(config.log_level)
+        serve = prepare(config, address)
+    except ConfigError as error:
+        print(f"hearth-{name}: {error}", file=sys.stderr)
+        return ExitStatus.CONFIG
+    try:
+        serve()
+    except OSError as error:
+        log.error("cannot serve on %s: %s", address, error)
+        return ExitStatus.ERROR
+    remove_socket(address)
+    log.info("stopped")
+    return ExitStatus.OK
