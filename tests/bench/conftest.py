@@ -93,3 +93,88 @@ def _output(argv: list[str]) -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
     return result.stdout + result.stderr
+
+
+# -- HTTP tools for the front-end benchmark: wrk, curl, Caddy, nginx ---------------------
+
+WEB_PORTS = (80, 443)  # where Debian's caddy and nginx packages would start their own instance
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+
+
+@pytest.fixture(scope="session")
+def wrk() -> Tool:
+    """wrk (Debian package `wrk`), the load generator."""
+    return _debian_tool("wrk", "wrk", "wrk", ["-v"])
+
+
+@pytest.fixture(scope="session")
+def curl() -> Tool:
+    """curl, the streaming client."""
+    return _debian_tool("curl", "curl", "curl", ["--version"])
+
+
+@pytest.fixture(scope="session")
+def caddy() -> Tool:
+    """Caddy (Debian package `caddy`), apt-installed when missing and we are root; never left running."""
+    return _debian_tool("caddy", "caddy", "caddy", ["version"])
+
+
+@pytest.fixture(scope="session")
+def nginx() -> Tool:
+    """nginx (Debian package `nginx`), apt-installed when missing and we are root; never left running."""
+    return _debian_tool("nginx", "nginx", "nginx", ["-v"])
+
+
+def _debian_tool(name: str, program: str, package: str, version_argv: list[str]) -> Tool:
+    """Find `program`, or apt-install `package` so that no service it ships is started (or stays started)."""
+    path = _which(program)
+    if path is None:
+        if os.geteuid() != 0:
+            return Tool(name, None, reason=f"{program} is not installed, and installing it needs root "
+                                           f"(apt-get install {package})")
+        if shutil.which("apt-get") is None:
+            return Tool(name, None, reason=f"{program} is not installed and there is no apt-get here")
+        failure = _apt_install_no_services(package)
+        path = _which(program)
+        if path is None:
+            return Tool(name, None, reason=failure or f"apt-get install -y {package} installed no {program}")
+    version = _output([path, *version_argv]).strip().splitlines()
+    return Tool(name, path, version=version[0] if version else "")
+
+
+def _apt_install_no_services(package: str) -> str:
+    """`_apt_install` with services held back: a policy-rc.d that answers 101 ("not allowed") while apt
+    runs, unless the machine has its own; then whatever the package still started on :80/:443 (under
+    systemd, say) is stopped by the pids that listen there now and did not before. Never by name."""
+    before = _web_listeners()
+    ours = not POLICY_RC_D.exists()
+    if ours:
+        POLICY_RC_D.write_text("#!/bin/sh\n# written by hearth's tests/bench while apt-get runs\nexit 101\n")
+        POLICY_RC_D.chmod(0o755)
+    try:
+        failure = _apt_install(package)
+    finally:
+        if ours:
+            POLICY_RC_D.unlink(missing_ok=True)
+    for pid in sorted(_web_listeners() - before):
+        print(f"bench: the {package} package started pid {pid} on :80/:443; stopping it", flush=True)
+        try:
+            os.kill(pid, 15)
+        except ProcessLookupError:
+            pass
+    return failure
+
+
+def _web_listeners() -> set[int]:
+    """Pids of the processes listening on TCP :80 or :443 (ss -ltnp), on any address."""
+    listing = _output(["ss", "-Hltnp"])
+    pids: set[int] = set()
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or not any(fields[3].endswith(f":{port}") for port in WEB_PORTS):
+            continue
+        for token in line.split("pid=")[1:]:
+            digits = token.split(",")[0]
+            if digits.isdigit():
+                pids.add(int(digits))
+    return pids
