@@ -66,6 +66,26 @@ def build_parser() -> argparse.ArgumentParser:
     service.add_argument("name", help="service name, e.g. api or hearth_api or one of your [[service]] names")
     service.add_argument("verb", help="start | stop | restart | status | reload | (one|force|quiet)VERB")
 
+    from services.rc import slot_commands
+    slot_commands.configure_deploy(command(
+        "deploy", "services.rc.slot_commands:run_deploy",
+        "Restart one slot of a service with slots = true (staging by default) with a new command, and wait "
+        "until it is healthy.",
+        epilog="examples:\n"
+               "  hearth deploy hello --command 'sh -c \"exec ./hello-v2 --port $PORT\"'\n"
+               "  hearth deploy hello -- ./hello-v2 --config v2.toml\n\n"
+               "The command gets its slot's address in $HEARTH_LISTEN (and $HOST, $PORT on TCP). Without a\n"
+               "command, hearth.toml's is used. The new command is kept in var/run/slots/NAME.json and runs\n"
+               "from then on, until the next deploy to that slot. A command that does not become healthy\n"
+               "exits non-zero and leaves prod as it was."))
+    slot_commands.configure_promote(command(
+        "promote", "services.rc.slot_commands:run_promote",
+        "Make a service's staging slot prod, with no failed request: the front end switches new requests, "
+        "the old prod finishes what it has and keeps running as staging.",
+        epilog="Refuses (nothing changes) unless staging is healthy. Returns once every new request goes to\n"
+               "the new prod and the old prod has finished the requests it was given (--drain-timeout).\n"
+               "Promoting again rolls back at once."))
+
     config = command("config", "services.core.config_command:run",
                      "Print the effective configuration (after HEARTH_… overrides).",
                      epilog=_config_epilog())
@@ -91,9 +111,30 @@ def _config_epilog() -> str:
     return "keys (env override in parentheses):\n" + describe_options()
 
 
+# Commands whose last argument may be a command line after `--` (`hearth deploy NAME --slot staging -- cmd …`):
+# argparse cannot mix options after a positional with words after --, so those words are set aside first.
+TRAILING_COMMAND = frozenset({"deploy"})
+
+
+def _split_trailing_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    words = iter(enumerate(argv))
+    for index, word in words:
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("-"):
+            if word in TRAILING_COMMAND and "--" in argv[index:]:
+                split = argv.index("--", index)
+                return argv[:split], argv[split + 1:]
+            break
+    return argv, None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv, trailing = _split_trailing_command(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
+    if trailing is not None:
+        args.argv = trailing
     try:
         return int(args.handler(args) or 0)
     except CommandError as error:

@@ -36,6 +36,11 @@ def test_shipped_logrotate_conf_rotates_a_live_wrapper_without_losing_lines(tmp_
     try:
         for _ in range(4):
             time.sleep(0.6)
+            # notifempty/missingok skip an empty or missing log: under load the
+            # child may not have written yet; wait for it, not for the clock.
+            deadline = time.monotonic() + 20
+            while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline:
+                time.sleep(0.05)
             result = subprocess.run(["logrotate", "-f", "-s", str(tmp_path / "state"), str(conf)],
                                     capture_output=True, text=True, timeout=30)
             assert result.returncode == 0, result.stderr

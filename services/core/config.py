@@ -90,7 +90,8 @@ SERVICE_KEYS: Mapping[str, str] = MappingProxyType({
     "env": "Table of environment variables for the command (written to a 0600 file, never logged).",
     "env_file": "KEY=VALUE file merged into the environment (relative to the config file).",
     "user": "Run as this user (needs root); defaults to supervisor.user.",
-    "health": "URL that answers 2xx when the service is ready (checked by hearth up).",
+    "health": "URL that answers 2xx when the service is ready (checked by hearth up); with slots, a path "
+              "such as \"/healthz\", asked of each slot's own address.",
     "requires": "Names of services (ours or yours) that must start first.",
     "description": "One line shown by hearth status.",
     "listen": "Where the service listens (HOST:PORT or unix:PATH); the front end proxies its route there.",
@@ -99,13 +100,21 @@ SERVICE_KEYS: Mapping[str, str] = MappingProxyType({
     "strip_prefix": "Remove the route's prefix before proxying (default false).",
     "max_body_kb": "Request body limit for this service's route in KiB.",
     "cors": "CORS table answered at the door: origins, methods, headers, credentials, max_age, expose.",
+    "slots": "true: run two instances, NAME@prod and NAME@staging, for hearth deploy and hearth promote "
+             "(needs route and staging_route or staging_host; no listen).",
+    "listen_slots": "With slots: the two instances' addresses, [\"HOST:PORT\", \"HOST:PORT\"] "
+                    "(default: unix:run/NAME_blue.sock and NAME_green.sock); the command gets its own in "
+                    "$HEARTH_LISTEN, and $HOST and $PORT.",
+    "staging_route": "With slots: path prefix the front end sends to NAME@staging, e.g. \"/hello-staging/\".",
+    "staging_host": "With slots: host the front end sends to NAME@staging (with staging_route, or route's path).",
 })
 
 ROUTE_KEYS: Mapping[str, str] = MappingProxyType({
     "path": "Path prefix to match (default \"/\": everything); the longest match does not win, the first does.",
     "host": "Host to match: exact (example.org) or a wildcard (*.example.org); absent: any host.",
     "upstream": "Where to proxy: HOST:PORT or unix:PATH (relative to data_dir).",
-    "service": "Instead of upstream: the name of a hearth daemon (api, …) or a [[service]] with listen.",
+    "service": "Instead of upstream: the name of a hearth daemon (api, …) or a [[service]] with listen "
+               "(with slots: NAME or NAME@prod, NAME@staging).",
     "redirect": "Instead of proxying: answer 301 to this URL.",
     "strip_prefix": "Remove the matched prefix before proxying (default false).",
     "max_body_kb": "Request body limit in KiB (default: [front] max_body_kb).",
@@ -163,6 +172,9 @@ class ServiceSpec:
     description: str = ""
     listen: str | None = None
     route: RouteSpec | None = None
+    slots: bool = False                  # two instances, prod and staging (services.core.slots)
+    listen_slots: tuple[str, ...] = ()   # with slots: blue's and green's address; empty: Unix sockets
+    staging_route: RouteSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -279,16 +291,16 @@ def _parse_services(raw: Any, path: Path, base_dir: Path, known: set[str]) -> tu
         env = table.get("env", {})
         if not isinstance(env, dict) or not all(isinstance(v, (str, int, float, bool)) for v in env.values()):
             raise ConfigError(f"{where}: env: expected a table of strings")
-        for key in ("env_file", "user", "health", "description", "listen", "route", "host"):
+        for key in ("env_file", "user", "health", "description", "listen", "route", "host",
+                    "staging_route", "staging_host"):
             if key in table and not isinstance(table[key], str):
                 raise ConfigError(f"{where}: {key}: expected a string, got {table[key]!r}")
+        route_options = {k: table[k] for k in ("host", "strip_prefix", "max_body_kb", "cors") if k in table}
         route = None
         if "route" in table:
-            if "listen" not in table:
+            if "listen" not in table and not table.get("slots"):
                 raise ConfigError(f"{where}: route: needs listen (where the front end should send it)")
-            route = _parse_route({"path": table["route"], "service": name,
-                                  **{k: table[k] for k in ("host", "strip_prefix", "max_body_kb", "cors") if k in table}},
-                                 where)
+            route = _parse_route({"path": table["route"], "service": name, **route_options}, where)
         requires = table.get("requires", [])
         if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
             raise ConfigError(f"{where}: requires: expected a list of service names")
@@ -303,8 +315,62 @@ def _parse_services(raw: Any, path: Path, base_dir: Path, known: set[str]) -> tu
             description=table.get("description", ""),
             listen=table.get("listen"),
             route=route,
+            **_parse_slots(table, where, route, route_options),
         ))
+    slotted = {f"{spec.name}_{colour}": spec.name for spec in services if spec.slots for colour in ("blue", "green")}
+    for spec in services:
+        if spec.name in slotted:
+            raise ConfigError(f"{path}: service {spec.name!r}: name: taken by a slot of service "
+                              f"{slotted[spec.name]!r} (its instances are NAME_blue and NAME_green)")
     return tuple(services)
+
+
+SLOT_ONLY_KEYS = ("listen_slots", "staging_route", "staging_host")
+
+
+def _parse_slots(table: dict[str, Any], where: str, route: RouteSpec | None,
+                 route_options: dict[str, Any]) -> dict[str, Any]:
+    """The slot keys of a [[service]] table, checked: {} for a service without slots."""
+    slots = table.get("slots", False)
+    if not isinstance(slots, bool):
+        raise ConfigError(f"{where}: slots: expected true or false, got {slots!r}")
+    if not slots:
+        for key in SLOT_ONLY_KEYS:
+            if key in table:
+                raise ConfigError(f"{where}: {key}: only with slots = true")
+        return {}
+    if "listen" in table:
+        raise ConfigError(f"{where}: listen: with slots = true each instance listens on its own address: "
+                          "use listen_slots = [\"HOST:PORT\", \"HOST:PORT\"], or leave both out for Unix sockets")
+    if route is None:
+        raise ConfigError(f"{where}: slots: needs route (the prod route) and staging_route or staging_host")
+    if "staging_route" not in table and "staging_host" not in table:
+        raise ConfigError(f"{where}: slots: needs staging_route or staging_host (where NAME@staging is reached)")
+    health = table.get("health")
+    if health is not None and not health.startswith("/"):
+        raise ConfigError(f"{where}: health: with slots = true, a path such as \"/healthz\" (asked of each "
+                          f"instance's own address), got {health!r}")
+    listen_slots = table.get("listen_slots", [])
+    if "listen_slots" in table and (
+            not isinstance(listen_slots, list) or len(listen_slots) != 2 or len(set(listen_slots)) != 2
+            or not all(isinstance(a, str) and _looks_like_listen(a) for a in listen_slots)):
+        raise ConfigError(f"{where}: listen_slots: expected two different addresses, HOST:PORT or unix:PATH, "
+                          f"got {listen_slots!r}")
+    options = dict(route_options)
+    if "staging_host" in table:
+        options["host"] = table["staging_host"]
+    staging = _parse_route({**options, "path": table.get("staging_route", route.path),
+                            "service": f"{table['name']}@staging"}, where)
+    if (staging.path.rstrip("/"), staging.host) == (route.path.rstrip("/"), route.host):
+        raise ConfigError(f"{where}: staging_route: the same as route; staging needs a path or host of its own")
+    return {"slots": True, "listen_slots": tuple(listen_slots), "staging_route": staging}
+
+
+def _looks_like_listen(value: str) -> bool:
+    if value.startswith("unix:"):
+        return len(value) > 5
+    host, sep, port = value.rpartition(":")
+    return bool(sep) and port.isdigit()
 
 
 def _parse_cors(raw: Any, where: str) -> Mapping[str, Any]:
@@ -413,7 +479,8 @@ def load_config(explicit: str | Path | None = None, environ: Mapping[str, str] =
 
     services = _parse_services(services_raw, path, base_dir, set())
     routes = _parse_routes(routes_raw, path)
-    known_targets = RESERVED_SERVICE_NAMES | {s.name for s in services}
+    known_targets = RESERVED_SERVICE_NAMES | {s.name for s in services} | {
+        f"{s.name}@{label}" for s in services if s.slots for label in ("prod", "staging")}
     for index, route in enumerate(routes, 1):
         if route.service and route.service not in known_targets:
             raise ConfigError(f"{path}: [[route]] #{index}: service: no service named {route.service!r}")
@@ -473,7 +540,17 @@ def example_toml() -> str:
             '# env_file = "hello.env"',
             '# health = "http://127.0.0.1:9001/"',
             '# requires = ["api"]',
-            '# description = "a static file server"']
+            '# description = "a static file server"',
+            '#',
+            '# A service with staging and production slots (see `hearth deploy`, `hearth promote`):',
+            '# [[service]]',
+            '# name = "shop"',
+            '# command = "sh -c \'exec ./shop-server --port $PORT\'"',
+            '# slots = true',
+            '# listen_slots = ["127.0.0.1:9101", "127.0.0.1:9102"]',
+            '# route = "/shop/"',
+            '# staging_route = "/shop-staging/"',
+            '# health = "/healthz"']
     out += ["", "# Extra front-end routes, matched in order before the built-in ones. One table per route.",
             "# [[route]]"]
     out += [f"#   {key}: {meaning}" for key, meaning in ROUTE_KEYS.items()]

@@ -30,6 +30,7 @@ from .limits import RequestLimiter
 from .protocol import make_server
 from .proxy import ClientGone, Proxy
 from .routes import Route, RouteTable
+from .slots import Slots
 from .tls import TLSContext
 from .upstream import Upstreams
 from .websocket import is_websocket, relay
@@ -51,10 +52,11 @@ class Front:
         self.routes = RouteTable.from_config(config)
         addresses = self.routes.upstreams()
         self.upstreams = Upstreams(config, addresses)
+        self.slots = Slots(config.data_dir, self.routes.slotted)
         self.forwarded = ForwardedPolicy(front.trusted_proxies, tls=self.tls is not None)
         self.limiter = RequestLimiter(config)
-        self.proxy = Proxy(config, self.upstreams, self.forwarded)
-        self.health = Health(config, addresses, self.upstreams)
+        self.proxy = Proxy(config, self.upstreams, self.forwarded, self.slots)
+        self.health = Health(config, addresses, self.upstreams, self.slots)
         self.cors = {id(route): CorsPolicy.from_spec(route.cors, where=f"{route.origin}: cors")
                      for route in self.routes.routes}
         self.security = {tls: security_headers(tls, front.hsts_max_age) for tls in (False, True)}
@@ -178,7 +180,7 @@ def build_server(front: Front, config: Config) -> web.Server:
 
 
 async def serve(front: Front, config: Config, address: ListenAddress) -> None:
-    """Run the front end on `address` until SIGTERM or SIGINT; SIGHUP reloads the TLS certificate."""
+    """Run the front end on `address` until SIGTERM or SIGINT; SIGHUP reloads the certificate and slots."""
     await front.start()
     runner = web.ServerRunner(build_server(front, config), shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
@@ -206,7 +208,8 @@ async def serve(front: Front, config: Config, address: ListenAddress) -> None:
 
 
 def reload(front: Front) -> None:
-    """SIGHUP: take up a renewed TLS certificate; routes and the rest need a restart."""
+    """SIGHUP: take up a renewed TLS certificate and the slot records; routes and the rest need a restart."""
+    front.slots.reload()
     if front.tls is None:
         log.info("SIGHUP: no TLS certificate to reload; configuration changes take "
                  "`hearth service front restart`")

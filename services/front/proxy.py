@@ -33,6 +33,7 @@ from services.core.errors import (BadGateway, BadRequest, GatewayTimeout, HTTPEr
 from .accesslog import Exchange
 from .forwarding import Client, ForwardedPolicy, end_to_end
 from .routes import Route
+from .slots import Slots
 from .upstream import UpstreamAddress, Upstreams, supervision
 
 log = logging.getLogger("front.proxy")
@@ -98,9 +99,10 @@ def too_large(limit: int) -> PayloadTooLarge:
 class Proxy:
     """Forwards requests to their route's upstream through the upstream's keep-alive pool."""
 
-    def __init__(self, config: Config, upstreams: Upstreams, forwarded: ForwardedPolicy):
+    def __init__(self, config: Config, upstreams: Upstreams, forwarded: ForwardedPolicy, slots: Slots):
         self.upstreams = upstreams
         self.forwarded = forwarded
+        self.slots = slots
         self.data_dir = config.data_dir
         self.retry_after = max(1, config.front.retry_after)
         self.idle_timeout = config.front.idle_timeout or None
@@ -108,8 +110,12 @@ class Proxy:
 
     async def forward(self, request: web.BaseRequest, route: Route, client: Client, exchange: Exchange,
                       body_limit: int | None, decorate: Decorate) -> web.StreamResponse:
-        address = route.upstream
-        assert address is not None
+        assert route.upstream is not None
+        with self.slots.serving(route.upstream) as address:  # a slot label becomes blue or green here
+            return await self._forward(request, route, address, client, exchange, body_limit, decorate)
+
+    async def _forward(self, request: web.BaseRequest, route: Route, address: UpstreamAddress, client: Client,
+                       exchange: Exchange, body_limit: int | None, decorate: Decorate) -> web.StreamResponse:
         exchange.upstream = address.label
         if body_limit is not None and (request.content_length or 0) > body_limit:
             raise too_large(body_limit)

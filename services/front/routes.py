@@ -19,11 +19,12 @@ Matching rules:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Mapping
 from urllib.parse import quote
 
-from services.core.config import Config, ConfigError, RouteSpec
+from services.core.config import Config, ConfigError, RouteSpec, ServiceSpec
+from services.core.slots import COLOURS, LABELS, instance_name, slot_listen
 
 from .upstream import UpstreamAddress, parse_upstream
 
@@ -102,10 +103,17 @@ def normalise_host(header: str | None) -> str:
 
 
 class RouteTable:
-    """The routes in matching order; `match(host, path)` returns the first that fits."""
+    """The routes in matching order; `match(host, path)` returns the first that fits.
 
-    def __init__(self, routes: list[Route] | tuple[Route, ...]):
+    A slotted service's routes name `NAME@prod` and `NAME@staging` rather than
+    an address (UpstreamAddress.slot); `slotted` holds each colour's real
+    address, and the front end's Slots resolves the label per request.
+    """
+
+    def __init__(self, routes: list[Route] | tuple[Route, ...],
+                 slotted: dict[str, dict[str, UpstreamAddress]] | None = None):
         self.routes = tuple(routes)
+        self.slotted = slotted or {}
 
     @classmethod
     def from_config(cls, config: Config) -> RouteTable:
@@ -113,13 +121,17 @@ class RouteTable:
         for index, spec in enumerate(config.routes, 1):
             routes.append(_resolve(spec, config, f"[[route]] #{index}"))
         for service in config.services:
+            # staging first: its prefix or host is usually the narrower one (/hello-staging/ vs /)
+            if service.staging_route is not None:
+                routes.append(_resolve(service.staging_route, config, f"service {service.name!r} (staging)"))
             if service.route is not None:
                 routes.append(_resolve(service.route, config, f"service {service.name!r}"))
         for prefix, daemon in SUITE_PREFIXES:
             routes.append(Route("proxy", path=prefix, upstream=suite_upstream(config, daemon)))
         for path, target in WELL_KNOWN_REDIRECTS:
             routes.append(Route("redirect", path=path, redirect=target))
-        return cls(routes)
+        slotted = {spec.name: slot_addresses(spec, config) for spec in config.services if spec.slots}
+        return cls(routes, slotted)
 
     def match(self, host: str | None, path: str) -> Route | None:
         host = normalise_host(host)
@@ -129,12 +141,30 @@ class RouteTable:
         return None
 
     def upstreams(self) -> list[UpstreamAddress]:
-        """Every distinct upstream, in route order (for connection pools and /healthz)."""
+        """Every distinct real upstream, in route order (for connection pools and /healthz).
+
+        A slot label stands for both colours of its service: either may carry it.
+        """
         seen: dict[str, UpstreamAddress] = {}
         for route in self.routes:
-            if route.upstream is not None:
+            if route.upstream is None:
+                continue
+            if route.upstream.slot is None:
                 seen.setdefault(route.upstream.key, route.upstream)
+            else:
+                for address in self.slotted[route.upstream.service or ""].values():
+                    seen.setdefault(address.key, address)
         return list(seen.values())
+
+
+def slot_addresses(spec: ServiceSpec, config: Config) -> dict[str, UpstreamAddress]:
+    """Each colour's real address, supervised as NAME_COLOUR and shown as NAME@COLOUR."""
+    addresses = {}
+    for colour in COLOURS:
+        address = parse_upstream(slot_listen(spec, colour), config.data_dir, service=instance_name(spec.name, colour),
+                                 where=f"{config.path or 'hearth.toml'}: service {spec.name!r}: listen_slots")
+        addresses[colour] = replace(address, label=f"{spec.name}@{colour}")
+    return addresses
 
 
 def suite_upstream(config: Config, daemon: str) -> UpstreamAddress:
@@ -154,7 +184,13 @@ def _resolve(spec: RouteSpec, config: Config, origin: str) -> Route:
     if spec.upstream is not None:
         return Route("proxy", upstream=parse_upstream(spec.upstream, config.data_dir, where=f"{where}: upstream"),
                      **common)
-    name = spec.service
+    name = spec.service or ""
+    service_name, _, label = name.partition("@")
+    slotted = next((s for s in config.services if s.name == service_name and s.slots), None)
+    if slotted is not None and label in ("", *LABELS):
+        label = label or "prod"
+        return Route("proxy", upstream=UpstreamAddress(label=f"{slotted.name}@{label}", service=slotted.name,
+                                                       slot=label), **common)
     if name in NOT_HTTP:
         raise ConfigError(f"{where}: service: {name!r} does not serve HTTP")
     if name in {daemon for _, daemon in SUITE_PREFIXES}:

@@ -43,9 +43,13 @@ class UpstreamAddress:
     socket: Path | None = None
     service: str | None = None  # a hearth daemon or [[service]] name: its state file tells if it restarts
     suite: bool = False         # one of hearth's own daemons (api, sync, …)
+    slot: str | None = None     # "prod" or "staging": stands for whichever colour of `service` has that
+    #                             label now; the front end's Slots picks the real address per request
 
     @property
     def key(self) -> str:
+        if self.slot:
+            return f"slot:{self.service}@{self.slot}"
         return f"unix:{self.socket}" if self.socket else f"{self.host}:{self.port}"
 
     def url(self, target: str) -> URL:

@@ -26,6 +26,7 @@ from .accesslog import Exchange
 from .forwarding import Client, ForwardedPolicy
 from .proxy import Proxy
 from .routes import Route
+from .upstream import UpstreamAddress
 
 log = logging.getLogger("front.websocket")
 
@@ -53,8 +54,13 @@ class UpstreamRefused(HTTPError):
 async def relay(request: web.BaseRequest, route: Route, client: Client, exchange: Exchange,
                 proxy: Proxy, forwarded: ForwardedPolicy) -> web.StreamResponse:
     """Open the upstream WebSocket, accept the client's, and pump messages until one side closes."""
-    address = route.upstream
-    assert address is not None
+    assert route.upstream is not None
+    with proxy.slots.serving(route.upstream) as address:  # open WebSockets count as in flight, too
+        return await _relay(request, route, address, client, exchange, proxy, forwarded)
+
+
+async def _relay(request: web.BaseRequest, route: Route, address: UpstreamAddress, client: Client,
+                 exchange: Exchange, proxy: Proxy, forwarded: ForwardedPolicy) -> web.StreamResponse:
     exchange.upstream = address.label
     headers = forwarded.upstream_headers(request, client)
     for name in HANDSHAKE_HEADERS:

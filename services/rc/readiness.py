@@ -10,6 +10,7 @@ import aiohttp
 
 from services.core.config import Config
 from services.core.http import ListenAddress
+from services.core.slots import find_instance
 
 from .layout import Paths
 from .pidfile import pidfile_status
@@ -38,6 +39,12 @@ def health_check(config: Config, name: str) -> HealthCheck | None:
         if name == "front" and config.front.tls_cert:
             url = "https" + url.removeprefix("http")
         return HealthCheck(url, address.path)
+    instance = find_instance(config, name)
+    if instance is not None:  # one colour of a slotted service: its health path, at its own address
+        if not instance.spec.health:
+            return None
+        address = ListenAddress.parse(instance.listen, config.data_dir)
+        return HealthCheck(address.url(instance.spec.health), address.path)
     for spec in config.services:
         if spec.name == name and spec.health:
             return HealthCheck(spec.health)

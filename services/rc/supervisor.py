@@ -18,6 +18,7 @@ from services.core.bootstrap import ensure_config_file, ensure_initialised
 from services.core.config import Config, load_config
 from services.core.errors import CommandError
 from services.core.exitcodes import ExitStatus
+from services.core.slots import COLOURS, display_name, instance_name, read_record, slot_of
 
 from . import layout
 from .layout import Paths, short_name
@@ -76,27 +77,28 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
         return []
 
 
-def start_one(config: Config, script: RcScript, wait: bool = True) -> None:
+def start_one(config: Config, script: RcScript, wait: bool = True, timeout: float | None = None) -> None:
     name = short_name(script.name)
     paths = Paths(config.data_dir, name)
+    shown = display_name(config, name)
     if not pidfile_status(paths.pidfile).running:
         result = run_verb(config, script, "start", capture=True)
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()
-            raise CommandError(f"{name}: start failed: {detail[-1] if detail else f'exit {result.returncode}'}")
+            raise CommandError(f"{shown}: start failed: {detail[-1] if detail else f'exit {result.returncode}'}")
     if not wait:
         return
     try:
-        wait_ready(config, name, config.supervisor.ready_timeout)
+        wait_ready(config, name, config.supervisor.ready_timeout if timeout is None else timeout)
     except NotReady as error:
         tail = log_tail(paths.logfile)
         if tail:
             print(f"last lines of {paths.logfile}:", file=sys.stderr)
             sys.stderr.writelines("  " + line for line in tail)
         status = ExitStatus.TIMEOUT if error.timed_out else ExitStatus.ERROR
-        raise CommandError(f"{name} did not become ready: {error}", status) from None
+        raise CommandError(f"{shown} did not become ready: {error}", status) from None
     check = health_check(config, name)
-    print(f"{name}: ready{f' ({check})' if check else ''}")
+    print(f"{shown}: ready{f' ({check})' if check else ''}")
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -105,7 +107,15 @@ def run_up(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     password = ensure_initialised(config)
     for script in prepare(config):
-        start_one(config, script, wait=not args.no_wait)
+        staging = staging_status(config, short_name(script.name))
+        try:
+            # A staging slot whose last deploy failed is started, not waited for: it would only time out.
+            start_one(config, script, wait=not args.no_wait and staging != "failed")
+        except CommandError as error:
+            if staging is None:
+                raise
+            # Staging is where broken versions are tried: it must not keep the suite, prod included, down.
+            print(f"hearth: {error}; prod is unaffected", file=sys.stderr)
     check = health_check(config, "front")  # the one door: everything is reached through it
     print(f"hearth is up: {check.url.removesuffix('healthz') if check else ''}")
     if password:
@@ -113,15 +123,24 @@ def run_up(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def staging_status(config: Config, name: str) -> str | None:
+    """The last deploy's status if `name` is the staging colour of a slotted service, else None."""
+    found = slot_of(config, name)
+    if found is None or found[1] is None or found[1].label_of(found[0].colour) != "staging":
+        return None
+    return found[1].colours[found[0].colour].get("status", "ready")
+
+
 def stop_one(config: Config, script: RcScript) -> None:
-    paths = Paths(config.data_dir, short_name(script.name))
+    name = short_name(script.name)
+    paths = Paths(config.data_dir, name)
     status = pidfile_status(paths.pidfile)
     if status.running:
         result = run_verb(config, script, "stop", capture=True)
         if pidfile_status(paths.pidfile).running:
-            raise CommandError(f"{short_name(script.name)}: did not stop: {result.stderr.strip()}",
+            raise CommandError(f"{display_name(config, name)}: did not stop: {result.stderr.strip()}",
                                ExitStatus.TIMEOUT)
-        print(f"{short_name(script.name)}: stopped")
+        print(f"{display_name(config, name)}: stopped")
     for pidfile in (paths.pidfile, paths.child_pidfile):
         if pidfile_status(pidfile).stale:
             pidfile.unlink(missing_ok=True)
@@ -153,7 +172,7 @@ def describe(config: Config, name: str) -> tuple[dict[str, str], bool, str | Non
     paths = Paths(config.data_dir, name)
     status = pidfile_status(paths.pidfile)
     state = read_state(paths.pidfile) or {}
-    row = {"NAME": name, "STATE": "stopped", "PID": "-", "UPTIME": "-",
+    row = {"NAME": display_name(config, name), "STATE": "stopped", "PID": "-", "UPTIME": "-",
            "RESTARTS": str(state.get("restarts", 0)) if state else "-", "LOG": str(paths.logfile)}
     reason = None
     up = False
@@ -168,7 +187,8 @@ def describe(config: Config, name: str) -> tuple[dict[str, str], bool, str | Non
             reason = f"restarting after {state.get('last_exit')}"
     elif status.stale:
         row["STATE"] = "dead"
-        reason = f"stale pid file {paths.pidfile} (pid {status.pid} is gone); `hearth service {name} start` cleans it"
+        reason = (f"stale pid file {paths.pidfile} (pid {status.pid} is gone); "
+                  f"`hearth service {name} start` cleans it")
     elif state.get("state") in {"gave-up", "exited"}:
         row["STATE"] = state["state"]
         reason = state.get("reason")
@@ -193,12 +213,35 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def find_script(config: Config, name: str) -> RcScript:
-    wanted = layout.script_name(name)
+    """The script for `name`: api, hearth_api, a [[service]] name, or a slot: hello@prod, hello@blue, hello_blue."""
+    wanted = layout.script_name(resolve_slot_name(config, name))
     for script in ordered_scripts(config):
         if script.name == wanted:
             return script
     known = ", ".join(short_name(s.name) for s in ordered_scripts(config))
     raise CommandError(f"no service named {name!r} (known: {known})", ExitStatus.CONFIG)
+
+
+def resolve_slot_name(config: Config, name: str) -> str:
+    """`hello@prod`, `hello@staging` or `hello@blue` as the supervised instance name (hello_blue)."""
+    service, at, slot = name.partition("@")
+    spec = next((s for s in config.services if s.name == layout.short_name(service)), None)
+    if spec is None or not spec.slots:
+        if at:
+            raise CommandError(f"{name}: {service!r} is not a service with slots", ExitStatus.CONFIG)
+        return name
+    if not at:
+        raise CommandError(f"{spec.name} runs as two slots: name one, {spec.name}@prod or {spec.name}@staging",
+                           ExitStatus.CONFIG)
+    if slot in COLOURS:
+        return instance_name(spec.name, slot)
+    if slot not in ("prod", "staging"):
+        raise CommandError(f"{name}: expected {spec.name}@prod, @staging, @blue or @green", ExitStatus.CONFIG)
+    try:
+        record = read_record(config.data_dir, spec.name)
+    except ValueError as error:
+        raise CommandError(f"slot record {error}", ExitStatus.CONFIG) from None
+    return instance_name(spec.name, record.colour_of(slot) if record else ("blue" if slot == "prod" else "green"))
 
 
 def run_service(args: argparse.Namespace) -> int:
