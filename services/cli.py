@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_epilog() -> str:
-    from services.core.config import describe_options
+    from services.core.config_docs import describe_options
     return "keys (env override in parentheses):\n" + describe_options()
 
 

@@ -3,7 +3,9 @@ import argparse
 from pathlib import Path
 
 from services.cli import build_parser
-from services.core.config import SCHEMA, SERVICE_KEYS, example_toml, markdown_table
+from services.core.config import SCHEMA
+from services.core.config_tables import SERVICE_KEYS
+from services.core.config_docs import example_toml, markdown_table
 from services.rc.layout import RC_DIR
 from services.rc.newsyslog import parse_conf
 

@@ -2,7 +2,8 @@
 import argparse
 import json
 
-from .config import SCHEMA, example_toml, load_config, markdown_table
+from .config import SCHEMA, load_config
+from .config_docs import example_toml, markdown_table
 
 
 def run(args: argparse.Namespace) -> int:

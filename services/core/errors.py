@@ -15,6 +15,13 @@ class CommandError(Exception):
         self.status = status
 
 
+class ConfigError(CommandError):
+    """The config file or environment is wrong: exit code 2, one line naming where."""
+
+    def __init__(self, message: str):
+        super().__init__(message, ExitStatus.CONFIG)
+
+
 class HTTPError(Exception):
     """Base for errors that become an HTTP response with a reason."""
 
