@@ -10,35 +10,25 @@ import http.client
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-ADMIN_PASSWORD = "correct horse battery"
+from tests.installation import ADMIN_PASSWORD, Installation, free_port, running
+
 CONNECT_TIMEOUT = 2.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Hearth:
+class Hearth(Installation):
     """One installation in a temp dir: the API on its default socket, hello on TCP, the front in front."""
 
     def __init__(self, root: Path):
-        self.root = root
         self.front_port, self.hello_port = free_port(), free_port()
         (root / "www").mkdir()
         (root / "www" / "index.html").write_text("hello from a stranger's server\n")
-        self.config = root / "hearth.toml"
-        self.config.write_text(textwrap.dedent(f"""\
+        super().__init__(root, textwrap.dedent(f"""\
             data_dir = "var"
             [front]
             listen = "127.0.0.1:{self.front_port}"
@@ -58,19 +48,6 @@ class Hearth:
             strip_prefix = true
             health = "http://127.0.0.1:{self.hello_port}/"
             """))
-        self.var = root / "var"
-
-    def hearth(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
-        env["HEARTH_ADMIN_PASSWORD"] = ADMIN_PASSWORD
-        result = subprocess.run([sys.executable, "-m", "services.cli", "--config", str(self.config), *args],
-                                capture_output=True, text=True, env=env, cwd=self.root, timeout=90)
-        if check:
-            assert result.returncode == 0, f"hearth {' '.join(args)}: {result.stdout}{result.stderr}"
-        return result
-
-    def state(self, name: str) -> dict:
-        return json.loads((self.var / "run" / f"{name}.state").read_text())
 
     def request(self, method: str, path: str, headers: dict | None = None, source: str | None = None,
                 timeout: float = 10) -> tuple[int, http.client.HTTPMessage, bytes]:
@@ -91,13 +68,9 @@ def basic(user: str, password: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def hearth(tmp_path_factory):
     h = Hearth(tmp_path_factory.mktemp("up"))
-    up = h.hearth("up")
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
+    with running(h) as up:
         h.up_output = up.stdout
         yield h
-    finally:
-        h.hearth("down")
 
 
 def test_up_starts_the_front_last_and_prints_its_url(hearth):
@@ -105,8 +78,7 @@ def test_up_starts_the_front_last_and_prints_its_url(hearth):
     assert f"hearth is up: http://127.0.0.1:{hearth.front_port}/" in out
     assert out.index("api: ready") < out.index("front: ready")  # hearth_front REQUIRE hearth_api
     assert (hearth.var / "run" / "api.sock").exists()             # the API's default listen
-    rows = {line.split()[0]: line.split() for line in hearth.hearth("status").stdout.splitlines()[1:]
-            if line.split()}
+    rows = hearth.status_rows()
     assert rows["front"][1] == "running" and rows["api"][1] == "running"
 
 

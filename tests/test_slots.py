@@ -11,9 +11,7 @@ import asyncio
 import json
 import os
 import shlex
-import socket
 import subprocess
-import sys
 import textwrap
 import time
 import urllib.error
@@ -27,6 +25,7 @@ from services.core.config import ConfigError, load_config
 from services.core.slots import SlotRecord, write_record
 from services.front.routes import RouteTable
 from services.front.slots import Slots
+from tests.installation import Installation, free_port, running
 
 CONNECTIONS = 8  # concurrent keep-alive client connections hammering the prod route
 
@@ -50,12 +49,6 @@ socketserver.UnixStreamServer(path, Colour).serve_forever()
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def version_command(root: Path, version: str) -> str:
     """`python3 -m http.server` on the slot's $HOST:$PORT serving www-VERSION, one connection per request."""
     serve = (f'exec python3 -m http.server "$PORT" --bind "$HOST" --protocol HTTP/1.0 '
@@ -63,9 +56,10 @@ def version_command(root: Path, version: str) -> str:
     return shlex.join(["sh", "-c", serve])
 
 
-class Hearth:
+class Hearth(Installation):
+    """One installation in a temp dir: hello (TCP) and colour (Unix sockets) in slots, plain without."""
+
     def __init__(self, root: Path):
-        self.root = root
         self.front_port = free_port()
         for version in ("v1", "v2", "broken"):
             (root / f"www-{version}").mkdir()
@@ -73,8 +67,7 @@ class Hearth:
             if version != "broken":  # broken never passes its health check
                 (root / f"www-{version}" / "health.txt").write_text("ok\n")
         (root / "colour.py").write_text(SOCKET_SERVER)
-        self.config = root / "hearth.toml"
-        self.config.write_text(textwrap.dedent(f"""\
+        super().__init__(root, textwrap.dedent(f"""\
             data_dir = "var"
             [front]
             listen = "127.0.0.1:{self.front_port}"
@@ -104,18 +97,6 @@ class Hearth:
             name = "plain"
             command = ["sleep", "600"]
             """))
-        self.var = root / "var"
-
-    def hearth(self, *args: str) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
-        env["HEARTH_ADMIN_PASSWORD"] = "correct horse battery"
-        return subprocess.run([sys.executable, "-m", "services.cli", "--config", str(self.config), *args],
-                              capture_output=True, text=True, env=env, cwd=self.root, timeout=90)
-
-    def ok(self, *args: str) -> subprocess.CompletedProcess:
-        result = self.hearth(*args)
-        assert result.returncode == 0, f"hearth {' '.join(args)}: {result.stdout}{result.stderr}"
-        return result
 
     def get(self, path: str) -> tuple[int, str]:
         try:
@@ -133,20 +114,16 @@ class Hearth:
         return json.loads((self.var / "run" / "slots" / f"{name}.json").read_text())
 
     def status_rows(self) -> dict[str, list[str]]:
-        lines = self.hearth("status").stdout.splitlines()[1:]
-        return {line.split()[0]: line.split() for line in lines if line.split() and "@" in line.split()[0]}
+        """Only the slots' rows (name@slot(colour))."""
+        return {name: row for name, row in super().status_rows().items() if "@" in name}
 
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
     h = Hearth(tmp_path_factory.mktemp("slots"))
-    up = h.hearth("up")
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
+    with running(h) as up:
         h.up_output = up.stdout
         yield h
-    finally:
-        h.hearth("down")
 
 
 async def hammer_during(h: Hearth, *command: str, before: float = 0.7, after: float = 0.7) -> dict:
@@ -306,11 +283,10 @@ def test_service_verbs_take_slot_names(suite):
 
 
 def test_down_stops_both_slots_and_leaves_no_pid_file(suite):
-    children = [json.loads((suite.var / "run" / f"{name}.state").read_text())["child_pid"]
-                for name in ("hello_blue", "hello_green", "colour_blue", "colour_green")]
+    children = [suite.state(name)["child_pid"] for name in ("hello_blue", "hello_green", "colour_blue", "colour_green")]
     out = suite.ok("down").stdout
     assert "hello@prod(blue): stopped" in out and "hello@staging(green): stopped" in out
-    assert not list((suite.var / "run").glob("*.pid"))
+    assert suite.pidfiles() == []
     for pid in children:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

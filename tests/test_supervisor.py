@@ -3,7 +3,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,24 +12,16 @@ from pathlib import Path
 
 import pytest
 
-ADMIN_PASSWORD = "correct horse battery"
+from tests.installation import Installation, clean_environ, free_port
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Suite:
-    """One installation in a temp dir, driven through the `hearth` command."""
+class Suite(Installation):
+    """One installation in a temp dir: the API on TCP, the front, `extra` services and [supervisor] settings."""
 
     def __init__(self, root: Path, extra: str = "", supervisor: str = ""):
-        self.root = root
         self.port = free_port()        # the API, on TCP here so tests can reach it directly
         self.front_port = free_port()  # the one door, whose URL `hearth up` prints
-        self.config = root / "hearth.toml"
-        self.config.write_text(textwrap.dedent(f"""\
+        super().__init__(root, textwrap.dedent(f"""\
             data_dir = "var"
             [api]
             listen = "127.0.0.1:{self.port}"
@@ -40,31 +31,6 @@ class Suite:
             ready_timeout = 20
             {supervisor}
             """) + textwrap.dedent(extra))
-        self.var = root / "var"
-
-    def hearth(self, *args, check=False, timeout=90):
-        env = {**os.environ, "HEARTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
-        env.pop("HEARTH_CONFIG", None)
-        result = subprocess.run([sys.executable, "-m", "services.cli", "--config", str(self.config), *args],
-                                capture_output=True, text=True, env=env, cwd=self.root, timeout=timeout)
-        if check:
-            assert result.returncode == 0, f"hearth {' '.join(args)}: {result.stdout}{result.stderr}"
-        return result
-
-    def state(self, name: str) -> dict:
-        return json.loads((self.var / "run" / f"{name}.state").read_text())
-
-    def wait_for(self, predicate, timeout=10.0, what="condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    def pidfiles(self) -> list[Path]:
-        return sorted((self.var / "run").glob("*.pid"))
 
 
 def alive(pid: int) -> bool:
@@ -250,8 +216,8 @@ def test_service_verbs(suite):
 
 def test_first_up_writes_a_config_and_prints_a_working_admin_password(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
-    env["HEARTH_FRONT_LISTEN"] = f"127.0.0.1:{port}"  # the starter config puts the API on a socket behind it
+    # the starter config puts the API on a socket behind it
+    env = clean_environ(HEARTH_FRONT_LISTEN=f"127.0.0.1:{port}")
 
     def hearth(*args):
         return subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True, text=True,

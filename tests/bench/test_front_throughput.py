@@ -46,7 +46,6 @@ import re
 import resource
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import textwrap
@@ -56,6 +55,8 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+
+from tests.bench.tables import fmt, format_table, median, ratio
 
 MIB = 1024 * 1024
 SMALL_BYTES = 200
@@ -390,7 +391,7 @@ class Target:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def median(self, value: Callable[[Load], float | None]) -> float | None:
-        return _median(value(load) for load in self.loads)
+        return median(value(load) for load in self.loads)
 
     @property
     def rps(self) -> float | None:
@@ -402,11 +403,11 @@ class Target:
 
     @property
     def down(self) -> float | None:
-        return _median(transfer.mb_per_s for transfer in self.downloads)
+        return median(transfer.mb_per_s for transfer in self.downloads)
 
     @property
     def up(self) -> float | None:
-        return _median(transfer.mb_per_s for transfer in self.uploads)
+        return median(transfer.mb_per_s for transfer in self.uploads)
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -483,38 +484,15 @@ def upload_file(directory: Path) -> Path:
 
 # -- the report -------------------------------------------------------------------------
 
-def _median(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
 def _spread(values) -> float | None:
     """Half the range of the values, as a share of their median: how far to trust a cell."""
     values = [v for v in values if v is not None]
-    middle = _median(values)
+    middle = median(values)
     return (max(values) - min(values)) / 2 / middle if middle else None
 
 
 def _percent(share: float | None) -> str:
-    return _fmt(share and share * 100, ".0f", "%")
-
-
-def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
-    return "—" if value is None else format(value, spec) + suffix
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
-def format_table(title: str, header: list[str], body: list[list[str]]) -> str:
-    """First and last columns left-aligned, numbers right-aligned."""
-    widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(len(header))]
-    lines = [title]
-    for cells in [header, *body]:
-        lines.append("  " + "  ".join(c.ljust(w) if i in (0, len(cells) - 1) else c.rjust(w)
-                                      for i, (c, w) in enumerate(zip(cells, widths))).rstrip())
-    return "\n".join(lines)
+    return fmt(share and share * 100, ".0f", "%")
 
 
 METRICS: list[tuple[str, Callable[[Target], float | None]]] = [
@@ -536,11 +514,11 @@ def results_table(targets: list[Target]) -> str:
         errors = sum(load.socket_errors for load in target.loads)
         non_2xx = sum(load.non_2xx for load in target.loads)
         notes = [f"{errors} socket errors"] * bool(errors) + [f"{non_2xx} non-2xx"] * bool(non_2xx)
-        body.append([target.name, _fmt(target.rps, ",.0f"), _percent(target.rps_spread),
-                     _fmt(METRICS[1][1](target), ".2f"), _fmt(METRICS[2][1](target), ".2f"),
-                     _fmt(target.median(lambda load: load.cpu_us_per_request), ".0f"),
-                     _fmt(target.down, ",.0f"), _percent(_spread(t.mb_per_s for t in target.downloads)),
-                     _fmt(target.up, ",.0f"), _percent(_spread(t.mb_per_s for t in target.uploads)),
+        body.append([target.name, fmt(target.rps, ",.0f"), _percent(target.rps_spread),
+                     fmt(METRICS[1][1](target), ".2f"), fmt(METRICS[2][1](target), ".2f"),
+                     fmt(target.median(lambda load: load.cpu_us_per_request), ".0f"),
+                     fmt(target.down, ",.0f"), _percent(_spread(t.mb_per_s for t in target.downloads)),
+                     fmt(target.up, ",.0f"), _percent(_spread(t.mb_per_s for t in target.uploads)),
                      "; ".join(notes + target.problems)])
     return format_table(f"medians: req/s, p50, p99 of {LOAD_RUNS} runs, MB/s of {TRANSFER_RUNS}; ± is half the "
                         "range over the runs; CPU µs/req is the proxy's (the origin's for direct)", header, body)
@@ -551,7 +529,7 @@ def ratios_table(targets: list[Target]) -> str:
     by_name = {target.name: target for target in targets if not target.reason}
     pairs = [(a, b) for a, b in [("hearth", "direct"), ("caddy", "direct"), ("nginx", "direct"),
                                   ("hearth", "caddy"), ("nginx", "caddy")] if a in by_name and b in by_name]
-    body = [[f"{a} / {b}"] + [_fmt(_ratio(value(by_name[a]), value(by_name[b])), ".2f", "x")
+    body = [[f"{a} / {b}"] + [fmt(ratio(value(by_name[a]), value(by_name[b])), ".2f", "x")
                               for _, value in METRICS] + [""] for a, b in pairs]
     return format_table("ratios (req/s, MB/s above 1x: faster; p50, p99 above 1x: slower)",
                         ["", *(name for name, _ in METRICS), ""], body)
@@ -562,7 +540,7 @@ def verdict(targets: list[Target], layout: Layout) -> str:
     hearth, caddy, direct = by_name["hearth"], by_name["caddy"], by_name["direct"]
     if caddy.reason:
         return f"goal not judged: no Caddy to compare with ({caddy.reason})"
-    rps, down, up = _ratio(hearth.rps, caddy.rps), _ratio(hearth.down, caddy.down), _ratio(hearth.up, caddy.up)
+    rps, down, up = ratio(hearth.rps, caddy.rps), ratio(hearth.down, caddy.down), ratio(hearth.up, caddy.up)
 
     def judged(ratio: float | None, goal: float) -> str:
         return "no number" if ratio is None else f"{ratio:.2f}x Caddy's — {'met' if ratio >= goal else 'MISSED'}"
@@ -575,7 +553,7 @@ def verdict(targets: list[Target], layout: Layout) -> str:
     if layout.origin is not None and layout.origin == layout.proxy:
         line += ("\n  origin and proxy share one CPU, so a proxy's req/s is about 1 / (its CPU µs/req + the "
                  "origin's): its own cost shows in CPU µs/req")
-    ceiling = _ratio(caddy.rps, direct.rps)
+    ceiling = ratio(caddy.rps, direct.rps)
     if ceiling is not None and ceiling > 0.8:
         line += (f"\n  note: Caddy reaches {ceiling:.2f}x direct's req/s: the Python origin, not Caddy, sets its "
                  "ceiling here, so the req/s ratio flatters the slower proxy less than it would with a faster "

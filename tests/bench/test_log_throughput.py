@@ -23,7 +23,6 @@ import re
 import select
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+
+from tests.bench.tables import fmt, format_table, median, ratio
 
 LINE = b"hearth benchmark line: the quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrstu\n"
 LINE_BYTES = len(LINE)  # 100
@@ -336,11 +337,6 @@ def measure(setup: Setup, profile: Profile, scripts: Path, scratch: Path) -> Run
 
 # -- the report ----------------------------------------------------------------------
 
-def _median(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
 @dataclass(frozen=True)
 class Row:
     """The medians of one setup's runs under one profile."""
@@ -350,7 +346,7 @@ class Row:
     runs: list[Run]
 
     def median(self, value: Callable[[Run], float | None]) -> float | None:
-        return _median(value(run) for run in self.runs)
+        return median(value(run) for run in self.runs)
 
     @property
     def child_s(self) -> float | None:
@@ -389,24 +385,6 @@ class Row:
         return f"all {self.profile.lines:,}" + (f" +{'/'.join(map(str, own))} wrapper" if own != [0] else "")
 
 
-def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
-    return "—" if value is None else format(value, spec) + suffix
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
-def format_table(title: str, header: list[str], body: list[list[str]]) -> str:
-    """First and last columns left-aligned, numbers right-aligned."""
-    widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(len(header))]
-    lines = [title]
-    for cells in [header, *body]:
-        lines.append("  " + "  ".join(c.ljust(w) if i in (0, len(cells) - 1) else c.rjust(w)
-                                      for i, (c, w) in enumerate(zip(cells, widths))).rstrip())
-    return "\n".join(lines)
-
-
 def write_overhead(row: Row, base: Row) -> float | None:
     """Extra share of the run the paced child spent inside write(2), versus writing to /dev/null."""
     mine, theirs = row.median(lambda r: r.in_write_s), base.median(lambda r: r.in_write_s)
@@ -421,17 +399,17 @@ def profile_table(rows: list[Row]) -> str:
     body = []
     for row in rows:
         rate = row.lines_per_s
-        cells = [row.setup.name, _fmt(row.child_s, ".3f"), _fmt(row.spread and row.spread * 100, ".0f", "%"),
-                 _fmt(rate, ",.0f")]
-        cells += [] if profile.rate else [_fmt(rate and rate * LINE_BYTES / 1e6, ".1f")]
-        cells += [_fmt(_ratio(row.child_s, base.child_s), ".2f", "x")]
+        cells = [row.setup.name, fmt(row.child_s, ".3f"), fmt(row.spread and row.spread * 100, ".0f", "%"),
+                 fmt(rate, ",.0f")]
+        cells += [] if profile.rate else [fmt(rate and rate * LINE_BYTES / 1e6, ".1f")]
+        cells += [fmt(ratio(row.child_s, base.child_s), ".2f", "x")]
         if profile.rate:
             in_write, overhead = row.median(lambda r: r.in_write_s), write_overhead(row, base)
-            cells += [_fmt(in_write and in_write / profile.lines * 1e6, ".2f"),
-                      _fmt(overhead and overhead * 100, "+.1f", "%")]
-        cells += [_fmt(row.median(lambda r: r.end_to_end_s), ".2f")]
-        cells += [] if profile.rate else [_fmt(row.median(lambda r: r.cpu_s), ".2f")]
-        cells += [_fmt(row.cpu_share and row.cpu_share * 100, ".0f"), _fmt(row.peak_mib, ".1f"), row.log]
+            cells += [fmt(in_write and in_write / profile.lines * 1e6, ".2f"),
+                      fmt(overhead and overhead * 100, "+.1f", "%")]
+        cells += [fmt(row.median(lambda r: r.end_to_end_s), ".2f")]
+        cells += [] if profile.rate else [fmt(row.median(lambda r: r.cpu_s), ".2f")]
+        cells += [fmt(row.cpu_share and row.cpu_share * 100, ".0f"), fmt(row.peak_mib, ".1f"), row.log]
         body.append(cells)
     return format_table(f"{profile.title}; median of {profile.repeats} runs, ± half their range", header, body)
 
@@ -446,8 +424,8 @@ def comparison_table(results: list[list[Row]]) -> str:
         if rows[0].profile.rate is None:  # a paced child runs at its rate whatever writes its log
             metrics.append((f"{rows[0].profile.name} lines/s", lambda i, rows=rows: rows[i].lines_per_s))
         metrics.append((f"{rows[0].profile.name} wrapper CPU %", lambda i, rows=rows: rows[i].cpu_share))
-    metrics.append(("peak RSS (all runs)", lambda i: _median(rows[i].peak_mib for rows in results)))
-    body = [[name] + [_fmt(_ratio(value(hearth), value(i)), ".2f", "x") for i in others] for name, value in metrics]
+    metrics.append(("peak RSS (all runs)", lambda i: median(rows[i].peak_mib for rows in results)))
+    body = [[name] + [fmt(ratio(value(hearth), value(i)), ".2f", "x") for i in others] for name, value in metrics]
     return format_table("hearth / other (lines/s above 1x: hearth is faster; CPU and RSS above 1x: hearth uses more)",
                         [""] + [f"hearth / {setups[i].name}" for i in others] + [""], [cells + [""] for cells in body])
 
@@ -458,7 +436,7 @@ def verdicts(results: list[list[Row]]) -> str:
     for rows in results:
         base = rows[0]
         for row in rows[1:]:
-            slowdown = _ratio(row.child_s, base.child_s)
+            slowdown = ratio(row.child_s, base.child_s)
             if slowdown is None:
                 lines.append(f"  {row.profile.name:10} {row.setup.name:14} no complete run")
                 continue

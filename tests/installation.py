@@ -1,0 +1,86 @@
+"""One hearth installation in a temp dir, driven through the `hearth` command as a user would.
+
+Shared by the tests that start real daemons (test_supervisor, test_front_up,
+test_slots): each writes its own hearth.toml and keeps only what is specific to it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ADMIN_PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def clean_environ(**extra: str) -> dict[str, str]:
+    """This process's environment without any HEARTH_* variable, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    env.update(extra)
+    return env
+
+
+class Installation:
+    """hearth.toml (from `config`) and its data in `root`/var; every command runs with cwd `root`."""
+
+    def __init__(self, root: Path, config: str):
+        self.root = root
+        self.config = root / "hearth.toml"
+        self.config.write_text(config)
+        self.var = root / "var"
+
+    def hearth(self, *args: str, check: bool = False, timeout: float = 90) -> subprocess.CompletedProcess:
+        """`hearth --config hearth.toml ARGS`, with no HEARTH_* from outside but HEARTH_ADMIN_PASSWORD."""
+        env = clean_environ(HEARTH_ADMIN_PASSWORD=ADMIN_PASSWORD)
+        result = subprocess.run([sys.executable, "-m", "services.cli", "--config", str(self.config), *args],
+                                capture_output=True, text=True, env=env, cwd=self.root, timeout=timeout)
+        if check:
+            assert result.returncode == 0, f"hearth {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result
+
+    def ok(self, *args: str) -> subprocess.CompletedProcess:
+        """`hearth ARGS`, asserting it exits 0."""
+        return self.hearth(*args, check=True)
+
+    def state(self, name: str) -> dict:
+        return json.loads((self.var / "run" / f"{name}.state").read_text())
+
+    def wait_for(self, predicate, timeout: float = 10.0, what: str = "condition"):
+        """The first truthy value of predicate(), polled every 50 ms; AssertionError after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def pidfiles(self) -> list[Path]:
+        return sorted((self.var / "run").glob("*.pid"))
+
+    def status_rows(self) -> dict[str, list[str]]:
+        """`hearth status` below its header: each non-blank line's fields, by its first (the name)."""
+        lines = self.hearth("status").stdout.splitlines()[1:]
+        return {line.split()[0]: line.split() for line in lines if line.split()}
+
+
+@contextmanager
+def running(installation: Installation) -> Iterator[subprocess.CompletedProcess]:
+    """`hearth up` (asserted to succeed), yielding its result; `hearth down` afterwards, whatever happened."""
+    try:
+        up = installation.hearth("up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield up
+    finally:
+        installation.hearth("down")
