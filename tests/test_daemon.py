@@ -215,7 +215,7 @@ def test_backoff_grows_caps_and_gives_up(daemon_service, tmp_path):
     assert abs(gaps[3] - gaps[2]) < 0.3 and gaps[3] < 1.3, gaps       # capped at 0.8
     log = s.log_text()
     for number, delay in enumerate(["0.2", "0.4", "0.8", "0.8"], start=1):
-        assert f"exited 1 after " in log and f"restarting in {delay} s (restart {number})" in log
+        assert "exited 1 after " in log and f"restarting in {delay} s (restart {number})" in log
     assert "ERROR daemon: " in log and "giving up after 4 restarts in 60 s; last exit 1" in log
     state = s.state()
     assert (state["state"], state["restarts"], state["last_exit"]) == ("gave-up", 4, "exit 1")
