@@ -1,0 +1,127 @@
+"""Synced folders, who may use them, and how much the owner stores."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from ..errors import BadRequest, Conflict, Forbidden, HTTPError, NotFound
+from .clock import utcnow
+
+ACCESS_MODES = ("ro", "rw")
+
+
+class QuotaExceeded(HTTPError):
+    """The folder owner's quota would be exceeded: 507 Insufficient Storage (RFC 4918 §11.5)."""
+
+    status, code = 507, "insufficient-storage"
+
+
+@dataclass(frozen=True)
+class Folder:
+    id: int
+    owner: str
+    name: str
+    created_at: str
+    seq: int
+    access: str  # 'owner' | 'rw' | 'ro', as seen by whoever asked
+
+
+def _folder(row, access: str) -> Folder:
+    return Folder(row["id"], row["owner"], row["name"], row["created_at"], row["seq"], access)
+
+
+def create_folder(db: sqlite_utils.Database, owner: str, name: str) -> Folder:
+    """A new empty folder. BadRequest for a blank name or one with '/' or NUL; Conflict if the owner has one by that name."""
+    name = (name or "").strip()
+    if not name or "/" in name or "\x00" in name or len(name) > 255:
+        raise BadRequest(f"invalid folder name: {name!r}")
+    if db.execute("SELECT 1 FROM folders WHERE owner = ? AND name = ?", [owner, name]).fetchone():
+        raise Conflict(f"{owner} already has a folder named {name!r}")
+    cursor = db.execute("INSERT INTO folders (owner, name, created_at) VALUES (?, ?, ?)",
+                        [owner, name, utcnow()])
+    return _folder(_row(db, cursor.lastrowid), "owner")
+
+
+def _row(db: sqlite_utils.Database, folder_id: int):
+    cursor = db.execute("SELECT * FROM folders WHERE id = ?", [folder_id])
+    columns = [c[0] for c in cursor.description]
+    row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"no folder {folder_id}")
+    return dict(zip(columns, row))
+
+
+def list_folders(db: sqlite_utils.Database, user: str) -> list[Folder]:
+    """The user's own folders and those shared with them, with the access they have."""
+    own = db.query("SELECT * FROM folders WHERE owner = ? ORDER BY name, id", [user])
+    shared = db.query("""
+        SELECT f.*, s.mode FROM folders f JOIN folder_shares s ON s.folder_id = f.id
+        WHERE s.grantee = ? ORDER BY f.owner, f.name, f.id""", [user])
+    return [_folder(r, "owner") for r in own] + [_folder(r, r["mode"]) for r in shared]
+
+
+def share_folder(db: sqlite_utils.Database, owner: str, folder_id: int, grantee: str,
+                 mode: str | None) -> None:
+    """Grant `grantee` 'ro' or 'rw' access (replacing any earlier grant); mode None revokes.
+
+    NotFound if there is no such folder, Forbidden unless `owner` owns it,
+    BadRequest for an unknown mode or sharing with oneself.
+    """
+    row = _row(db, folder_id)
+    if row["owner"] != owner:
+        raise Forbidden("only the owner can share a folder")
+    if grantee == owner:
+        raise BadRequest("cannot share a folder with its owner")
+    if mode is None:
+        db.execute("DELETE FROM folder_shares WHERE folder_id = ? AND grantee = ?", [folder_id, grantee])
+        return
+    if mode not in ACCESS_MODES:
+        raise BadRequest(f"share mode must be 'ro' or 'rw', not {mode!r}")
+    db.execute("""INSERT INTO folder_shares (folder_id, grantee, mode) VALUES (?, ?, ?)
+                  ON CONFLICT (folder_id, grantee) DO UPDATE SET mode = excluded.mode""",
+               [folder_id, grantee, mode])
+
+
+def folder_access(db: sqlite_utils.Database, user: str, folder_id: int, *, write: bool = False) -> str:
+    """'owner', 'rw' or 'ro'. NotFound if no such folder or the user cannot see it
+    (so folder ids don't leak), Forbidden if `write` is asked for on a read-only share."""
+    try:
+        row = _row(db, folder_id)
+    except NotFound:
+        raise NotFound(f"no folder {folder_id}") from None
+    if row["owner"] == user:
+        return "owner"
+    share = db.execute("SELECT mode FROM folder_shares WHERE folder_id = ? AND grantee = ?",
+                       [folder_id, user]).fetchone()
+    if share is None:
+        raise NotFound(f"no folder {folder_id}")
+    if write and share[0] != "rw":
+        raise Forbidden("this folder is shared read-only with you")
+    return share[0]
+
+
+def folder_owner(db: sqlite_utils.Database, folder_id: int) -> str:
+    return _row(db, folder_id)["owner"]
+
+
+def usage(db: sqlite_utils.Database, user: str) -> int:
+    """Bytes of the current (not deleted) files in folders the user owns.
+
+    Kept versions and trash are not counted; dedup is not subtracted (a file
+    stored twice counts twice), so the number is what the user sees in listings.
+    """
+    return db.execute("""
+        SELECT COALESCE(SUM(e.size), 0) FROM entries e JOIN folders f ON f.id = e.folder_id
+        WHERE f.owner = ? AND e.deleted = 0 AND e.kind = 'file'""", [user]).fetchone()[0]
+
+
+def check_quota(db: sqlite_utils.Database, folder_id: int, old_size: int, new_size: int,
+                quota: int | None) -> None:
+    """QuotaExceeded if replacing `old_size` bytes by `new_size` would push the owner over `quota`."""
+    if quota is None or new_size <= old_size:
+        return
+    owner = folder_owner(db, folder_id)
+    after = usage(db, owner) - old_size + new_size
+    if after > quota:
+        raise QuotaExceeded(f"{owner} would use {after} bytes, over the quota of {quota}")

@@ -1,0 +1,152 @@
+"""The periodic full scan: what changed on disk since the last one.
+
+Walks with os.scandir (an explicit stack, never recursion), does not follow
+symlinks, and prunes ignored directories. Fast path: a file whose (size,
+mtime_ns, inode) equal the previous state is `unchanged` and is not read.
+Accepted tradeoff (as in git, Syncthing, Dropbox): content rewritten with its
+size, mtime and inode restored is NOT noticed; the watcher usually catches it.
+
+Otherwise the file is hashed in a stream. Rule: never upload a file that changed
+while being read — the file is stat'ed before and after hashing (and checked to
+be the same inode at the path), and if anything moved it is `unstable`: retry later.
+
+Symlinks are reported in `symlinks` and skipped: never followed, never synced,
+never counted as deleted. Other non-regular files (fifos, sockets, devices) are
+reported in `errors` and skipped the same way. Directories are walked but not
+reported (empty directories are not tracked yet). A directory that cannot be
+read is an error, and nothing under it is reported deleted.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from services.sync.client.hashing import hash_fd
+from services.sync.client.ignore import IgnoreRules
+from services.sync.client.names import NameProblem, check_name
+
+
+@dataclass(frozen=True)
+class FileState:
+    size: int
+    mtime_ns: int
+    inode: int
+    mode_exec: bool
+    content_hash: str | None = None
+
+    def same_metadata(self, other: "FileState") -> bool:
+        return (self.size, self.mtime_ns, self.inode) == (other.size, other.mtime_ns, other.inode)
+
+
+@dataclass
+class ScanResult:
+    changed: dict[str, FileState] = field(default_factory=dict)   # new, or content/exec changed
+    touched: dict[str, FileState] = field(default_factory=dict)   # metadata changed, same content
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unstable: list[str] = field(default_factory=list)             # changed while being read: retry
+    symlinks: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)   # (relpath, reason)
+    name_problems: list[NameProblem] = field(default_factory=list)
+
+    @property
+    def present_count(self) -> int:
+        return len(self.changed) + len(self.touched) + len(self.unchanged) + len(self.unstable)
+
+
+def state_from_stat(st: os.stat_result, content_hash: str | None = None) -> FileState:
+    return FileState(st.st_size, st.st_mtime_ns, st.st_ino, bool(st.st_mode & stat.S_IXUSR), content_hash)
+
+
+def hash_stable(path: str, hasher: Callable[[int], str] = hash_fd) -> FileState | None:
+    """Hash the file at `path`; None when it changed (or was replaced) while being read."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise OSError(f"not a regular file: {path}")
+        digest = hasher(fd)
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    at_path = os.lstat(path)
+    moved = ((before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns)
+             or (at_path.st_ino, at_path.st_size, at_path.st_mtime_ns)
+             != (before.st_ino, before.st_size, before.st_mtime_ns))
+    return None if moved else state_from_stat(before, digest)
+
+
+def scan(root: str | os.PathLike, ignore: IgnoreRules, previous: Mapping[str, FileState],
+         hasher: Callable[[int], str] = hash_fd) -> ScanResult:
+    """Compare the tree under `root` with `previous` (relpath -> FileState, '/'-separated).
+
+    `hasher(fd) -> hexdigest` is injectable so tests can count reads."""
+    root = os.fspath(root)
+    result = ScanResult()
+    seen: set[str] = set()
+    unreadable_dirs: list[str] = []
+    stack = [""]
+    while stack:
+        reldir = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, reldir) if reldir else root) as entries:
+                for entry in entries:
+                    relpath = f"{reldir}/{entry.name}" if reldir else entry.name
+                    _visit(entry, relpath, ignore, previous, hasher, result, seen, stack)
+        except OSError as error:
+            unreadable_dirs.append(reldir)
+            result.errors.append((reldir, f"cannot read directory: {error.strerror or error}"))
+    for relpath in previous:
+        if relpath in seen or ignore.ignored(relpath):
+            continue
+        if any(d == "" or relpath.startswith(d + "/") for d in unreadable_dirs):
+            continue
+        result.deleted.append(relpath)
+    return result
+
+
+def _visit(entry: os.DirEntry, relpath: str, ignore: IgnoreRules, previous: Mapping[str, FileState],
+           hasher: Callable[[int], str], result: ScanResult, seen: set[str], stack: list[str]) -> None:
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return  # vanished since listing; the next scan reports the delete
+    except OSError as error:
+        seen.add(relpath)
+        result.errors.append((relpath, f"cannot stat: {error.strerror or error}"))
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if not ignore.ignored(relpath, is_dir=True):
+            stack.append(relpath)
+        return
+    if ignore.ignored(relpath):
+        return
+    seen.add(relpath)
+    if stat.S_ISLNK(st.st_mode):
+        result.symlinks.append(relpath)
+        return
+    if not stat.S_ISREG(st.st_mode):
+        result.errors.append((relpath, "not a regular file; skipped"))
+        return
+    result.name_problems.extend(check_name(relpath))
+    old = previous.get(relpath)
+    now = state_from_stat(st)
+    if old is not None and old.same_metadata(now):
+        result.unchanged.append(relpath)
+        return
+    try:
+        fresh = hash_stable(entry.path, hasher)
+    except FileNotFoundError:
+        seen.discard(relpath)
+        return
+    except OSError as error:
+        result.errors.append((relpath, f"cannot read: {error.strerror or error}"))
+        return
+    if fresh is None or fresh.size != now.size or fresh.mtime_ns != now.mtime_ns:
+        result.unstable.append(relpath)
+    elif old is not None and (old.content_hash, old.mode_exec) == (fresh.content_hash, fresh.mode_exec):
+        result.touched[relpath] = fresh
+    else:
+        result.changed[relpath] = fresh

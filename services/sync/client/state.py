@@ -1,0 +1,181 @@
+"""The client's own state file: what it last synced, where its cursor is, who it is.
+
+One SQLite file per synced folder (usually `<root>/.hearth/state.sqlite3`, which
+the ignore rules always skip), opened with hearth's pragmas via
+services.core.db.open_db and migrated with the client's own `Migrations("client")`
+set — never the server's MIGRATION_SETS. Every write is one short transaction
+(services.core.db.write); bulk puts are cut into batches so no transaction is long.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from sqlite_utils.migrations import Migrations
+
+from services.core.db import migrate, open_db, write
+from services.sync.client.scan import FileState
+
+client_migrations = Migrations("client")
+BATCH = 1000
+
+
+@client_migrations()
+def m001_files_and_meta(db):
+    db.execute("""
+        CREATE TABLE files (
+            relpath TEXT PRIMARY KEY,
+            kind TEXT NOT NULL DEFAULT 'file',
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            exec INTEGER NOT NULL DEFAULT 0,
+            content_hash TEXT,
+            server_revision TEXT,
+            synced_seq INTEGER
+        )""")
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+
+
+@dataclass(frozen=True)
+class TrackedFile:
+    """One row of `files`: the local state as of the last sync plus the server's view of it."""
+    relpath: str
+    size: int
+    mtime_ns: int
+    inode: int
+    exec: bool = False
+    content_hash: str | None = None
+    server_revision: str | None = None
+    synced_seq: int | None = None
+    kind: str = "file"
+
+    @property
+    def file_state(self) -> FileState:
+        return FileState(self.size, self.mtime_ns, self.inode, self.exec, self.content_hash)
+
+    @classmethod
+    def from_state(cls, relpath: str, state: FileState, server_revision: str | None = None,
+                   synced_seq: int | None = None) -> "TrackedFile":
+        return cls(relpath, state.size, state.mtime_ns, state.inode, state.mode_exec,
+                   state.content_hash, server_revision, synced_seq)
+
+
+_COLUMNS = ("relpath", "kind", "size", "mtime_ns", "inode", "exec", "content_hash",
+            "server_revision", "synced_seq")
+
+
+def _row_to_file(row) -> TrackedFile:
+    values = dict(zip(_COLUMNS, row))
+    values["exec"] = bool(values["exec"])
+    return TrackedFile(**values)
+
+
+class ClientState:
+    """The state file of one synced folder. Not shared between threads without care:
+    the daemon should own one instance and call it from one writer path."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        migrate(self.path, [client_migrations])
+        self.db = open_db(self.path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # files
+    def get_file(self, relpath: str) -> TrackedFile | None:
+        row = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM files WHERE relpath = ?",
+                              [relpath]).fetchone()
+        return None if row is None else _row_to_file(row)
+
+    def put_files(self, files: Iterable[TrackedFile]) -> None:
+        """Insert or replace rows, BATCH rows per transaction."""
+        sql = (f"INSERT OR REPLACE INTO files ({', '.join(_COLUMNS)}) "
+               f"VALUES ({', '.join('?' * len(_COLUMNS))})")
+        batch: list[tuple] = []
+
+        def flush(db):
+            db.conn.executemany(sql, batch)
+
+        for tracked in files:
+            values = asdict(tracked)
+            batch.append(tuple(int(values[c]) if c == "exec" else values[c] for c in _COLUMNS))
+            if len(batch) >= BATCH:
+                write(self.db, flush)
+                batch = []
+        if batch:
+            write(self.db, flush)
+
+    def put_file(self, tracked: TrackedFile) -> None:
+        self.put_files([tracked])
+
+    def delete_files(self, relpaths: Iterable[str]) -> None:
+        paths = list(relpaths)
+        for start in range(0, len(paths), BATCH):
+            chunk = [(p,) for p in paths[start:start + BATCH]]
+            write(self.db, lambda db: db.conn.executemany("DELETE FROM files WHERE relpath = ?", chunk))
+
+    def delete_file(self, relpath: str) -> None:
+        self.delete_files([relpath])
+
+    def iter_files(self) -> Iterator[TrackedFile]:
+        """All rows in relpath order, paged so memory stays bounded on huge trees."""
+        after = ""
+        first = True
+        while True:
+            rows = self.db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM files WHERE ? OR relpath > ? "
+                f"ORDER BY relpath LIMIT {BATCH}", [first, after]).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _row_to_file(row)
+            after, first = rows[-1][0], False
+
+    def file_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM files").fetchone()[0]
+
+    def file_states(self) -> dict[str, FileState]:
+        """relpath -> FileState: the `previous` argument of scan()."""
+        return {f.relpath: f.file_state for f in self.iter_files()}
+
+    # meta: cursor, device identity, last error
+    def _get(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else row[0]
+
+    def _set(self, key: str, value: str | None) -> None:
+        if value is None:
+            write(self.db, lambda db: db.execute("DELETE FROM meta WHERE key = ?", [key]))
+        else:
+            write(self.db, lambda db: db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value]))
+
+    @property
+    def cursor(self) -> int | None:
+        """The server journal sequence this folder is synced up to."""
+        value = self._get("cursor")
+        return None if value is None else int(value)
+
+    def set_cursor(self, seq: int) -> None:
+        self._set("cursor", str(seq))
+
+    def device(self) -> tuple[str | None, str | None]:
+        """(device_id, device_name)."""
+        return self._get("device_id"), self._get("device_name")
+
+    def set_device(self, device_id: str, device_name: str) -> None:
+        def both(db):
+            db.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                [("device_id", device_id), ("device_name", device_name)])
+        write(self.db, both)
+
+    @property
+    def last_error(self) -> str | None:
+        return self._get("last_error")
+
+    def set_last_error(self, message: str | None) -> None:
+        """Record the last sync error (None clears it)."""
+        self._set("last_error", message)
