@@ -103,7 +103,7 @@ def test_healthz_aggregates_every_upstream(hearth):
     report = json.loads(body)
     assert status == 200 and report["status"] == "ok"
     states = {name: entry["state"] for name, entry in report["upstreams"].items()}
-    assert states == {"hello": "ok", "api": "ok", "sync": "not-installed", "dav": "not-installed",
+    assert states == {"hello": "ok", "api": "ok", "sync": "ok", "dav": "not-installed",
                       "files": "not-installed"}
 
 

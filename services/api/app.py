@@ -8,7 +8,7 @@ from services.core.config import Config
 from services.core.http import create_base_app
 
 from . import app_passwords, me, openapi, users
-from .routing import guarded
+from services.core.routing import guarded
 
 # Every route the daemon serves; the OpenAPI document describes exactly this list.
 ROUTES = (*me.ROUTES, *app_passwords.ROUTES, *users.ROUTES, *openapi.ROUTES)

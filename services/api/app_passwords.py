@@ -8,7 +8,7 @@ from services.core import accounts
 from services.core.auth import require_user
 from services.core.http import DATABASE, read_json
 
-from .routing import Route, int_param, respond
+from services.core.routing import Route, int_param, respond
 
 
 class AppPassword(BaseModel):

@@ -11,7 +11,7 @@ from services.core.auth import require_user
 from services.core.errors import Unauthorized
 from services.core.http import DATABASE
 
-from .routing import Route, respond
+from services.core.routing import Route, respond
 
 
 class Me(BaseModel):

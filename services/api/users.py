@@ -9,7 +9,7 @@ from services.core.auth import AUTHENTICATOR, require_admin
 from services.core.errors import Conflict
 from services.core.http import DATABASE, read_json
 
-from .routing import Route, respond
+from services.core.routing import Route, respond
 
 
 class User(BaseModel):

@@ -49,6 +49,11 @@ SCHEMA: tuple[Option, ...] = (
     Option("api", "listen", str, "unix:run/api.sock",
            "Where the API daemon listens: HOST:PORT, or unix:PATH (relative to data_dir). "
            "The front end routes /api here."),
+    Option("sync", "listen", str, "unix:run/sync.sock",
+           "Where the sync daemon listens: HOST:PORT, or unix:PATH (relative to data_dir). "
+           "The front end routes /sync here."),
+    Option("sync", "quota_mb", int, 0,
+           "Storage quota per user in MiB: the current files of the folders they own (0: no quota)."),
     Option("front", "listen", str, "127.0.0.1:8080", "The one door: where the front end listens (HOST:PORT)."),
     Option("front", "tls_cert", str, "", "PEM certificate chain; with tls_key, the front end speaks HTTPS. Reloaded on SIGHUP."),
     Option("front", "tls_key", str, "", "PEM private key for tls_cert."),

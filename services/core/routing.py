@@ -1,8 +1,9 @@
 """One declarative list of routes drives both the router and the OpenAPI document.
 
 Each route module ends with a `ROUTES` tuple of `Route`s next to its handlers;
-`app.create_app` registers them (enforcing `access`), and `openapi.build_spec`
-describes the very same list, so a route cannot exist without being documented.
+a daemon's `create_app` registers them (enforcing `access`), and
+`services.core.openapi.build_spec` describes the very same list, so a route
+cannot exist without being documented. Shared by every daemon (api, sync).
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ class Route:
     status: int = 200
     errors: tuple[int, ...] = ()                 # beyond those implied by access and body
     path_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    query_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # optional query parameters
+    raw_body: str | None = None                  # a non-JSON request body's media type
+    raw_response: str | None = None              # a non-JSON response's media type
 
     @property
     def operation_id(self) -> str:

@@ -1,0 +1,47 @@
+"""The sync daemon's application: `create_app(config)`, everything under /sync/v1."""
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from services.core.auth import setup_auth
+from services.core.config import Config
+from services.core.http import CONFIG, create_base_app
+from services.core.openapi import OPENAPI, build_spec
+from services.core.routing import guarded
+from services.core.tree import ChunkStore
+
+from .server import chunks, folders, journal, meta
+from .server.common import FEED, STORE, ChangeFeed
+
+# Every route the daemon serves; its OpenAPI document (/sync/v1/openapi.json) describes exactly this list.
+ROUTES = (*folders.ROUTES, *chunks.ROUTES, *journal.ROUTES, *meta.ROUTES)
+
+DESCRIPTION = ("File sync of a hearth home server: folders, content-addressed chunks (BLAKE3, "
+               "application/octet-stream bodies), a per-folder journal and its change feed (long poll "
+               "with `wait`). Authenticate with HTTP Basic (account password or app password) or with "
+               "an app password as a bearer token.")
+
+
+def create_app(config: Config) -> web.Application:
+    app = create_base_app(config, "sync")
+    setup_auth(app)
+    app.cleanup_ctx.append(_store_context)
+    app.on_shutdown.append(_wake_long_polls)  # SIGTERM must not wait out a 60 s long poll
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, guarded(route))
+    app[OPENAPI] = build_spec(ROUTES, title="hearth sync API", description=DESCRIPTION)
+    return app
+
+
+async def _wake_long_polls(app: web.Application) -> None:
+    if FEED in app:
+        app[FEED].close()
+
+
+async def _store_context(app: web.Application) -> AsyncIterator[None]:
+    app[STORE] = ChunkStore(app[CONFIG].data_path("blobs"))
+    app[FEED] = ChangeFeed()
+    yield
+    app[FEED].close()

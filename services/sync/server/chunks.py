@@ -1,0 +1,96 @@
+"""Chunks: which ones the server has, uploading them, and reading them back.
+
+Chunks are content-addressed and shared by every folder (dedup), so uploading
+is open to any user; reading one back goes through a folder the user can read
+(GET /sync/v1/folders/{id}/chunks/{cid}) and only if a revision of that folder
+references the chunk, so a chunk id alone never gives access to content.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from services.core.auth import require_user
+from services.core.errors import BadRequest, NotFound, PayloadTooLarge
+from services.core.http import DATABASE, read_json
+from services.core.routing import Route, respond
+from services.core.tree.chunks import check_chunk_id
+
+from .common import FOLDER_ID, PREFIX, STORE, folder_for
+
+MAX_CHUNK_BYTES = 8 * 1024 * 1024
+MAX_HAVE_IDS = 10_000
+CHUNK_ID = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "hex BLAKE3 of the chunk's bytes"}
+OCTETS = "application/octet-stream"
+
+
+class HaveIn(BaseModel):
+    ids: list[str] = Field(max_length=MAX_HAVE_IDS)
+
+
+class HaveOut(BaseModel):
+    have: list[str]
+    missing: list[str]
+
+
+class ChunkOut(BaseModel):
+    id: str
+    size: int
+
+
+async def post_have(request: web.Request) -> web.Response:
+    await folder_for(request, write=True)  # asked before uploading into this folder
+    body = await read_json(request, HaveIn)
+    ids = list(dict.fromkeys(body.ids))
+    for cid in ids:
+        check_chunk_id(cid)
+    present = await asyncio.to_thread(request.app[STORE].has_many, ids)
+    return respond(HaveOut(have=[c for c in ids if c in present], missing=[c for c in ids if c not in present]))
+
+
+async def put_chunk(request: web.Request) -> web.Response:
+    await require_user(request)
+    cid = check_chunk_id(request.match_info["cid"])
+    if request.content_length is not None and request.content_length > MAX_CHUNK_BYTES:
+        raise PayloadTooLarge(f"a chunk is at most {MAX_CHUNK_BYTES} bytes")
+    data = bytearray()
+    async for piece in request.content.iter_chunked(256 * 1024):
+        data += piece
+        if len(data) > MAX_CHUNK_BYTES:
+            raise PayloadTooLarge(f"a chunk is at most {MAX_CHUNK_BYTES} bytes")
+    if not data:
+        raise BadRequest("empty chunk")
+    await asyncio.to_thread(request.app[STORE].put, cid, bytes(data))  # BadRequest if not BLAKE3(data)
+    return respond(ChunkOut(id=cid, size=len(data)), status=201)
+
+
+def _referenced(db, folder: int, cid: str) -> bool:
+    return db.execute("""
+        SELECT 1 FROM revision_chunks rc JOIN revisions r ON r.id = rc.revision_id
+        JOIN entries e ON e.id = r.entry_id
+        WHERE rc.chunk_id = ? AND e.folder_id = ? LIMIT 1""", [cid, folder]).fetchone() is not None
+
+
+async def get_chunk(request: web.Request) -> web.StreamResponse:
+    _, folder = await folder_for(request)
+    cid = check_chunk_id(request.match_info["cid"])
+    if not await request.app[DATABASE].read(lambda db: _referenced(db, folder, cid)):
+        raise NotFound(f"no chunk {cid} in folder {folder}")
+    data = await asyncio.to_thread(request.app[STORE].get, cid)
+    return web.Response(body=data, content_type=OCTETS,
+                        headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+ROUTES = (
+    Route("POST", f"{PREFIX}/folders/{{id}}/chunks/have", post_have,
+          "Which of these chunks the server already has (ask before uploading)", tag="chunks",
+          body=HaveIn, response=HaveOut, errors=(403, 404), path_params={"id": FOLDER_ID}),
+    Route("PUT", f"{PREFIX}/chunks/{{cid}}", put_chunk,
+          "Upload a chunk (at most 8 MiB); the id must be the BLAKE3 of the body", tag="chunks",
+          raw_body=OCTETS, response=ChunkOut, status=201, errors=(400, 413), path_params={"cid": CHUNK_ID}),
+    Route("GET", f"{PREFIX}/folders/{{id}}/chunks/{{cid}}", get_chunk,
+          "A chunk's bytes, if a revision in this folder references it", tag="chunks",
+          raw_response=OCTETS, errors=(400, 404), path_params={"id": FOLDER_ID, "cid": CHUNK_ID}),
+)

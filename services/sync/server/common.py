@@ -1,0 +1,101 @@
+"""What the sync routes share: the chunk store, the change feed, access checks, models."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, TypeVar
+
+import sqlite_utils
+from aiohttp import web
+from pydantic import BaseModel
+
+from services.core.auth import require_user
+from services.core.http import CONFIG, DATABASE
+from services.core.routing import int_param
+from services.core.tree import BlobStore, Revision, folder_access
+
+T = TypeVar("T")
+
+STORE = web.AppKey("chunk_store", BlobStore)
+
+PREFIX = "/sync/v1"
+FOLDER_ID = {"type": "integer", "description": "the folder's id"}
+
+
+class ChangeFeed:
+    """Wakes long polls: one asyncio.Event per folder, set (and replaced) after each write to it."""
+
+    def __init__(self) -> None:
+        self._events: dict[int, asyncio.Event] = {}
+        self.closed = False  # shutting down: long polls answer at once
+
+    def event(self, folder: int) -> asyncio.Event:
+        """The event the next change to `folder` sets; take it before reading the journal."""
+        return self._events.setdefault(folder, asyncio.Event())
+
+    def notify(self, folder: int) -> None:
+        event = self._events.pop(folder, None)
+        if event is not None:
+            event.set()
+
+    def close(self) -> None:
+        self.closed = True
+        for event in self._events.values():
+            event.set()
+        self._events.clear()
+
+
+FEED = web.AppKey("change_feed", ChangeFeed)
+
+
+def quota_bytes(request: web.Request) -> int | None:
+    mb = request.config_dict[CONFIG].values["sync"]["quota_mb"]
+    return mb * 1024 * 1024 if mb and mb > 0 else None
+
+
+async def folder_for(request: web.Request, *, write: bool = False) -> tuple[str, int]:
+    """(user, folder id) after checking the user may read (or write) the folder in the path."""
+    identity = await require_user(request)
+    folder = int_param(request, "id")
+    await request.config_dict[DATABASE].read(
+        lambda db: folder_access(db, identity.user, folder, write=write))
+    return identity.user, folder
+
+
+async def write_folder(request: web.Request, fn: Callable[[sqlite_utils.Database], T]) -> T:
+    """Run a journal change for the folder in the path (write access checked in the same
+    transaction), then wake its long polls."""
+    identity = await require_user(request)
+    folder = int_param(request, "id")
+
+    def run(db: sqlite_utils.Database) -> T:
+        folder_access(db, identity.user, folder, write=True)
+        return fn(db)
+
+    result = await request.config_dict[DATABASE].write(run)
+    request.config_dict[FEED].notify(folder)
+    return result
+
+
+class RevisionOut(BaseModel):
+    id: int
+    path: str
+    seq: int
+    kind: str
+    deleted: bool
+    size: int
+    mtime_ns: int
+    executable: bool
+    chunks: list[tuple[str, int]]
+    device: str
+    created_at: str | None = None
+
+    @classmethod
+    def of(cls, revision: Revision) -> "RevisionOut":
+        return cls(id=revision.id, path=revision.path, seq=revision.seq, kind=revision.kind,
+                   deleted=revision.deleted, size=revision.size, mtime_ns=revision.mtime_ns,
+                   executable=revision.executable, chunks=[tuple(c) for c in revision.chunks],
+                   device=revision.device, created_at=revision.created_at)
+
+
+def model_dump(value: Any) -> Any:
+    return value.model_dump(mode="json")
