@@ -7,6 +7,7 @@ SIGTERM is exit 0 with the Unix socket removed.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import stat
 import sys
@@ -60,3 +61,24 @@ def run_daemon(argv: list[str] | None, *, name: str, description: str, prepare: 
     remove_socket(address)
     log.info("stopped")
     return ExitStatus.OK
+
+
+def run_app_daemon(argv: list[str] | None, *, name: str, description: str, app_factory: str) -> int:
+    """`run_daemon` for an aiohttp application built by `app_factory` ("module:function").
+
+    The factory is imported only once the config is known good, which keeps a
+    misconfigured start fast (and its exit code 2 clean).
+    """
+    def prepare(config: Config, address: ListenAddress) -> Callable[[], None]:
+        from .http import serve
+
+        module_name, _, function = app_factory.partition(":")
+        app = getattr(importlib.import_module(module_name), function)(config)
+
+        def run() -> None:
+            logging.getLogger(name).info("serving on %s", address)
+            serve(app, address)
+
+        return run
+
+    return run_daemon(argv, name=name, description=description, prepare=prepare)
