@@ -5,6 +5,7 @@ test_slots): each writes its own hearth.toml and keeps only what is specific to 
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -22,6 +23,17 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def http_get(port: int, path: str) -> tuple[int, bytes]:
+    """One plain GET on loopback, on a fresh connection: (status, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
 
 
 def clean_environ(**extra: str) -> dict[str, str]:

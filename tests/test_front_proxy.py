@@ -25,6 +25,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.installation import http_get
+
 GIB = 1024 ** 3
 CHUNK = 1024 * 1024
 RSS_LIMIT_KB = 100 * 1024
@@ -223,13 +225,7 @@ class Setup:
             connection.close()
 
     def get_direct(self, path: str) -> tuple[int, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.tcp_port, timeout=5)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            return response.status, response.read()
-        finally:
-            connection.close()
+        return http_get(self.tcp_port, path)
 
     def upstream_state(self) -> dict:
         return json.loads(self.get_direct("/_state")[1])

@@ -40,7 +40,6 @@ fail the benchmark for direct and hearth, and are reported for Caddy and nginx.
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import os
 import re
 import resource
@@ -57,6 +56,7 @@ from typing import Callable
 import pytest
 
 from tests.bench.tables import fmt, format_table, median, ratio
+from tests.installation import http_get
 
 MIB = 1024 * 1024
 SMALL_BYTES = 200
@@ -180,16 +180,6 @@ class Daemon:
         self.process.wait()
 
 
-def get(port: int, path: str) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
 def wait_serving(daemon: Daemon, port: int) -> str:
     """'' once GET /small through `port` answers 200, or why it never did."""
     deadline, last = time.monotonic() + START_TIMEOUT, "no answer"
@@ -197,7 +187,7 @@ def wait_serving(daemon: Daemon, port: int) -> str:
         if daemon.process.poll() is not None:
             return f"{daemon.name} exited with {daemon.process.returncode}: {daemon.tail(1)}"
         try:
-            status, body = get(port, "/small")
+            status, body = http_get(port, "/small")
             if status == 200 and len(body) == SMALL_BYTES:
                 return ""
             last = f"GET /small answered {status} with {len(body)} bytes"
