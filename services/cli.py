@@ -95,6 +95,29 @@ def build_parser() -> argparse.ArgumentParser:
     from services.core import account_commands
     account_commands.register(command)
 
+    from services.sync.client import commands as sync_commands
+    sync_commands.configure_sync(command(
+        "sync", "services.sync.client.daemon:run",
+        "Keep a local directory and a folder on the server identical: upload and download only what "
+        "changed, keep both versions when both sides changed, never propagate a mass deletion unasked.",
+        epilog="related commands:\n"
+               "  hearth sync status DIR     what the client did last, what is pending, the last error\n"
+               "  hearth sync check [--verify]\n"
+               "                             on the server: check the chunk store against the journal\n\n"
+               "examples:\n"
+               "  hearth sync ~/Documents --server https://home.example.net --user alice --password-stdin --once\n"
+               "  hearth sync ~/Photos --folder bob/Photos --token-file ~/.config/hearth/token\n\n"
+               "State lives in DIR/.hearth/. Exit codes for --once: 0 in sync, 1 not (reasons printed), 2 bad\n"
+               "flags or credentials, 3 another client already syncs DIR."))
+    sync_commands.configure_status(command(
+        "sync-status", "services.sync.client.status:run",
+        "Show a synced directory's state: in sync, N pending, problems, last error (exit 1 unless in sync). "
+        "Spelled `hearth sync status DIR`."))
+    check = command("sync-check", "services.sync.check:run_check",
+                    "On the server: verify the chunk store against every folder's journal (exit 1 if "
+                    "inconsistent). Spelled `hearth sync check`.")
+    check.add_argument("--verify", action="store_true", help="also re-hash every stored chunk (slow)")
+
     from services.rc import daemon, rotate
     daemon.configure_parser(command(
         "daemon", "services.rc.daemon:run",
@@ -116,16 +139,31 @@ def _config_epilog() -> str:
 TRAILING_COMMAND = frozenset({"deploy"})
 
 
-def _split_trailing_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
+# `hearth sync status DIR` and `hearth sync check` are their own commands inside, since `hearth sync DIR`
+# takes a directory where they take a verb.
+SYNC_VERBS = frozenset({"status", "check"})
+
+
+def _command_index(argv: list[str]) -> int | None:
     words = iter(enumerate(argv))
     for index, word in words:
         if word == "--config":
             next(words, None)
         elif not word.startswith("-"):
-            if word in TRAILING_COMMAND and "--" in argv[index:]:
-                split = argv.index("--", index)
-                return argv[:split], argv[split + 1:]
-            break
+            return index
+    return None
+
+
+def _split_trailing_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    index = _command_index(argv)
+    if index is None:
+        return argv, None
+    word = argv[index]
+    if word == "sync" and index + 1 < len(argv) and argv[index + 1] in SYNC_VERBS:
+        return argv[:index] + [f"sync-{argv[index + 1]}"] + argv[index + 2:], None
+    if word in TRAILING_COMMAND and "--" in argv[index:]:
+        split = argv.index("--", index)
+        return argv[:split], argv[split + 1:]
     return argv, None
 
 

@@ -12,16 +12,16 @@ be the same inode at the path), and if anything moved it is `unstable`: retry la
 
 Symlinks are reported in `symlinks` and skipped: never followed, never synced,
 never counted as deleted. Other non-regular files (fifos, sockets, devices) are
-reported in `errors` and skipped the same way. Directories are walked but not
-reported (empty directories are not tracked yet). A directory that cannot be
-read is an error, and nothing under it is reported deleted.
+reported in `errors` and skipped the same way. Directories are walked and listed
+in `dirs` (the daemon syncs empty ones too). A directory that cannot be read is
+an error, and nothing under it is reported deleted.
 """
 from __future__ import annotations
 
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from services.sync.client.hashing import hash_fd
 from services.sync.client.ignore import IgnoreRules
@@ -50,6 +50,8 @@ class ScanResult:
     symlinks: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)   # (relpath, reason)
     name_problems: list[NameProblem] = field(default_factory=list)
+    dirs: set[str] = field(default_factory=set)                   # directories walked (not ignored)
+    unreadable: list[str] = field(default_factory=list)           # directories that could not be listed
 
     @property
     def present_count(self) -> int:
@@ -79,46 +81,85 @@ def hash_stable(path: str, hasher: Callable[[int], str] = hash_fd) -> FileState 
 
 
 def scan(root: str | os.PathLike, ignore: IgnoreRules, previous: Mapping[str, FileState],
-         hasher: Callable[[int], str] = hash_fd) -> ScanResult:
+         hasher: Callable[[int], str] = hash_fd, only: Iterable[str] | None = None,
+         quick: bool = False) -> ScanResult:
     """Compare the tree under `root` with `previous` (relpath -> FileState, '/'-separated).
 
-    `hasher(fd) -> hexdigest` is injectable so tests can count reads."""
+    `only` limits the scan to these relpaths (files, or directories walked whole): the
+    watcher's hint. `quick` never reads content: a file whose metadata moved is
+    `changed` with no hash (for `status`). `hasher(fd) -> hexdigest` is injectable so
+    tests can count reads."""
     root = os.fspath(root)
     result = ScanResult()
     seen: set[str] = set()
-    unreadable_dirs: list[str] = []
-    stack = [""]
+    stack: list[str] = []
+    scopes: list[str] = [""]
+    if only is None:
+        stack.append("")
+    else:
+        scopes = _hinted(root, ignore, only, previous, hasher, quick, result, seen, stack)
     while stack:
         reldir = stack.pop()
         try:
             with os.scandir(os.path.join(root, reldir) if reldir else root) as entries:
                 for entry in entries:
                     relpath = f"{reldir}/{entry.name}" if reldir else entry.name
-                    _visit(entry, relpath, ignore, previous, hasher, result, seen, stack)
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # vanished since listing; the next scan reports the delete
+                    except OSError as error:
+                        seen.add(relpath)
+                        result.errors.append((relpath, f"cannot stat: {error.strerror or error}"))
+                        continue
+                    _visit(entry.path, relpath, st, ignore, previous, hasher, quick, result, seen, stack)
         except OSError as error:
-            unreadable_dirs.append(reldir)
+            result.unreadable.append(reldir)
             result.errors.append((reldir, f"cannot read directory: {error.strerror or error}"))
-    for relpath in previous:
+    for relpath in _within(previous, scopes):
         if relpath in seen or ignore.ignored(relpath):
             continue
-        if any(d == "" or relpath.startswith(d + "/") for d in unreadable_dirs):
+        if any(d == "" or relpath.startswith(d + "/") for d in result.unreadable):
             continue
         result.deleted.append(relpath)
     return result
 
 
-def _visit(entry: os.DirEntry, relpath: str, ignore: IgnoreRules, previous: Mapping[str, FileState],
-           hasher: Callable[[int], str], result: ScanResult, seen: set[str], stack: list[str]) -> None:
-    try:
-        st = entry.stat(follow_symlinks=False)
-    except FileNotFoundError:
-        return  # vanished since listing; the next scan reports the delete
-    except OSError as error:
-        seen.add(relpath)
-        result.errors.append((relpath, f"cannot stat: {error.strerror or error}"))
-        return
+def _within(previous: Mapping[str, FileState], scopes: list[str]) -> Iterable[str]:
+    if "" in scopes:
+        return previous
+    return [p for p in previous if any(p == s or p.startswith(s + "/") for s in scopes)]
+
+
+def _hinted(root: str, ignore: IgnoreRules, only: Iterable[str], previous: Mapping[str, FileState],
+            hasher, quick: bool, result: ScanResult, seen: set[str], stack: list[str]) -> list[str]:
+    """Visit each hinted path (a directory's subtree goes on `stack`); returns the scopes
+    in which a path missing from disk counts as deleted."""
+    scopes = []
+    for relpath in sorted(set(only)):
+        parts = relpath.split("/")
+        if any(ignore.ignored("/".join(parts[:i]), is_dir=True) for i in range(1, len(parts))):
+            continue
+        scopes.append(relpath)
+        path = os.path.join(root, relpath)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            seen.add(relpath)
+            result.errors.append((relpath, f"cannot stat: {error.strerror or error}"))
+            continue
+        _visit(path, relpath, st, ignore, previous, hasher, quick, result, seen, stack)
+    return scopes
+
+
+def _visit(path: str, relpath: str, st: os.stat_result, ignore: IgnoreRules, previous: Mapping[str, FileState],
+           hasher: Callable[[int], str], quick: bool, result: ScanResult, seen: set[str],
+           stack: list[str]) -> None:
     if stat.S_ISDIR(st.st_mode):
-        if not ignore.ignored(relpath, is_dir=True):
+        if not ignore.ignored(relpath, is_dir=True) and relpath not in result.dirs:
+            result.dirs.add(relpath)
             stack.append(relpath)
         return
     if ignore.ignored(relpath):
@@ -133,11 +174,14 @@ def _visit(entry: os.DirEntry, relpath: str, ignore: IgnoreRules, previous: Mapp
     result.name_problems.extend(check_name(relpath))
     old = previous.get(relpath)
     now = state_from_stat(st)
-    if old is not None and old.same_metadata(now):
+    if old is not None and old.same_metadata(now) and old.mode_exec == now.mode_exec:
         result.unchanged.append(relpath)
         return
+    if quick:
+        result.changed[relpath] = now
+        return
     try:
-        fresh = hash_stable(entry.path, hasher)
+        fresh = hash_stable(path, hasher)
     except FileNotFoundError:
         seen.discard(relpath)
         return

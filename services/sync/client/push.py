@@ -1,0 +1,333 @@
+"""Sending local changes to the server: directories, renames, new content, deletes.
+
+The scan says what differs from the state file. A deleted file whose content
+reappears under a new name is a rename (no upload). New content is cut into
+chunks in one read (never committed if the file moved during it); the server
+is asked which chunks it lacks, only those are sent, in batches, and then up
+to 1000 files are committed in one request, each against the revision it was
+based on. Deletes pass the mass-deletion guard first and are sent
+non-recursively, so nothing the server has and this device never saw is
+removed with a directory.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+
+from services.sync.client.context import Context, Report
+from services.sync.client.guard import deletion_guard
+from services.sync.client.progress import Progress
+from services.sync.client.remote import RemoteError
+from services.sync.client.scan import FileState, ScanResult, scan
+from services.sync.client.state import TrackedFile
+from services.sync.client.transfer import Prepared, Unstable, prepare, read_chunk
+
+log = logging.getLogger("hearth.sync")
+
+BATCH_FILES = 500
+BATCH_BYTES = 256 << 20
+UPLOAD_BYTES = 16 << 20   # chunk data per upload request
+PREPARE_GROUP = 64        # files cut per worker-thread hop
+
+
+@dataclass
+class Batch:
+    items: list[tuple[Prepared, int | None]] = field(default_factory=list)  # (file, base revision)
+    size: int = 0
+
+    def add(self, prepared: Prepared, base: int | None) -> None:
+        self.items.append((prepared, base))
+        self.size += prepared.size
+
+    @property
+    def full(self) -> bool:
+        return len(self.items) >= BATCH_FILES or self.size >= BATCH_BYTES
+
+
+async def push(context: Context, report: Report, hints: set[str] | None) -> None:
+    if hints is not None and not hints:
+        return
+    previous = context.state.file_states()
+    result = await asyncio.to_thread(scan, context.root, context.ignore, previous, only=hints)
+    _report_scan(context, report, result)
+    rows = {p: context.state.get_file(p) for p in result.deleted}
+    renames = _renames(result, previous, rows)
+    renamed_to = {dst for _, dst, _ in renames}
+    deletes = [p for p in result.deleted if p not in {src for src, _, _ in renames}]
+    await _mkdirs(context, report, result, hints)
+    await _rename(context, report, renames, rows)
+    skip = {p.relpath for p in result.name_problems if p.severity == "error"}
+    changed = [p for p in sorted(result.changed) if p not in renamed_to and p not in skip
+               and not _blocked(context, report, p, result.changed[p])]
+    await _upload(context, report, changed, result.touched)
+    reason = deletion_guard(context.root, dataclasses.replace(result, deleted=deletes), len(previous))
+    if reason and not context.confirm_deletes:
+        if deletes or _gone_dirs(context, result, hints):
+            context.problem(report, f"not deleting {len(deletes)} files on the server: {reason}. "
+                                    "If this is what you want, run once with --confirm-deletes.")
+        return
+    await _delete_files(context, report, deletes, rows)
+    await _delete_dirs(context, report, _gone_dirs(context, result, hints))
+
+
+def _report_scan(context: Context, report: Report, result: ScanResult) -> None:
+    report.pending += len(result.unstable)
+    for relpath in result.unstable:
+        log.info("%s is changing; will upload once it settles", relpath)
+    for problem in result.name_problems:
+        if problem.severity == "error":
+            context.problem(report, f"{problem.relpath}: {problem.message}; not uploaded")
+    for relpath in result.symlinks:
+        if relpath not in context.reported:
+            context.reported.add(relpath)
+            log.info("%s is a symlink: symlinks are not synced", relpath)
+    for relpath, reason in result.errors:
+        context.problem(report, f"{relpath or '.'}: {reason}")
+
+
+def _blocked(context: Context, report: Report, relpath: str, state: FileState) -> bool:
+    refused = context.blocked.get(relpath)
+    if refused is None:
+        return False
+    if refused[0] == (state.size, state.mtime_ns, state.inode):
+        report.problems.append(refused[1])
+        return True
+    del context.blocked[relpath]  # changed since it was refused: try again
+    return False
+
+
+def _renames(result: ScanResult, previous: dict[str, FileState],
+             rows: dict[str, TrackedFile | None]) -> list[tuple[str, str, FileState]]:
+    """(old path, new path, new state) for new files whose content a deleted file had."""
+    by_content: dict[tuple, list[str]] = {}
+    for relpath, row in rows.items():
+        if row is not None and row.content_hash and row.revision is not None:
+            by_content.setdefault((row.content_hash, row.exec), []).append(relpath)
+    renames = []
+    for relpath, state in sorted(result.changed.items()):
+        sources = by_content.get((state.content_hash, state.mode_exec))
+        if relpath not in previous and sources:
+            renames.append((sources.pop(), relpath, state))
+    return renames
+
+
+def _depth(relpath: str) -> int:
+    return relpath.count("/")
+
+
+async def _mkdirs(context: Context, report: Report, result: ScanResult, hints) -> None:
+    tracked = context.state.directories()
+    for relpath in sorted((d for d in result.dirs if d not in tracked), key=_depth):
+        try:
+            revision = await context.remote.mkdir(context.folder, relpath, context.device)
+        except RemoteError as error:
+            _refused(context, report, relpath, None, error, "directory not created on the server")
+            continue
+        context.state.put_file(TrackedFile.directory(relpath, revision["id"]))
+        report.other += 1
+
+
+def _gone_dirs(context: Context, result: ScanResult, hints) -> list[str]:
+    def in_scope(relpath: str) -> bool:
+        return hints is None or any(relpath == h or relpath.startswith(h + "/") for h in hints)
+
+    gone = [d for d in context.state.directories()
+            if in_scope(d) and d not in result.dirs and not os.path.lexists(context.path(d))
+            and not any(u == "" or d.startswith(u + "/") for u in result.unreadable)]
+    return sorted(gone, key=_depth, reverse=True)
+
+
+async def _rename(context: Context, report: Report, renames, rows) -> None:
+    for src, dst, state in renames:
+        row = rows[src]
+        try:
+            revision = await context.remote.rename(context.folder, src, dst, row.revision, context.device)
+        except RemoteError as error:
+            if error.status in (403, 507):
+                _refused(context, report, dst, state, error, "not moved on the server")
+            else:
+                report.pending += 1  # the server's copy changed: the next pull decides
+            continue
+        context.state.delete_file(src)
+        context.state.put_file(TrackedFile.from_state(dst, state, revision["id"], chunks=row.chunks))
+        report.other += 1
+        log.info("moved %s -> %s", src, dst)
+
+
+def _refused(context: Context, report: Report, relpath: str, state: FileState | None, error: RemoteError,
+             what: str) -> None:
+    message = f"{relpath}: {what}: {error.reason}"
+    if state is not None:
+        context.blocked[relpath] = ((state.size, state.mtime_ns, state.inode), message)
+    context.problem(report, message)
+
+
+# --- uploads ------------------------------------------------------------------
+
+def _prepare_many(context: Context, relpaths: list[str]) -> list[Prepared | str | None]:
+    """Prepared files; for the others "unstable", or None (gone), or an error message."""
+    results = []
+    for relpath in relpaths:
+        try:
+            results.append(prepare(context.root, relpath))
+        except Unstable:
+            results.append("unstable")
+        except FileNotFoundError:
+            results.append(None)
+        except OSError as error:
+            results.append(f"cannot read: {error.strerror or error}")
+    return results
+
+
+async def _upload(context: Context, report: Report, changed: list[str], touched: dict[str, FileState]) -> None:
+    batch = Batch()
+    for start in range(0, len(changed), PREPARE_GROUP):
+        group = changed[start:start + PREPARE_GROUP]
+        for relpath, prepared in zip(group, await asyncio.to_thread(_prepare_many, context, group)):
+            if isinstance(prepared, Prepared):
+                row = context.state.get_file(relpath)
+                batch.add(prepared, row.revision if row is not None and row.kind == "file" else None)
+            elif prepared == "unstable":
+                report.pending += 1
+                log.info("%s changed while being read; will upload once it settles", relpath)
+            elif prepared is not None:
+                context.problem(report, f"{relpath}: {prepared}")
+            if batch.full:
+                await _flush(context, report, batch)
+                batch = Batch()
+    for relpath, state in touched.items():
+        row = context.state.get_file(relpath)
+        if row is None:
+            continue
+        if state.mtime_ns == row.mtime_ns:  # same content and mtime, a new inode: only remember it
+            context.state.put_file(dataclasses.replace(row, size=state.size, inode=state.inode))
+            continue
+        batch.add(Prepared(relpath, context.path(relpath), state, list(row.chunks)), row.revision)
+        if batch.full:
+            await _flush(context, report, batch)
+            batch = Batch()
+    await _flush(context, report, batch)
+
+
+async def _flush(context: Context, report: Report, batch: Batch) -> None:
+    if not batch.items:
+        return
+    try:
+        ready = await _send_chunks(context, report, batch)
+        results = []
+        for start in range(0, len(ready), 1000):
+            results += await context.remote.commits(context.folder, [
+                _commit_item(context, prepared, base) for prepared, base in ready[start:start + 1000]])
+    except RemoteError as error:
+        if error.status not in (403, 507):
+            raise
+        for prepared, _ in batch.items:
+            _refused(context, report, prepared.relpath, prepared.state, error, "not uploaded")
+        return
+    rows = []
+    for (prepared, _), result in zip(ready, results):
+        if result["ok"]:
+            rows.append(TrackedFile.from_state(prepared.relpath, prepared.state, result["revision"]["id"],
+                                               chunks=prepared.chunks))
+            report.uploaded += 1
+            log.debug("uploaded %s", prepared.relpath)
+        elif result["status"] in (403, 507):
+            _refused(context, report, prepared.relpath, prepared.state,
+                     RemoteError(result["status"], result["error"], result["reason"]), "not uploaded")
+        else:
+            report.pending += 1  # 409: changed on the server too (the next pull decides); 400: chunks gone
+            log.info("%s: %s; will retry", prepared.relpath, result["reason"])
+    context.state.put_files(rows)
+    if len(batch.items) > 1 or batch.size > (8 << 20):
+        log.info("uploaded %d files (%d bytes)", len(rows), sum(r.size for r in rows))
+
+
+def _commit_item(context: Context, prepared: Prepared, base: int | None) -> dict:
+    return {"path": prepared.relpath, "base_revision": base, "chunks": [list(c) for c in prepared.chunks],
+            "size": prepared.size, "mtime_ns": prepared.state.mtime_ns, "executable": prepared.state.mode_exec,
+            "device": context.device}
+
+
+async def _send_chunks(context: Context, report: Report, batch: Batch) -> list[tuple[Prepared, int | None]]:
+    """Upload what the server lacks; returns the files whose chunks are all there."""
+    missing = await context.remote.missing(context.folder, [cid for p, _ in batch.items for cid, _ in p.chunks])
+    total = sum(n for p, _ in batch.items for cid, n in p.chunks if cid in missing)
+    progress = Progress("uploading", total)
+    sent: set[str] = set()
+    ready = []
+    pending: list[tuple[str, bytes]] = []
+    pending_bytes = 0
+    try:
+        for prepared, base in batch.items:
+            offset, whole = 0, True
+            for cid, length in prepared.chunks:
+                if cid in missing and cid not in sent:
+                    data = prepared.data.get(cid) or await asyncio.to_thread(
+                        read_chunk, prepared.path, offset, length, cid, prepared.state)
+                    if data is None:
+                        whole = False
+                        break
+                    pending.append((cid, data))
+                    pending_bytes += length
+                    sent.add(cid)
+                    report.sent_chunks += 1
+                    report.sent_bytes += length
+                    if pending_bytes >= UPLOAD_BYTES:
+                        await context.remote.upload(pending)
+                        progress.advance(pending_bytes)
+                        pending, pending_bytes = [], 0
+                offset += length
+            if whole:
+                ready.append((prepared, base))
+            else:
+                report.pending += 1
+                log.info("%s changed while being uploaded; will upload once it settles", prepared.relpath)
+        if pending:
+            await context.remote.upload(pending)
+            progress.advance(pending_bytes)
+    finally:
+        progress.close()
+    return ready
+
+
+# --- deletes ------------------------------------------------------------------
+
+async def _delete_files(context: Context, report: Report, deletes: list[str], rows) -> None:
+    for relpath in deletes:
+        row = rows.get(relpath)
+        if row is None:
+            continue
+        if relpath in context.blocked:
+            report.problems.append(context.blocked[relpath][1])
+            continue
+        try:
+            await context.remote.delete(context.folder, relpath, row.revision, context.device)
+        except RemoteError as error:
+            if error.status == 404:
+                context.state.delete_file(relpath)
+            elif error.status in (403, 507):
+                _refused(context, report, relpath, None, error, "not deleted on the server")
+                context.blocked[relpath] = (None, f"{relpath}: not deleted on the server: {error.reason}")
+            else:
+                report.pending += 1  # changed on the server: the next pull brings it back
+            continue
+        context.state.delete_file(relpath)
+        report.deleted_remote += 1
+        log.debug("deleted %s on the server", relpath)
+
+
+async def _delete_dirs(context: Context, report: Report, gone: list[str]) -> None:
+    for relpath in gone:
+        row = context.state.get_file(relpath)
+        try:
+            await context.remote.delete(context.folder, relpath, row.revision if row else None, context.device)
+            report.deleted_remote += 1
+        except RemoteError as error:
+            if error.status in (403, 507):
+                _refused(context, report, relpath, None, error, "not deleted on the server")
+                continue
+            # 404: gone there too; 409: it holds files this device has not seen, which the pull brings
+        context.state.delete_file(relpath)
