@@ -110,12 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
                "State lives in DIR/.hearth/. Exit codes for --once: 0 in sync, 1 not (reasons printed), 2 bad\n"
                "flags or credentials, 3 another client already syncs DIR."))
     sync_commands.configure_status(command(
-        "sync-status", "services.sync.client.status:run",
-        "Show a synced directory's state: in sync, N pending, problems, last error (exit 1 unless in sync). "
-        "Spelled `hearth sync status DIR`."))
-    check = command("sync-check", "services.sync.check:run_check",
+        "sync status", "services.sync.client.status:run",
+        "Show a synced directory's state: in sync, N pending, problems, last error (exit 1 unless in sync)."))
+    check = command("sync check", "services.sync.check:run_check",
                     "On the server: verify the chunk store against every folder's journal (exit 1 if "
-                    "inconsistent). Spelled `hearth sync check`.")
+                    "inconsistent).")
     check.add_argument("--verify", action="store_true", help="also re-hash every stored chunk (slow)")
 
     from services.rc import daemon, rotate
@@ -160,7 +159,7 @@ def _split_trailing_command(argv: list[str]) -> tuple[list[str], list[str] | Non
         return argv, None
     word = argv[index]
     if word == "sync" and index + 1 < len(argv) and argv[index + 1] in SYNC_VERBS:
-        return argv[:index] + [f"sync-{argv[index + 1]}"] + argv[index + 2:], None
+        return argv[:index] + [f"sync {argv[index + 1]}"] + argv[index + 2:], None
     if word in TRAILING_COMMAND and "--" in argv[index:]:
         split = argv.index("--", index)
         return argv[:split], argv[split + 1:]

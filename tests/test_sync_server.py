@@ -7,7 +7,9 @@ import io
 import json
 import os
 import random
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +19,8 @@ from pathlib import Path
 import pytest
 from openapi_spec_validator import validate
 
-from services.core.tree import chunk_id, chunk_stream
+from services.core.db import db_path, open_db, write
+from services.core.tree import ChunkStore, chunk_id, chunk_stream
 from tests.test_api import free_port
 
 PASSWORDS = {"alice": "alice password", "bob": "bob password"}
@@ -281,8 +284,252 @@ def test_openapi_document_covers_every_route(sync):
     assert status == 200
     validate(spec)
     assert {"/sync/v1/folders", "/sync/v1/folders/{id}/commit", "/sync/v1/chunks/{cid}",
-            "/sync/v1/folders/{id}/changes"} <= set(spec["paths"])
+            "/sync/v1/folders/{id}/changes", "/sync/v1/chunks/batch", "/sync/v1/folders/{id}/chunks/fetch",
+            "/sync/v1/folders/{id}/commits", "/sync/v1/folders/{id}/trash", "/sync/v1/usage"} <= set(spec["paths"])
+    batch = spec["paths"]["/sync/v1/chunks/batch"]["post"]
+    assert "application/octet-stream" in batch["requestBody"]["content"] and "413" in batch["responses"]
+    fetch = spec["paths"]["/sync/v1/folders/{id}/chunks/fetch"]["post"]
+    assert "application/octet-stream" in fetch["responses"]["200"]["content"]
     from services.sync.app import ROUTES
     assert sum(len(ops) for ops in spec["paths"].values()) == len(ROUTES)
     wait = next(p for p in spec["paths"]["/sync/v1/folders/{id}/changes"]["get"]["parameters"] if p["name"] == "wait")
     assert wait["in"] == "query"
+
+
+def frame(data: bytes, cid: str | None = None) -> bytes:
+    """One batch frame: 32-byte digest, 4-byte big-endian length, the data."""
+    return bytes.fromhex(cid or chunk_id(data)) + len(data).to_bytes(4, "big") + data
+
+
+def unframe(body: bytes) -> list[tuple[str, bytes]]:
+    frames, at = [], 0
+    while at < len(body):
+        length = int.from_bytes(body[at + 32:at + 36], "big")
+        frames.append((body[at:at + 32].hex(), body[at + 36:at + 36 + length]))
+        at += 36 + length
+    assert at == len(body)
+    return frames
+
+
+def test_batch_upload_then_fetch_in_order(sync):
+    fid = folder(sync, "alice", "Batch")
+    blobs = [b"small one", random.Random(2).randbytes(300_000), b"small two"]
+    status, body = sync.request("POST", "/sync/v1/chunks/batch", b"".join(frame(b) for b in blobs), user="alice")
+    assert status == 201 and body == {"stored": 3, "bytes": sum(len(b) for b in blobs)}
+    ids = [chunk_id(b) for b in blobs]
+    status, have = sync.request("POST", f"/sync/v1/folders/{fid}/chunks/have", {"ids": ids}, user="alice")
+    assert have["missing"] == []
+    status, revision = commit(sync, "alice", fid, "joined.bin", [[c, len(b)] for c, b in zip(ids, blobs)])
+    assert status == 200, revision
+
+    asked = [ids[2], ids[0], ids[2], ids[1], ids[0]]
+    status, body = sync.request("POST", f"/sync/v1/folders/{fid}/chunks/fetch", {"ids": asked}, user="alice")
+    assert status == 200 and unframe(body) == [(ids[2], blobs[2]), (ids[0], blobs[0]), (ids[1], blobs[1])]
+    assert sync.request("POST", "/sync/v1/chunks/batch", b"", user="alice") == (201, {"stored": 0, "bytes": 0})
+    assert sync.request("POST", "/sync/v1/chunks/batch", frame(b"x"))[0] == 401
+
+
+def test_batch_upload_rejects_bad_frames(sync):
+    good, wrong = b"a good chunk", b"claims to be another"
+    status, body = sync.request("POST", "/sync/v1/chunks/batch",
+                                frame(good) + frame(wrong, chunk_id(b"something else")), user="alice")
+    assert status == 400 and body["reason"].startswith("frame 2: ") and "does not match" in body["reason"]
+    blobs = sync.home / "var" / "blobs"
+    assert not list(blobs.rglob(chunk_id(good)))  # a refused batch stores nothing, not even its good frames
+    assert not list(blobs.rglob(".*.tmp"))
+    assert not list(blobs.rglob(chunk_id(b"something else")))
+
+    cut = frame(b"cut short")[:-3]
+    status, body = sync.request("POST", "/sync/v1/chunks/batch", cut, user="alice")
+    assert status == 400 and "truncated data (6 of 9 bytes)" in body["reason"]
+    assert not list(blobs.rglob(chunk_id(b"cut short")))
+    status, body = sync.request("POST", "/sync/v1/chunks/batch", frame(good)[:20], user="alice")
+    assert status == 400 and "truncated head" in body["reason"]
+    zero = bytes.fromhex(chunk_id(b"")) + (0).to_bytes(4, "big")
+    status, body = sync.request("POST", "/sync/v1/chunks/batch", zero, user="alice")
+    assert status == 400 and "length 0" in body["reason"]
+    huge = bytes.fromhex(chunk_id(good)) + (8 * 1024 * 1024 + 1).to_bytes(4, "big")
+    assert sync.request("POST", "/sync/v1/chunks/batch", huge, user="alice")[0] == 400
+
+
+def test_batch_upload_over_64_mib_is_refused_from_its_content_length(sync):
+    token = base64.b64encode(f"alice:{PASSWORDS['alice']}".encode()).decode()
+    with socket.create_connection(("127.0.0.1", sync.port), timeout=10) as conn:
+        conn.sendall(f"POST /sync/v1/chunks/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n"
+                     f"Content-Type: application/octet-stream\r\nContent-Length: {64 * 1024 * 1024 + 1}\r\n"
+                     "\r\n".encode())
+        assert conn.recv(4096).startswith(b"HTTP/1.1 413 ")
+
+
+def test_fetch_only_chunks_this_folder_references(sync):
+    mine, theirs = folder(sync, "alice", "Fetch mine"), folder(sync, "bob", "Fetch theirs")
+    status, bobs = commit(sync, "bob", theirs, "secret.txt", upload(sync, "bob", theirs, b"bob's secret"))
+    status, own = commit(sync, "alice", mine, "own.txt", upload(sync, "alice", mine, b"alice's own"))
+    secret, own_id = bobs["chunks"][0][0], own["chunks"][0][0]
+    status, body = sync.request("POST", f"/sync/v1/folders/{mine}/chunks/fetch", {"ids": [own_id, secret]},
+                                user="alice")
+    assert status == 404 and secret in body["reason"] and own_id not in body["reason"]
+    assert sync.request("POST", f"/sync/v1/folders/{theirs}/chunks/fetch", {"ids": [secret]},
+                        user="alice")[0] == 404
+    assert sync.request("POST", f"/sync/v1/folders/{mine}/chunks/fetch", {"ids": []}, user="alice")[0] == 400
+    assert sync.request("POST", f"/sync/v1/folders/{mine}/chunks/fetch", {"ids": ["nope"]}, user="alice")[0] == 400
+    too_many = {"ids": [own_id] * 1001}
+    assert sync.request("POST", f"/sync/v1/folders/{mine}/chunks/fetch", too_many, user="alice")[0] == 400
+
+
+def commit_item(path, chunks, base=None, device="laptop"):
+    return {"path": path, "base_revision": base, "chunks": chunks, "size": sum(n for _, n in chunks),
+            "mtime_ns": 1, "executable": False, "device": device}
+
+
+def test_batch_commit_reports_each_item(sync):
+    fid = folder(sync, "alice", "Many")
+    a1 = upload(sync, "alice", fid, b"a version one")
+    status, first = commit(sync, "alice", fid, "a.txt", a1)
+    status, second = commit(sync, "alice", fid, "a.txt", upload(sync, "alice", fid, b"a version two"),
+                            base=first["id"])
+    never = chunk_id(b"never uploaded")
+    status, feed = sync.request("GET", f"/sync/v1/folders/{fid}/changes?since=0", user="alice")
+    status, body = sync.request("POST", f"/sync/v1/folders/{fid}/commits", {"commits": [
+        commit_item("b.txt", upload(sync, "alice", fid, b"new file b")),
+        commit_item("a.txt", a1, base=first["id"], device="phone"),
+        commit_item("c.txt", [[never, 14]]),
+        commit_item("../escape", a1),
+        commit_item("b.txt/under-a-file", a1),
+    ]}, user="alice")
+    assert status == 200, body
+    done, stale, missing, bad, under = body["results"]
+    assert done["ok"] is True and done["revision"]["path"] == "b.txt" and set(done) == {"ok", "revision"}
+    assert stale == {"ok": False, "status": 409, "error": "conflict", "reason": stale["reason"],
+                     "current": second, "missing": []}
+    assert missing["ok"] is False and missing["status"] == 400 and missing["missing"] == [never]
+    assert bad["status"] == 400 and bad["current"] is None and "segment" in bad["reason"]
+    assert under["status"] == 409 and "b.txt is a file" in under["reason"]  # sees item 1 committed
+    status, changes = sync.request("GET", f"/sync/v1/folders/{fid}/changes?since={feed['cursor']}", user="alice")
+    assert [c["path"] for c in changes["changes"]] == ["b.txt"]  # only the good item changed anything
+
+    assert sync.request("POST", f"/sync/v1/folders/{fid}/commits", {"commits": []}, user="alice")[0] == 400
+    status, body = sync.request("POST", f"/sync/v1/folders/{fid}/commits", {"commits": [{"path": "x"}]},
+                                user="alice")
+    assert status == 400 and body["reason"].startswith("commits.0.")
+
+
+def test_read_only_share_fetches_but_cannot_batch_commit(sync):
+    fid = folder(sync, "alice", "Read only batch")
+    chunks = upload(sync, "alice", fid, b"shared for reading")
+    status, revision = commit(sync, "alice", fid, "r.txt", chunks)
+    assert sync.request("POST", f"/sync/v1/folders/{fid}/shares", {"user": "bob", "mode": "ro"}, user="alice")[0] == 200
+    status, body = sync.request("POST", f"/sync/v1/folders/{fid}/chunks/fetch", {"ids": [chunks[0][0]]}, user="bob")
+    assert status == 200 and unframe(body) == [(chunks[0][0], b"shared for reading")]
+    status, body = sync.request("POST", f"/sync/v1/folders/{fid}/commits",
+                                {"commits": [commit_item("r.txt", chunks, base=revision["id"])]}, user="bob")
+    assert status == 403 and body["error"] == "forbidden"
+    status, history = sync.request("GET", f"/sync/v1/folders/{fid}/versions?path=r.txt", user="alice")
+    assert [v["id"] for v in history["versions"]] == [revision["id"]]
+
+
+def test_non_recursive_delete_of_a_non_empty_directory_is_a_conflict(sync):
+    fid = folder(sync, "alice", "Dirs")
+    status, d = sync.request("POST", f"/sync/v1/folders/{fid}/mkdir", {"path": "d", "device": "pc"}, user="alice")
+    status, inner = commit(sync, "alice", fid, "d/inner.txt", upload(sync, "alice", fid, b"inner"))
+    status, before = sync.request("GET", f"/sync/v1/folders/{fid}/changes?since=0", user="alice")
+    status, body = sync.request("POST", f"/sync/v1/folders/{fid}/delete", {
+        "path": "d", "base_revision": d["id"], "device": "pc", "recursive": False}, user="alice")
+    assert status == 409 and body["reason"] == "d is not empty"
+    assert sync.request("GET", f"/sync/v1/folders/{fid}/changes?since=0", user="alice")[1] == before
+
+    status, _ = sync.request("POST", f"/sync/v1/folders/{fid}/delete", {
+        "path": "d/inner.txt", "base_revision": inner["id"], "device": "pc"}, user="alice")
+    status, marker = sync.request("POST", f"/sync/v1/folders/{fid}/delete", {
+        "path": "d", "base_revision": d["id"], "device": "pc", "recursive": False}, user="alice")
+    assert status == 200 and marker["deleted"] is True
+
+
+def test_trash_and_usage(sync):
+    fid = folder(sync, "bob", "Bin")
+    status, usage_before = sync.request("GET", "/sync/v1/usage", user="bob")
+    status, kept = commit(sync, "bob", fid, "kept.txt", upload(sync, "bob", fid, b"12345"))
+    status, gone = commit(sync, "bob", fid, "gone.txt", upload(sync, "bob", fid, b"1234567"))
+    status, marker = sync.request("POST", f"/sync/v1/folders/{fid}/delete", {
+        "path": "gone.txt", "base_revision": gone["id"], "device": "pc"}, user="bob")
+    status, body = sync.request("GET", f"/sync/v1/folders/{fid}/trash", user="bob")
+    assert status == 200 and body == {"items": [{"deleted": marker, "last": gone}]}
+    assert sync.request("GET", f"/sync/v1/folders/{fid}/trash", user="alice")[0] == 404
+    status, usage = sync.request("GET", "/sync/v1/usage", user="bob")
+    assert status == 200 and usage == {"user": "bob", "used_bytes": usage_before["used_bytes"] + 5,
+                                       "quota_bytes": None}
+    assert sync.request("GET", "/sync/v1/usage")[0] == 401
+
+
+def test_scheduled_retention_and_gc_in_a_real_daemon(tmp_path):
+    daemon = SyncDaemon(tmp_path)
+    with open(daemon.config, "a") as config:
+        config.write("gc_interval = 1\ngc_grace = 60\nkeep_versions_days = 1\n")
+    daemon.add_user("alice")
+    daemon.start()
+    try:
+        fid = folder(daemon, "alice", "Aging")
+        status, old = commit(daemon, "alice", fid, "f.txt", upload(daemon, "alice", fid, b"old version"))
+        status, new = commit(daemon, "alice", fid, "f.txt", upload(daemon, "alice", fid, b"new version"),
+                             base=old["id"])
+        orphan, fresh = b"uploaded, never committed", b"uploaded just now"
+        for data in (orphan, fresh):
+            assert daemon.request("PUT", f"/sync/v1/chunks/{chunk_id(data)}", data, user="alice")[0] == 201
+        store = ChunkStore(tmp_path / "var" / "blobs")
+        hour_ago = time.time() - 3600
+        for cid in (chunk_id(orphan), new["chunks"][0][0]):
+            os.utime(store.path(cid), (hour_ago, hour_ago))  # older than the grace
+        db = open_db(db_path(tmp_path / "var"))
+        write(db, lambda d: d.execute("UPDATE revisions SET created_at = '2000-01-01T00:00:00.000000Z'"))
+        db.close()
+
+        deadline = time.monotonic() + 20
+        while store.has_many([chunk_id(orphan)]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not store.has_many([chunk_id(orphan)]), daemon.log()
+        while len(versions(daemon, fid, "f.txt")) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert versions(daemon, fid, "f.txt") == [new["id"]]  # the old version expired
+        # Referenced, or unreferenced but inside the grace (the old version's chunk, the fresh upload): kept.
+        kept = [new["chunks"][0][0], old["chunks"][0][0], chunk_id(fresh)]
+        assert store.has_many(kept) == set(kept)
+        passes = re.findall(r"retention: dropped (\d+) old revisions, deleted (\d+) unreferenced chunks",
+                            daemon.log())
+        assert [sum(int(p[0]) for p in passes), sum(int(p[1]) for p in passes)] == [1, 1]
+    finally:
+        assert daemon.stop() == 0, daemon.log()
+
+
+def versions(daemon: SyncDaemon, fid: int, path: str) -> list[int]:
+    status, history = daemon.request("GET", f"/sync/v1/folders/{fid}/versions?path={path}", user="alice")
+    assert status == 200, history
+    return [v["id"] for v in history["versions"]]
+
+
+def test_batch_commit_applies_the_quota_per_item(tmp_path):
+    daemon = SyncDaemon(tmp_path)
+    with open(daemon.config, "a") as config:
+        config.write("quota_mb = 1\n")
+    daemon.add_user("alice")
+    daemon.start()
+    try:
+        fid = folder(daemon, "alice", "Full")
+        blobs = [random.Random(n).randbytes(600_000) for n in range(2)] + [b"small"]
+        items = [commit_item(f"f{n}", upload(daemon, "alice", fid, data)) for n, data in enumerate(blobs)]
+        status, body = daemon.request("POST", f"/sync/v1/folders/{fid}/commits", {"commits": items}, user="alice")
+        assert status == 200, body
+        assert [r["ok"] for r in body["results"]] == [True, False, True]
+        assert body["results"][1]["status"] == 507 and body["results"][1]["error"] == "insufficient-storage"
+        status, usage = daemon.request("GET", "/sync/v1/usage", user="alice")
+        assert usage == {"user": "alice", "used_bytes": 600_005, "quota_bytes": 1024 * 1024}
+    finally:
+        assert daemon.stop() == 0, daemon.log()
+
+
+def test_a_negative_retention_setting_stops_the_daemon_at_start(tmp_path):
+    daemon = SyncDaemon(tmp_path)
+    with open(daemon.config, "a") as config:
+        config.write("gc_grace = -1\n")
+    result = subprocess.run([sys.executable, "-m", "services.sync", "--config", str(daemon.config)],
+                            capture_output=True, text=True, env=daemon.env, timeout=60)
+    assert result.returncode == 2 and "[sync] gc_grace: expected 0 or more, got -1" in result.stderr

@@ -8,7 +8,7 @@ from services.core.db import migrate, open_db, write
 from services.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.core.schema import MIGRATION_SETS
 from services.core.tree import (ChunkStore, MissingChunks, QuotaExceeded, StaleRevision, changes_since,
-                                chunk_id, collect_garbage, commit_file, create_folder, delete,
+                                chunk_id, collect_chunks, collect_garbage, commit_file, create_folder, delete,
                                 expire_versions, folder_access, list_folders, mkdir, normalize_path,
                                 rename, restore, share_folder, trash, usage, versions)
 
@@ -257,3 +257,33 @@ def test_expire_versions_drops_old_non_current_revisions_then_gc_frees_their_chu
 def test_unknown_folder_is_not_found(db, store):
     with pytest.raises(NotFound):
         commit(db, store, 999, "a", None, b"x")
+
+
+def test_non_recursive_delete_refuses_a_directory_with_live_entries(db, store, folder):
+    write(db, lambda d: mkdir(d, folder, "dir", "pc"))
+    child = commit(db, store, folder, "dir/a.txt", None, b"inside")
+    directory = versions(db, folder, "dir")[0]
+    with pytest.raises(Conflict, match="dir is not empty"):
+        write(db, lambda d: delete(d, folder, "dir", directory.id, "pc", recursive=False))
+    assert not versions(db, folder, "dir")[0].deleted and not versions(db, folder, "dir/a.txt")[0].deleted
+    write(db, lambda d: delete(d, folder, "dir/a.txt", child.id, "pc"))
+    marker = write(db, lambda d: delete(d, folder, "dir", directory.id, "pc", recursive=False))
+    assert marker.deleted and marker.path == "dir"
+
+
+def test_expire_versions_in_batches_and_collect_chunks_from_a_listing(db, store, folder):
+    v = commit(db, store, folder, "a", None, b"v0")
+    old = [v]
+    for n in range(1, 4):
+        v = commit(db, store, folder, "a", v.id, f"v{n}".encode())
+        old.append(v)
+    later = datetime.now(timezone.utc) + timedelta(days=1)
+    assert write(db, lambda d: expire_versions(d, later, limit=2)) == 2
+    assert write(db, lambda d: expire_versions(d, later, limit=2)) == 1
+    assert write(db, lambda d: expire_versions(d, later, limit=2)) == 0
+    assert [r.id for r in versions(db, folder, "a")] == [v.id]
+    ids = [r.chunks[0][0] for r in old]
+    for cid in ids:
+        os.utime(store.path(cid), (1000, 1000))
+    assert set(write(db, lambda d: collect_chunks(d, store, ids, 2000))) == set(ids[:3])  # v3 is current
+    assert store.has_many(ids) == {ids[3]}

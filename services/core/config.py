@@ -54,6 +54,14 @@ SCHEMA: tuple[Option, ...] = (
            "The front end routes /sync here."),
     Option("sync", "quota_mb", int, 0,
            "Storage quota per user in MiB: the current files of the folders they own (0: no quota)."),
+    Option("sync", "keep_versions_days", int, 30,
+           "Days old versions and deleted files stay restorable; older non-current revisions are dropped "
+           "and their chunks freed by the next garbage collection (0: keep forever)."),
+    Option("sync", "gc_interval", int, 3600,
+           "Seconds between the sync daemon's retention and garbage collection runs (0: never run them)."),
+    Option("sync", "gc_grace", int, 86400,
+           "Seconds an uploaded chunk is kept before a commit references it (the upload lease); "
+           "garbage collection never removes a younger one. Keep it far above the longest upload."),
     Option("front", "listen", str, "127.0.0.1:8080", "The one door: where the front end listens (HOST:PORT)."),
     Option("front", "tls_cert", str, "", "PEM certificate chain; with tls_key, the front end speaks HTTPS. Reloaded on SIGHUP."),
     Option("front", "tls_key", str, "", "PEM private key for tls_cert."),

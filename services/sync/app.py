@@ -12,11 +12,13 @@ from services.core.openapi import OPENAPI, build_spec
 from services.core.routing import guarded
 from services.core.tree import ChunkStore
 
-from .server import chunks, folders, journal, meta
+from .server import chunk_batch, chunks, commits, folders, journal, meta, storage
 from .server.common import FEED, STORE, ChangeFeed
+from .server.retention import retention_context
 
 # Every route the daemon serves; its OpenAPI document (/sync/v1/openapi.json) describes exactly this list.
-ROUTES = (*folders.ROUTES, *chunks.ROUTES, *journal.ROUTES, *meta.ROUTES)
+ROUTES = (*folders.ROUTES, *chunks.ROUTES, *chunk_batch.ROUTES, *journal.ROUTES, *commits.ROUTES,
+          *storage.ROUTES, *meta.ROUTES)
 
 DESCRIPTION = ("File sync of a hearth home server: folders, content-addressed chunks (BLAKE3, "
                "application/octet-stream bodies), a per-folder journal and its change feed (long poll "
@@ -28,6 +30,7 @@ def create_app(config: Config) -> web.Application:
     app = create_base_app(config, "sync")
     setup_auth(app)
     app.cleanup_ctx.append(_store_context)
+    app.cleanup_ctx.append(retention_context(config))  # after the store: stopped before it goes
     app.on_shutdown.append(_wake_long_polls)  # SIGTERM must not wait out a 60 s long poll
     for route in ROUTES:
         app.router.add_route(route.method, route.path, guarded(route))

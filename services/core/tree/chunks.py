@@ -25,6 +25,7 @@ from typing import BinaryIO, Iterable, Iterator
 import blake3
 from pyfastcdc import FastCDC
 
+from ..durable import fsync_directory, sync_filesystem
 from ..errors import BadRequest, NotFound
 
 MIN_SIZE = 256 * 1024
@@ -79,6 +80,19 @@ class BlobStore(abc.ABC):
         Raises BadRequest if `id` is malformed or is not BLAKE3(data); then nothing changes.
         """
 
+    def stage(self, id: str, data: bytes) -> object:
+        """Like put, but durable and visible only after publish([...]) of what it returns:
+        a batch of many small chunks then costs one flush instead of one per chunk.
+        Raises BadRequest like put. The default simply puts."""
+        self.put(id, data)
+        return None
+
+    def publish(self, staged: list) -> None:
+        """Make staged chunks durable, then visible."""
+
+    def discard(self, staged: list) -> None:
+        """Drop staged chunks that will not be published (the request failed)."""
+
     @abc.abstractmethod
     def get(self, id: str) -> bytes:
         """The chunk's bytes. Raises BadRequest (malformed id), NotFound (absent)."""
@@ -103,6 +117,10 @@ class BlobStore(abc.ABC):
     def written_at(self, id: str) -> float | None:
         """When the chunk was last put (Unix time), None if absent. Raises BadRequest."""
 
+    @abc.abstractmethod
+    def stored(self) -> Iterator[str]:
+        """Ids of every stored chunk. Only reads (a store check must change nothing). Raises nothing."""
+
 
 class ChunkStore(BlobStore):
     """Chunks as files `<blobs_dir>/ab/cd/<id>`, written temp + fsync + rename."""
@@ -116,29 +134,56 @@ class ChunkStore(BlobStore):
         return self.root / id[:2] / id[2:4] / id
 
     def put(self, id: str, data: bytes) -> None:
+        staged = self._write(id, data, sync=True)
+        if staged is None:
+            return
+        tmp, target, created = staged
+        os.replace(tmp, target)
+        fsync_directory(target.parent)
+        if created:
+            fsync_directory(target.parent.parent)
+            fsync_directory(self.root)
+
+    def stage(self, id: str, data: bytes) -> object:
+        return self._write(id, data, sync=False)
+
+    def publish(self, staged: list) -> None:
+        items = [item for item in staged if item is not None]
+        if not items:
+            return
+        sync_filesystem(self.root)  # the bytes first ...
+        for tmp, target, _ in items:
+            os.replace(tmp, target)
+        sync_filesystem(self.root)  # ... then the names
+
+    def discard(self, staged: list) -> None:
+        for item in staged:
+            if item is not None:
+                item[0].unlink(missing_ok=True)
+
+    def _write(self, id: str, data: bytes, sync: bool) -> tuple[Path, Path, bool] | None:
+        """Verify and write `data` to a temp file beside its final name: (temp, target,
+        directory created), or None when the chunk is already stored (its lease refreshed)."""
         target = self.path(id)
         actual = chunk_id(data)
         if actual != id:
             raise BadRequest(f"chunk {id} does not match its content (BLAKE3 is {actual})")
         if target.exists():
             os.utime(target)  # refresh the upload lease; the bytes are the same by definition
-            return
+            return None
         created = not target.parent.exists()
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{id}.{secrets.token_hex(4)}.tmp"
         try:
             with open(tmp, "wb") as out:
                 out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
+                if sync:
+                    out.flush()
+                    os.fsync(out.fileno())
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(target.parent)
-        if created:
-            _fsync_dir(target.parent.parent)
-            _fsync_dir(self.root)
+        return tmp, target, created
 
     def get(self, id: str) -> bytes:
         with self.open(id) as f:
@@ -163,27 +208,24 @@ class ChunkStore(BlobStore):
             return None
 
     def written_before(self, cutoff: float) -> Iterator[str]:
+        for entry in self._files():
+            try:
+                mtime = entry.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if mtime >= cutoff:
+                continue
+            if _CHUNK_ID.fullmatch(entry.name):
+                yield entry.name
+            elif entry.name.endswith(".tmp"):  # left by a crash mid-put
+                Path(entry.path).unlink(missing_ok=True)
+
+    def stored(self) -> Iterator[str]:
+        return (entry.name for entry in self._files() if _CHUNK_ID.fullmatch(entry.name))
+
+    def _files(self) -> Iterator[os.DirEntry]:
         for top in sorted(self.root.iterdir()):
             if not top.is_dir():
                 continue
             for sub in sorted(top.iterdir()):
-                for entry in os.scandir(sub):
-                    try:
-                        mtime = entry.stat().st_mtime
-                    except FileNotFoundError:
-                        continue
-                    if mtime >= cutoff:
-                        continue
-                    if _CHUNK_ID.fullmatch(entry.name):
-                        yield entry.name
-                    elif entry.name.endswith(".tmp"):  # left by a crash mid-put
-                        Path(entry.path).unlink(missing_ok=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
+                yield from os.scandir(sub)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Iterable
 
 import sqlite_utils
 
@@ -33,31 +34,53 @@ def collect_garbage(db: sqlite_utils.Database, store: BlobStore,
                     limit: int | None = None) -> list[str]:
     """Delete unreferenced chunks last written before now - grace; returns their ids.
 
-    Call inside write(); `limit` bounds the work (and the write lock's hold) per call.
+    Call inside write(); `limit` bounds the deletions per call.
     """
     cutoff = (time.time() if now is None else now) - grace_seconds
     deleted: list[str] = []
     for chunk in store.written_before(cutoff):
         if limit is not None and len(deleted) >= limit:
             break
-        if db.execute("SELECT 1 FROM revision_chunks WHERE chunk_id = ? LIMIT 1", [chunk]).fetchone():
-            continue
-        written = store.written_at(chunk)
-        if written is None or written >= cutoff:  # re-put since we listed it: leased again
-            continue
-        store.delete(chunk)
-        deleted.append(chunk)
+        if _collect(db, store, chunk, cutoff):
+            deleted.append(chunk)
     return deleted
 
 
-def expire_versions(db: sqlite_utils.Database, older_than: datetime) -> int:
+def collect_chunks(db: sqlite_utils.Database, store: BlobStore, candidates: Iterable[str],
+                   cutoff: float) -> list[str]:
+    """Delete those of `candidates` that nothing references and that were last written before `cutoff`.
+
+    Call inside write(). The sync daemon's scheduler lists candidates
+    (`store.written_before`) outside the write lock and passes them here in
+    small batches, so the lock is held for a bounded number of lookups however
+    many referenced chunks there are; the checks here make that as safe as
+    collect_garbage (see the module docstring).
+    """
+    return [chunk for chunk in candidates if _collect(db, store, chunk, cutoff)]
+
+
+def _collect(db: sqlite_utils.Database, store: BlobStore, chunk: str, cutoff: float) -> bool:
+    """Delete `chunk` if unreferenced and its lease ran out before `cutoff`; whether it was."""
+    if db.execute("SELECT 1 FROM revision_chunks WHERE chunk_id = ? LIMIT 1", [chunk]).fetchone():
+        return False
+    written = store.written_at(chunk)
+    if written is None or written >= cutoff:  # re-put since it was listed: leased again
+        return False
+    store.delete(chunk)
+    return True
+
+
+def expire_versions(db: sqlite_utils.Database, older_than: datetime, *, limit: int | None = None) -> int:
     """Drop non-current revisions created before `older_than` (and their chunk references).
 
     A current revision (an entry's latest, including a delete marker) is never
-    dropped. Returns how many revisions went. Call inside write().
+    dropped. Returns how many revisions went; at most `limit` per call when given.
+    Call inside write().
     """
     cursor = db.execute("""
-        DELETE FROM revisions WHERE created_at < ?
-        AND id NOT IN (SELECT revision_id FROM entries WHERE revision_id IS NOT NULL)""",
-        [stamp(older_than)])
+        DELETE FROM revisions WHERE id IN (
+            SELECT id FROM revisions WHERE created_at < ?
+            AND id NOT IN (SELECT revision_id FROM entries WHERE revision_id IS NOT NULL)
+            ORDER BY id LIMIT ?)""",
+        [stamp(older_than), -1 if limit is None else limit])
     return cursor.rowcount

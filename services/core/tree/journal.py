@@ -100,11 +100,13 @@ def mkdir(db: sqlite_utils.Database, folder: int, path: str, device: str) -> Rev
 
 
 def delete(db: sqlite_utils.Database, folder: int, path: str, base_revision: int | None,
-           device: str) -> Revision:
+           device: str, *, recursive: bool = True) -> Revision:
     """Delete `path` (and, for a directory, everything below it), keeping old revisions as trash.
 
     Returns the delete marker. NotFound if the path does not exist, StaleRevision
-    if it changed since `base_revision`.
+    if it changed since `base_revision`, Conflict if `recursive` is false and the
+    path is a directory with live entries below it (a client removing a directory
+    it believes empty must not take files it has not seen yet with it).
     """
     path = normalize_path(path)
     entry = _entry(db, folder, path)
@@ -112,7 +114,10 @@ def delete(db: sqlite_utils.Database, folder: int, path: str, base_revision: int
         raise NotFound(f"no {path}")
     _check_base(entry, path, base_revision)
     if entry["kind"] == "dir":
-        for child in _descendants(db, folder, path):
+        children = _descendants(db, folder, path)
+        if children and not recursive:
+            raise Conflict(f"{path} is not empty")
+        for child in children:
             _record(db, folder, child["path"], child, child["kind"], True, 0, 0, False, [], device)
     return _record(db, folder, path, entry, entry["kind"], True, 0, 0, False, [], device)
 

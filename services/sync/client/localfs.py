@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
+from services.core.durable import fsync_directory
 from services.sync.client.hashing import new_hasher
 
 TEMP_PREFIX = ".hearth-tmp-"
@@ -35,14 +36,6 @@ def temp_path_for(target: Path) -> Path:
     while len(name.encode()) > NAME_MAX_BYTES:
         name = name[:-1]
     return target.with_name(name)
-
-
-def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_file_atomically(path: str | os.PathLike, chunks: Iterable[bytes], expected_hash: str | None = None,

@@ -16,6 +16,7 @@ error, a file busy changing) is kept in the state file and retried first.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import stat
@@ -24,11 +25,13 @@ from datetime import datetime
 from pathlib import Path
 
 from services.sync.client.context import Context, Report
+from services.core.durable import fsync_directory, sync_filesystem
 from services.sync.client.localfs import unique_conflict_name
 from services.sync.client.names import case_key
 from services.sync.client.progress import Progress
 from services.sync.client.scan import state_from_stat
 from services.sync.client.state import TrackedFile
+from services.sync.client.remote import RemoteError
 from services.sync.client.transfer import Assembly, Unstable, move_aside, prepare, read_chunk
 
 log = logging.getLogger("hearth.sync")
@@ -218,7 +221,7 @@ async def _download_all(context: Context, report: Report, downloads: list[Downlo
         if size > LARGE:
             await _flush_group(context, report, group, failed)
             group, group_bytes = [], 0
-            await _download(context, report, download, {}, failed)
+            await _download(context, report, download, failed)
             continue
         group.append(download)
         group_bytes += size
@@ -230,20 +233,32 @@ async def _download_all(context: Context, report: Report, downloads: list[Downlo
 
 
 async def _flush_group(context: Context, report: Report, group: list[Download], failed: dict) -> None:
-    """Fetch the chunks a group of small files lacks in one request, then write each file."""
+    """Fetch the chunks a group of small files lacks in one request, write every file,
+    make them durable with one filesystem sync, then rename them into place."""
     if not group:
         return
     wanted = list(dict.fromkeys(cid for d in group for cid, _ in d.chunks if not _has_source(context, cid)))
     fetched: dict[str, bytes] = {}
-    for start in range(0, len(wanted), 1000):
-        async for cid, data in context.remote.fetch(context.folder, wanted[start:start + 1000]):
-            fetched[cid] = data
+    try:
+        for start in range(0, len(wanted), 1000):
+            async for cid, data in context.remote.fetch(context.folder, wanted[start:start + 1000]):
+                fetched[cid] = data
+    except RemoteError as error:  # one bad change must not hold back the others: fetch them one by one
+        log.warning("batch download refused (%s); fetching file by file", error)
+        fetched = {}
     report.fetched_chunks += len(fetched)
-    rows = []
+    sealed = []
     for download in group:
-        row = await _download(context, report, download, fetched, failed, record=False)
-        if row is not None:
-            rows.append(row)
+        assembly = await _assemble(context, report, download, fetched, failed, sync=False)
+        if assembly is not None:
+            sealed.append((download, assembly))
+    if not sealed:
+        return
+    await asyncio.to_thread(sync_filesystem, context.root)
+    rows = [row for download, assembly in sealed
+            if (row := _finish(context, report, download, assembly, failed, sync=False)) is not None]
+    for directory in {context.path(d.relpath).parent for d, _ in sealed}:
+        fsync_directory(directory)
     context.state.put_files(rows)
 
 
@@ -259,50 +274,69 @@ def _local_chunk(context: Context, cid: str) -> bytes | None:
     return None
 
 
-async def _download(context: Context, report: Report, download: Download, fetched: dict[str, bytes],
-                    failed: dict, record: bool = True) -> TrackedFile | None:
-    change, relpath = download.change, download.relpath
-    target = context.path(relpath)
-    progress = Progress(f"downloading {relpath}", change["size"])
-    assembly = Assembly(target, change["id"], download.chunks, on_write=progress.advance)
+async def _download(context: Context, report: Report, download: Download, failed: dict) -> None:
+    """One file on its own (a large one): assemble, fsync, rename, record."""
+    fetched_before, reused_before = report.fetched_chunks, report.reused_chunks
+    assembly = await _assemble(context, report, download, {}, failed, sync=True)
+    if assembly is None:
+        return
+    row = _finish(context, report, download, assembly, failed, sync=True)
+    if row is not None:
+        context.state.put_file(row)
+        log.info("downloaded %s (%d bytes): %d chunks fetched, %d already here%s", download.relpath,
+                 download.change["size"], report.fetched_chunks - fetched_before,
+                 report.reused_chunks - reused_before,
+                 f", resumed after {assembly.resumed} chunks" if assembly.resumed else "")
+
+
+async def _assemble(context: Context, report: Report, download: Download, fetched: dict[str, bytes],
+                    failed: dict, sync: bool) -> Assembly | None:
+    """Write every chunk of the download to its partial file and seal it; None on failure."""
+    change = download.change
+    progress = Progress(f"downloading {download.relpath}", change["size"])
+    assembly = Assembly(context.path(download.relpath), change["id"], download.chunks, on_write=progress.advance)
     try:
-        resumed = assembly.open()
-        fetched_before = report.fetched_chunks
+        assembly.resumed = assembly.open()
         while (cid := assembly.next_chunk()) is not None:
             data = fetched.get(cid) or assembly.earlier(cid) or _local_chunk(context, cid)
-            if data is not None:
-                if cid not in fetched:
-                    report.reused_chunks += 1
-                assembly.write(data)
+            if data is None:
+                await _fetch_window(context, report, assembly)
                 continue
-            await _fetch_window(context, report, assembly)
-        replace = download.replace
-        if download.conflict:
-            aside = _conflict_path(context, target)
-            move_aside(target, aside)
-            log.warning("conflict: %s changed here and on the server; kept this device's version as %s",
-                        relpath, aside.name)
-            report.other += 1
-            replace = None
-        st, content_hash = assembly.finish(change["mtime_ns"], change["executable"], replace)
-    except (OSError, ValueError) as error:
-        failed[relpath] = change
-        log.warning("cannot write %s yet: %s", relpath, _oserror(error))
+            if cid not in fetched:
+                report.reused_chunks += 1
+            assembly.write(data)
+        assembly.seal(change["executable"], sync=sync)
+        return assembly
+    except (OSError, ValueError, RemoteError) as error:
+        failed[download.relpath] = change
+        log.warning("cannot download %s yet: %s", download.relpath, _oserror(error))
         return None
     finally:
         assembly.close()
         progress.close()
-    row = TrackedFile.from_state(relpath, state_from_stat(st, content_hash), change["id"], chunks=download.chunks)
-    if record:
-        context.state.put_file(row)
+
+
+def _finish(context: Context, report: Report, download: Download, assembly: Assembly, failed: dict,
+            sync: bool) -> TrackedFile | None:
+    """Move a local version aside if it conflicts, then rename the download into place."""
+    change, relpath = download.change, download.relpath
+    try:
+        replace = download.replace
+        if download.conflict:
+            aside = _conflict_path(context, assembly.target)
+            move_aside(assembly.target, aside)
+            log.warning("conflict: %s changed here and on the server; kept this device's version as %s",
+                        relpath, aside.name)
+            report.other += 1
+            replace = None
+        st, content_hash = assembly.finish(change["mtime_ns"], replace, sync=sync)
+    except OSError as error:
+        failed[relpath] = change
+        log.warning("cannot write %s yet: %s", relpath, _oserror(error))
+        return None
     report.downloaded += 1
-    if change["size"] > LARGE:
-        log.info("downloaded %s (%d bytes): %d chunks fetched, %d already here%s", relpath, change["size"],
-                 report.fetched_chunks - fetched_before, len(download.chunks) - (report.fetched_chunks - fetched_before),
-                 f", resumed after {resumed}" if resumed else "")
-    else:
-        log.debug("downloaded %s", relpath)
-    return row
+    log.debug("downloaded %s", relpath)
+    return TrackedFile.from_state(relpath, state_from_stat(st, content_hash), change["id"], chunks=download.chunks)
 
 
 async def _fetch_window(context: Context, report: Report, assembly: Assembly) -> None:

@@ -66,8 +66,8 @@ async def push(context: Context, report: Report, hints: set[str] | None) -> None
     reason = deletion_guard(context.root, dataclasses.replace(result, deleted=deletes), len(previous))
     if reason and not context.confirm_deletes:
         if deletes or _gone_dirs(context, result, hints):
-            context.problem(report, f"not deleting {len(deletes)} files on the server: {reason}. "
-                                    "If this is what you want, run once with --confirm-deletes.")
+            context.problem(report, f"not deleting {len(deletes)} files on the server ({reason}); "
+                                    "if this is what you want, run once with --confirm-deletes")
         return
     await _delete_files(context, report, deletes, rows)
     await _delete_dirs(context, report, _gone_dirs(context, result, hints))

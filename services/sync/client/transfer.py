@@ -14,7 +14,8 @@ from typing import Callable, Iterable
 
 from services.core.tree.chunks import chunk_id, chunk_stream
 from services.sync.client.hashing import new_hasher
-from services.sync.client.localfs import NAME_MAX_BYTES, TEMP_PREFIX, fsync_directory
+from services.core.durable import fsync_directory
+from services.sync.client.localfs import NAME_MAX_BYTES, TEMP_PREFIX
 from services.sync.client.scan import FileState, state_from_stat
 
 KEEP_IN_MEMORY = 1 << 20  # a file up to this size keeps its bytes from the read that cut it
@@ -121,6 +122,7 @@ class Assembly:
             offset += length
         self.size = offset
         self.done = 0  # chunks verified and written
+        self.resumed = 0  # chunks found already written by an earlier, interrupted run
         self.fd: int | None = None
 
     def open(self) -> int:
@@ -160,22 +162,27 @@ class Assembly:
         if self.on_write is not None:
             self.on_write(length)
 
-    def finish(self, mtime_ns: int, executable: bool, replace: os.stat_result | None) -> tuple[os.stat_result, str]:
-        """fsync, set mode and mtime, and move into place.
+    def seal(self, executable: bool, sync: bool = True) -> None:
+        """Every chunk is written: set the mode, fsync (unless the caller syncs a whole
+        group at once with sync_filesystem) and close."""
+        assert self.done == len(self.chunks)
+        mode = os.fstat(self.fd).st_mode & 0o777
+        mode = (mode | (mode & 0o444) >> 2) if executable else (mode & ~0o111)
+        os.fchmod(self.fd, mode)
+        if sync:
+            os.fsync(self.fd)
+        self.close()
+
+    def finish(self, mtime_ns: int, replace: os.stat_result | None, sync: bool = True) -> tuple[os.stat_result, str]:
+        """Give the sealed file its mtime and move it into place.
 
         `replace` is the local file's stat when the decision to replace it was made
         (None: the target must not exist). If the target changed since, nothing is
         replaced and FileExistsError is raised: the next cycle decides again."""
-        assert self.done == len(self.chunks)
-        os.fsync(self.fd)
-        mode = os.fstat(self.fd).st_mode & 0o777
-        mode = (mode | (mode & 0o444) >> 2) if executable else (mode & ~0o111)
-        os.fchmod(self.fd, mode)
-        os.close(self.fd)
-        self.fd = None
         os.utime(self.temp, ns=(mtime_ns, mtime_ns))
         place(self.temp, self.target, replace)
-        fsync_directory(self.target.parent)
+        if sync:
+            fsync_directory(self.target.parent)
         return os.lstat(self.target), self.hasher.hexdigest()
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from .common import FOLDER_ID, PREFIX, STORE, folder_for
 
 MAX_CHUNK_BYTES = 8 * 1024 * 1024
 MAX_HAVE_IDS = 10_000
+QUERY_IDS = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 CHUNK_ID = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "hex BLAKE3 of the chunk's bytes"}
 OCTETS = "application/octet-stream"
 
@@ -66,17 +67,22 @@ async def put_chunk(request: web.Request) -> web.Response:
     return respond(ChunkOut(id=cid, size=len(data)), status=201)
 
 
-def _referenced(db, folder: int, cid: str) -> bool:
-    return db.execute("""
-        SELECT 1 FROM revision_chunks rc JOIN revisions r ON r.id = rc.revision_id
-        JOIN entries e ON e.id = r.entry_id
-        WHERE rc.chunk_id = ? AND e.folder_id = ? LIMIT 1""", [cid, folder]).fetchone() is not None
+def unreferenced(db, folder: int, ids: list[str]) -> list[str]:
+    """Those of `ids` that no revision of `folder` references (in the order given)."""
+    found: set[str] = set()
+    for start in range(0, len(ids), QUERY_IDS):
+        batch = ids[start:start + QUERY_IDS]
+        found.update(row[0] for row in db.execute(f"""
+            SELECT DISTINCT rc.chunk_id FROM revision_chunks rc JOIN revisions r ON r.id = rc.revision_id
+            JOIN entries e ON e.id = r.entry_id
+            WHERE e.folder_id = ? AND rc.chunk_id IN ({", ".join("?" * len(batch))})""", [folder, *batch]))
+    return [cid for cid in ids if cid not in found]
 
 
 async def get_chunk(request: web.Request) -> web.StreamResponse:
     _, folder = await folder_for(request)
     cid = check_chunk_id(request.match_info["cid"])
-    if not await request.app[DATABASE].read(lambda db: _referenced(db, folder, cid)):
+    if await request.app[DATABASE].read(lambda db: unreferenced(db, folder, [cid])):
         raise NotFound(f"no chunk {cid} in folder {folder}")
     data = await asyncio.to_thread(request.app[STORE].get, cid)
     return web.Response(body=data, content_type=OCTETS,

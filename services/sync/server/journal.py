@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 from services.core.errors import BadRequest
 from services.core.http import DATABASE, read_json
 from services.core.routing import Route, respond
-from services.core.tree import (MissingChunks, StaleRevision, changes_since, commit_file, delete, mkdir,
-                                rename, restore, versions)
+from services.core.tree import (BlobStore, MissingChunks, Revision, StaleRevision, changes_since,
+                                commit_file, delete, mkdir, rename, restore, versions)
 
 from .common import (FEED, FOLDER_ID, PREFIX, STORE, RevisionOut, folder_for, quota_bytes, write_folder)
 
@@ -32,6 +32,8 @@ class DeleteIn(BaseModel):
     path: str
     base_revision: int | None
     device: str = Field(max_length=200)
+    recursive: bool = Field(True, description="false: delete a directory only if nothing live is left "
+                                              "below it (409 '<path> is not empty' otherwise)")
 
 
 class RenameIn(BaseModel):
@@ -74,7 +76,7 @@ def _stale(error: StaleRevision, current) -> web.Response:
                             current=RevisionOut.of(current) if current else None), status=409)
 
 
-def _with_current(db, folder: int, error: StaleRevision):
+def with_current(db, folder: int, error: StaleRevision) -> Revision | None:
     """The revision that made the request stale, read in the same transaction."""
     if error.current is None:
         return None
@@ -89,7 +91,7 @@ async def _journal_write(request: web.Request, fn) -> web.Response:
         try:
             return fn(db, folder), None
         except StaleRevision as error:
-            error.current_revision = _with_current(db, folder, error)
+            error.current_revision = with_current(db, folder, error)
             raise
 
     try:
@@ -102,20 +104,24 @@ async def _journal_write(request: web.Request, fn) -> web.Response:
     return respond(RevisionOut.of(revision))
 
 
+def commit_from(db, folder: int, body: CommitIn, store: BlobStore, quota: int | None) -> Revision:
+    """One commit as POST .../commit and each item of POST .../commits make it."""
+    return commit_file(db, folder, body.path, body.base_revision, body.chunks, body.size, body.mtime_ns,
+                       body.executable, body.device, store=store, quota=quota)
+
+
 async def post_commit(request: web.Request) -> web.Response:
     await folder_for(request, write=True)
     body = await read_json(request, CommitIn)
     store, quota = request.app[STORE], quota_bytes(request)
-    return await _journal_write(request, lambda db, folder: commit_file(
-        db, folder, body.path, body.base_revision, body.chunks, body.size, body.mtime_ns, body.executable,
-        body.device, store=store, quota=quota))
+    return await _journal_write(request, lambda db, folder: commit_from(db, folder, body, store, quota))
 
 
 async def post_delete(request: web.Request) -> web.Response:
     await folder_for(request, write=True)
     body = await read_json(request, DeleteIn)
     return await _journal_write(request, lambda db, folder: delete(
-        db, folder, body.path, body.base_revision, body.device))
+        db, folder, body.path, body.base_revision, body.device, recursive=body.recursive))
 
 
 async def post_rename(request: web.Request) -> web.Response:
@@ -193,7 +199,8 @@ ROUTES = (
     _route("POST", "commit", post_commit, "Make a path these chunks, if it is still at base_revision "
            "(409 with the current revision if not; 400 with `missing` for chunks not uploaded)",
            body=CommitIn, response=RevisionOut, errors=WRITE_ERRORS),
-    _route("POST", "delete", post_delete, "Delete a path (a directory with everything below it)",
+    _route("POST", "delete", post_delete, "Delete a path (a directory with everything below it, "
+           "unless `recursive` is false)",
            body=DeleteIn, response=RevisionOut, errors=(403, 404, 409)),
     _route("POST", "rename", post_rename, "Move a path without re-uploading its content",
            body=RenameIn, response=RevisionOut, errors=(403, 404, 409)),

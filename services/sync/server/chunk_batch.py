@@ -1,0 +1,152 @@
+"""Many chunks per request: POST /sync/v1/chunks/batch up, POST /sync/v1/folders/{id}/chunks/fetch down.
+
+Small files make small chunks, and one request per chunk spends more time on
+round trips than on bytes. Both directions use the frames of services.sync.frames,
+back to back, read and written one at a time, so a request never holds more than
+one chunk in memory however large the batch is. An upload batch is made durable
+with one file-system flush before it is answered (ChunkStore.stage/publish).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from services.core.auth import require_user
+from services.core.errors import BadRequest, NotFound, PayloadTooLarge
+from services.core.http import DATABASE, read_json
+from services.core.routing import Route, respond
+from services.core.tree import BlobStore
+from services.core.tree.chunks import check_chunk_id
+
+from services.sync.frames import HEADER, frame_header, parse_header
+
+from .chunks import CHUNK_ID, MAX_CHUNK_BYTES, OCTETS, unreferenced
+from .common import FOLDER_ID, PREFIX, STORE, folder_for
+
+log = logging.getLogger("sync")
+
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+MAX_FETCH_IDS = 1000
+MAX_IDS_NAMED = 5
+
+
+class BatchOut(BaseModel):
+    stored: int = Field(description="frames stored (each chunk verified against its id)")
+    bytes: int = Field(description="chunk data bytes in those frames (frame heads not counted)")
+
+
+class FetchIn(BaseModel):
+    ids: list[str] = Field(min_length=1, max_length=MAX_FETCH_IDS, description=(
+        "chunk ids referenced by this folder; duplicates are served once, in first-seen order"),
+        json_schema_extra={"items": CHUNK_ID})
+
+
+async def _read_head(content, number: int, used: int) -> tuple[str, int] | None:
+    """The next frame's (chunk id, length), or None where the body ends between frames."""
+    try:
+        head = await content.readexactly(HEADER.size)
+    except asyncio.IncompleteReadError as error:
+        if not error.partial:
+            return None
+        raise BadRequest(f"frame {number}: truncated head ({len(error.partial)} of "
+                         f"{HEADER.size} bytes)") from None
+    cid, length = parse_header(head)
+    if not 1 <= length <= MAX_CHUNK_BYTES:
+        raise BadRequest(f"frame {number}: length {length} is outside 1..{MAX_CHUNK_BYTES}")
+    if used + HEADER.size + length > MAX_BATCH_BYTES:
+        raise PayloadTooLarge(f"a batch is at most {MAX_BATCH_BYTES} bytes")
+    return cid, length
+
+
+async def _stage_frame(content, store: BlobStore, number: int, cid: str, length: int) -> object:
+    try:
+        data = await content.readexactly(length)
+    except asyncio.IncompleteReadError as error:
+        raise BadRequest(f"frame {number}: truncated data ({len(error.partial)} of {length} bytes)") from None
+    try:
+        return await asyncio.to_thread(store.stage, cid, data)  # verifies BLAKE3(data) == cid
+    except BadRequest as error:
+        raise BadRequest(f"frame {number}: {error.reason}") from None
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    await require_user(request)  # chunks are shared by every folder, like PUT /chunks/{cid}
+    if request.content_length is not None and request.content_length > MAX_BATCH_BYTES:
+        raise PayloadTooLarge(f"a batch is at most {MAX_BATCH_BYTES} bytes")
+    store, stored, used, data_bytes = request.app[STORE], 0, 0, 0
+    staged: list = []
+    try:
+        while (head := await _read_head(request.content, stored + 1, used)) is not None:
+            cid, length = head
+            staged.append(await _stage_frame(request.content, store, stored + 1, cid, length))
+            stored, used, data_bytes = stored + 1, used + HEADER.size + length, data_bytes + length
+        await asyncio.to_thread(store.publish, staged)  # one flush for the whole batch
+    except BaseException:
+        await asyncio.to_thread(store.discard, staged)
+        raise
+    return respond(BatchOut(stored=stored, bytes=data_bytes), status=201)
+
+
+def _naming(ids: list[str]) -> str:
+    more = len(ids) - MAX_IDS_NAMED
+    return ", ".join(ids[:MAX_IDS_NAMED]) + (f" and {more} more" if more > 0 else "")
+
+
+async def _checked_ids(request: web.Request, folder: int) -> list[str]:
+    """The ids to send, deduplicated, after making sure every one may and can be sent."""
+    body = await read_json(request, FetchIn)
+    ids = list(dict.fromkeys(check_chunk_id(cid) for cid in body.ids))
+    absent = await request.app[DATABASE].read(lambda db: unreferenced(db, folder, ids))
+    if absent:
+        raise NotFound(f"no chunk {_naming(absent)} in folder {folder}")
+    present = await asyncio.to_thread(request.app[STORE].has_many, ids)
+    lost = [cid for cid in ids if cid not in present]
+    if lost:
+        log.error("folder %d references chunks missing from the store: %s", folder, _naming(lost))
+        raise NotFound(f"chunk {_naming(lost)} is missing from the server's store")
+    return ids
+
+
+async def post_fetch(request: web.Request) -> web.StreamResponse:
+    _, folder = await folder_for(request)
+    ids = await _checked_ids(request, folder)
+    store = request.app[STORE]
+    response = web.StreamResponse(headers={"Content-Type": OCTETS, "Cache-Control": "private, no-store"})
+    await response.prepare(request)
+    for cid in ids:
+        try:
+            data = await asyncio.to_thread(store.get, cid)
+        except (NotFound, OSError) as error:
+            return _abort(request, response, cid, error)
+        await response.write(frame_header(cid, len(data)))
+        await response.write(data)
+    await response.write_eof()
+    return response
+
+
+def _abort(request: web.Request, response: web.StreamResponse, cid: str, error: Exception) -> web.StreamResponse:
+    """A chunk vanished after the checks (a disk error, or expired and collected meanwhile).
+
+    The status line is already sent, so no error response is possible; closing
+    the connection without the final chunk of the chunked encoding makes the
+    client see a cut-off body instead of a clean end with frames missing.
+    """
+    log.error("POST %s: chunk %s unreadable mid-stream (%s); connection closed", request.path, cid, error)
+    if request.transport is not None:
+        request.transport.close()
+    return response
+
+
+ROUTES = (
+    Route("POST", f"{PREFIX}/chunks/batch", post_batch,
+          "Upload many chunks in one body of frames (32-byte BLAKE3 digest, 4-byte big-endian length, "
+          "data), at most 64 MiB; each is verified against its digest", tag="chunks",
+          raw_body=OCTETS, response=BatchOut, status=201, errors=(400, 413)),
+    Route("POST", f"{PREFIX}/folders/{{id}}/chunks/fetch", post_fetch,
+          "Download many chunks this folder references, streamed as frames in the order asked "
+          "(404 naming any it does not reference, before any byte is sent)", tag="chunks",
+          body=FetchIn, raw_response=OCTETS, errors=(404,), path_params={"id": FOLDER_ID}),
+)
