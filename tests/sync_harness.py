@@ -72,8 +72,8 @@ class Client:
         log.close()
         self.process.stdin.write(PASSWORDS[self.user] + "\n")
         self.process.stdin.close()
-        self.wait_for(lambda: "in sync" in self.status().stdout or self.process.poll() is not None,
-                      what=f"{self.device} to finish its first cycle", timeout=60)
+        self.wait_for(lambda: self.status().returncode == 0 or self.process.poll() is not None,
+                      what=f"{self.device} to be in sync after its first cycle", timeout=60)
         assert self.process.poll() is None, self.log()
         return self
 

@@ -79,6 +79,7 @@ async def apply_changes(context: Context, report: Report, changes: list[dict]) -
     unlinks: list[tuple[TrackedFile, os.stat_result]] = []
     rmdirs: list[str] = []
     failed: dict[str, dict] = {}
+    held: dict[str, dict] = {}
     for change in changes:
         try:
             action = _decide(context, report, change)
@@ -93,16 +94,17 @@ async def apply_changes(context: Context, report: Report, changes: list[dict]) -
         elif action == "rmdir":
             rmdirs.append(change["path"])
         elif action == "retry":
-            failed[change["path"]] = change
+            held[change["path"]] = change  # reported as a problem; kept to retry, not counted as pending
     failed.update(await _download_all(context, report, downloads))
     for row, seen in unlinks:  # after downloads: a renamed file is assembled from its old name
         _unlink(context, report, row, seen)
     for relpath in sorted(rmdirs, key=lambda p: p.count("/"), reverse=True):
         _rmdir(context, report, relpath)
-    _remember_failures(context, report, changes, failed)
+    _remember_failures(context, changes, {**held, **failed})
+    report.pending += len(failed)
 
 
-def _remember_failures(context: Context, report: Report, changes: list[dict], failed: dict[str, dict]) -> None:
+def _remember_failures(context: Context, changes: list[dict], failed: dict[str, dict]) -> None:
     pending = {c["path"] for c in context.state.pending_changes()}
     for change in changes:
         relpath = change["path"]
@@ -110,7 +112,6 @@ def _remember_failures(context: Context, report: Report, changes: list[dict], fa
             context.state.set_pending_change(relpath, change)
         elif relpath in pending:
             context.state.set_pending_change(relpath, None)
-    report.pending += len(failed)
 
 
 def _lstat(path: Path) -> os.stat_result | None:
