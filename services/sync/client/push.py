@@ -29,7 +29,8 @@ log = logging.getLogger("hearth.sync")
 
 BATCH_FILES = 500
 BATCH_BYTES = 256 << 20
-UPLOAD_BYTES = 16 << 20   # chunk data per upload request
+UPLOAD_BYTES = 8 << 20    # chunk data per upload request ...
+UPLOADS_IN_FLIGHT = 3     # ... and how many such requests run at once
 PREPARE_GROUP = 64        # files cut per worker-thread hop
 
 
@@ -51,18 +52,16 @@ async def push(context: Context, report: Report, hints: set[str] | None) -> None
     if hints is not None and not hints:
         return
     previous = context.state.file_states()
-    result = await asyncio.to_thread(scan, context.root, context.ignore, previous, only=hints)
+    result = await asyncio.to_thread(scan, context.root, context.ignore, previous, only=hints, hash_new=False)
     _report_scan(context, report, result)
     rows = {p: context.state.get_file(p) for p in result.deleted}
-    renames = _renames(result, previous, rows)
-    renamed_to = {dst for _, dst, _ in renames}
-    deletes = [p for p in result.deleted if p not in {src for src, _, _ in renames}]
     await _mkdirs(context, report, result, hints)
-    await _rename(context, report, renames, rows)
     skip = {p.relpath for p in result.name_problems if p.severity == "error"}
-    changed = [p for p in sorted(result.changed) if p not in renamed_to and p not in skip
+    changed = [p for p in sorted(result.changed) if p not in skip
                and not _blocked(context, report, p, result.changed[p])]
-    await _upload(context, report, changed, result.touched)
+    uploads = Uploads(context, report, previous, rows)
+    await uploads.run(changed, result.touched)
+    deletes = [p for p in result.deleted if p not in uploads.moved_away]
     reason = deletion_guard(context.root, dataclasses.replace(result, deleted=deletes), len(previous))
     if reason and not context.confirm_deletes:
         if deletes or _gone_dirs(context, result, hints):
@@ -99,21 +98,6 @@ def _blocked(context: Context, report: Report, relpath: str, state: FileState) -
     return False
 
 
-def _renames(result: ScanResult, previous: dict[str, FileState],
-             rows: dict[str, TrackedFile | None]) -> list[tuple[str, str, FileState]]:
-    """(old path, new path, new state) for new files whose content a deleted file had."""
-    by_content: dict[tuple, list[str]] = {}
-    for relpath, row in rows.items():
-        if row is not None and row.content_hash and row.revision is not None:
-            by_content.setdefault((row.content_hash, row.exec), []).append(relpath)
-    renames = []
-    for relpath, state in sorted(result.changed.items()):
-        sources = by_content.get((state.content_hash, state.mode_exec))
-        if relpath not in previous and sources:
-            renames.append((sources.pop(), relpath, state))
-    return renames
-
-
 def _depth(relpath: str) -> int:
     return relpath.count("/")
 
@@ -138,23 +122,6 @@ def _gone_dirs(context: Context, result: ScanResult, hints) -> list[str]:
             if in_scope(d) and d not in result.dirs and not os.path.lexists(context.path(d))
             and not any(u == "" or d.startswith(u + "/") for u in result.unreadable)]
     return sorted(gone, key=_depth, reverse=True)
-
-
-async def _rename(context: Context, report: Report, renames, rows) -> None:
-    for src, dst, state in renames:
-        row = rows[src]
-        try:
-            revision = await context.remote.rename(context.folder, src, dst, row.revision, context.device)
-        except RemoteError as error:
-            if error.status in (403, 507):
-                _refused(context, report, dst, state, error, "not moved on the server")
-            else:
-                report.pending += 1  # the server's copy changed: the next pull decides
-            continue
-        context.state.delete_file(src)
-        context.state.put_file(TrackedFile.from_state(dst, state, revision["id"], chunks=row.chunks))
-        report.other += 1
-        log.info("moved %s -> %s", src, dst)
 
 
 def _refused(context: Context, report: Report, relpath: str, state: FileState | None, error: RemoteError,
@@ -182,34 +149,75 @@ def _prepare_many(context: Context, relpaths: list[str]) -> list[Prepared | str 
     return results
 
 
-async def _upload(context: Context, report: Report, changed: list[str], touched: dict[str, FileState]) -> None:
-    batch = Batch()
-    for start in range(0, len(changed), PREPARE_GROUP):
-        group = changed[start:start + PREPARE_GROUP]
-        for relpath, prepared in zip(group, await asyncio.to_thread(_prepare_many, context, group)):
-            if isinstance(prepared, Prepared):
-                row = context.state.get_file(relpath)
-                batch.add(prepared, row.revision if row is not None and row.kind == "file" else None)
-            elif prepared == "unstable":
-                report.pending += 1
-                log.info("%s changed while being read; will upload once it settles", relpath)
-            elif prepared is not None:
-                context.problem(report, f"{relpath}: {prepared}")
-            if batch.full:
-                await _flush(context, report, batch)
-                batch = Batch()
-    for relpath, state in touched.items():
-        row = context.state.get_file(relpath)
-        if row is None:
-            continue
-        if state.mtime_ns == row.mtime_ns:  # same content and mtime, a new inode: only remember it
-            context.state.put_file(dataclasses.replace(row, size=state.size, inode=state.inode))
-            continue
-        batch.add(Prepared(relpath, context.path(relpath), state, list(row.chunks)), row.revision)
-        if batch.full:
-            await _flush(context, report, batch)
-            batch = Batch()
-    await _flush(context, report, batch)
+class Uploads:
+    """New and changed files to the server, in batches; a new file whose content a
+    deleted file had is a rename instead (nothing is uploaded)."""
+
+    def __init__(self, context: Context, report: Report, previous: dict[str, FileState],
+                 deleted: dict[str, TrackedFile | None]):
+        self.context, self.report, self.previous = context, report, previous
+        self.by_content: dict[tuple, list[TrackedFile]] = {}
+        for row in deleted.values():
+            if row is not None and row.content_hash and row.revision is not None:
+                self.by_content.setdefault((row.content_hash, row.exec), []).append(row)
+        self.moved_away: set[str] = set()  # deleted paths whose file was renamed instead
+        self.batch = Batch()
+
+    async def run(self, changed: list[str], touched: dict[str, FileState]) -> None:
+        context = self.context
+        for start in range(0, len(changed), PREPARE_GROUP):
+            group = changed[start:start + PREPARE_GROUP]
+            for relpath, prepared in zip(group, await asyncio.to_thread(_prepare_many, context, group)):
+                await self._add(relpath, prepared)
+        for relpath, state in touched.items():
+            row = context.state.get_file(relpath)
+            if row is None:
+                continue
+            if state.mtime_ns == row.mtime_ns:  # same content and mtime, a new inode: only remember it
+                context.state.put_file(dataclasses.replace(row, size=state.size, inode=state.inode))
+                continue
+            await self._queue(Prepared(relpath, context.path(relpath), state, list(row.chunks)), row.revision)
+        await self._queue(None, None)
+
+    async def _add(self, relpath: str, prepared: Prepared | str | None) -> None:
+        if isinstance(prepared, Prepared):
+            sources = self.by_content.get((prepared.state.content_hash, prepared.state.mode_exec))
+            if relpath not in self.previous and sources and await self._rename(sources.pop(), prepared):
+                return
+            row = self.context.state.get_file(relpath)
+            await self._queue(prepared, row.revision if row is not None and row.kind == "file" else None)
+        elif prepared == "unstable":
+            self.report.pending += 1
+            log.info("%s changed while being read; will upload once it settles", relpath)
+        elif prepared is not None:
+            self.context.problem(self.report, f"{relpath}: {prepared}")
+
+    async def _rename(self, old: TrackedFile, prepared: Prepared) -> bool:
+        """Move `old` to the prepared file's path on the server; False if the server refused."""
+        context = self.context
+        try:
+            revision = await context.remote.rename(context.folder, old.relpath, prepared.relpath, old.revision,
+                                                   context.device)
+        except RemoteError as error:
+            if error.status in (403, 507):
+                _refused(context, self.report, prepared.relpath, prepared.state, error, "not moved on the server")
+                return True
+            return False  # changed on the server, or the target exists there: upload it instead
+        context.state.delete_file(old.relpath)
+        context.state.put_file(TrackedFile.from_state(prepared.relpath, prepared.state, revision["id"],
+                                                      chunks=old.chunks))
+        self.moved_away.add(old.relpath)
+        self.report.other += 1
+        log.info("moved %s -> %s", old.relpath, prepared.relpath)
+        return True
+
+    async def _queue(self, prepared: Prepared | None, base: int | None) -> None:
+        """Add to the batch; send it when full (or at the end, `prepared` None)."""
+        if prepared is not None:
+            self.batch.add(prepared, base)
+        if self.batch.items and (prepared is None or self.batch.full):
+            await _flush(self.context, self.report, self.batch)
+            self.batch = Batch()
 
 
 async def _flush(context: Context, report: Report, batch: Batch) -> None:
@@ -252,42 +260,52 @@ def _commit_item(context: Context, prepared: Prepared, base: int | None) -> dict
 
 
 async def _send_chunks(context: Context, report: Report, batch: Batch) -> list[tuple[Prepared, int | None]]:
-    """Upload what the server lacks; returns the files whose chunks are all there."""
+    """Upload what the server lacks, a few requests in flight; returns the files whose
+    chunks are all there (a file that changed since it was cut is left for later)."""
     missing = await context.remote.missing(context.folder, [cid for p, _ in batch.items for cid, _ in p.chunks])
-    total = sum(n for p, _ in batch.items for cid, n in p.chunks if cid in missing)
-    progress = Progress("uploading", total)
+    progress = Progress("uploading", sum(n for p, _ in batch.items for cid, n in p.chunks if cid in missing))
+    slots = asyncio.Semaphore(UPLOADS_IN_FLIGHT)
     sent: set[str] = set()
     ready = []
-    pending: list[tuple[str, bytes]] = []
-    pending_bytes = 0
+    pieces: list[tuple[str, bytes]] = []
+
+    async def send(chunks: list[tuple[str, bytes]]) -> None:
+        try:
+            await context.remote.upload(chunks)
+            progress.advance(sum(len(data) for _, data in chunks))
+        finally:
+            slots.release()
+
     try:
-        for prepared, base in batch.items:
-            offset, whole = 0, True
-            for cid, length in prepared.chunks:
-                if cid in missing and cid not in sent:
-                    data = prepared.data.get(cid) or await asyncio.to_thread(
-                        read_chunk, prepared.path, offset, length, cid, prepared.state)
-                    if data is None:
-                        whole = False
-                        break
-                    pending.append((cid, data))
-                    pending_bytes += length
-                    sent.add(cid)
-                    report.sent_chunks += 1
-                    report.sent_bytes += length
-                    if pending_bytes >= UPLOAD_BYTES:
-                        await context.remote.upload(pending)
-                        progress.advance(pending_bytes)
-                        pending, pending_bytes = [], 0
-                offset += length
-            if whole:
-                ready.append((prepared, base))
-            else:
-                report.pending += 1
-                log.info("%s changed while being uploaded; will upload once it settles", prepared.relpath)
-        if pending:
-            await context.remote.upload(pending)
-            progress.advance(pending_bytes)
+        async with asyncio.TaskGroup() as group:
+            for prepared, base in batch.items:
+                offset, whole = 0, True
+                for cid, length in prepared.chunks:
+                    if cid in missing and cid not in sent:
+                        data = prepared.data.get(cid) or await asyncio.to_thread(
+                            read_chunk, prepared.path, offset, length, cid, prepared.state)
+                        if data is None:
+                            whole = False
+                            break
+                        pieces.append((cid, data))
+                        sent.add(cid)
+                        report.sent_chunks += 1
+                        report.sent_bytes += length
+                        if sum(len(d) for _, d in pieces) >= UPLOAD_BYTES:
+                            await slots.acquire()
+                            group.create_task(send(pieces))
+                            pieces = []
+                    offset += length
+                if whole:
+                    ready.append((prepared, base))
+                else:
+                    report.pending += 1
+                    log.info("%s changed while being uploaded; will upload once it settles", prepared.relpath)
+            if pieces:
+                await slots.acquire()
+                group.create_task(send(pieces))
+    except ExceptionGroup as failure:
+        raise failure.exceptions[0] from None
     finally:
         progress.close()
     return ready

@@ -82,15 +82,18 @@ def hash_stable(path: str, hasher: Callable[[int], str] = hash_fd) -> FileState 
 
 def scan(root: str | os.PathLike, ignore: IgnoreRules, previous: Mapping[str, FileState],
          hasher: Callable[[int], str] = hash_fd, only: Iterable[str] | None = None,
-         quick: bool = False) -> ScanResult:
+         quick: bool = False, hash_new: bool = True) -> ScanResult:
     """Compare the tree under `root` with `previous` (relpath -> FileState, '/'-separated).
 
     `only` limits the scan to these relpaths (files, or directories walked whole): the
     watcher's hint. `quick` never reads content: a file whose metadata moved is
     `changed` with no hash (for `status`). `hasher(fd) -> hexdigest` is injectable so
-    tests can count reads."""
+    tests can count reads. `hash_new=False` leaves files with no previous state
+    unread (`changed`, no hash): the daemon cuts them into chunks anyway, and
+    reading them twice would double the cost of a first sync."""
     root = os.fspath(root)
     result = ScanResult()
+    quick = (lambda old: True) if quick else (lambda old: old is None and not hash_new)
     seen: set[str] = set()
     stack: list[str] = []
     scopes: list[str] = [""]
@@ -132,7 +135,7 @@ def _within(previous: Mapping[str, FileState], scopes: list[str]) -> Iterable[st
 
 
 def _hinted(root: str, ignore: IgnoreRules, only: Iterable[str], previous: Mapping[str, FileState],
-            hasher, quick: bool, result: ScanResult, seen: set[str], stack: list[str]) -> list[str]:
+            hasher, quick, result: ScanResult, seen: set[str], stack: list[str]) -> list[str]:
     """Visit each hinted path (a directory's subtree goes on `stack`); returns the scopes
     in which a path missing from disk counts as deleted."""
     scopes = []
@@ -155,7 +158,7 @@ def _hinted(root: str, ignore: IgnoreRules, only: Iterable[str], previous: Mappi
 
 
 def _visit(path: str, relpath: str, st: os.stat_result, ignore: IgnoreRules, previous: Mapping[str, FileState],
-           hasher: Callable[[int], str], quick: bool, result: ScanResult, seen: set[str],
+           hasher: Callable[[int], str], quick: Callable[[FileState | None], bool], result: ScanResult, seen: set[str],
            stack: list[str]) -> None:
     if stat.S_ISDIR(st.st_mode):
         if not ignore.ignored(relpath, is_dir=True) and relpath not in result.dirs:
@@ -177,7 +180,7 @@ def _visit(path: str, relpath: str, st: os.stat_result, ignore: IgnoreRules, pre
     if old is not None and old.same_metadata(now) and old.mode_exec == now.mode_exec:
         result.unchanged.append(relpath)
         return
-    if quick:
+    if quick(old):
         result.changed[relpath] = now
         return
     try:
