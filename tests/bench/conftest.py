@@ -178,3 +178,17 @@ def _web_listeners() -> set[int]:
             if digits.isdigit():
                 pids.add(int(digits))
     return pids
+
+
+# -- file-sync tools for the sync benchmark: Syncthing, rsync -----------------------------
+
+@pytest.fixture(scope="session")
+def syncthing() -> Tool:
+    """Syncthing (Debian package `syncthing`), apt-installed when missing and we are root; never left running."""
+    return _debian_tool("syncthing", "syncthing", "syncthing", ["--version"])
+
+
+@pytest.fixture(scope="session")
+def rsync() -> Tool:
+    """rsync (Debian package `rsync`), the plain local copy the sync benchmark measures against."""
+    return _debian_tool("rsync", "rsync", "rsync", ["--version"])

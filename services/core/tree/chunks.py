@@ -15,6 +15,7 @@ everything is stored twice).
 from __future__ import annotations
 
 import abc
+import io
 import os
 import re
 import secrets
@@ -52,10 +53,38 @@ def chunk_stream(fileobj: BinaryIO) -> Iterator[Chunk]:
 
     pyfastcdc's stream chunker keeps a buffer of about 2 * MAX_SIZE and yields
     views into it, so each chunk's bytes are copied out before the next read.
+    A stream of at most MIN_SIZE bytes is one chunk (FastCDC never cuts before
+    MIN_SIZE), which spares small files the chunker's setup.
     """
+    head = fileobj.read(MIN_SIZE + 1)
+    if len(head) <= MIN_SIZE:
+        if head:
+            yield Chunk(chunk_id(head), 0, len(head), head)
+        return
+    fileobj = _Prefixed(head, fileobj)
     for piece in FastCDC(AVG_SIZE, min_size=MIN_SIZE, max_size=MAX_SIZE).cut_stream(fileobj):
         data = bytes(piece.data)
         yield Chunk(chunk_id(data), piece.offset, piece.length, data)
+
+
+class _Prefixed(io.RawIOBase):
+    """`head` (already read) followed by the rest of `stream`, as one readable stream."""
+
+    def __init__(self, head: bytes, stream: BinaryIO):
+        self.head, self.stream = memoryview(head), stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.stream.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def check_chunk_id(value: str) -> str:
@@ -172,7 +201,8 @@ class ChunkStore(BlobStore):
             os.utime(target)  # refresh the upload lease; the bytes are the same by definition
             return None
         created = not target.parent.exists()
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if created:
+            target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{id}.{secrets.token_hex(4)}.tmp"
         try:
             with open(tmp, "wb") as out:

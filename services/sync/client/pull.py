@@ -80,9 +80,10 @@ async def apply_changes(context: Context, report: Report, changes: list[dict]) -
     rmdirs: list[str] = []
     failed: dict[str, dict] = {}
     held: dict[str, dict] = {}
+    cases = CaseIndex()
     for change in changes:
         try:
-            action = _decide(context, report, change)
+            action = _decide(context, report, change, cases)
         except (OSError, Unstable) as error:
             failed[change["path"]] = change
             log.warning("cannot apply %s yet: %s", change["path"], _oserror(error))
@@ -128,7 +129,7 @@ def unchanged(row: TrackedFile, st: os.stat_result) -> bool:
             and row.exec == bool(st.st_mode & stat.S_IXUSR))
 
 
-def _decide(context: Context, report: Report, change: dict):
+def _decide(context: Context, report: Report, change: dict, cases: CaseIndex):
     relpath, revision = change["path"], change["id"]
     row = context.state.get_file(relpath)
     if row is not None and row.server_revision == str(revision):
@@ -142,7 +143,7 @@ def _decide(context: Context, report: Report, change: dict):
     if change["kind"] == "dir":
         return _make_directory(context, report, change, local)
     if local is None:
-        if row is None and _case_clash(path):
+        if row is None and cases.clashes(path):
             context.problem(report, f"{relpath}: another name differing only in case exists here; not downloaded")
             return "retry"
         return Download(change, None, False)
@@ -195,15 +196,24 @@ def _make_directory(context: Context, report: Report, change: dict, local) -> No
     return None
 
 
-def _case_clash(path: Path) -> bool:
-    """Another entry in the same directory has this name up to case and normalisation:
-    on a case-insensitive disk, writing it would replace that file."""
-    try:
-        names = os.listdir(path.parent)
-    except FileNotFoundError:
-        return False
-    key = case_key(path.name)
-    return any(name != path.name and case_key(name) == key for name in names)
+class CaseIndex:
+    """Names per directory up to case and normalisation, listed once per page of changes
+    and extended with the names this page will create: on a case-insensitive disk, a
+    download under a name that differs only by case would replace another file."""
+
+    def __init__(self):
+        self.directories: dict[Path, dict[str, str]] = {}
+
+    def clashes(self, path: Path) -> bool:
+        names = self.directories.get(path.parent)
+        if names is None:
+            try:
+                listed = os.listdir(path.parent)
+            except FileNotFoundError:
+                listed = []
+            names = self.directories[path.parent] = {case_key(name): name for name in listed}
+        other = names.setdefault(case_key(path.name), path.name)
+        return other != path.name
 
 
 def _conflict_path(context: Context, path: Path) -> Path:
