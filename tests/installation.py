@@ -52,11 +52,13 @@ class Installation:
         self.config.write_text(config)
         self.var = root / "var"
 
-    def hearth(self, *args: str, check: bool = False, timeout: float = 90) -> subprocess.CompletedProcess:
+    def hearth(self, *args: str, check: bool = False, timeout: float = 90,
+               input: str | None = None) -> subprocess.CompletedProcess:
         """`hearth --config hearth.toml ARGS`, with no HEARTH_* from outside but HEARTH_ADMIN_PASSWORD."""
         env = clean_environ(HEARTH_ADMIN_PASSWORD=ADMIN_PASSWORD)
         result = subprocess.run([sys.executable, "-m", "services.cli", "--config", str(self.config), *args],
-                                capture_output=True, text=True, env=env, cwd=self.root, timeout=timeout)
+                                capture_output=True, text=True, env=env, cwd=self.root, timeout=timeout,
+                                input=input)
         if check:
             assert result.returncode == 0, f"hearth {' '.join(args)}: {result.stdout}{result.stderr}"
         return result
