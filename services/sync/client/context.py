@@ -57,6 +57,11 @@ class Report:
                 f"here, {self.other} other")
 
     @property
+    def transferred(self) -> bool:
+        """Files moved or deleted (not only directories or bookkeeping)."""
+        return bool(self.uploaded or self.downloaded or self.deleted_remote or self.deleted_local)
+
+    @property
     def changed(self) -> bool:
         return bool(self.uploaded or self.downloaded or self.deleted_remote or self.deleted_local or self.other)
 

@@ -292,8 +292,10 @@ class Runner:
             clean = not report.pending and not report.problems
             _record_status(self.context, report, "in sync" if clean and not report.changed else
                            "syncing" if report.changed or report.pending else "not in sync")
-            if report.changed:
+            if report.transferred:
                 log.info("synced: %s", report.summary())
+            elif report.changed:
+                log.debug("synced: %s", report.summary())
             self.cycled.set()
             if report.changed:
                 self._schedule(set())  # one more pass: what we did may have woken nothing else

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from services.sync.client.context import Context, Report
 from services.sync.client.guard import deletion_guard
@@ -28,6 +29,8 @@ from services.sync.client.transfer import Prepared, Unstable, prepare, read_chun
 log = logging.getLogger("hearth.sync")
 
 BATCH_FILES = 500
+FIRST_BATCH_FILES = 50    # the first commit comes early, so other devices start downloading at once
+MKDIRS_IN_FLIGHT = 8
 BATCH_BYTES = 256 << 20
 UPLOAD_BYTES = 8 << 20    # chunk data per upload request ...
 UPLOADS_IN_FLIGHT = 3     # ... and how many such requests run at once
@@ -38,6 +41,7 @@ PREPARE_GROUP = 64        # files cut per worker-thread hop
 class Batch:
     items: list[tuple[Prepared, int | None]] = field(default_factory=list)  # (file, base revision)
     size: int = 0
+    limit: int = BATCH_FILES
 
     def add(self, prepared: Prepared, base: int | None) -> None:
         self.items.append((prepared, base))
@@ -45,13 +49,13 @@ class Batch:
 
     @property
     def full(self) -> bool:
-        return len(self.items) >= BATCH_FILES or self.size >= BATCH_BYTES
+        return len(self.items) >= self.limit or self.size >= BATCH_BYTES
 
 
 async def push(context: Context, report: Report, hints: set[str] | None) -> None:
     if hints is not None and not hints:
         return
-    previous = context.state.file_states()
+    previous = context.state.file_states() if hints is None else context.state.tracked_view()
     result = await asyncio.to_thread(scan, context.root, context.ignore, previous, only=hints, hash_new=False)
     _report_scan(context, report, result)
     rows = {p: context.state.get_file(p) for p in result.deleted}
@@ -103,15 +107,27 @@ def _depth(relpath: str) -> int:
 
 
 async def _mkdirs(context: Context, report: Report, result: ScanResult, hints) -> None:
+    """Create new directories on the server, several requests at a time (the server
+    does not need a parent to exist first)."""
     tracked = context.state.directories()
-    for relpath in sorted((d for d in result.dirs if d not in tracked), key=_depth):
-        try:
-            revision = await context.remote.mkdir(context.folder, relpath, context.device)
-        except RemoteError as error:
-            _refused(context, report, relpath, None, error, "directory not created on the server")
-            continue
+    slots = asyncio.Semaphore(MKDIRS_IN_FLIGHT)
+
+    async def mkdir(relpath: str) -> None:
+        async with slots:
+            try:
+                revision = await context.remote.mkdir(context.folder, relpath, context.device)
+            except RemoteError as error:
+                _refused(context, report, relpath, None, error, "directory not created on the server")
+                return
         context.state.put_file(TrackedFile.directory(relpath, revision["id"]))
         report.other += 1
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for relpath in sorted((d for d in result.dirs if d not in tracked), key=_depth):
+                group.create_task(mkdir(relpath))
+    except ExceptionGroup as failure:
+        raise failure.exceptions[0] from None
 
 
 def _gone_dirs(context: Context, result: ScanResult, hints) -> list[str]:
@@ -153,7 +169,7 @@ class Uploads:
     """New and changed files to the server, in batches; a new file whose content a
     deleted file had is a rename instead (nothing is uploaded)."""
 
-    def __init__(self, context: Context, report: Report, previous: dict[str, FileState],
+    def __init__(self, context: Context, report: Report, previous: Mapping[str, FileState],
                  deleted: dict[str, TrackedFile | None]):
         self.context, self.report, self.previous = context, report, previous
         self.by_content: dict[tuple, list[TrackedFile]] = {}
@@ -161,7 +177,7 @@ class Uploads:
             if row is not None and row.content_hash and row.revision is not None:
                 self.by_content.setdefault((row.content_hash, row.exec), []).append(row)
         self.moved_away: set[str] = set()  # deleted paths whose file was renamed instead
-        self.batch = Batch()
+        self.batch = Batch(limit=FIRST_BATCH_FILES)
 
     async def run(self, changed: list[str], touched: dict[str, FileState]) -> None:
         context = self.context

@@ -18,6 +18,7 @@ an error, and nothing under it is reported deleted.
 """
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 from dataclasses import dataclass, field
@@ -129,9 +130,17 @@ def scan(root: str | os.PathLike, ignore: IgnoreRules, previous: Mapping[str, Fi
 
 
 def _within(previous: Mapping[str, FileState], scopes: list[str]) -> Iterable[str]:
+    """The tracked paths at or below any scope (a view with `under(scope)` answers from its index)."""
     if "" in scopes:
         return previous
-    return [p for p in previous if any(p == s or p.startswith(s + "/") for s in scopes)]
+    under = getattr(previous, "under", None)
+    if under is None:
+        keys = sorted(previous)
+        under = lambda scope: keys[bisect.bisect_left(keys, scope + "/"):bisect.bisect_left(keys, scope + "0")]
+    found = dict.fromkeys(scope for scope in scopes if scope in previous)
+    for scope in scopes:
+        found.update(dict.fromkeys(under(scope)))
+    return found
 
 
 def _hinted(root: str, ignore: IgnoreRules, only: Iterable[str], previous: Mapping[str, FileState],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 from sqlite_utils.migrations import Migrations
 
@@ -186,6 +186,11 @@ class ClientState:
                                "WHERE kind = 'file'")
         return {r[0]: FileState(r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows}
 
+    def tracked_view(self) -> "TrackedView":
+        """The tracked files as a read-only mapping that asks the database per key: a scan
+        of a few watched paths does not load a 100,000-file tree into memory."""
+        return TrackedView(self.db)
+
     def directories(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT relpath FROM files WHERE kind = 'dir'")}
 
@@ -266,3 +271,30 @@ def _offsets(chunks) -> Iterator[tuple[str, int, int]]:
     for cid, length in chunks:
         yield cid, offset, length
         offset += length
+
+
+class TrackedView(Mapping):
+    """relpath -> FileState of the tracked files, read on demand (see ClientState.tracked_view)."""
+
+    _SELECT = "SELECT relpath, size, mtime_ns, inode, exec, content_hash FROM files WHERE kind = 'file'"
+
+    def __init__(self, db):
+        self.db = db
+
+    def __getitem__(self, relpath: str) -> FileState:
+        row = self.db.execute(self._SELECT + " AND relpath = ?", [relpath]).fetchone()
+        if row is None:
+            raise KeyError(relpath)
+        return FileState(row[1], row[2], row[3], bool(row[4]), row[5])
+
+    def __iter__(self) -> Iterator[str]:
+        return (row[0] for row in self.db.execute("SELECT relpath FROM files WHERE kind = 'file'").fetchall())
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT count(*) FROM files WHERE kind = 'file'").fetchone()[0]
+
+    def under(self, scope: str) -> list[str]:
+        """Tracked paths below directory `scope` ('/' sorts just before '0': one index range)."""
+        return [row[0] for row in self.db.execute(
+            "SELECT relpath FROM files WHERE kind = 'file' AND relpath >= ? AND relpath < ?",
+            [scope + "/", scope + "0"])]
