@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import time
 import unicodedata
 from pathlib import Path
@@ -212,6 +213,36 @@ def test_delete_versus_edit_keeps_the_edit(server, tmp_path):
     fid = folder_id(server, "alice", "alice", "delete-vs-edit")
     live = server_files(server, "alice", fid)
     assert sorted(live) == ["g.txt", "other.txt"]
+
+
+def test_a_file_replacing_a_directory_reaches_the_other_side(server, tmp_path):
+    a = Client(server, tmp_path / "A", device="A", folder="file-for-dir")
+    b = Client(server, tmp_path / "B", device="B", folder="file-for-dir")
+    write(a.root / "d" / "x.txt", "in the old directory\n")
+    write(a.root / "e" / "y.txt", "in the other directory\n")
+    a.once()
+    b.once()
+
+    shutil.rmtree(a.root / "d")
+    write(a.root / "d", "now a file\n")
+    shutil.rmtree(a.root / "e")
+    write(a.root / "e", "also a file\n")
+    write(b.root / "e" / "new.txt", "written on B inside e, never synced\n")  # B's work must survive
+    a.once()
+    b.once()
+    a.once()
+    assert (b.root / "d").read_text() == "now a file\n"
+    assert (b.root / "e").read_text() == "also a file\n"
+    kept = [p for p in b.root.iterdir() if p.name.startswith("e (conflict from B ")]
+    assert len(kept) == 1 and (kept[0] / "new.txt").read_text() == "written on B inside e, never synced\n"
+    assert a.tree() == b.tree()
+
+    (b.root / "d").unlink()  # and back: a directory where the file was
+    write(b.root / "d" / "z.txt", "a directory again\n")
+    b.once()
+    a.once()
+    assert (a.root / "d" / "z.txt").read_text() == "a directory again\n"
+    assert a.tree() == b.tree()
 
 
 # 5 ---------------------------------------------------------------------------

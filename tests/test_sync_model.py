@@ -53,7 +53,7 @@ SEEDS = [int(s) for s in os.environ.get("HEARTH_SYNC_MODEL_SEEDS", "1,2,3").spli
 STEPS = int(os.environ.get("HEARTH_SYNC_MODEL_STEPS", "40"))
 
 DEVICES = ("A", "B", "C")
-FILE_NAMES = ("a.txt", "b.txt", "c.md", "e", "f.bin")   # never a directory name: no file/dir clashes
+FILE_NAMES = ("a.txt", "b.txt", "c.md", "e", "f.bin", "d1")  # "d1" is also a directory name: file/dir clashes
 DIR_NAMES = ("d1", "d2")
 MAX_SIZE = 64 * 1024
 QUIESCENCE_ROUNDS = 8
@@ -192,6 +192,9 @@ class Model:
         kind = rng.choice(kinds)
         if kind == "create":
             relpath = os.path.join(rng.choice(dirs), rng.choice(FILE_NAMES))
+            if (root / relpath).is_dir():
+                self.log(f"{device}: create {relpath}: a directory is there (nothing)")
+                return
             data = self.new_content()
             self.record(data)
             (root / relpath).write_bytes(data)
@@ -232,6 +235,9 @@ class Model:
         elif kind == "rename":
             relpath = rng.choice(files)
             target = os.path.join(rng.choice(dirs), rng.choice(FILE_NAMES))
+            if (root / target).is_dir():
+                self.log(f"{device}: rename {relpath} onto directory {target} (nothing)")
+                return
             if target == relpath:
                 self.log(f"{device}: rename {relpath} onto itself (nothing)")
                 return
@@ -246,6 +252,9 @@ class Model:
         elif kind == "mkdir":
             parent = rng.choice([d for d in dirs if d.count("/") < 1] or [""])
             relpath = os.path.join(parent, rng.choice(DIR_NAMES))
+            if (root / relpath).is_file():
+                self.log(f"{device}: mkdir {relpath}: a file is there (nothing)")
+                return
             (root / relpath).mkdir(exist_ok=True)
             self.log(f"{device}: mkdir {relpath}")
         elif kind == "rmdir":

@@ -80,6 +80,7 @@ async def apply_changes(context: Context, report: Report, changes: list[dict]) -
     rmdirs: list[str] = []
     failed: dict[str, dict] = {}
     held: dict[str, dict] = {}
+    replaced: list[dict] = []
     cases = CaseIndex()
     for change in changes:
         try:
@@ -92,6 +93,8 @@ async def apply_changes(context: Context, report: Report, changes: list[dict]) -
             downloads.append(action)
         elif isinstance(action, tuple) and action[0] == "unlink":
             unlinks.append(action[1:])
+        elif isinstance(action, tuple) and action[0] == "replace-dir":
+            replaced.append(change)
         elif action == "rmdir":
             rmdirs.append(change["path"])
         elif action == "retry":
@@ -101,6 +104,14 @@ async def apply_changes(context: Context, report: Report, changes: list[dict]) -
         _unlink(context, report, row, seen)
     for relpath in sorted(rmdirs, key=lambda p: p.count("/"), reverse=True):
         _rmdir(context, report, relpath)
+    cleared = []
+    for change in replaced:
+        try:
+            cleared.append(_clear_directory(context, change))
+        except OSError as error:
+            failed[change["path"]] = change
+            log.warning("cannot replace directory %s yet: %s", change["path"], _oserror(error))
+    failed.update(await _download_all(context, report, cleared))
     _remember_failures(context, changes, {**held, **failed})
     report.pending += len(failed)
 
@@ -118,7 +129,7 @@ def _remember_failures(context: Context, changes: list[dict], failed: dict[str, 
 def _lstat(path: Path) -> os.stat_result | None:
     try:
         return os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a file where a parent directory was: absent
         return None
 
 
@@ -148,8 +159,7 @@ def _decide(context: Context, report: Report, change: dict, cases: CaseIndex):
             return "retry"
         return Download(change, None, False)
     if stat.S_ISDIR(local.st_mode):
-        context.problem(report, f"{relpath} is a directory here but a file on the server; not synced")
-        return "retry"
+        return ("replace-dir", change)  # after this page's deletes, which may empty it
     if not stat.S_ISREG(local.st_mode):
         context.problem(report, f"{relpath}: a symlink or special file is in the way; not downloaded")
         return "retry"
@@ -184,9 +194,13 @@ def _make_directory(context: Context, report: Report, change: dict, local) -> No
         if not stat.S_ISREG(local.st_mode):
             context.problem(report, f"{relpath}: a symlink or special file is in the way of a directory")
             return "retry"
-        aside = _conflict_path(context, path)
-        move_aside(path, aside)
-        log.warning("%s is a directory on the server: moved the local file to %s", relpath, aside.name)
+        row = context.state.get_file(relpath)
+        if row is not None and unchanged(row, local):
+            path.unlink()  # as last synced: the server keeps it among its versions
+        else:
+            aside = _conflict_path(context, path)
+            move_aside(path, aside)
+            log.warning("%s is a directory on the server: moved the local file to %s", relpath, aside.name)
         context.state.delete_file(relpath)
         local = None
     if local is None:
@@ -194,6 +208,23 @@ def _make_directory(context: Context, report: Report, change: dict, local) -> No
         report.other += 1
     context.state.put_file(TrackedFile.directory(relpath, change["id"]))
     return None
+
+
+def _clear_directory(context: Context, change: dict) -> Download:
+    """A file on the server where a directory is here: an empty directory goes; one that
+    still holds files is moved aside whole, as a conflict copy (its files are uploaded
+    from there), so the file can take the name."""
+    path = context.path(change["path"])
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        aside = _conflict_path(context, path)
+        os.rename(path, aside)  # unique_conflict_name picked a name nothing holds
+        log.warning("%s is a file on the server: moved the local directory to %s", change["path"], aside.name)
+    context.state.delete_file(change["path"])
+    return Download(change, None, False)
 
 
 class CaseIndex:

@@ -59,13 +59,15 @@ async def push(context: Context, report: Report, hints: set[str] | None) -> None
     result = await asyncio.to_thread(scan, context.root, context.ignore, previous, only=hints, hash_new=False)
     _report_scan(context, report, result)
     rows = {p: context.state.get_file(p) for p in result.deleted}
+    retyped = [p for p in result.deleted if p in result.dirs]  # a file replaced by a directory
+    await _delete_files(context, report, retyped, rows)
     await _mkdirs(context, report, result, hints)
     skip = {p.relpath for p in result.name_problems if p.severity == "error"}
     changed = [p for p in sorted(result.changed) if p not in skip
                and not _blocked(context, report, p, result.changed[p])]
     uploads = Uploads(context, report, previous, rows)
     await uploads.run(changed, result.touched)
-    deletes = [p for p in result.deleted if p not in uploads.moved_away]
+    deletes = [p for p in result.deleted if p not in uploads.moved_away and p not in retyped]
     reason = deletion_guard(context.root, dataclasses.replace(result, deleted=deletes), len(previous))
     if reason and not context.confirm_deletes:
         if deletes or _gone_dirs(context, result, hints):
@@ -74,6 +76,7 @@ async def push(context: Context, report: Report, hints: set[str] | None) -> None
         return
     await _delete_files(context, report, deletes, rows)
     await _delete_dirs(context, report, _gone_dirs(context, result, hints))
+    await uploads.run_deferred()
 
 
 def _report_scan(context: Context, report: Report, result: ScanResult) -> None:
@@ -130,12 +133,16 @@ async def _mkdirs(context: Context, report: Report, result: ScanResult, hints) -
         raise failure.exceptions[0] from None
 
 
+def _is_directory(path) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
 def _gone_dirs(context: Context, result: ScanResult, hints) -> list[str]:
     def in_scope(relpath: str) -> bool:
         return hints is None or any(relpath == h or relpath.startswith(h + "/") for h in hints)
 
     gone = [d for d in context.state.directories()
-            if in_scope(d) and d not in result.dirs and not os.path.lexists(context.path(d))
+            if in_scope(d) and d not in result.dirs and not _is_directory(context.path(d))
             and not any(u == "" or d.startswith(u + "/") for u in result.unreadable)]
     return sorted(gone, key=_depth, reverse=True)
 
@@ -177,6 +184,7 @@ class Uploads:
             if row is not None and row.content_hash and row.revision is not None:
                 self.by_content.setdefault((row.content_hash, row.exec), []).append(row)
         self.moved_away: set[str] = set()  # deleted paths whose file was renamed instead
+        self.deferred: list[Prepared] = []
         self.batch = Batch(limit=FIRST_BATCH_FILES)
 
     async def run(self, changed: list[str], touched: dict[str, FileState]) -> None:
@@ -195,13 +203,25 @@ class Uploads:
             await self._queue(Prepared(relpath, context.path(relpath), state, list(row.chunks)), row.revision)
         await self._queue(None, None)
 
+    async def run_deferred(self) -> None:
+        """Commit the files that replace directories, once those are deleted on the server."""
+        for prepared in self.deferred:
+            if self.context.state.get_file(prepared.relpath) is None:
+                await self._queue(prepared, None)
+            else:
+                self.report.pending += 1  # the directory is still there (held back, or refused)
+        await self._queue(None, None)
+
     async def _add(self, relpath: str, prepared: Prepared | str | None) -> None:
         if isinstance(prepared, Prepared):
             sources = self.by_content.get((prepared.state.content_hash, prepared.state.mode_exec))
             if relpath not in self.previous and sources and await self._rename(sources.pop(), prepared):
                 return
             row = self.context.state.get_file(relpath)
-            await self._queue(prepared, row.revision if row is not None and row.kind == "file" else None)
+            if row is not None and row.kind == "dir":
+                self.deferred.append(prepared)  # a file where a directory was: after the directory's delete
+                return
+            await self._queue(prepared, row.revision if row is not None else None)
         elif prepared == "unstable":
             self.report.pending += 1
             log.info("%s changed while being read; will upload once it settles", relpath)
