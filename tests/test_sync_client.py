@@ -413,6 +413,23 @@ def test_non_nfc_name_is_reported_not_uploaded(server, tmp_path):
     assert os.listdir(a.root).count(nfd) == 1  # not renamed behind the user's back
 
 
+def test_names_differing_only_by_case_are_reported_never_merged(server, tmp_path):
+    a = Client(server, tmp_path / "A", device="A", folder="case")
+    b = Client(server, tmp_path / "B", device="B", folder="case")
+    write(a.root / "Notes.txt", "capital\n")
+    write(a.root / "notes.txt", "small\n")
+    a.once()
+    assert "Notes.txt and notes.txt differ only by case" in a.log()
+    fid = folder_id(server, "alice", "alice", "case")
+    assert sorted(server_files(server, "alice", fid)) == ["Notes.txt", "notes.txt"]
+
+    write(b.root / "NOTES.txt", "B's own, before its first sync\n")  # as a case-insensitive disk would hold it
+    result = b.once(check=False)
+    assert result.returncode == 1 and "differing only in case" in result.stderr, result.stderr
+    assert sorted(p.name for p in b.root.iterdir() if not p.name.startswith(".hearth")) == ["NOTES.txt"]
+    assert (b.root / "NOTES.txt").read_text() == "B's own, before its first sync\n"
+
+
 # 11 --------------------------------------------------------------------------
 
 def test_server_restart_is_survived(server, tmp_path, running):

@@ -20,6 +20,7 @@ from typing import Mapping
 
 from services.sync.client.context import Context, Report
 from services.sync.client.guard import deletion_guard
+from services.sync.client.names import case_clashes
 from services.sync.client.progress import Progress
 from services.sync.client.remote import RemoteError
 from services.sync.client.scan import FileState, ScanResult, scan
@@ -57,7 +58,7 @@ async def push(context: Context, report: Report, hints: set[str] | None) -> None
         return
     previous = context.state.file_states() if hints is None else context.state.tracked_view()
     result = await asyncio.to_thread(scan, context.root, context.ignore, previous, only=hints, hash_new=False)
-    _report_scan(context, report, result)
+    _report_scan(context, report, result, hints)
     rows = {p: context.state.get_file(p) for p in result.deleted}
     retyped = [p for p in result.deleted if p in result.dirs]  # a file replaced by a directory
     await _delete_files(context, report, retyped, rows)
@@ -79,13 +80,21 @@ async def push(context: Context, report: Report, hints: set[str] | None) -> None
     await uploads.run_deferred()
 
 
-def _report_scan(context: Context, report: Report, result: ScanResult) -> None:
+def _report_scan(context: Context, report: Report, result: ScanResult, hints: set[str] | None) -> None:
     report.pending += len(result.unstable)
     for relpath in result.unstable:
         log.info("%s is changing; will upload once it settles", relpath)
     for problem in result.name_problems:
         if problem.severity == "error":
             context.problem(report, f"{problem.relpath}: {problem.message}; not uploaded")
+    if hints is None:  # a full scan sees every name: warn about names only case tells apart
+        present = [*result.changed, *result.touched, *result.unchanged, *result.unstable]
+        for group in case_clashes(present):
+            warning = " and ".join(group)
+            if warning not in context.reported:
+                context.reported.add(warning)
+                log.warning("%s differ only by case: a device with a case-insensitive disk (macOS, Windows) "
+                            "cannot hold both and will report them", warning)
     for relpath in result.symlinks:
         if relpath not in context.reported:
             context.reported.add(relpath)
