@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         "changed, keep both versions when both sides changed, never propagate a mass deletion unasked.",
         epilog="related commands:\n"
                "  hearth sync status DIR     what the client did last, what is pending, the last error\n"
+               "  hearth sync versions DIR PATH, hearth sync restore DIR PATH [--revision ID], hearth sync trash DIR\n"
+               "                             the server's kept versions and deleted files\n"
                "  hearth sync check [--verify]\n"
                "                             on the server: check the chunk store against the journal\n\n"
                "examples:\n"
@@ -112,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     sync_commands.configure_status(command(
         "sync status", "services.sync.client.status:run",
         "Show a synced directory's state: in sync, N pending, problems, last error (exit 1 unless in sync)."))
+    sync_commands.configure_versions(command(
+        "sync versions", "services.sync.client.history_commands:run_versions",
+        "List every kept revision of a file in a synced directory (newest first, delete markers included)."))
+    sync_commands.configure_restore(command(
+        "sync restore", "services.sync.client.history_commands:run_restore",
+        "Bring back an earlier revision of a file (also a deleted one) as a new revision; nothing is "
+        "overwritten."))
+    sync_commands.configure_trash(command(
+        "sync trash", "services.sync.client.history_commands:run_trash",
+        "List the files deleted from a synced folder that can still be restored."))
     check = command("sync check", "services.sync.check:run_check",
                     "On the server: verify the chunk store against every folder's journal (exit 1 if "
                     "inconsistent).")
@@ -140,7 +152,7 @@ TRAILING_COMMAND = frozenset({"deploy"})
 
 # `hearth sync status DIR` and `hearth sync check` are their own commands inside, since `hearth sync DIR`
 # takes a directory where they take a verb.
-SYNC_VERBS = frozenset({"status", "check"})
+SYNC_VERBS = frozenset({"status", "check", "versions", "restore", "trash"})
 
 
 def _command_index(argv: list[str]) -> int | None:

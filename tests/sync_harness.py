@@ -90,6 +90,11 @@ class Client:
         self.process.wait(timeout=30)
         self.process = None
 
+    def hearth(self, *args: str) -> subprocess.CompletedProcess:
+        """`hearth ARGS` with this user's password on stdin (for `sync versions|restore|trash`)."""
+        return subprocess.run([sys.executable, "-m", "services.cli", *args], input=PASSWORDS[self.user] + "\n",
+                              capture_output=True, text=True, cwd=REPO, env=clean_environ(), timeout=60)
+
     def status(self) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "services.cli", "sync", "status", str(self.root)],
                               capture_output=True, text=True, cwd=REPO, env=clean_environ(), timeout=60)

@@ -245,6 +245,40 @@ def test_a_file_replacing_a_directory_reaches_the_other_side(server, tmp_path):
     assert a.tree() == b.tree()
 
 
+def test_versions_restore_and_trash_from_the_cli(server, tmp_path):
+    a = Client(server, tmp_path / "A", device="A", folder="history")
+    b = Client(server, tmp_path / "B", device="B", folder="history")
+    write(a.root / "f.txt", "first draft\n")
+    a.once()
+    write(a.root / "f.txt", "second draft, regretted\n")
+    a.once()
+
+    listed = a.hearth("sync", "versions", str(a.root), "f.txt", "--password-stdin")
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+    assert len(rows) == 2 and rows[0][-1] == "(current)" and all(row[3] == "A" for row in rows)
+    restored = a.hearth("sync", "restore", str(a.root), "f.txt", "--password-stdin")
+    assert restored.returncode == 0 and f"revision {rows[1][0]}" in restored.stdout, restored.stderr
+    a.once()
+    b.once()
+    assert (a.root / "f.txt").read_text() == (b.root / "f.txt").read_text() == "first draft\n"
+
+    (b.root / "f.txt").unlink()
+    b.once()
+    a.once()
+    assert not (a.root / "f.txt").exists()
+    trash = a.hearth("sync", "trash", str(a.root), "--password-stdin")
+    assert trash.returncode == 0 and trash.stdout.splitlines()[1].endswith(" f.txt"), trash.stdout
+    assert a.hearth("sync", "restore", str(a.root), "f.txt", "--password-stdin").returncode == 0
+    a.once()
+    assert (a.root / "f.txt").read_text() == "first draft\n"
+
+    missing = a.hearth("sync", "restore", str(a.root), "f.txt", "--revision", "999999", "--password-stdin")
+    assert missing.returncode == 1 and "has no revision 999999" in missing.stderr
+    wrong = a.hearth("sync", "versions", str(tmp_path / "elsewhere"), "x", "--password-stdin")
+    assert wrong.returncode == 2 and "not synced by hearth" in wrong.stderr
+
+
 # 5 ---------------------------------------------------------------------------
 
 def test_read_only_then_read_write_share(server, tmp_path):

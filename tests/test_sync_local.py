@@ -341,7 +341,9 @@ def test_deletion_guard(tmp_path):
     root.unlink()
     root.mkdir()
     (root / ".hearth").mkdir()
-    assert "is empty" in deletion_guard(root, ScanResult(deleted=["a"]), 1)
+    assert deletion_guard(root, ScanResult(deleted=["a"]), 1) is None  # a folder of one file emptied: fine
+    eleven = ScanResult(deleted=[f"f{i}" for i in range(11)])
+    assert "is empty" in deletion_guard(root, eleven, 11)
     assert deletion_guard(root, ScanResult(), 0) is None  # a new, empty folder is fine
     (root / "kept").write_bytes(b"x")
     assert deletion_guard(root, ScanResult(deleted=["a"]), 2) is None  # 50%, not more

@@ -31,14 +31,19 @@ def db_path(data_dir: Path) -> Path:
     return data_dir / "db" / DB_NAME
 
 
-def open_db(path: Path) -> sqlite_utils.Database:
-    """A connection with hearth's pragmas; autocommit, transactions are explicit."""
+def open_db(path: Path, *, durable: bool = True) -> sqlite_utils.Database:
+    """A connection with hearth's pragmas; autocommit, transactions are explicit.
+
+    `durable` (synchronous = FULL): a committed transaction survives a power cut,
+    not only a crash: a sync client told "revision 42 committed" must never meet
+    a server that forgot it. A cache that can be rebuilt (the sync client's own
+    state) passes False (NORMAL: consistent after a power cut, maybe older)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys = ON")
     return sqlite_utils.Database(conn)
 

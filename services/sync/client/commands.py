@@ -35,3 +35,29 @@ def configure_sync(parser: argparse.ArgumentParser) -> None:
 
 def configure_status(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", metavar="DIR", help="a directory synced with `hearth sync DIR`")
+
+
+def _credentials(parser: argparse.ArgumentParser) -> None:
+    secret = parser.add_mutually_exclusive_group(required=True)
+    secret.add_argument("--password-stdin", action="store_true", help="read the password from stdin's first line")
+    secret.add_argument("--token-file", metavar="F", help="read an app password from file F")
+
+
+def configure_versions(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", metavar="DIR", help="a directory synced with `hearth sync DIR`")
+    parser.add_argument("path", metavar="PATH", help="a file in it (relative to DIR, or a path inside DIR)")
+    _credentials(parser)
+
+
+def configure_restore(parser: argparse.ArgumentParser) -> None:
+    configure_versions(parser)
+    parser.add_argument("--revision", type=int, metavar="ID",
+                        help="the revision to bring back (default: the newest content before the current one, "
+                             "or the last content of a deleted file)")
+    parser.add_argument("--device", metavar="NAME", default=socket.gethostname(),
+                        help="the device name recorded with the restore (default: the host name)")
+
+
+def configure_trash(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", metavar="DIR", help="a directory synced with `hearth sync DIR`")
+    _credentials(parser)

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         state = ClientState(root / STATE_DIR / STATE_FILE)
         try:
             server, user, folder_name = _remembered(state, args, root)
-            secret = _secret(args)
+            secret = read_secret(args)
             return asyncio.run(_main(args, root, state, server, user, secret, folder_name))
         finally:
             state.close()
@@ -99,7 +99,7 @@ def _remembered(state: ClientState, args, root: Path) -> tuple[str, str, str]:
     return server, user, given["folder"] or remembered["folder"] or root.name
 
 
-def _secret(args) -> str:
+def read_secret(args) -> str:
     if args.password_stdin:
         secret = sys.stdin.readline().rstrip("\r\n")
     elif args.token_file:

@@ -26,7 +26,7 @@ def deletion_guard(root: str | os.PathLike, scan_result: ScanResult, tracked_cou
         return f"sync folder {root} is not a directory"
     if any(path == "" for path, _ in scan_result.errors):
         return f"sync folder {root} cannot be read"
-    if tracked_count > 0:
+    if tracked_count > min_deletes:  # emptying a folder of a few files is ordinary housekeeping
         try:
             with os.scandir(root) as entries:
                 names = [e.name for e in entries if e.name != STATE_DIR]

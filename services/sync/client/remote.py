@@ -82,6 +82,17 @@ class Remote:
     async def mkdir(self, folder: int, path: str, device: str) -> dict:
         return await self._json("POST", f"/folders/{folder}/mkdir", {"path": path, "device": device})
 
+    async def versions(self, folder: int, path: str) -> list[dict]:
+        """Every kept revision of `path`, newest first (delete markers included)."""
+        return (await self._json("GET", f"/folders/{folder}/versions", params={"path": path}))["versions"]
+
+    async def trash(self, folder: int) -> list[dict]:
+        return (await self._json("GET", f"/folders/{folder}/trash"))["items"]
+
+    async def restore(self, folder: int, path: str, revision: int, device: str) -> dict:
+        return await self._json("POST", f"/folders/{folder}/restore", {
+            "path": path, "revision_id": revision, "device": device})
+
     # --- chunks -------------------------------------------------------------
 
     async def missing(self, folder: int, ids: Iterable[str]) -> set[str]:

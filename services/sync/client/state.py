@@ -118,7 +118,7 @@ class ClientState:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         migrate(self.path, [client_migrations])
-        self.db = open_db(self.path)
+        self.db = open_db(self.path, durable=False)  # the server is the truth; this is rebuilt by comparing
 
     def close(self) -> None:
         self.db.close()

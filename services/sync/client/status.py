@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from services.core.errors import CommandError
+from services.core.errors import ConfigError
 from services.core.exitcodes import ExitStatus
 from services.sync.client.context import STATE_FILE
 from services.sync.client.daemon import LOCK_FILE
@@ -22,12 +22,17 @@ from services.sync.client.scan import scan
 from services.sync.client.state import ClientState
 
 
-def run(args: argparse.Namespace) -> int:
-    root = Path(args.dir).expanduser().absolute()
+def open_synced(directory: str) -> tuple[Path, ClientState]:
+    """A synced directory's root and state; ConfigError (exit 2) if `hearth sync` never ran there."""
+    root = Path(directory).expanduser().absolute()
     state_path = root / STATE_DIR / STATE_FILE
     if not state_path.is_file():
-        raise CommandError(f"{root} is not synced by hearth (no {STATE_DIR}/{STATE_FILE})")
-    state = ClientState(state_path)
+        raise ConfigError(f"{root} is not synced by hearth (no {STATE_DIR}/{STATE_FILE}); run `hearth sync` first")
+    return root, ClientState(state_path)
+
+
+def run(args: argparse.Namespace) -> int:
+    root, state = open_synced(args.dir)
     try:
         lines, in_sync = describe(root, state)
     finally:
