@@ -346,3 +346,39 @@ def test_a_file_appended_to_during_the_upload_is_never_committed_torn(server, tm
         assert version["chunks"] == expected, f"revision {version['id']} ({size} bytes) is torn"
     check = hearth_check(server, "--verify")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+# --- progress on a terminal ------------------------------------------------------
+
+def test_a_long_transfer_shows_a_progress_bar_on_a_terminal(server, tmp_path):
+    """On a TTY a transfer over 8 MiB draws a bar with its rate; piped, the log has no bar."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    a = Client(server, _mkdir(tmp_path / "A"), device="A")
+    (a.root / "video.bin").write_bytes(random.Random(7).randbytes(24 * MiB))
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal has a size
+    process = subprocess.Popen(a.argv("--once"), stdin=subprocess.PIPE, stdout=secondary, stderr=secondary,
+                               cwd=REPO, env=clean_environ(), text=True)
+    os.close(secondary)
+    process.stdin.write(PASSWORDS["alice"] + "\n")
+    process.stdin.close()
+    shown = b""
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # the other side closed: the process is done
+            break
+        if not data:
+            break
+        shown += data
+    os.close(primary)
+    assert process.wait(timeout=60) == 0, shown.decode(errors="replace")
+    text = shown.decode(errors="replace")
+    # the bar: what, how much of the total, the rate ("?B/s" until a tenth of a second has passed)
+    assert "uploading" in text and "/24.0M" in text and re.search(r"[\d?][kMG]?B/s", text), text[-2000:]
+    piped = Client(server, _mkdir(tmp_path / "B"), device="B").once()
+    assert "B/s]" not in piped.stderr and "in sync" in piped.stderr

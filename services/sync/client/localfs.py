@@ -7,6 +7,8 @@ fsynced. Any failure removes the temp file and leaves the target untouched.
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import re
 import secrets
@@ -80,6 +82,28 @@ def write_file_atomically(path: str | os.PathLike, chunks: Iterable[bytes], expe
         raise
     fsync_directory(target.parent)
     return digest
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)  # Linux (glibc 2.28+); elsewhere link + unlink
+if _renameat2 is not None:
+    _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+_AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+
+
+def rename_noreplace(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename, but never over an existing `target` (FileExistsError instead): one atomic
+    renameat2(RENAME_NOREPLACE) where the kernel has it, else link + unlink (files only)."""
+    if _renameat2 is not None:
+        if _renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            raise FileExistsError(code, os.strerror(code), os.fspath(target))
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # else the file system can't: fall back
+            raise OSError(code, os.strerror(code), os.fspath(target))
+    os.link(source, target)
+    os.unlink(source)
 
 
 _UNSAFE_DEVICE_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|()]+')

@@ -221,7 +221,7 @@ def _clear_directory(context: Context, change: dict) -> Download:
         pass
     except OSError:
         aside = _conflict_path(context, path)
-        os.rename(path, aside)  # unique_conflict_name picked a name nothing holds
+        move_aside(path, aside)
         log.warning("%s is a file on the server: moved the local directory to %s", change["path"], aside.name)
     context.state.delete_file(change["path"])
     return Download(change, None, False)

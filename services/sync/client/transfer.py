@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 from services.core.tree.chunks import chunk_id, chunk_stream
 from services.sync.client.hashing import new_hasher
 from services.core.durable import fsync_directory
-from services.sync.client.localfs import NAME_MAX_BYTES, TEMP_PREFIX
+from services.sync.client.localfs import NAME_MAX_BYTES, TEMP_PREFIX, rename_noreplace
 from services.sync.client.scan import FileState, state_from_stat
 
 KEEP_IN_MEMORY = 1 << 20  # a file up to this size keeps its bytes from the read that cut it
@@ -196,8 +196,7 @@ def place(temp: Path, target: Path, replace: os.stat_result | None) -> None:
     and never over a file that appeared meanwhile (link + unlink is a rename that
     refuses to overwrite)."""
     if replace is None:
-        os.link(temp, target)  # FileExistsError if someone created it meanwhile
-        os.unlink(temp)
+        rename_noreplace(temp, target)  # FileExistsError if someone created it meanwhile
         return
     try:
         now = os.lstat(target)
@@ -209,6 +208,5 @@ def place(temp: Path, target: Path, replace: os.stat_result | None) -> None:
 
 
 def move_aside(path: Path, conflict: Path) -> None:
-    """Rename `path` to the conflict copy's name, never overwriting anything there."""
-    os.link(path, conflict)
-    os.unlink(path)
+    """Rename `path` (a file or a directory) to the conflict copy's name, never overwriting anything there."""
+    rename_noreplace(path, conflict)
