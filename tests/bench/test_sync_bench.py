@@ -297,7 +297,7 @@ def hearth_stop(client: Client) -> None:
 
 
 SENT = re.compile(r"\((\d+) chunks, (\d+) bytes sent\)")
-FETCHED = re.compile(r"(\d+) chunks fetched")
+FETCHED = re.compile(r"\((\d+) chunks fetched, \d+ found locally\)")  # the cycle summaries, not per-file lines
 
 
 def sent_bytes(log_text: str) -> tuple[int, int]:
