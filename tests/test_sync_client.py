@@ -430,6 +430,13 @@ def test_ignore_rules_and_symlinks(server, tmp_path):
     assert "keep.txt" in live
     assert any("symlink" in line and "link" in line for line in a.log().splitlines()), a.log()
 
+    write(a.root / ".hearthignore", "# logs are wanted now\n")  # travels to B like any file
+    a.once()
+    b.once()
+    assert (b.root / "x.log").read_text() == "ignored x.log\n"
+    assert (b.root / "sub" / "y.log").read_text() == "ignored sub/y.log\n"
+    assert not os.path.lexists(b.root / ".x.swp")  # the built-in defaults still apply
+
 
 # 10 --------------------------------------------------------------------------
 

@@ -105,5 +105,9 @@ class Context:
             self.reported.add(message)
             log.warning("%s", message)
 
-    def reload_ignore(self) -> None:
-        self.ignore = IgnoreRules.load(self.root)
+    def reload_ignore(self) -> bool:
+        """Re-read .hearthignore; True if the rules changed."""
+        rules = IgnoreRules.load(self.root)
+        changed = rules.user_lines != self.ignore.user_lines
+        self.ignore = rules
+        return changed

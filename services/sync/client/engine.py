@@ -15,8 +15,8 @@ async def cycle(context: Context, hints: set[str] | None) -> Report:
     """Pull, then push (a full scan when `hints` is None, else only those paths)."""
     report = Report()
     context.check_root()
-    if hints is None or IGNORE_FILE in hints:
-        context.reload_ignore()
+    if (hints is None or IGNORE_FILE in hints) and context.reload_ignore():
+        context.state.set_cursor(0)  # paths no longer ignored must come down: replay the journal
     await pull(context, report)
     context.check_root()
     await push(context, report, hints)
