@@ -12,20 +12,10 @@ import pytest
 from argon2 import PasswordHasher
 
 from services.core import accounts
-from services.core.db import db_path, migrate, open_db, write
+from services.core.db import db_path, open_db, write
 from services.core.errors import BadRequest, Conflict, NotFound
-from services.core.schema import MIGRATION_SETS
 
 PASSWORD = "correct horse"
-
-
-@pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "hearth.sqlite3"
-    migrate(path, MIGRATION_SETS)
-    connection = open_db(path)
-    yield connection
-    connection.close()
 
 
 @pytest.fixture(scope="module")

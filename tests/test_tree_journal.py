@@ -4,22 +4,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.core.db import migrate, open_db, write
+from services.core.db import write
 from services.core.errors import BadRequest, Conflict, Forbidden, NotFound
-from services.core.schema import MIGRATION_SETS
 from services.core.tree import (ChunkStore, MissingChunks, QuotaExceeded, StaleRevision, changes_since,
                                 chunk_id, collect_chunks, collect_garbage, commit_file, create_folder, delete,
                                 expire_versions, folder_access, list_folders, mkdir, normalize_path,
                                 rename, restore, share_folder, trash, usage, versions)
-
-
-@pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "db" / "hearth.sqlite3"
-    migrate(path, MIGRATION_SETS)
-    db = open_db(path)
-    yield db
-    db.close()
 
 
 @pytest.fixture

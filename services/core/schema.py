@@ -93,5 +93,67 @@ def m001_tree(db):
     db.execute("CREATE INDEX revision_chunks_chunk ON revision_chunks(chunk_id)")
 
 
+dav = Migrations("dav")
+
+
+@dav()
+def m001_collections(db):
+    """Calendars and address books, their items, change log and shares (services/dav/store)."""
+    # AUTOINCREMENT: a collection id is never reused, so a sync token of a deleted
+    # collection can never pass for a token of a new one.
+    db.execute("""
+        CREATE TABLE dav_collections (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            owner TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('calendar', 'addressbook')),
+            name TEXT NOT NULL,
+            displayname TEXT,
+            description TEXT,
+            color TEXT,
+            timezone TEXT,
+            components TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            seq INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (owner, kind, name)
+        )""")
+    db.execute("""
+        CREATE TABLE dav_items (
+            collection_id INTEGER NOT NULL REFERENCES dav_collections(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            etag TEXT NOT NULL,
+            component TEXT NOT NULL CHECK (component IN ('VEVENT', 'VTODO', 'VJOURNAL', 'VCARD')),
+            raw BLOB NOT NULL,
+            first_start INTEGER,
+            last_end INTEGER,
+            created_at TEXT NOT NULL,
+            modified_at TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (collection_id, name)
+        )""")
+    db.execute("CREATE UNIQUE INDEX dav_items_uid ON dav_items(collection_id, uid)")
+    # Time-range queries: "ends after the range starts" is the selective half for a
+    # calendar full of past events; first_start rides along so the other half is
+    # checked from the index without reading the row.
+    db.execute("CREATE INDEX dav_items_range ON dav_items(collection_id, last_end, first_start)")
+    db.execute("""
+        CREATE TABLE dav_changes (
+            collection_id INTEGER NOT NULL REFERENCES dav_collections(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (collection_id, seq)
+        ) WITHOUT ROWID""")
+    db.execute("CREATE UNIQUE INDEX dav_changes_name ON dav_changes(collection_id, name)")
+    db.execute("""
+        CREATE TABLE dav_shares (
+            collection_id INTEGER NOT NULL REFERENCES dav_collections(id) ON DELETE CASCADE,
+            grantee TEXT NOT NULL,
+            mode TEXT NOT NULL CHECK (mode IN ('read', 'read-write')),
+            PRIMARY KEY (collection_id, grantee)
+        )""")
+    db.execute("CREATE INDEX dav_shares_grantee ON dav_shares(grantee)")
+
+
 # Every daemon applies these at start; later subsystems append their own sets.
-MIGRATION_SETS = (core, files)
+MIGRATION_SETS = (core, files, dav)
