@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.daemons import serving
 from tests.sync_harness import Client
 from tests.test_api import free_port
 from tests.test_sync_server import SyncDaemon, upload
@@ -25,12 +26,8 @@ CONFLICT_NAME = re.compile(r"^f \(conflict from B \d{4}-\d{2}-\d{2} \d{6}\)\.txt
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    daemon = SyncDaemon(tmp_path_factory.mktemp("syncd"))
-    daemon.add_user("alice")
-    daemon.add_user("bob")
-    daemon.start()
-    yield daemon
-    assert daemon.stop() == 0, daemon.log()
+    with serving(SyncDaemon(tmp_path_factory.mktemp("syncd")), "alice", "bob") as daemon:
+        yield daemon
 
 
 @pytest.fixture

@@ -2,99 +2,51 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import io
 import json
 import os
 import random
 import re
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from openapi_spec_validator import validate
 
 from services.core.db import db_path, open_db, write
 from services.core.tree import ChunkStore, chunk_id, chunk_stream
-from tests.test_api import free_port
-
-PASSWORDS = {"alice": "alice password", "bob": "bob password"}
+from tests.daemons import PASSWORDS, LoopbackDaemon, serving
 
 
-class SyncDaemon:
-    def __init__(self, home: Path):
-        self.home = home
-        self.port = free_port()
-        self.config = home / "hearth.toml"
-        self.config.write_text(f'data_dir = "var"\n[sync]\nlisten = "127.0.0.1:{self.port}"\n')
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+class SyncDaemon(LoopbackDaemon):
+    module, section = "services.sync", "sync"
 
-    def add_user(self, name: str) -> None:
-        result = subprocess.run([sys.executable, "-m", "services.cli", "--config", str(self.config), "user", "add",
-                                 name, "--password-stdin"], input=PASSWORDS[name] + "\n", capture_output=True,
-                                text=True, env=self.env, timeout=60)
-        assert result.returncode == 0, result.stderr
-
-    def start(self) -> "SyncDaemon":
-        self.stderr = open(self.home / "sync.stderr", "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "services.sync", "--config", str(self.config)],
-                                        cwd=self.home, env=self.env, stdout=subprocess.DEVNULL, stderr=self.stderr)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log()
-            try:
-                if self.request("GET", "/healthz")[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"sync daemon not healthy in time: {self.log()}")
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=15)
-        self.stderr.close()
-        return code
-
-    def log(self) -> str:
-        return (self.home / "sync.stderr").read_text(errors="replace")
+    def healthy(self) -> bool:
+        return self.request("GET", "/healthz")[0] == 200
 
     def request(self, method: str, path: str, body=None, user: str | None = None,
                 timeout: float = 10) -> tuple[int, object]:
+        """(status, the JSON body decoded, or the raw bytes); a dict or list body is sent as JSON."""
         headers = {}
-        if user:
-            token = base64.b64encode(f"{user}:{PASSWORDS[user]}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
         if isinstance(body, (bytes, bytearray)):
             headers["Content-Type"] = "application/octet-stream"
         elif body is not None:
             body = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
-        finally:
-            connection.close()
-        if response.getheader("Content-Type", "").startswith("application/json"):
-            return response.status, json.loads(data)
-        return response.status, data
+        status, answer_headers, data = self.exchange(method, path, body, user=user, headers=headers,
+                                                     timeout=timeout)
+        if answer_headers.get("content-type", "").startswith("application/json"):
+            return status, json.loads(data)
+        return status, data
 
 
 @pytest.fixture(scope="module")
 def sync(tmp_path_factory):
-    daemon = SyncDaemon(tmp_path_factory.mktemp("sync"))
-    daemon.add_user("alice")
-    daemon.add_user("bob")
-    daemon.start()
-    yield daemon
-    assert daemon.stop() == 0, daemon.log()
+    with serving(SyncDaemon(tmp_path_factory.mktemp("sync")), "alice", "bob") as daemon:
+        yield daemon
 
 
 def folder(sync: SyncDaemon, user: str, name: str) -> int:

@@ -62,6 +62,9 @@ SCHEMA: tuple[Option, ...] = (
     Option("sync", "gc_grace", int, 86400,
            "Seconds an uploaded chunk is kept before a commit references it (the upload lease); "
            "garbage collection never removes a younger one. Keep it far above the longest upload."),
+    Option("dav", "listen", str, "unix:run/dav.sock",
+           "Where the CalDAV/CardDAV daemon listens: HOST:PORT, or unix:PATH (relative to data_dir). "
+           "The front end routes /dav here."),
     Option("front", "listen", str, "127.0.0.1:8080", "The one door: where the front end listens (HOST:PORT)."),
     Option("front", "tls_cert", str, "", "PEM certificate chain; with tls_key, the front end speaks HTTPS. Reloaded on SIGHUP."),
     Option("front", "tls_key", str, "", "PEM private key for tls_cert."),

@@ -1,0 +1,87 @@
+"""GET, HEAD, PUT and DELETE: calendar objects and vCards byte for byte, with strong ETags.
+
+The store validates and decides (If-Match, If-None-Match: *, UIDs, size);
+this module only moves bytes and headers. DELETE also removes collections.
+"""
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.core.errors import Forbidden
+from services.core.http import DATABASE
+
+from ..errors import Precondition, namespace_of
+from ..store import (MAX_RESOURCE_SIZE, collection_by_name, delete_collection, delete_item, get_item,
+                     put_item)
+from .access import check_owner
+from .paths import COLLECTION, ITEM, Target
+from .properties import CONTENT_TYPES
+
+# An oversize body is read (and dropped) up to here, so the client is still listening for the answer.
+DRAIN_LIMIT = 16 * MAX_RESOURCE_SIZE
+
+
+async def get(request: web.Request, target: Target, user: str) -> web.Response:
+    check_owner(user, target, "read")
+    _require_item(target, request.method)
+
+    def fetch(db):
+        return get_item(db, collection_by_name(db, target.user, target.kind, target.collection).id, target.item)
+
+    item = await request.app[DATABASE].read(fetch)
+    return web.Response(body=item.raw, headers={"Content-Type": CONTENT_TYPES[target.kind], "ETag": item.etag})
+
+
+async def put(request: web.Request, target: Target, user: str) -> web.Response:
+    check_owner(user, target, "write-content")
+    _require_item(target, "PUT")
+    raw = await _read_body(request, target.kind)
+    if_match = request.headers.get("If-Match")
+    if_none_match = request.headers.get("If-None-Match", "").strip() == "*"
+
+    def store(db):
+        collection = collection_by_name(db, target.user, target.kind, target.collection)
+        return put_item(db, collection.id, target.item, raw, if_match=if_match, if_none_match=if_none_match)
+
+    item, created = await request.app[DATABASE].write(store)
+    return web.Response(status=201 if created else 204, headers={"ETag": item.etag})
+
+
+async def delete(request: web.Request, target: Target, user: str) -> web.Response:
+    check_owner(user, target, "unbind")
+    if target.level not in (COLLECTION, ITEM):
+        raise Forbidden(f"{target.path} cannot be deleted")
+    if_match = request.headers.get("If-Match")
+
+    def remove(db):
+        collection = collection_by_name(db, target.user, target.kind, target.collection)
+        if target.level == ITEM:
+            delete_item(db, collection.id, target.item, if_match=if_match)
+        else:
+            delete_collection(db, collection.id)
+
+    await request.app[DATABASE].write(remove)
+    return web.Response(status=204)
+
+
+def _require_item(target: Target, method: str) -> None:
+    if target.level != ITEM:
+        raise web.HTTPMethodNotAllowed(method, ["OPTIONS", "PROPFIND", "PROPPATCH", "DELETE"])
+
+
+async def _read_body(request: web.Request, kind: str) -> bytes:
+    """The body, or max-resource-size once it passes MAX_RESOURCE_SIZE (the rest is drained, within reason)."""
+    too_big = Precondition(namespace_of(kind), "max-resource-size",
+                           f"larger than the limit of {MAX_RESOURCE_SIZE} bytes")
+    if request.content_length is not None and request.content_length > DRAIN_LIMIT:
+        raise too_big
+    chunks, total = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        total += len(chunk)
+        if total > DRAIN_LIMIT:
+            raise too_big
+        if total <= MAX_RESOURCE_SIZE:
+            chunks.append(chunk)
+    if total > MAX_RESOURCE_SIZE:
+        raise too_big
+    return b"".join(chunks)

@@ -1,0 +1,127 @@
+"""The live properties each kind of DAV resource reports, as PROPFIND returns them.
+
+A property's value is text or a list of child elements; a property a resource
+does not have (an unset description, say) is simply absent, so PROPFIND puts it
+in the 404 propstat.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Union
+
+from ..errors import CALDAV, CARDDAV, DAV
+from ..store import CALENDAR, MAX_RESOURCE_SIZE, Collection, Item
+from .paths import COLLECTION, HOME, ITEM, PRINCIPAL, ROOT, Target, home_path, principal_path
+from .xmlio import APPLE, CALSERVER, element, href, tag
+
+Value = Union[str, list[ET.Element]]
+OWNER_PRIVILEGES = ("read", "write", "write-properties", "write-content", "bind", "unbind",
+                    "read-current-user-privilege-set")
+REPORTS = {CALENDAR: ((CALDAV, "calendar-query"), (CALDAV, "calendar-multiget"), (DAV, "sync-collection")),
+           "addressbook": ((CARDDAV, "addressbook-query"), (CARDDAV, "addressbook-multiget"),
+                           (DAV, "sync-collection"))}
+CONTENT_TYPES = {CALENDAR: "text/calendar; charset=utf-8", "addressbook": "text/vcard; charset=utf-8"}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A resource PROPFIND describes: where it is and, for collections and items, what the store holds."""
+
+    target: Target
+    collection: Collection | None = None
+    item: Item | None = None
+
+
+def properties(resource: Resource, user: str) -> dict[str, Value]:
+    """Clark name -> value for every property `resource` has, as seen by `user`."""
+    target = resource.target
+    common: dict[str, Value] = {tag(DAV, "current-user-principal"): [href(principal_path(user))]}
+    if target.level == ROOT:
+        return {**common, tag(DAV, "resourcetype"): [element(tag(DAV, "collection"))],
+                tag(DAV, "displayname"): "hearth"}
+    if target.level == PRINCIPAL:
+        return {**common, **_principal(target.user)}
+    if target.level == HOME:
+        return {**common, tag(DAV, "resourcetype"): [element(tag(DAV, "collection"))],
+                tag(DAV, "displayname"): target.user, tag(DAV, "owner"): [href(principal_path(target.user))],
+                tag(DAV, "current-user-privilege-set"): _privileges()}
+    if target.level == COLLECTION:
+        return {**common, **_collection(resource.collection)}
+    if target.level == ITEM:
+        return _item(resource.item, target.kind)
+    return common
+
+
+def _principal(user: str) -> dict[str, Value]:
+    return {
+        tag(DAV, "resourcetype"): [element(tag(DAV, "collection")), element(tag(DAV, "principal"))],
+        tag(DAV, "displayname"): user,
+        tag(DAV, "principal-URL"): [href(principal_path(user))],
+        tag(CALDAV, "calendar-home-set"): [href(home_path(user, CALENDAR))],
+        tag(CARDDAV, "addressbook-home-set"): [href(home_path(user, "addressbook"))],
+        tag(CALDAV, "calendar-user-address-set"): [href(f"mailto:{user}@localhost")],
+    }
+
+
+def _collection(collection: Collection) -> dict[str, Value]:
+    calendar = collection.kind == CALENDAR
+    namespace = CALDAV if calendar else CARDDAV
+    kind_element = element(tag(CALDAV, "calendar") if calendar else tag(CARDDAV, "addressbook"))
+    values: dict[str, Value] = {
+        tag(DAV, "resourcetype"): [element(tag(DAV, "collection")), kind_element],
+        tag(DAV, "owner"): [href(principal_path(collection.owner))],
+        tag(DAV, "current-user-privilege-set"): _privileges(),
+        tag(DAV, "supported-report-set"): [
+            element(tag(DAV, "supported-report"), children=[element(tag(DAV, "report"), children=[
+                element(tag(ns, name))])]) for ns, name in REPORTS[collection.kind]],
+        tag(DAV, "sync-token"): collection.sync_token,
+        tag(CALSERVER, "getctag"): collection.ctag,
+        tag(namespace, "max-resource-size"): str(MAX_RESOURCE_SIZE),
+    }
+    if collection.displayname is not None:
+        values[tag(DAV, "displayname")] = collection.displayname
+    description = tag(CALDAV, "calendar-description") if calendar else tag(CARDDAV, "addressbook-description")
+    if collection.description is not None:
+        values[description] = collection.description
+    if calendar:
+        values[tag(CALDAV, "supported-calendar-component-set")] = [_comp(name) for name in collection.components]
+        values[tag(CALDAV, "supported-calendar-data")] = [_data_type(tag(CALDAV, "calendar-data"), "text/calendar",
+                                                                     "2.0")]
+        if collection.color is not None:
+            values[tag(APPLE, "calendar-color")] = collection.color
+        if collection.timezone is not None:
+            values[tag(CALDAV, "calendar-timezone")] = collection.timezone
+    else:
+        values[tag(CARDDAV, "supported-address-data")] = [
+            _data_type(tag(CARDDAV, "address-data-type"), "text/vcard", version) for version in ("3.0", "4.0")]
+    return values
+
+
+def _item(item: Item, kind: str) -> dict[str, Value]:
+    return {tag(DAV, "resourcetype"): [], tag(DAV, "getetag"): item.etag,
+            tag(DAV, "getcontenttype"): CONTENT_TYPES[kind], tag(DAV, "getcontentlength"): str(item.size)}
+
+
+def _comp(name: str) -> ET.Element:
+    node = element(tag(CALDAV, "comp"))
+    node.set("name", name)
+    return node
+
+
+def _data_type(clark: str, content_type: str, version: str) -> ET.Element:
+    node = element(clark)
+    node.set("content-type", content_type)
+    node.set("version", version)
+    return node
+
+
+def _privileges() -> list[ET.Element]:
+    return [element(tag(DAV, "privilege"), children=[element(tag(DAV, name))]) for name in OWNER_PRIVILEGES]
+
+
+def render(clark: str, value: Value) -> ET.Element:
+    """The property element carrying `value`."""
+    if isinstance(value, str):
+        return element(clark, value)
+    return element(clark, children=value)

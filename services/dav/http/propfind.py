@@ -1,0 +1,65 @@
+"""PROPFIND (RFC 4918 §9.1): prop, allprop and propname requests at Depth 0 or 1.
+
+Depth: infinity is refused (DAV:propfind-finite-depth); a missing Depth header
+is taken as 0, as Radicale does, rather than RFC 4918's infinity, so a client
+that leaves it out gets an answer instead of a 403.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from aiohttp import web
+
+from services.core.errors import BadRequest
+from services.core.http import DATABASE
+
+from ..errors import DAV, Precondition
+from .access import check_owner
+from .paths import Target
+from .properties import Resource, properties, render
+from .resources import children, load
+from .xmlio import element, multistatus, read_xml, response_element, tag
+
+
+async def propfind(request: web.Request, target: Target, user: str) -> web.Response:
+    depth = request.headers.get("Depth", "0").strip().lower()
+    if depth == "infinity":
+        raise Precondition(DAV, "propfind-finite-depth", "Depth: infinity is not supported")
+    if depth not in ("0", "1"):
+        raise BadRequest(f"Depth must be 0, 1 or infinity, not {depth!r}")
+    check_owner(user, target, "read")
+    mode, wanted = _request(await read_xml(request))
+
+    def gather(db) -> list[Resource]:
+        resource = load(db, target)
+        return [resource, *(children(db, resource) if depth == "1" else ())]
+
+    resources = await request.app[DATABASE].read(gather)
+    return multistatus(_describe(resource, user, mode, wanted) for resource in resources)
+
+
+def _request(body: ET.Element | None) -> tuple[str, list[str]]:
+    """('prop', names) | ('allprop', []) | ('propname', []) from a PROPFIND body (none means allprop)."""
+    if body is None:
+        return "allprop", []
+    if body.tag != tag(DAV, "propfind"):
+        raise BadRequest("PROPFIND body must be a DAV:propfind element")
+    for child in body:
+        if child.tag == tag(DAV, "prop"):
+            return "prop", [prop.tag for prop in child]
+        if child.tag == tag(DAV, "allprop"):
+            return "allprop", []
+        if child.tag == tag(DAV, "propname"):
+            return "propname", []
+    raise BadRequest("DAV:propfind needs prop, allprop or propname")
+
+
+def _describe(resource: Resource, user: str, mode: str, wanted: list[str]) -> ET.Element:
+    values = properties(resource, user)
+    if mode == "propname":
+        return response_element(resource.target.path, {200: [element(name) for name in values]})
+    if mode == "allprop":
+        return response_element(resource.target.path, {200: [render(k, v) for k, v in values.items()]})
+    found = [render(name, values[name]) for name in wanted if name in values]
+    missing = [element(name) for name in wanted if name not in values]
+    return response_element(resource.target.path, {200: found, 404: missing})

@@ -1,0 +1,95 @@
+"""One hearth daemon (`python -m services.NAME`) as its own process on a loopback TCP port.
+
+The sync and DAV tests each subclass it with the requests they speak."""
+from __future__ import annotations
+
+import base64
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.installation import free_port
+
+PASSWORDS = {"alice": "alice password", "bob": "bob password", "carol": "carol password"}
+
+
+class LoopbackDaemon:
+    """`module` is the daemon (`services.sync`), `section` its hearth.toml table ([sync] listen = ...)."""
+
+    module = section = ""
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.port = free_port()
+        self.config = home / "hearth.toml"
+        self.config.write_text(f'data_dir = "var"\n[{self.section}]\nlisten = "127.0.0.1:{self.port}"\n')
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+        self.log_path = home / f"{self.section}.stderr"
+
+    def add_user(self, name: str) -> None:
+        result = subprocess.run([sys.executable, "-m", "services.cli", "--config", str(self.config), "user", "add",
+                                 name, "--password-stdin"], input=PASSWORDS[name] + "\n", capture_output=True,
+                                text=True, env=self.env, timeout=60)
+        assert result.returncode == 0, result.stderr
+
+    def healthy(self) -> bool:
+        raise NotImplementedError
+
+    def start(self):
+        self.stderr = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", self.module, "--config", str(self.config)],
+                                        cwd=self.home, env=self.env, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log()
+            try:
+                if self.healthy():
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"{self.module} not healthy in time: {self.log()}")
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=15)
+        self.stderr.close()
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def exchange(self, method: str, path: str, body: bytes | str | None = None, user: str | None = None,
+                 headers: dict | None = None, timeout: float = 10) -> tuple[int, dict, bytes]:
+        """One request on a fresh connection, as `user` (HTTP Basic) if given: (status, headers, body);
+        header names in lower case."""
+        headers = dict(headers or {})
+        if user:
+            token = base64.b64encode(f"{user}:{PASSWORDS[user]}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        if isinstance(body, str):
+            body = body.encode()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+        finally:
+            connection.close()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+
+@contextmanager
+def serving(daemon: LoopbackDaemon, *users: str) -> Iterator:
+    """The daemon with these users, running; stopped afterwards, asserting a clean exit."""
+    for user in users:
+        daemon.add_user(user)
+    daemon.start()
+    yield daemon
+    assert daemon.stop() == 0, daemon.log()
