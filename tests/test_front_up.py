@@ -14,6 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import caldav
 import pytest
 
 from tests.installation import ADMIN_PASSWORD, Installation, free_port, running
@@ -50,11 +51,11 @@ class Hearth(Installation):
             """))
 
     def request(self, method: str, path: str, headers: dict | None = None, source: str | None = None,
-                timeout: float = 10) -> tuple[int, http.client.HTTPMessage, bytes]:
+                timeout: float = 10, body: bytes | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.front_port, timeout=timeout,
                                                 source_address=(source, 0) if source else None)
         try:
-            connection.request(method, path, headers=headers or {})
+            connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
             return response.status, response.headers, response.read()
         finally:
@@ -103,8 +104,26 @@ def test_healthz_aggregates_every_upstream(hearth):
     report = json.loads(body)
     assert status == 200 and report["status"] == "ok"
     states = {name: entry["state"] for name, entry in report["upstreams"].items()}
-    assert states == {"hello": "ok", "api": "ok", "sync": "ok", "dav": "not-installed",
+    assert states == {"hello": "ok", "api": "ok", "sync": "ok", "dav": "ok",
                       "files": "not-installed"}
+
+
+def test_calendars_through_the_front_door(hearth):
+    """`hearth up` runs hearth_dav behind the front end: the caldav library finds its way from
+    /.well-known/caldav, and what it stores comes back byte for byte."""
+    client = caldav.DAVClient(url=f"http://127.0.0.1:{hearth.front_port}/.well-known/caldav",
+                              username="admin", password=ADMIN_PASSWORD, require_tls=False)
+    principal = client.principal()
+    assert [str(c.url).rstrip("/").rsplit("/", 1)[-1] for c in principal.calendars()] == ["calendar"]
+    event = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//hearth tests//EN\r\nBEGIN:VEVENT\r\n"
+             b"UID:front-door-1\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250301T100000Z\r\n"
+             b"DTEND:20250301T110000Z\r\nSUMMARY:Through the front\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    status, _, _ = hearth.request("PUT", "/dav/calendars/admin/calendar/front-door-1.ics", {
+        **basic("admin", ADMIN_PASSWORD), "Content-Type": "text/calendar"}, body=event)
+    assert status == 201
+    status, headers, body = hearth.request("GET", "/dav/calendars/admin/calendar/front-door-1.ics",
+                                           basic("admin", ADMIN_PASSWORD))
+    assert status == 200 and body == event and headers["ETag"].startswith('"')
 
 
 def test_the_api_counts_failed_logins_per_client_behind_the_front(hearth):
