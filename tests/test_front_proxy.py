@@ -363,9 +363,9 @@ def test_unreachable_upstreams_fail_fast_with_a_reason(front):
     status, headers, body = front.request("GET", "/refused/x")
     assert status == 502 and time.monotonic() - started < 2.0
     assert json.loads(body)["reason"] == f"cannot reach 127.0.0.1:{front.refused_port}: connection refused"
-    status, headers, body = front.request("GET", "/dav/principals/")
+    status, headers, body = front.request("GET", "/files/alice/")
     assert status == 503 and "Retry-After" not in headers
-    assert json.loads(body)["reason"] == "dav is not running: this hearth does not have it yet"
+    assert json.loads(body)["reason"] == "files is not running: this hearth does not have it yet"
     status, _, body = front.request("GET", "/sync/v1/folders")  # installed (rc.d/hearth_sync), not running here
     assert status == 502 and json.loads(body)["reason"].startswith("sync is not running")
     status, _, body = front.request("GET", "/api/v1/me")  # nothing supervises an api in this setup
