@@ -24,11 +24,12 @@ class LoopbackDaemon:
 
     module = section = ""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, extra: str = ""):
+        """`extra`: more keys for the daemon's own section, e.g. "quota_mb = 1\\n"."""
         self.home = home
         self.port = free_port()
         self.config = home / "hearth.toml"
-        self.config.write_text(f'data_dir = "var"\n[{self.section}]\nlisten = "127.0.0.1:{self.port}"\n')
+        self.config.write_text(f'data_dir = "var"\n[{self.section}]\nlisten = "127.0.0.1:{self.port}"\n{extra}')
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
         self.log_path = home / f"{self.section}.stderr"
 
@@ -55,6 +56,21 @@ class LoopbackDaemon:
                 pass
             time.sleep(0.05)
         raise AssertionError(f"{self.module} not healthy in time: {self.log()}")
+
+    def restart(self, timeout: float = 20) -> None:
+        """Start again on the same port and data after the process died (killed by a test)."""
+        assert self.process.poll() is not None
+        self.stderr.close()
+        deadline = time.monotonic() + timeout
+        while True:  # the port may take a moment to be free again
+            try:
+                self.start()
+                return
+            except AssertionError:
+                self.stderr.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)

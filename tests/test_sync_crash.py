@@ -128,21 +128,6 @@ def hearth_check(daemon: SyncDaemon, *extra: str) -> subprocess.CompletedProcess
                            *extra], capture_output=True, text=True, cwd=daemon.home, env=daemon.env, timeout=120)
 
 
-def restart(daemon: SyncDaemon) -> None:
-    """Start the daemon again on the same port and data after it was killed."""
-    assert daemon.process.poll() is not None
-    daemon.stderr.close()
-    deadline = time.monotonic() + 10
-    while True:  # the port may take a moment to be free again
-        try:
-            daemon.start()
-            return
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 # --- 1. delta -------------------------------------------------------------------
 
 def test_one_byte_inserted_in_a_100_mib_file_sends_and_fetches_only_its_chunks(server, tmp_path):
@@ -257,7 +242,7 @@ def test_server_killed_mid_upload_the_client_finishes_after_a_restart(server, tm
     print(f"killed the server with {at_kill} of {total} chunks stored")
     assert at_kill < total and nothing_committed(server)
     time.sleep(1.0)  # A notices and backs off
-    restart(server)
+    server.restart()
 
     revision = Client.wait_for(lambda: server_file(server, "big.bin"), timeout=90,
                                what="A to finish the upload after the restart", interval=0.2)

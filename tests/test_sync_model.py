@@ -99,16 +99,7 @@ class Model:
         self.server.stderr.close()
 
     def restart_server(self) -> None:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.server.start()
-                return
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise
-                self.server.stderr.close()
-                time.sleep(0.2)
+        self.server.restart()
 
     def launch(self, client: Client) -> None:
         """The long-running client, without waiting for its first cycle."""

@@ -414,12 +414,8 @@ def test_trash_and_usage(sync):
 
 
 def test_scheduled_retention_and_gc_in_a_real_daemon(tmp_path):
-    daemon = SyncDaemon(tmp_path)
-    with open(daemon.config, "a") as config:
-        config.write("gc_interval = 1\ngc_grace = 60\nkeep_versions_days = 1\n")
-    daemon.add_user("alice")
-    daemon.start()
-    try:
+    aging = "gc_interval = 1\ngc_grace = 60\nkeep_versions_days = 1\n"
+    with serving(SyncDaemon(tmp_path, extra=aging), "alice") as daemon:
         fid = folder(daemon, "alice", "Aging")
         status, old = commit(daemon, "alice", fid, "f.txt", upload(daemon, "alice", fid, b"old version"))
         status, new = commit(daemon, "alice", fid, "f.txt", upload(daemon, "alice", fid, b"new version"),
@@ -448,8 +444,6 @@ def test_scheduled_retention_and_gc_in_a_real_daemon(tmp_path):
         passes = re.findall(r"retention: dropped (\d+) old revisions, deleted (\d+) unreferenced chunks",
                             daemon.log())
         assert [sum(int(p[0]) for p in passes), sum(int(p[1]) for p in passes)] == [1, 1]
-    finally:
-        assert daemon.stop() == 0, daemon.log()
 
 
 def versions(daemon: SyncDaemon, fid: int, path: str) -> list[int]:
@@ -459,12 +453,7 @@ def versions(daemon: SyncDaemon, fid: int, path: str) -> list[int]:
 
 
 def test_batch_commit_applies_the_quota_per_item(tmp_path):
-    daemon = SyncDaemon(tmp_path)
-    with open(daemon.config, "a") as config:
-        config.write("quota_mb = 1\n")
-    daemon.add_user("alice")
-    daemon.start()
-    try:
+    with serving(SyncDaemon(tmp_path, extra="quota_mb = 1\n"), "alice") as daemon:
         fid = folder(daemon, "alice", "Full")
         blobs = [random.Random(n).randbytes(600_000) for n in range(2)] + [b"small"]
         items = [commit_item(f"f{n}", upload(daemon, "alice", fid, data)) for n, data in enumerate(blobs)]
@@ -474,14 +463,10 @@ def test_batch_commit_applies_the_quota_per_item(tmp_path):
         assert body["results"][1]["status"] == 507 and body["results"][1]["error"] == "insufficient-storage"
         status, usage = daemon.request("GET", "/sync/v1/usage", user="alice")
         assert usage == {"user": "alice", "used_bytes": 600_005, "quota_bytes": 1024 * 1024}
-    finally:
-        assert daemon.stop() == 0, daemon.log()
 
 
 def test_a_negative_retention_setting_stops_the_daemon_at_start(tmp_path):
-    daemon = SyncDaemon(tmp_path)
-    with open(daemon.config, "a") as config:
-        config.write("gc_grace = -1\n")
+    daemon = SyncDaemon(tmp_path, extra="gc_grace = -1\n")
     result = subprocess.run([sys.executable, "-m", "services.sync", "--config", str(daemon.config)],
                             capture_output=True, text=True, env=daemon.env, timeout=60)
     assert result.returncode == 2 and "[sync] gc_grace: expected 0 or more, got -1" in result.stderr

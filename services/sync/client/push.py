@@ -69,14 +69,15 @@ async def push(context: Context, report: Report, hints: set[str] | None) -> None
     uploads = Uploads(context, report, previous, rows)
     await uploads.run(changed, result.touched)
     deletes = [p for p in result.deleted if p not in uploads.moved_away and p not in retyped]
+    gone_dirs = _gone_dirs(context, result, hints)
     reason = deletion_guard(context.root, dataclasses.replace(result, deleted=deletes), len(previous))
     if reason and not context.confirm_deletes:
-        if deletes or _gone_dirs(context, result, hints):
+        if deletes or gone_dirs:
             context.problem(report, f"not deleting {len(deletes)} files on the server ({reason}); "
                                     "if this is what you want, run once with --confirm-deletes")
         return
     await _delete_files(context, report, deletes, rows)
-    await _delete_dirs(context, report, _gone_dirs(context, result, hints))
+    await _delete_dirs(context, report, gone_dirs)
     await uploads.run_deferred()
 
 
@@ -157,10 +158,11 @@ def _gone_dirs(context: Context, result: ScanResult, hints) -> list[str]:
 
 
 def _refused(context: Context, report: Report, relpath: str, state: FileState | None, error: RemoteError,
-             what: str) -> None:
+             what: str, block: bool = False) -> None:
+    """Report the server's refusal; with a `state` (or `block`), don't ask again until the file changes."""
     message = f"{relpath}: {what}: {error.reason}"
-    if state is not None:
-        context.blocked[relpath] = ((state.size, state.mtime_ns, state.inode), message)
+    if state is not None or block:
+        context.blocked[relpath] = (None if state is None else (state.size, state.mtime_ns, state.inode), message)
     context.problem(report, message)
 
 
@@ -313,6 +315,7 @@ async def _send_chunks(context: Context, report: Report, batch: Batch) -> list[t
     sent: set[str] = set()
     ready = []
     pieces: list[tuple[str, bytes]] = []
+    pieces_bytes = 0
 
     async def send(chunks: list[tuple[str, bytes]]) -> None:
         try:
@@ -333,13 +336,14 @@ async def _send_chunks(context: Context, report: Report, batch: Batch) -> list[t
                             whole = False
                             break
                         pieces.append((cid, data))
+                        pieces_bytes += length
                         sent.add(cid)
                         report.sent_chunks += 1
                         report.sent_bytes += length
-                        if sum(len(d) for _, d in pieces) >= UPLOAD_BYTES:
+                        if pieces_bytes >= UPLOAD_BYTES:
                             await slots.acquire()
                             group.create_task(send(pieces))
-                            pieces = []
+                            pieces, pieces_bytes = [], 0
                     offset += length
                 if whole:
                     ready.append((prepared, base))
@@ -372,8 +376,7 @@ async def _delete_files(context: Context, report: Report, deletes: list[str], ro
             if error.status == 404:
                 context.state.delete_file(relpath)
             elif error.status in (403, 507):
-                _refused(context, report, relpath, None, error, "not deleted on the server")
-                context.blocked[relpath] = (None, f"{relpath}: not deleted on the server: {error.reason}")
+                _refused(context, report, relpath, None, error, "not deleted on the server", block=True)
             else:
                 report.pending += 1  # changed on the server: the next pull brings it back
             continue
