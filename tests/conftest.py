@@ -1,10 +1,11 @@
-"""Fixtures shared by the tests that work on hearth's database directly."""
+"""Fixtures shared across test files: a migrated database, a running DAV daemon."""
 from __future__ import annotations
 
 import pytest
 
 from services.core.db import migrate, open_db
 from services.core.schema import MIGRATION_SETS
+from tests.dav_harness import dav_daemon
 
 
 @pytest.fixture
@@ -15,3 +16,9 @@ def db(tmp_path):
     connection = open_db(path)
     yield connection
     connection.close()
+
+
+@pytest.fixture(scope="module")
+def dav(tmp_path_factory):
+    """The DAV daemon on a loopback port with alice, bob and carol, one per test module."""
+    yield from dav_daemon(tmp_path_factory)

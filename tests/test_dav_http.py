@@ -1,56 +1,9 @@
 """The CalDAV/CardDAV daemon as clients meet it: a real process on a TCP port, the caldav library, raw HTTP."""
 from __future__ import annotations
 
-
-import caldav
 import pytest
 
-from tests.daemons import PASSWORDS, LoopbackDaemon, serving
-
-
-EVENT = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//hearth tests//EN\r\nBEGIN:VEVENT\r\n"
-         b"UID:%s\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250301T100000Z\r\nDTEND:20250301T110000Z\r\n"
-         b"SUMMARY:Dentist\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
-RECURRING = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//hearth tests//EN\r\n"
-             b"BEGIN:VEVENT\r\nUID:weekly-1\r\nDTSTAMP:20250101T000000Z\r\n"
-             b"DTSTART;TZID=Europe/Paris:20250303T090000\r\nDTEND;TZID=Europe/Paris:20250303T093000\r\n"
-             b"RRULE:FREQ=WEEKLY;COUNT=10\r\nSUMMARY:Standup\r\nEND:VEVENT\r\n"
-             b"BEGIN:VEVENT\r\nUID:weekly-1\r\nDTSTAMP:20250101T000000Z\r\n"
-             b"RECURRENCE-ID;TZID=Europe/Paris:20250310T090000\r\n"
-             b"DTSTART;TZID=Europe/Paris:20250310T110000\r\nDTEND;TZID=Europe/Paris:20250310T113000\r\n"
-             b"SUMMARY:Standup (moved)\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
-VCARD = b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:card-1\r\nFN:Carol\r\nN:;Carol;;;\r\nEND:VCARD\r\n"
-
-
-class DavDaemon(LoopbackDaemon):
-    module, section = "services.dav", "dav"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/dav/"
-
-    def healthy(self) -> bool:
-        return self.request("GET", "/healthz")[0] == 200
-
-    def request(self, method: str, path: str, body: bytes | str | None = None, user: str | None = None,
-                headers: dict | None = None) -> tuple[int, dict, bytes]:
-        return self.exchange(method, path, body, user=user, headers=headers)
-
-    def client(self, user: str) -> caldav.DAVClient:
-        return caldav.DAVClient(url=self.url, username=user, password=PASSWORDS[user], require_tls=False)
-
-
-@pytest.fixture(scope="module")
-def dav(tmp_path_factory):
-    with serving(DavDaemon(tmp_path_factory.mktemp("dav")), "alice", "bob") as daemon:
-        yield daemon
-    assert "unhandled error" not in daemon.log()
-
-
-def propfind(dav: DavDaemon, path: str, props: str, depth: str = "0", user: str = "alice"):
-    body = f'<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" ' \
-           f'xmlns:CS="http://calendarserver.org/ns/"><D:prop>{props}</D:prop></D:propfind>'
-    return dav.request("PROPFIND", path, body, user=user, headers={"Depth": depth, "Content-Type": "application/xml"})
+from tests.dav_harness import EVENT, RECURRING, VCARD, propfind
 
 
 def test_caldav_client_discovers_creates_saves_fetches_and_deletes(dav):

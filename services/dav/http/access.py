@@ -1,7 +1,11 @@
-"""Who may touch what: HTTP Basic login, default collections on first login, owner-only access.
+"""Who may do what: HTTP Basic login, default collections on first login, privileges per collection.
 
-Sharing comes later; for now a user reaches only their own principal, homes
-and collections, and anything else is 403 with DAV:need-privileges.
+A user has every privilege in their own principal, homes and collections.
+A collection shared with them gives what the share says: 'read' (read it)
+or 'read-write' (also add, change and remove its items). Anything else is
+403 with DAV:need-privileges, whether or not it exists, so nobody learns
+the names of others' collections. Principals are readable by every user:
+scheduling and sharing clients look each other up there.
 """
 from __future__ import annotations
 
@@ -12,10 +16,14 @@ from services.core.http import DATABASE
 
 from ..errors import DAV, Precondition
 from ..store import ensure_defaults
-from .paths import ROOT, Target
 
 # Users whose default collections this process has already made sure of.
 ENSURED = web.AppKey("dav_defaults_ensured", set)
+
+READ_ONLY = ("read", "read-current-user-privilege-set")
+READ_WRITE = (*READ_ONLY, "write-content", "bind", "unbind")
+OWNER = (*READ_WRITE, "write", "write-properties")
+PRIVILEGES = {"owner": OWNER, "read-write": READ_WRITE, "read": READ_ONLY}
 
 
 class NeedPrivileges(Precondition):
@@ -36,7 +44,7 @@ async def login(request: web.Request) -> Identity:
     return identity
 
 
-def check_owner(user: str, target: Target, privilege: str) -> None:
-    """NeedPrivileges unless `target` belongs to the user (the root belongs to everyone)."""
-    if target.level != ROOT and target.user != user:
-        raise NeedPrivileges(target.path, privilege)
+def require(access: str | None, privilege: str, path: str) -> None:
+    """NeedPrivileges unless `access` ('owner' | 'read-write' | 'read' | None) includes `privilege`."""
+    if access is None or privilege not in PRIVILEGES[access]:
+        raise NeedPrivileges(path, privilege)

@@ -11,36 +11,34 @@ from services.core.errors import Forbidden
 from services.core.http import DATABASE
 
 from ..errors import Precondition, namespace_of
-from ..store import (MAX_RESOURCE_SIZE, collection_by_name, delete_collection, delete_item, get_item,
-                     put_item)
-from .access import check_owner
+from ..store import MAX_RESOURCE_SIZE, delete_collection, delete_item, get_item, put_item, revoke_share
 from .paths import COLLECTION, ITEM, Target
 from .properties import CONTENT_TYPES
+from .resources import collection_of, load
 
 # An oversize body is read (and dropped) up to here, so the client is still listening for the answer.
 DRAIN_LIMIT = 16 * MAX_RESOURCE_SIZE
 
 
 async def get(request: web.Request, target: Target, user: str) -> web.Response:
-    check_owner(user, target, "read")
     _require_item(target, request.method)
 
     def fetch(db):
-        return get_item(db, collection_by_name(db, target.user, target.kind, target.collection).id, target.item)
+        return get_item(db, collection_of(db, target, user, "read").id, target.item)
 
     item = await request.app[DATABASE].read(fetch)
     return web.Response(body=item.raw, headers={"Content-Type": CONTENT_TYPES[target.kind], "ETag": item.etag})
 
 
 async def put(request: web.Request, target: Target, user: str) -> web.Response:
-    check_owner(user, target, "write-content")
     _require_item(target, "PUT")
+    await request.app[DATABASE].read(lambda db: collection_of(db, target, user, "write-content"))
     raw = await _read_body(request, target.kind)
     if_match = request.headers.get("If-Match")
     if_none_match = request.headers.get("If-None-Match", "").strip() == "*"
 
     def store(db):
-        collection = collection_by_name(db, target.user, target.kind, target.collection)
+        collection = collection_of(db, target, user, "write-content")
         return put_item(db, collection.id, target.item, raw, if_match=if_match, if_none_match=if_none_match)
 
     item, created = await request.app[DATABASE].write(store)
@@ -48,17 +46,21 @@ async def put(request: web.Request, target: Target, user: str) -> web.Response:
 
 
 async def delete(request: web.Request, target: Target, user: str) -> web.Response:
-    check_owner(user, target, "unbind")
     if target.level not in (COLLECTION, ITEM):
+        await request.app[DATABASE].read(lambda db: load(db, target, user, "unbind"))
         raise Forbidden(f"{target.path} cannot be deleted")
     if_match = request.headers.get("If-Match")
 
     def remove(db):
-        collection = collection_by_name(db, target.user, target.kind, target.collection)
         if target.level == ITEM:
+            collection = collection_of(db, target, user, "unbind")
             delete_item(db, collection.id, target.item, if_match=if_match)
-        else:
+            return
+        collection = collection_of(db, target, user, "read")
+        if collection.access == "owner":
             delete_collection(db, collection.id)
+        else:  # a grantee deleting a shared collection leaves it: the owner's data stays
+            revoke_share(db, collection.id, user)
 
     await request.app[DATABASE].write(remove)
     return web.Response(status=204)

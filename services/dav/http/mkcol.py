@@ -15,7 +15,7 @@ from services.core.http import DATABASE
 
 from ..errors import CALDAV, CARDDAV, DAV, Precondition
 from ..store import ADDRESSBOOK, CALENDAR, create_collection, list_collections
-from .access import check_owner
+from .access import require
 from .paths import COLLECTION, Target
 from .settable import SETTABLE, set_props, text_of
 from .xmlio import read_xml, tag
@@ -42,7 +42,7 @@ async def mkcol(request: web.Request, target: Target, user: str) -> web.Response
 
 
 async def _create(request: web.Request, target: Target, user: str, kind: str, props: list[ET.Element]):
-    check_owner(user, target, "bind")
+    require("owner" if target.user == user else None, "bind", target.path)  # only in one's own home
     values = {SETTABLE[prop.tag]: text_of(prop) for prop in props if prop.tag in SETTABLE}
     components = _components(props)
 

@@ -12,12 +12,11 @@ from typing import Union
 
 from ..errors import CALDAV, CARDDAV, DAV
 from ..store import CALENDAR, MAX_RESOURCE_SIZE, Collection, Item
+from .access import PRIVILEGES
 from .paths import COLLECTION, HOME, ITEM, PRINCIPAL, ROOT, Target, home_path, principal_path
 from .xmlio import APPLE, CALSERVER, element, href, tag
 
 Value = Union[str, list[ET.Element]]
-OWNER_PRIVILEGES = ("read", "write", "write-properties", "write-content", "bind", "unbind",
-                    "read-current-user-privilege-set")
 REPORTS = {CALENDAR: ((CALDAV, "calendar-query"), (CALDAV, "calendar-multiget"), (DAV, "sync-collection")),
            "addressbook": ((CARDDAV, "addressbook-query"), (CARDDAV, "addressbook-multiget"),
                            (DAV, "sync-collection"))}
@@ -45,7 +44,7 @@ def properties(resource: Resource, user: str) -> dict[str, Value]:
     if target.level == HOME:
         return {**common, tag(DAV, "resourcetype"): [element(tag(DAV, "collection"))],
                 tag(DAV, "displayname"): target.user, tag(DAV, "owner"): [href(principal_path(target.user))],
-                tag(DAV, "current-user-privilege-set"): _privileges()}
+                tag(DAV, "current-user-privilege-set"): _privileges("owner")}
     if target.level == COLLECTION:
         return {**common, **_collection(resource.collection)}
     if target.level == ITEM:
@@ -71,7 +70,7 @@ def _collection(collection: Collection) -> dict[str, Value]:
     values: dict[str, Value] = {
         tag(DAV, "resourcetype"): [element(tag(DAV, "collection")), kind_element],
         tag(DAV, "owner"): [href(principal_path(collection.owner))],
-        tag(DAV, "current-user-privilege-set"): _privileges(),
+        tag(DAV, "current-user-privilege-set"): _privileges(collection.access),
         tag(DAV, "supported-report-set"): [
             element(tag(DAV, "supported-report"), children=[element(tag(DAV, "report"), children=[
                 element(tag(ns, name))])]) for ns, name in REPORTS[collection.kind]],
@@ -79,7 +78,9 @@ def _collection(collection: Collection) -> dict[str, Value]:
         tag(CALSERVER, "getctag"): collection.ctag,
         tag(namespace, "max-resource-size"): str(MAX_RESOURCE_SIZE),
     }
-    if collection.displayname is not None:
+    if collection.access != "owner":  # the grantee's clients show whose it is
+        values[tag(DAV, "displayname")] = f"{collection.displayname or collection.name} ({collection.owner})"
+    elif collection.displayname is not None:
         values[tag(DAV, "displayname")] = collection.displayname
     description = tag(CALDAV, "calendar-description") if calendar else tag(CARDDAV, "addressbook-description")
     if collection.description is not None:
@@ -116,8 +117,8 @@ def _data_type(clark: str, content_type: str, version: str) -> ET.Element:
     return node
 
 
-def _privileges() -> list[ET.Element]:
-    return [element(tag(DAV, "privilege"), children=[element(tag(DAV, name))]) for name in OWNER_PRIVILEGES]
+def _privileges(access: str) -> list[ET.Element]:
+    return [element(tag(DAV, "privilege"), children=[element(tag(DAV, name))]) for name in PRIVILEGES[access]]
 
 
 def render(clark: str, value: Value) -> ET.Element:

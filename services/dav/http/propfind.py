@@ -14,7 +14,6 @@ from services.core.errors import BadRequest
 from services.core.http import DATABASE
 
 from ..errors import DAV, Precondition
-from .access import check_owner
 from .paths import Target
 from .properties import Resource, properties, render
 from .resources import children, load
@@ -27,11 +26,10 @@ async def propfind(request: web.Request, target: Target, user: str) -> web.Respo
         raise Precondition(DAV, "propfind-finite-depth", "Depth: infinity is not supported")
     if depth not in ("0", "1"):
         raise BadRequest(f"Depth must be 0, 1 or infinity, not {depth!r}")
-    check_owner(user, target, "read")
     mode, wanted = _request(await read_xml(request))
 
     def gather(db) -> list[Resource]:
-        resource = load(db, target)
+        resource = load(db, target, user, "read")
         return [resource, *(children(db, resource) if depth == "1" else ())]
 
     resources = await request.app[DATABASE].read(gather)

@@ -11,15 +11,15 @@ from services.core.errors import BadRequest
 from services.core.http import DATABASE
 
 from ..errors import DAV
-from ..store import collection_by_name, update_properties
-from .access import check_owner
+from ..store import update_properties
 from .paths import COLLECTION, Target
+from .resources import collection_of, load
 from .settable import SETTABLE, text_of
 from .xmlio import element, multistatus, read_xml, response_element, tag
 
 
 async def proppatch(request: web.Request, target: Target, user: str) -> web.Response:
-    check_owner(user, target, "write-properties")
+    await request.app[DATABASE].read(lambda db: load(db, target, user, "write-properties"))
     body = await read_xml(request)
     if body is None or body.tag != tag(DAV, "propertyupdate"):
         raise BadRequest("PROPPATCH needs a DAV:propertyupdate body")
@@ -38,7 +38,7 @@ async def proppatch(request: web.Request, target: Target, user: str) -> web.Resp
     changes = {SETTABLE[name]: value for name, value in updates}
 
     def apply(db):
-        update_properties(db, collection_by_name(db, target.user, target.kind, target.collection).id, changes)
+        update_properties(db, collection_of(db, target, user, "write-properties").id, changes)
 
     await request.app[DATABASE].write(apply)
     return multistatus([response_element(target.path, {200: [element(name) for name, _ in updates]})])

@@ -1,21 +1,30 @@
-"""Loading what a Target names from the store (NotFound when it is not there)."""
+"""Loading what a Target names from the store, as the asking user may see it.
+
+`load` is the one door: it resolves shared collections (mounted in the
+grantee's home or reached at the owner's URL), checks the privilege the
+method needs, and raises NeedPrivileges or NotFound.
+"""
 from __future__ import annotations
 
 import sqlite_utils
 
 from services.core.errors import NotFound
 
-from ..store import collection_by_name, find_item, list_collections, list_items
-
-from .paths import COLLECTION, HOME, ITEM, Target
+from ..store import Collection, find_item, list_items
+from ..store.sharing import mounted, visible_collection
+from .access import NeedPrivileges, require
+from .paths import COLLECTION, HOME, ITEM, PRINCIPAL, ROOT, Target
 from .properties import Resource
 
 
-def load(db: sqlite_utils.Database, target: Target) -> Resource:
-    """The resource at `target`, with its collection and item metadata (no item bytes)."""
-    if target.level not in (COLLECTION, ITEM):
+def load(db: sqlite_utils.Database, target: Target, user: str, privilege: str) -> Resource:
+    """The resource at `target` with its collection and item metadata (no item bytes)."""
+    if target.level == ROOT or (target.level == PRINCIPAL and privilege == "read"):
         return Resource(target)
-    collection = collection_by_name(db, target.user, target.kind, target.collection)
+    if target.level in (PRINCIPAL, HOME):
+        require("owner" if target.user == user else None, privilege, target.path)
+        return Resource(target)
+    collection = collection_of(db, target, user, privilege)
     if target.level == COLLECTION:
         return Resource(target, collection)
     item = find_item(db, collection.id, target.item)
@@ -24,12 +33,25 @@ def load(db: sqlite_utils.Database, target: Target) -> Resource:
     return Resource(target, collection, item)
 
 
+def collection_of(db: sqlite_utils.Database, target: Target, user: str, privilege: str) -> Collection:
+    """The collection a collection or item target lies in, if `user` holds `privilege` on it.
+
+    Someone else's collection that is missing or not shared is NeedPrivileges,
+    one's own missing collection NotFound."""
+    collection = visible_collection(db, user, target.user, target.kind, target.collection)
+    if collection is None:
+        if target.user != user:
+            raise NeedPrivileges(target.path, privilege)
+        raise NotFound(f"no {target.kind} {target.collection!r}")
+    require(collection.access, privilege, target.path)
+    return collection
+
+
 def children(db: sqlite_utils.Database, resource: Resource) -> list[Resource]:
-    """The members a Depth: 1 PROPFIND lists: a home's collections, a collection's items."""
+    """The members a Depth: 1 PROPFIND lists: a home's collections (shared ones mounted), a collection's items."""
     target = resource.target
     if target.level == HOME:
-        return [Resource(target.child(c.name, COLLECTION), c)
-                for c in list_collections(db, target.user, target.kind) if c.owner == target.user]
+        return [Resource(target.child(name, COLLECTION), c) for name, c in mounted(db, target.user, target.kind)]
     if target.level == COLLECTION:
         return [Resource(target.child(i.name, ITEM), resource.collection, i)
                 for i in list_items(db, resource.collection.id)]

@@ -13,7 +13,7 @@ from services.core.errors import BadRequest, Conflict, NotFound
 from services.core.tree.clock import utcnow
 
 from .changes import sync_token
-from .names import check_name
+from .names import check_collection_name
 
 CALENDAR, ADDRESSBOOK = "calendar", "addressbook"
 COMPONENTS = {CALENDAR: ("VEVENT", "VTODO", "VJOURNAL"), ADDRESSBOOK: ("VCARD",)}
@@ -56,12 +56,12 @@ def create_collection(db: sqlite_utils.Database, owner: str, kind: str, name: st
     A calendar created without a component set supports all of them (RFC 4791 §5.2.3)."""
     if kind not in COMPONENTS:
         raise BadRequest(f"unknown collection kind {kind!r}")
-    check_name(name, "collection name")
+    check_collection_name(name)
     components = tuple(c.upper() for c in components) if components else COMPONENTS[kind]
     unsupported = set(components) - set(COMPONENTS[kind])
     if unsupported:
         raise BadRequest(f"a {kind} cannot hold {', '.join(sorted(unsupported))}")
-    if _find(db, owner, kind, name) is not None:
+    if find_collection(db, owner, kind, name) is not None:
         raise Conflict(f"{owner} already has a {kind} named {name!r}")
     cursor = db.execute("""
         INSERT INTO dav_collections (owner, kind, name, displayname, description, color, timezone,
@@ -82,7 +82,7 @@ def ensure_defaults(db: sqlite_utils.Database, owner: str) -> list[Collection]:
         if db.execute("SELECT 1 FROM dav_collections WHERE owner = ? AND kind = ? LIMIT 1",
                       [owner, kind]).fetchone():
             continue
-        if _find(db, owner, kind, name) is None:
+        if find_collection(db, owner, kind, name) is None:
             created.append(create_collection(db, owner, kind, name, displayname=displayname))
     return created
 
@@ -97,7 +97,7 @@ def get_collection(db: sqlite_utils.Database, collection_id: int) -> Collection:
 
 def collection_by_name(db: sqlite_utils.Database, owner: str, kind: str, name: str) -> Collection:
     """The owner's collection at this URL segment; NotFound."""
-    found = _find(db, owner, kind, name)
+    found = find_collection(db, owner, kind, name)
     if found is None:
         raise NotFound(f"{owner} has no {kind} named {name!r}")
     return found
@@ -162,7 +162,8 @@ def shares_of(db: sqlite_utils.Database, collection_id: int) -> dict[str, str]:
         "SELECT grantee, mode FROM dav_shares WHERE collection_id = ? ORDER BY grantee", [collection_id])}
 
 
-def _find(db, owner: str, kind: str, name: str) -> Collection | None:
+def find_collection(db: sqlite_utils.Database, owner: str, kind: str, name: str) -> Collection | None:
+    """The owner's collection at this URL segment, or None."""
     row = _row(db.execute("SELECT * FROM dav_collections WHERE owner = ? AND kind = ? AND name = ?",
                           [owner, kind, name]))
     return None if row is None else _collection(row)
