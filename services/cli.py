@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "inconsistent).")
     check.add_argument("--verify", action="store_true", help="also re-hash every stored chunk (slow)")
 
+    from services.dav import commands as dav_commands, share_commands
+    share_commands.register(command)
+    dav_commands.register(command)
+
     from services.rc import daemon, rotate
     daemon.configure_parser(command(
         "daemon", "services.rc.daemon:run",

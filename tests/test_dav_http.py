@@ -167,3 +167,37 @@ def test_options_and_authentication(dav):
     assert status == 401 and headers["www-authenticate"].startswith("Basic")
     status, headers, _ = dav.request("GET", "/.well-known/caldav")
     assert status == 301 and headers["location"] == "/dav/"
+
+
+def test_bad_input_changes_nothing_and_the_server_keeps_serving(dav):
+    """Every refusal leaves the collection's sync token as it was: nothing was stored, nothing logged."""
+    calendar, book = "/dav/calendars/alice/calendar/", "/dav/addressbooks/alice/contacts/"
+    assert dav.request("PUT", calendar + "kept.ics", EVENT % b"kept-1", user="alice")[0] == 201
+
+    def tokens() -> tuple[bytes, bytes]:
+        return tuple(propfind(dav, path, "<D:sync-token/>")[2] for path in (calendar, book))
+
+    before = tokens()
+    big = (EVENT % b"big-2").replace(b"SUMMARY:Dentist", b"SUMMARY:" + b"x" * (4 * 1024 * 1024 + 10))
+    refusals = [
+        ("PUT", calendar + "broken.ics", b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\n", (400, 403)),
+        ("PUT", calendar + "card.ics", VCARD, (403,)),
+        ("PUT", calendar + "dup.ics", EVENT % b"kept-1", (403,)),
+        ("PUT", calendar + "kept.ics", EVENT % b"other-uid", (403,)),
+        ("PUT", calendar + "big.ics", big, (403, 413)),
+        ("PUT", book + "event.vcf", EVENT % b"ev-1", (400, 403)),
+        ("PUT", book + "broken.vcf", b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:No end\r\n", (400, 403)),
+        ("PUT", calendar + "..%2Fescape.ics", EVENT % b"esc-1", (400, 404)),
+        ("REPORT", calendar, EXTERNAL_ENTITY, (400,)),
+        ("REPORT", calendar, BILLION_LAUGHS, (400,)),
+        ("PROPPATCH", calendar, BILLION_LAUGHS, (400,)),
+        ("MKCALENDAR", "/dav/calendars/alice/evil/", EXTERNAL_ENTITY, (400,)),
+    ]
+    for method, path, body, statuses in refusals:
+        status, _, answer = dav.request(method, path, body, user="alice", headers={"Depth": "1"})
+        assert status in statuses, (method, path, status, answer[:300])
+    assert tokens() == before
+    assert dav.request("GET", calendar + "kept.ics", user="alice")[2] == EVENT % b"kept-1"
+    assert propfind(dav, "/dav/calendars/alice/evil/", "<D:displayname/>")[0] == 404
+    assert dav.request("GET", "/healthz")[0] == 200
+    assert "unhandled error" not in dav.log()

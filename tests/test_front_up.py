@@ -12,6 +12,7 @@ import os
 import signal
 import textwrap
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import caldav
@@ -35,6 +36,7 @@ class Hearth(Installation):
             listen = "127.0.0.1:{self.front_port}"
             connect_timeout = {CONNECT_TIMEOUT}
             retry_after = 1
+            rate_burst = 2000  # a calendar of 1,000 items is uploaded in one go
             [auth]
             max_failures = 3
             [supervisor]
@@ -108,22 +110,119 @@ def test_healthz_aggregates_every_upstream(hearth):
                       "files": "not-installed"}
 
 
-def test_calendars_through_the_front_door(hearth):
-    """`hearth up` runs hearth_dav behind the front end: the caldav library finds its way from
-    /.well-known/caldav, and what it stores comes back byte for byte."""
-    client = caldav.DAVClient(url=f"http://127.0.0.1:{hearth.front_port}/.well-known/caldav",
-                              username="admin", password=ADMIN_PASSWORD, require_tls=False)
+def test_calendars_and_contacts_through_the_front_door(hearth):
+    """`hearth up` runs hearth_dav behind the front end, and the caldav library uses it as a client would:
+    discovery from the bare server address, calendars, recurring events with exceptions, todos, time-range
+    searches with and without expansion, sync tokens over 1,000 items, and an address book."""
+    client = caldav.DAVClient(url=f"http://127.0.0.1:{hearth.front_port}/", username="admin",
+                              password=ADMIN_PASSWORD, require_tls=False)
     principal = client.principal()
-    assert [str(c.url).rstrip("/").rsplit("/", 1)[-1] for c in principal.calendars()] == ["calendar"]
-    event = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//hearth tests//EN\r\nBEGIN:VEVENT\r\n"
-             b"UID:front-door-1\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250301T100000Z\r\n"
-             b"DTEND:20250301T110000Z\r\nSUMMARY:Through the front\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
-    status, _, _ = hearth.request("PUT", "/dav/calendars/admin/calendar/front-door-1.ics", {
-        **basic("admin", ADMIN_PASSWORD), "Content-Type": "text/calendar"}, body=event)
+    assert principal.url.path == "/dav/principals/admin/"
+    assert principal.calendar_home_set.url.path == "/dav/calendars/admin/"
+    assert [c.url.path for c in principal.calendars()] == ["/dav/calendars/admin/calendar/"]
+    well_known = caldav.DAVClient(url=f"http://127.0.0.1:{hearth.front_port}/.well-known/caldav",
+                                  username="admin", password=ADMIN_PASSWORD, require_tls=False)
+    assert well_known.principal().url.path == "/dav/principals/admin/"
+
+    family = principal.make_calendar(name="Family", cal_id="family")
+    family.save_event(STANDUP)
+    family.save_event(DENTIST)
+    family.save_todo(TAXES)
+    march = {"start": datetime(2025, 3, 1, tzinfo=timezone.utc), "end": datetime(2025, 4, 1, tzinfo=timezone.utc)}
+    found = family.search(event=True, **march)
+    assert sorted(str(e.icalendar_component["uid"]) for e in found) == ["dentist", "standup"]
+    expanded = family.search(event=True, expand=True, **march)
+    starts = sorted(str(e.icalendar_component["dtstart"].dt.astimezone(timezone.utc)) for e in expanded
+                    if e.icalendar_component["uid"] == "standup")
+    # Weekly on Mondays from 3 March, 5 times; the 10th moved to 11:00, the 17th cancelled (Paris is UTC+1).
+    assert starts == ["2025-03-03 08:00:00+00:00", "2025-03-10 10:00:00+00:00", "2025-03-24 08:00:00+00:00",
+                      "2025-03-31 07:00:00+00:00"]  # the 31st is after the switch to summer time
+    assert [t.icalendar_component["uid"] for t in family.search(todo=True, **march)] == ["taxes"]
+
+    # One change among 1,000 items: the incremental sync returns exactly that item.
+    headers = {**basic("admin", ADMIN_PASSWORD), "Content-Type": "text/calendar"}
+    connection = http.client.HTTPConnection("127.0.0.1", hearth.front_port, timeout=10)
+    try:
+        for n in range(1000):
+            connection.request("PUT", f"/dav/calendars/admin/family/bulk-{n}.ics", body=BULK % (n, n),
+                               headers=headers)
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 201
+    finally:
+        connection.close()
+    initial = family.objects_by_sync_token(load_objects=False)
+    assert len(list(initial)) == 1003
+    status, _, _ = hearth.request("PUT", "/dav/calendars/admin/family/bulk-500.ics", headers,
+                                  body=(BULK % (500, 500)).replace(b"Bulk", b"Changed"))
+    assert status == 204
+    changed = family.objects_by_sync_token(sync_token=initial.sync_token, load_objects=True)
+    assert [o.url.path for o in changed] == ["/dav/calendars/admin/family/bulk-500.ics"]
+    assert b"Changed" in list(changed)[0].data.encode()
+    again = family.objects_by_sync_token(sync_token=changed.sync_token, load_objects=False)
+    assert list(again) == []
+
+    # An address book through the same door: a card stored byte for byte, found by a query on its e-mail.
+    card = b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:front-card\r\nFN:Ann Example\r\nEMAIL:ann@example.org\r\nEND:VCARD\r\n"
+    status, _, _ = hearth.request("PUT", "/dav/addressbooks/admin/contacts/ann.vcf",
+                                  {**basic("admin", ADMIN_PASSWORD), "Content-Type": "text/vcard"}, body=card)
     assert status == 201
-    status, headers, body = hearth.request("GET", "/dav/calendars/admin/calendar/front-door-1.ics",
-                                           basic("admin", ADMIN_PASSWORD))
-    assert status == 200 and body == event and headers["ETag"].startswith('"')
+    query = (b'<C:addressbook-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/>'
+             b'<C:address-data/></D:prop><C:filter><C:prop-filter name="EMAIL"><C:text-match '
+             b'match-type="ends-with">@example.org</C:text-match></C:prop-filter></C:filter></C:addressbook-query>')
+    status, _, body = hearth.request("REPORT", "/dav/addressbooks/admin/contacts/",
+                                     {**basic("admin", ADMIN_PASSWORD), "Depth": "1",
+                                      "Content-Type": "application/xml"}, body=query)
+    assert status == 207 and b"/dav/addressbooks/admin/contacts/ann.vcf" in body and b"FN:Ann Example" in body
+
+
+STANDUP = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//hearth tests//EN
+BEGIN:VEVENT
+UID:standup
+DTSTAMP:20250101T000000Z
+DTSTART;TZID=Europe/Paris:20250303T090000
+DTEND;TZID=Europe/Paris:20250303T091500
+RRULE:FREQ=WEEKLY;COUNT=5
+EXDATE;TZID=Europe/Paris:20250317T090000
+SUMMARY:Standup
+END:VEVENT
+BEGIN:VEVENT
+UID:standup
+DTSTAMP:20250101T000000Z
+RECURRENCE-ID;TZID=Europe/Paris:20250310T090000
+DTSTART;TZID=Europe/Paris:20250310T110000
+DTEND;TZID=Europe/Paris:20250310T111500
+SUMMARY:Standup (moved)
+END:VEVENT
+END:VCALENDAR
+"""
+DENTIST = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//hearth tests//EN
+BEGIN:VEVENT
+UID:dentist
+DTSTAMP:20250101T000000Z
+DTSTART;VALUE=DATE:20250320
+SUMMARY:Dentist (all day)
+END:VEVENT
+END:VCALENDAR
+"""
+TAXES = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//hearth tests//EN
+BEGIN:VTODO
+UID:taxes
+DTSTAMP:20250101T000000Z
+DUE:20250315T120000Z
+SUMMARY:File taxes
+END:VTODO
+END:VCALENDAR
+"""
+BULK = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//hearth tests//EN\r\nBEGIN:VEVENT\r\nUID:bulk-%d\r\n"
+        b"DTSTAMP:20250101T000000Z\r\nDTSTART:20240101T100000Z\r\nDTEND:20240101T110000Z\r\nSUMMARY:Bulk %d\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n")
 
 
 def test_the_api_counts_failed_logins_per_client_behind_the_front(hearth):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable
 
-from .errors import BadRequest, CommandError, HTTPError
+from .command_support import as_command, database, print_table, require_user
+from .errors import CommandError
 from .exitcodes import ExitStatus
 
 
@@ -55,37 +55,12 @@ def _password_flag(parser: argparse.ArgumentParser) -> None:
 
 def run_user(args: argparse.Namespace) -> int:
     actions = {"add": _user_add, "list": _user_list, "passwd": _user_passwd, "del": _user_del}
-    return _as_command(actions[args.user_command], args)
+    return as_command(actions[args.user_command], args)
 
 
 def run_token(args: argparse.Namespace) -> int:
     actions = {"add": _token_add, "list": _token_list, "revoke": _token_revoke}
-    return _as_command(actions[args.token_command], args)
-
-
-def _as_command(action: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Domain errors (the same ones the API answers with) become one line and an exit code."""
-    try:
-        return action(args)
-    except HTTPError as error:
-        status = ExitStatus.CONFIG if isinstance(error, BadRequest) else ExitStatus.ERROR
-        raise CommandError(error.reason, status) from None
-
-
-@contextmanager
-def _database(args: argparse.Namespace) -> Iterator:
-    from .config import load_config
-    from .db import db_path, migrate, open_db
-    from .schema import MIGRATION_SETS
-
-    config = load_config(args.config)
-    path = db_path(config.data_dir)
-    migrate(path, MIGRATION_SETS)
-    db = open_db(path)
-    try:
-        yield db
-    finally:
-        db.close()
+    return as_command(actions[args.token_command], args)
 
 
 def _read_new_password(args: argparse.Namespace, name: str) -> str:
@@ -110,21 +85,11 @@ def _read_new_password(args: argparse.Namespace, name: str) -> str:
     return password
 
 
-def _require_user(db, name: str) -> dict:
-    from . import accounts
-    from .errors import NotFound
-
-    user = accounts.get_user(db, accounts.normalize_name(name))
-    if user is None:
-        raise NotFound(f"no user named {name!r}")
-    return user
-
-
 def _user_add(args: argparse.Namespace) -> int:
     from . import accounts
     from .db import write
 
-    with _database(args) as db:
+    with database(args) as db:
         name = accounts.normalize_name(args.name)
         if accounts.get_user(db, name) is not None:  # say so before asking for a password
             raise CommandError(f"user {name!r} already exists")
@@ -137,9 +102,9 @@ def _user_add(args: argparse.Namespace) -> int:
 def _user_list(args: argparse.Namespace) -> int:
     from . import accounts
 
-    with _database(args) as db:
+    with database(args) as db:
         users = accounts.list_users(db)
-    _print_table(("NAME", "ADMIN", "CREATED", "APP PASSWORDS"),
+    print_table(("NAME", "ADMIN", "CREATED", "APP PASSWORDS"),
                  [(u["name"], "yes" if u["is_admin"] else "no", u["created_at"], str(u["app_passwords"]))
                   for u in users])
     if not users:
@@ -151,8 +116,8 @@ def _user_passwd(args: argparse.Namespace) -> int:
     from . import accounts
     from .db import write
 
-    with _database(args) as db:
-        name = _require_user(db, args.name)["name"]
+    with database(args) as db:
+        name = require_user(db, args.name)["name"]
         password_hash = accounts.hash_password(_read_new_password(args, name))
         write(db, lambda db: accounts.set_password(db, name, password_hash))
     print(f"changed the password of {name}")
@@ -163,8 +128,8 @@ def _user_del(args: argparse.Namespace) -> int:
     from . import accounts
     from .db import write
 
-    with _database(args) as db:
-        name = _require_user(db, args.name)["name"]
+    with database(args) as db:
+        name = require_user(db, args.name)["name"]
         if not args.yes:
             if not sys.stdin.isatty():
                 raise CommandError(f"not deleting {name!r} without confirmation: stdin is not a terminal, "
@@ -181,7 +146,7 @@ def _token_add(args: argparse.Namespace) -> int:
     from . import accounts
     from .db import write
 
-    with _database(args) as db:
+    with database(args) as db:
         row, secret = write(db, lambda db: accounts.create_app_password(db, args.user, args.label))
     print(secret)  # alone on stdout, so `TOKEN=$(hearth token add …)` works
     print(f"app password {row['id']} ({row['label']}) for user {row['user']}: shown only this once; "
@@ -192,9 +157,9 @@ def _token_add(args: argparse.Namespace) -> int:
 def _token_list(args: argparse.Namespace) -> int:
     from . import accounts
 
-    with _database(args) as db:
+    with database(args) as db:
         rows = accounts.list_app_passwords(db, args.user)
-    _print_table(("ID", "LABEL", "CREATED", "LAST USED"),
+    print_table(("ID", "LABEL", "CREATED", "LAST USED"),
                  [(str(r["id"]), r["label"], r["created_at"], r["last_used_at"] or "never") for r in rows])
     return ExitStatus.OK
 
@@ -203,13 +168,7 @@ def _token_revoke(args: argparse.Namespace) -> int:
     from . import accounts
     from .db import write
 
-    with _database(args) as db:
+    with database(args) as db:
         write(db, lambda db: accounts.revoke_app_password(db, args.user, args.id))
     print(f"revoked app password {args.id} of {args.user}")
     return ExitStatus.OK
-
-
-def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
-    for row in (headers, *rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

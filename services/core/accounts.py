@@ -41,7 +41,8 @@ _hasher = PasswordHasher()
 # register "module:function" here; delete_user calls each one with
 # (db, user_row) inside the same transaction, before the user row goes.
 # Imported lazily so every caller (CLI, API) runs the same list.
-USER_DATA_DELETERS: tuple[str, ...] = ()
+USER_DATA_DELETERS: tuple[str, ...] = ("services.dav.store.sharing:delete_user_collections",
+                                        "services.dav.store.revisions:delete_revisions_of")
 
 
 def now_iso(now: datetime | None = None) -> str:

@@ -65,6 +65,27 @@ SCHEMA: tuple[Option, ...] = (
     Option("dav", "listen", str, "unix:run/dav.sock",
            "Where the CalDAV/CardDAV daemon listens: HOST:PORT, or unix:PATH (relative to data_dir). "
            "The front end routes /dav here."),
+    Option("dav", "mail_domain", str, "localhost",
+           "Domain of local users' calendar addresses: user alice is mailto:alice@DOMAIN when she "
+           "organizes or is invited (RFC 6638 scheduling)."),
+    Option("dav", "smtp_host", str, "",
+           "SMTP server for iMIP invitations to attendees outside hearth (empty: no email is sent)."),
+    Option("dav", "smtp_port", int, 587, "Port of smtp_host."),
+    Option("dav", "smtp_starttls", bool, True, "Upgrade the SMTP connection with STARTTLS before sending."),
+    Option("dav", "smtp_username", str, "", "SMTP login (empty: send without logging in)."),
+    Option("dav", "smtp_password_file", str, "",
+           "File holding the SMTP password (relative to the config file; keep it mode 0600)."),
+    Option("dav", "smtp_from", str, "",
+           "Envelope sender and From of iMIP mail (empty: hearth@mail_domain); replies go to the "
+           "organizer or attendee through Reply-To."),
+    Option("dav", "smtp_retry", float, 30.0,
+           "Seconds before a failed iMIP message is tried again; the delay doubles up to an hour, "
+           "and a message still unsent after three days is dropped (and logged)."),
+    Option("dav", "keep_revisions_days", int, 30,
+           "Days a replaced or deleted event, task or contact (also one of a deleted calendar or address "
+           "book) stays restorable with hearth dav restore; older revisions are dropped (0: keep forever)."),
+    Option("dav", "gc_interval", int, 3600,
+           "Seconds between the DAV daemon's runs that drop expired revisions (0: never run them)."),
     Option("front", "listen", str, "127.0.0.1:8080", "The one door: where the front end listens (HOST:PORT)."),
     Option("front", "tls_cert", str, "", "PEM certificate chain; with tls_key, the front end speaks HTTPS. Reloaded on SIGHUP."),
     Option("front", "tls_key", str, "", "PEM private key for tls_cert."),

@@ -155,5 +155,72 @@ def m001_collections(db):
     db.execute("CREATE INDEX dav_shares_grantee ON dav_shares(grantee)")
 
 
+@dav()
+def m002_item_revisions(db):
+    """Replaced and deleted calendar objects and vCards, restorable until retention drops them."""
+    # No foreign key to dav_collections on purpose: a revision must outlive its
+    # collection, so a calendar deleted by mistake can be brought back. The
+    # owner, kind and collection name are copied for that reason.
+    db.execute("""
+        CREATE TABLE dav_revisions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            owner TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('calendar', 'addressbook')),
+            collection_id INTEGER NOT NULL,
+            collection_name TEXT NOT NULL,
+            collection_displayname TEXT,
+            name TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            etag TEXT NOT NULL,
+            component TEXT NOT NULL,
+            raw BLOB NOT NULL,
+            reason TEXT NOT NULL CHECK (reason IN ('overwritten', 'deleted', 'collection-deleted')),
+            replaced_at TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX dav_revisions_owner ON dav_revisions(owner, id)")
+    db.execute("CREATE INDEX dav_revisions_replaced ON dav_revisions(replaced_at)")
+
+
+dav_scheduling = Migrations("dav_scheduling")
+
+
+@dav_scheduling()
+def m001_scheduling(db):
+    """RFC 6638 scheduling (services/dav/scheduling): the names of the schedule inbox and outbox
+    become reserved in calendar homes, and iMIP messages wait in a queue until an SMTP server takes them."""
+    # A calendar a user made before the names were reserved keeps its items under a new name.
+    for name in ("inbox", "outbox"):
+        db.execute("""UPDATE dav_collections SET name = name || '-calendar'
+                      WHERE kind = 'calendar' AND name = ?""", [name])
+    db.execute("""
+        CREATE TABLE dav_outgoing_mail (
+            id INTEGER PRIMARY KEY,
+            sender TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            method TEXT NOT NULL,
+            message BLOB NOT NULL,
+            created_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            last_error TEXT
+        )""")
+    db.execute("CREATE INDEX dav_outgoing_mail_due ON dav_outgoing_mail(next_attempt_at)")
+
+
+@dav_scheduling()
+def m002_schedule_tags(db):
+    """Schedule-Tag (RFC 6638 §3.2.10) of scheduling object resources: it changes when the organizer
+    changes the event, not when an attendee's reply only updates a PARTSTAT."""
+    db.execute("""
+        CREATE TABLE dav_schedule_tags (
+            collection_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (collection_id, name),
+            FOREIGN KEY (collection_id, name) REFERENCES dav_items(collection_id, name)
+                ON DELETE CASCADE ON UPDATE CASCADE
+        ) WITHOUT ROWID""")
+
+
 # Every daemon applies these at start; later subsystems append their own sets.
-MIGRATION_SETS = (core, files, dav)
+MIGRATION_SETS = (core, files, dav, dav_scheduling)

@@ -29,7 +29,7 @@ from .health import Health
 from .limits import RequestLimiter
 from .protocol import make_server
 from .proxy import ClientGone, Proxy
-from .routes import Route, RouteTable
+from .routes import DAV_DISCOVERY, Route, RouteTable
 from .slots import Slots
 from .tls import TLSContext
 from .upstream import Upstreams
@@ -58,7 +58,7 @@ class Front:
         self.proxy = Proxy(config, self.upstreams, self.forwarded, self.slots)
         self.health = Health(config, addresses, self.upstreams, self.slots)
         self.cors = {id(route): CorsPolicy.from_spec(route.cors, where=f"{route.origin}: cors")
-                     for route in self.routes.routes}
+                     for route in (*self.routes.routes, DAV_DISCOVERY)}
         self.security = {tls: security_headers(tls, front.hsts_max_age) for tls in (False, True)}
         self.access_log = access_log or AccessLog()
 
@@ -75,7 +75,8 @@ class Front:
         route: Route | None = None
         try:
             self.limiter.check(client.address)
-            route = self.routes.match(request.headers.get("Host"), request.path)
+            route = (DAV_DISCOVERY if request.method == "PROPFIND" and request.path == "/"
+                     else self.routes.match(request.headers.get("Host"), request.path))
             if route is None:
                 raise NotFound(f"no route for {request.headers.get('Host', '(no host)')}{request.path}; "
                                "add a [[route]] or a service route in hearth.toml")
@@ -133,7 +134,7 @@ class Front:
                 status=308, headers={"Location": base + "/" + sep + query}))
         if route.kind == "redirect":
             return self.decorated(request, route, client, web.Response(
-                status=301, headers={"Location": route.redirect or "/"}))
+                status=route.redirect_status, headers={"Location": route.redirect or "/"}))
         if is_websocket(request):
             return await relay(request, route, client, exchange, self.proxy, self.forwarded)
         return await self.proxy.forward(

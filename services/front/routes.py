@@ -6,7 +6,8 @@ then the routes of `[[service]]` tables, then the suite's built-ins (`/api/`,
 whose host and path prefix match wins; there is no implicit catch-all, so a
 request nothing matches gets 404 with the reason. `/healthz` is the front
 end's own and sits before everything: it is the door's readiness check, which
-a user's `path = "/"` route must not be able to take away.
+a user's `path = "/"` route must not be able to take away. So does PROPFIND /,
+which DAV clients given the bare server address send: a 308 to `/dav/`.
 
 Matching rules:
 - host: case-insensitive, port ignored; `*.example.org` matches
@@ -48,6 +49,7 @@ class Route:
     host: str | None = None
     upstream: UpstreamAddress | None = None
     redirect: str | None = None
+    redirect_status: int = 301
     strip_prefix: bool = False
     max_body_kb: int | None = None
     cors: Mapping[str, Any] | None = None
@@ -88,6 +90,12 @@ class Route:
             query = raw_path.partition("?")[2]
             rest = quote(path[len(prefix):], safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
         return rest if rest.startswith("/") else "/" + rest
+
+
+# A DAV client given only the server's address asks PROPFIND / for its principal:
+# send it to the DAV root. 308 keeps the method and the body; no web page uses PROPFIND.
+DAV_DISCOVERY = Route("redirect", path="/", redirect="/dav/", redirect_status=308,
+                      origin="built-in: DAV discovery at the server root")
 
 
 def normalise_host(header: str | None) -> str:

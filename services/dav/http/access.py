@@ -16,6 +16,7 @@ from services.core.http import DATABASE
 
 from ..errors import DAV, Precondition
 from ..store import ensure_defaults
+from ..scheduling.mailboxes import ensure_mailboxes
 
 # Users whose default collections this process has already made sure of.
 ENSURED = web.AppKey("dav_defaults_ensured", set)
@@ -39,7 +40,8 @@ async def login(request: web.Request) -> Identity:
     identity = await require_user(request)
     ensured = request.app[ENSURED]
     if identity.user not in ensured:
-        await request.app[DATABASE].write(lambda db: ensure_defaults(db, identity.user))
+        await request.app[DATABASE].write(lambda db: (ensure_defaults(db, identity.user),
+                                                      ensure_mailboxes(db, identity.user)))
         ensured.add(identity.user)
     return identity
 

@@ -14,7 +14,8 @@ from urllib.parse import quote, urljoin
 from aiohttp import web
 
 from ..errors import DAV, Precondition
-from . import items, mkcol, propfind, proppatch
+from ..scheduling import outbox
+from . import items, mkcol, propfind, proppatch, report, sharing, transfer
 from .access import NeedPrivileges, login
 from .paths import PREFIX, Target, parse_path
 from .xmlio import element, error_body, href, tag
@@ -22,13 +23,23 @@ from .xmlio import element, error_body, href, tag
 log = logging.getLogger("dav")
 
 Handler = Callable[[web.Request, Target, str], Awaitable[web.StreamResponse]]
+
+
+async def post(request: web.Request, target: Target, user: str) -> web.StreamResponse:
+    """POST by target: free-busy requests to a schedule outbox, sharing requests to other collections."""
+    if outbox.is_outbox(target):
+        return await outbox.post(request, target, user)
+    return await sharing.post(request, target, user)
+
+
 METHODS: dict[str, Handler] = {
     "PROPFIND": propfind.propfind, "PROPPATCH": proppatch.proppatch,
     "MKCALENDAR": mkcol.mkcalendar, "MKCOL": mkcol.mkcol,
     "GET": items.get, "HEAD": items.get, "PUT": items.put, "DELETE": items.delete,
+    "COPY": transfer.copy, "MOVE": transfer.move, "POST": post, "REPORT": report.report,
 }
 ALLOW = ", ".join(["OPTIONS", *METHODS])
-DAV_CLASSES = "1, 3, calendar-access, addressbook, extended-mkcol"
+DAV_CLASSES = "1, 3, calendar-access, calendar-auto-schedule, addressbook, extended-mkcol"
 
 
 async def dav(request: web.Request) -> web.StreamResponse:

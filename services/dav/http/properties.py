@@ -7,7 +7,7 @@ in the 404 propstat.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 from ..errors import CALDAV, CARDDAV, DAV
@@ -17,7 +17,8 @@ from .paths import COLLECTION, HOME, ITEM, PRINCIPAL, ROOT, Target, home_path, p
 from .xmlio import APPLE, CALSERVER, element, href, tag
 
 Value = Union[str, list[ET.Element]]
-REPORTS = {CALENDAR: ((CALDAV, "calendar-query"), (CALDAV, "calendar-multiget"), (DAV, "sync-collection")),
+REPORTS = {CALENDAR: ((CALDAV, "calendar-query"), (CALDAV, "calendar-multiget"), (CALDAV, "free-busy-query"),
+                      (DAV, "sync-collection")),
            "addressbook": ((CARDDAV, "addressbook-query"), (CARDDAV, "addressbook-multiget"),
                            (DAV, "sync-collection"))}
 CONTENT_TYPES = {CALENDAR: "text/calendar; charset=utf-8", "addressbook": "text/vcard; charset=utf-8"}
@@ -30,6 +31,7 @@ class Resource:
     target: Target
     collection: Collection | None = None
     item: Item | None = None
+    extra: dict = field(default_factory=dict)  # what other layers add (scheduling/properties.py)
 
 
 def properties(resource: Resource, user: str) -> dict[str, Value]:
@@ -40,13 +42,13 @@ def properties(resource: Resource, user: str) -> dict[str, Value]:
         return {**common, tag(DAV, "resourcetype"): [element(tag(DAV, "collection"))],
                 tag(DAV, "displayname"): "hearth"}
     if target.level == PRINCIPAL:
-        return {**common, **_principal(target.user)}
+        return {**common, **_principal(target.user), **resource.extra}
     if target.level == HOME:
         return {**common, tag(DAV, "resourcetype"): [element(tag(DAV, "collection"))],
                 tag(DAV, "displayname"): target.user, tag(DAV, "owner"): [href(principal_path(target.user))],
                 tag(DAV, "current-user-privilege-set"): _privileges("owner")}
     if target.level == COLLECTION:
-        return {**common, **_collection(resource.collection)}
+        return {**common, **_collection(resource.collection), **resource.extra}
     if target.level == ITEM:
         return _item(resource.item, target.kind)
     return common
@@ -78,6 +80,11 @@ def _collection(collection: Collection) -> dict[str, Value]:
         tag(CALSERVER, "getctag"): collection.ctag,
         tag(namespace, "max-resource-size"): str(MAX_RESOURCE_SIZE),
     }
+    # Sharing clients (CalendarServer's and draft-pot-webdav-resource-sharing's) look for these.
+    if collection.access == "owner":
+        values[tag(CALSERVER, "allowed-sharing-modes")] = [element(tag(CALSERVER, "can-be-shared"))]
+    else:
+        values[tag(DAV, "share-access")] = [element(tag(DAV, collection.access))]
     if collection.access != "owner":  # the grantee's clients show whose it is
         values[tag(DAV, "displayname")] = f"{collection.displayname or collection.name} ({collection.owner})"
     elif collection.displayname is not None:

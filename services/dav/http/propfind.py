@@ -7,13 +7,16 @@ that leaves it out gets an answer instead of a 403.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 
 from aiohttp import web
 
 from services.core.errors import BadRequest
-from services.core.http import DATABASE
+from services.core.http import CONFIG, DATABASE
 
 from ..errors import DAV, Precondition
+from ..scheduling.addresses import Settings
+from ..scheduling.properties import scheduling_properties
 from .paths import Target
 from .properties import Resource, properties, render
 from .resources import children, load
@@ -28,9 +31,12 @@ async def propfind(request: web.Request, target: Target, user: str) -> web.Respo
         raise BadRequest(f"Depth must be 0, 1 or infinity, not {depth!r}")
     mode, wanted = _request(await read_xml(request))
 
+    settings = Settings.from_config(request.app[CONFIG].dav)
+
     def gather(db) -> list[Resource]:
         resource = load(db, target, user, "read")
-        return [resource, *(children(db, resource) if depth == "1" else ())]
+        found = [resource, *(children(db, resource) if depth == "1" else ())]
+        return [replace(r, extra=scheduling_properties(db, settings, r.target, r.collection)) for r in found]
 
     resources = await request.app[DATABASE].read(gather)
     return multistatus(_describe(resource, user, mode, wanted) for resource in resources)

@@ -11,6 +11,9 @@ from .collections import (ADDRESSBOOK, CALENDAR, Collection, collection_by_name,
                           revoke_share, share_collection, shares_of, update_properties)
 from .items import (MAX_RESOURCE_SIZE, Item, delete_item, etag_of, find_item, get_item, get_items,
                     items_in_range, list_items, put_item)
+from .queries import ChangePage, changes_page, collection_items, items_named
+from .restore import Restored, restore_revision
+from .revisions import Revision, expire_revisions, get_revision, list_revisions
 from .transfer import copy_item, move_item
 
 __all__ = [
@@ -21,4 +24,6 @@ __all__ = [
     "MAX_RESOURCE_SIZE", "Item", "delete_item", "etag_of", "find_item", "get_item", "get_items",
     "items_in_range", "list_items", "put_item",
     "copy_item", "move_item",
+    "ChangePage", "changes_page", "collection_items", "items_named",
+    "Restored", "restore_revision", "Revision", "expire_revisions", "get_revision", "list_revisions",
 ]

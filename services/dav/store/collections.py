@@ -9,17 +9,20 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from services.core.errors import BadRequest, Conflict, NotFound
+from services.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.core.tree.clock import utcnow
 
 from .changes import sync_token
 from .names import check_collection_name
+from .revisions import keep_collection_items
 
 CALENDAR, ADDRESSBOOK = "calendar", "addressbook"
 COMPONENTS = {CALENDAR: ("VEVENT", "VTODO", "VJOURNAL"), ADDRESSBOOK: ("VCARD",)}
 PROPERTIES = ("displayname", "description", "color", "timezone")  # what PROPPATCH may change
 SHARE_MODES = ("read", "read-write")
 DEFAULTS = ((CALENDAR, "calendar", "Calendar"), (ADDRESSBOOK, "contacts", "Contacts"))
+# RFC 6638 schedule inbox and outbox: calendar collections under these reserved names (services/dav/scheduling).
+SCHEDULING = ("inbox", "outbox")
 
 
 @dataclass(frozen=True)
@@ -50,13 +53,16 @@ class Collection:
 def create_collection(db: sqlite_utils.Database, owner: str, kind: str, name: str, *,
                       displayname: str | None = None, description: str | None = None,
                       color: str | None = None, timezone: str | None = None,
-                      components: tuple[str, ...] | None = None) -> Collection:
-    """A new empty collection. BadRequest (kind, name or components), Conflict (name taken).
+                      components: tuple[str, ...] | None = None, scheduling: bool = False) -> Collection:
+    """A new empty collection. BadRequest (kind, name or components), Conflict (name taken or reserved).
 
-    A calendar created without a component set supports all of them (RFC 4791 §5.2.3)."""
+    A calendar created without a component set supports all of them (RFC 4791 §5.2.3).
+    `scheduling`: this is the schedule inbox or outbox itself, whose names nobody else may take."""
     if kind not in COMPONENTS:
         raise BadRequest(f"unknown collection kind {kind!r}")
     check_collection_name(name)
+    if kind == CALENDAR and name in SCHEDULING and not scheduling:
+        raise Conflict(f"{name!r} is reserved for the schedule {name}")
     components = tuple(c.upper() for c in components) if components else COMPONENTS[kind]
     unsupported = set(components) - set(COMPONENTS[kind])
     if unsupported:
@@ -79,8 +85,8 @@ def ensure_defaults(db: sqlite_utils.Database, owner: str) -> list[Collection]:
     calendars gets a fresh one (clients cannot work without a collection)."""
     created = []
     for kind, name, displayname in DEFAULTS:
-        if db.execute("SELECT 1 FROM dav_collections WHERE owner = ? AND kind = ? LIMIT 1",
-                      [owner, kind]).fetchone():
+        if db.execute("SELECT 1 FROM dav_collections WHERE owner = ? AND kind = ? AND name NOT IN (?, ?) LIMIT 1",
+                      [owner, kind, *SCHEDULING]).fetchone():
             continue
         if find_collection(db, owner, kind, name) is None:
             created.append(create_collection(db, owner, kind, name, displayname=displayname))
@@ -133,7 +139,14 @@ def update_properties(db: sqlite_utils.Database, collection_id: int, changes: di
 
 
 def delete_collection(db: sqlite_utils.Database, collection_id: int) -> None:
-    """Delete the collection with its items, change log and shares; NotFound."""
+    """Delete the collection with its items, change log and shares; NotFound.
+
+    Its items are kept as revisions first (restore.py can bring them back,
+    recreating the collection). Forbidden for the schedule inbox and outbox."""
+    collection = get_collection(db, collection_id)
+    if collection.kind == CALENDAR and collection.name in SCHEDULING:
+        raise Forbidden("the schedule inbox and outbox cannot be deleted")
+    keep_collection_items(db, collection_id)
     if db.execute("DELETE FROM dav_collections WHERE id = ?", [collection_id]).rowcount == 0:
         raise NotFound(f"no collection {collection_id}")
 
@@ -142,8 +155,11 @@ def share_collection(db: sqlite_utils.Database, collection_id: int, grantee: str
     """Grant (or change) `grantee`'s access: 'read' or 'read-write'. BadRequest for the owner or a bad mode."""
     if mode not in SHARE_MODES:
         raise BadRequest(f"share mode must be one of {', '.join(SHARE_MODES)}")
-    if get_collection(db, collection_id).owner == grantee:
+    collection = get_collection(db, collection_id)
+    if collection.owner == grantee:
         raise BadRequest("the owner already has full access")
+    if collection.kind == CALENDAR and collection.name in SCHEDULING:
+        raise BadRequest("the schedule inbox and outbox cannot be shared")
     db.execute("""INSERT INTO dav_shares (collection_id, grantee, mode) VALUES (?, ?, ?)
                   ON CONFLICT (collection_id, grantee) DO UPDATE SET mode = excluded.mode""",
                [collection_id, grantee, mode])

@@ -23,6 +23,7 @@ from .changes import record_change
 from .collections import CALENDAR, Collection, get_collection
 from .conditions import check_conditions
 from .names import check_name
+from .revisions import DELETED, OVERWRITTEN, keep_item
 
 MAX_RESOURCE_SIZE = 4 * 1024 * 1024  # advertised as CALDAV/CARDDAV:max-resource-size
 COLUMNS = ("collection_id, name, uid, etag, component, first_start, last_end, created_at, "
@@ -81,6 +82,8 @@ def put_item(db: sqlite_utils.Database, collection_id: int, name: str, raw: byte
     etag = etag_of(raw)
     if current is not None and current.etag == etag:
         return get_item(db, collection_id, name), False  # same bytes again: no change for sync clients to fetch
+    if current is not None:
+        keep_item(db, collection_id, name, OVERWRITTEN)
     seq = record_change(db, collection_id, name, deleted=False)
     now = utcnow()
     db.execute("""
@@ -156,10 +159,15 @@ def items_in_range(db: sqlite_utils.Database, collection_id: int, start: int | N
 
 
 def delete_item(db: sqlite_utils.Database, collection_id: int, name: str, *,
-                if_match: str | None = None) -> Item:
-    """Delete the item, leaving a tombstone for sync; returns what was deleted. NotFound, PreconditionFailed."""
+                if_match: str | None = None, keep_revision: bool = True) -> Item:
+    """Delete the item, leaving a tombstone for sync; returns what was deleted. NotFound, PreconditionFailed.
+
+    The deleted bytes are kept as a revision unless `keep_revision` is false
+    (a MOVE's source: its bytes live on at the destination)."""
     item = get_item(db, collection_id, name)
     check_conditions(name, item.etag, if_match, False)
+    if keep_revision:
+        keep_item(db, collection_id, name, DELETED)
     db.execute("DELETE FROM dav_items WHERE collection_id = ? AND name = ?", [collection_id, name])
     record_change(db, collection_id, name, deleted=True)
     return item

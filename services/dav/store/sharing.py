@@ -7,11 +7,14 @@ right; a grantee has what the share gives, 'read' or 'read-write'.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import sqlite_utils
 
-from .collections import Collection, find_collection, list_collections
+from services.core.errors import NotFound
+
+from .collections import (Collection, collection_by_name, find_collection, list_collections, revoke_share,
+                          share_collection)
 from .names import SHARED_BY
 
 OWNER, READ_WRITE, READ = "owner", "read-write", "read"
@@ -61,3 +64,54 @@ def _shared(db, user: str, kind: str, owner: str, name: str) -> Collection | Non
     if mode is None:
         return None
     return found if mode == OWNER else replace(found, access=mode)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One share as its owner and its grantee see it."""
+
+    kind: str
+    owner: str
+    collection: str  # the name in the owner's home
+    grantee: str
+    mode: str
+
+    @property
+    def mount(self) -> str:
+        return f"{self.collection}{SHARED_BY}{self.owner}"
+
+
+def grant(db: sqlite_utils.Database, owner: str, kind: str, name: str, grantee: str, mode: str) -> Grant:
+    """Share the owner's collection with `grantee` ('read' | 'read-write'), or change the mode.
+
+    NotFound (no such collection or user), BadRequest (bad mode, or the owner)."""
+    collection = collection_by_name(db, owner, kind, name)
+    _require_user(db, grantee)
+    share_collection(db, collection.id, grantee, mode)
+    return Grant(kind, owner, name, grantee, mode)
+
+
+def revoke(db: sqlite_utils.Database, owner: str, kind: str, name: str, grantee: str) -> None:
+    """Take the share away; it leaves the grantee's home at once. NotFound if there was none."""
+    revoke_share(db, collection_by_name(db, owner, kind, name).id, grantee)
+
+
+def grants(db: sqlite_utils.Database, user: str | None = None) -> list[Grant]:
+    """Every share the user gives or receives (everyone's, with no user), by owner, kind, name, grantee."""
+    where, args = ("WHERE c.owner = ? OR s.grantee = ?", [user, user]) if user else ("", [])
+    return [Grant(*row) for row in db.execute(f"""
+        SELECT c.kind, c.owner, c.name, s.grantee, s.mode FROM dav_shares s
+        JOIN dav_collections c ON c.id = s.collection_id {where}
+        ORDER BY c.owner, c.kind, c.name, s.grantee""", args)]
+
+
+def _require_user(db, name: str) -> None:
+    if db.execute("SELECT 1 FROM users WHERE name = ?", [name]).fetchone() is None:
+        raise NotFound(f"no user {name!r}")
+
+
+def delete_user_collections(db: sqlite_utils.Database, user: dict) -> None:
+    """Drop everything a deleted account had in DAV: its collections (items and change logs go with them)
+    and the shares it was given (accounts.USER_DATA_DELETERS; its kept revisions go in revisions.py)."""
+    db.execute("DELETE FROM dav_shares WHERE grantee = ?", [user["name"]])
+    db.execute("DELETE FROM dav_collections WHERE owner = ?", [user["name"]])

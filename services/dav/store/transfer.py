@@ -50,7 +50,7 @@ def move_item(db: sqlite_utils.Database, src: int, name: str, dst: int, dst_name
     replaced = _check_overwrite(db, dst, dst_name, overwrite)
     if src != dst:
         moved = put_item(db, dst, dst_name, item.raw, max_size=max_size)
-        delete_item(db, src, name)
+        delete_item(db, src, name, keep_revision=False)  # not lost: it is at the destination now
         return moved
     if replaced:  # two resources of one collection never share a UID (RFC 4791 §5.3.2.1)
         raise Precondition(namespace_of(get_collection(db, dst).kind), "no-uid-conflict",

@@ -10,19 +10,18 @@ happens outside the write lock, on a thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator
 
 from aiohttp import web
 
-from services.core.config import Config, ConfigError
+from services.core.config import Config
 from services.core.db import Database
 from services.core.http import DATABASE
+from services.core.periodic import non_negative, periodic_context
 from services.core.tree import BlobStore, collect_chunks, expire_versions
 
 from .common import STORE
@@ -41,11 +40,7 @@ class Retention:
     @classmethod
     def of(cls, config: Config) -> "Retention":
         """The [sync] retention keys; a negative one is a configuration error (exit 2 at start)."""
-        section = config.values["sync"]
-        for key in ("keep_versions_days", "gc_interval", "gc_grace"):
-            if section[key] < 0:
-                raise ConfigError(f"{config.path or 'environment'}: [sync] {key}: expected 0 or more, "
-                                  f"got {section[key]}")
+        section = non_negative(config, "sync", ("keep_versions_days", "gc_interval", "gc_grace"))
         return cls(section["keep_versions_days"], section["gc_interval"], section["gc_grace"])
 
 
@@ -66,29 +61,14 @@ async def sweep(database: Database, store: BlobStore, retention: Retention) -> t
     return expired, collected
 
 
-async def _every(app: web.Application, retention: Retention) -> None:
-    while True:
-        await asyncio.sleep(retention.interval)
-        started = time.monotonic()
-        try:
-            expired, collected = await sweep(app[DATABASE], app[STORE], retention)
-        except Exception:  # a failed pass must not end the schedule; the next one retries
-            log.exception("retention: pass failed")
-            continue
-        log.info("retention: dropped %d old revisions, deleted %d unreferenced chunks in %.2f s",
-                 expired, collected, time.monotonic() - started)
-
-
 def retention_context(config: Config):
     """A cleanup_ctx entry running the schedule from startup to shutdown (config checked now)."""
     retention = Retention.of(config)
 
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_every(app, retention)) if retention.interval > 0 else None
-        yield
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def one_pass(app: web.Application) -> None:
+        started = time.monotonic()
+        expired, collected = await sweep(app[DATABASE], app[STORE], retention)
+        log.info("retention: dropped %d old revisions, deleted %d unreferenced chunks in %.2f s",
+                 expired, collected, time.monotonic() - started)
 
-    return context
+    return periodic_context(retention.interval, one_pass, log, "retention")
