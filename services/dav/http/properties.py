@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Union
 
 from ..errors import CALDAV, CARDDAV, DAV
 from ..store import CALENDAR, MAX_RESOURCE_SIZE, Collection, Item
 from .access import PRIVILEGES
 from .paths import COLLECTION, HOME, ITEM, PRINCIPAL, ROOT, Target, home_path, principal_path
-from .xmlio import APPLE, CALSERVER, element, href, tag
+from .xmlio import APPLE, CALSERVER, Value, element, href, tag
 
-Value = Union[str, list[ET.Element]]
 REPORTS = {CALENDAR: ((CALDAV, "calendar-query"), (CALDAV, "calendar-multiget"), (CALDAV, "free-busy-query"),
                       (DAV, "sync-collection")),
            "addressbook": ((CARDDAV, "addressbook-query"), (CARDDAV, "addressbook-multiget"),

@@ -17,10 +17,10 @@ from services.core.http import CONFIG, DATABASE
 from ..errors import DAV, Precondition
 from ..scheduling.addresses import Settings
 from ..scheduling.properties import scheduling_properties
-from .paths import Target
-from .properties import Resource, properties, render
+from .paths import ITEM, Target
+from .properties import Resource, properties
 from .resources import children, load
-from .xmlio import element, multistatus, read_xml, response_element, tag
+from .xmlio import multistatus_xml, property_xml, read_xml, response_xml, tag
 
 
 async def propfind(request: web.Request, target: Target, user: str) -> web.Response:
@@ -36,10 +36,13 @@ async def propfind(request: web.Request, target: Target, user: str) -> web.Respo
     def gather(db) -> list[Resource]:
         resource = load(db, target, user, "read")
         found = [resource, *(children(db, resource) if depth == "1" else ())]
-        return [replace(r, extra=scheduling_properties(db, settings, r.target, r.collection)) for r in found]
+        # Items have no scheduling properties: a 10,000-item listing skips the lookup.
+        return [r if r.target.level == ITEM else
+                replace(r, extra=scheduling_properties(db, settings, r.target, r.collection)) for r in found]
 
     resources = await request.app[DATABASE].read(gather)
-    return multistatus(_describe(resource, user, mode, wanted) for resource in resources)
+    body = multistatus_xml(_describe(resource, user, mode, wanted) for resource in resources)
+    return web.Response(body=body, status=207, content_type="application/xml", charset="utf-8")
 
 
 def _request(body: ET.Element | None) -> tuple[str, list[str]]:
@@ -58,12 +61,12 @@ def _request(body: ET.Element | None) -> tuple[str, list[str]]:
     raise BadRequest("DAV:propfind needs prop, allprop or propname")
 
 
-def _describe(resource: Resource, user: str, mode: str, wanted: list[str]) -> ET.Element:
+def _describe(resource: Resource, user: str, mode: str, wanted: list[str]) -> str:
     values = properties(resource, user)
     if mode == "propname":
-        return response_element(resource.target.path, {200: [element(name) for name in values]})
+        return response_xml(resource.target.path, [property_xml(name) for name in values])
     if mode == "allprop":
-        return response_element(resource.target.path, {200: [render(k, v) for k, v in values.items()]})
-    found = [render(name, values[name]) for name in wanted if name in values]
-    missing = [element(name) for name in wanted if name not in values]
-    return response_element(resource.target.path, {200: found, 404: missing})
+        return response_xml(resource.target.path, [property_xml(k, v) for k, v in values.items()])
+    found = [property_xml(name, values[name]) for name in wanted if name in values]
+    missing = [property_xml(name) for name in wanted if name not in values]
+    return response_xml(resource.target.path, found, missing)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import datetime, tzinfo
 
-import icalendar
 from aiohttp import web
 
 from services.core.errors import BadRequest
@@ -22,6 +21,7 @@ from ..query.caldata import CalendarData, parse_calendar_data, render_calendar_d
 from ..query.calfilter import CompFilter, matches, parse_filter
 from ..query.freebusy import busy_periods, render_freebusy
 from ..query.instances import UNREADABLE
+from ..query.parsing import cached_for_query, read_for_query
 from ..query.timerange import TimeRange, parse_time_range, timezone_of
 from ..store import Item, find_item, items_in_range
 from ..store.queries import collection_items
@@ -71,12 +71,11 @@ def _matching(db, resource, flt: CompFilter, data: CalendarData, tz: tzinfo | No
             yield item, None
             continue
         try:
-            calendar = icalendar.Calendar.from_ical(item.raw)
-            matched = matches(calendar, flt, tz)
+            matched = matches(cached_for_query(item.etag, item.raw), flt, tz)
         except UNREADABLE:
             continue  # stored objects were validated at PUT; one that cannot be read now matches nothing
-        if matched:
-            yield item, calendar
+        if matched:  # expansion changes what it reads: it gets a parse of its own (VTIMEZONEs go anyway)
+            yield item, read_for_query(item.raw) if data.expand is not None else None
 
 
 def _inside(item: Item, kind: str, rng: TimeRange) -> bool:

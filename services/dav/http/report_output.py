@@ -2,8 +2,9 @@
 
 A REPORT's DAV:prop is read once into `Wanted`; each item's response carries
 its live properties (from properties.py) and, when asked, its calendar-data or
-address-data text. The body is serialised in the worker thread that gathered
-it, so a 10,000-item answer never blocks the event loop.
+address-data text, written as text by xmlio's writers. The body is written in
+the worker thread that gathered it, so a 10,000-item answer never blocks the
+event loop.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from ..query.caldata import parse_calendar_data, render_calendar_data
 from ..query.carddata import parse_address_data, render_address_data
 from ..store import CALENDAR, Collection, Item
 from .paths import COLLECTION, ITEM, Target
-from .properties import Resource, properties, render
-from .xmlio import element, href, response_element, tag
+from .properties import Resource, properties
+from .xmlio import escape, multistatus_xml, property_xml, response_xml, tag
 
 CALENDAR_DATA, ADDRESS_DATA = tag(CALDAV, "calendar-data"), tag(CARDDAV, "address-data")
 T = TypeVar("T")
@@ -69,46 +70,39 @@ def collection_target(target: Target) -> Target:
 
 
 def item_response(target: Target, collection: Collection, item: Item, user: str, wanted: Wanted,
-                  data: Callable[[Item], str] | None) -> ET.Element:
+                  data: Callable[[Item], str] | None) -> str:
     """The DAV:response for one item, its href under the URL the client used for the collection."""
     child = target.child(item.name, ITEM)
     values = properties(Resource(child, collection, item), user) if wanted.names else {}
+    data_name = wanted.data.tag if wanted.data is not None else None
     found, missing = [], []
     for name in wanted.names:
-        if name == (wanted.data.tag if wanted.data is not None else None) and data is not None:
-            found.append(element(name, _keep_carriage_returns(data(item))))
+        if name == data_name and data is not None:
+            found.append(property_xml(name, data(item)))
         elif name in values:
-            found.append(render(name, values[name]))
+            found.append(property_xml(name, values[name]))
         else:
-            missing.append(element(name))
-    return response_element(child.path, {200: found, 404: missing})
+            missing.append(property_xml(name))
+    return response_xml(child.path, found, missing)
 
 
-def _keep_carriage_returns(text: str) -> str:
-    """Mark each CR so multistatus_body can write it as &#13;: a raw CR in XML text reaches the client
-    as a bare LF (XML parsers normalise line ends), and calendar data must arrive as stored.
-    NUL cannot be written in XML at all, so it is free to serve as the mark."""
-    return text.replace("\x00", "\ufffd").replace("\r", "\x00")
+def status_response(path: str, code: int, condition: str | None = None) -> str:
+    """A DAV:response with only an href, a status and maybe a DAV:error naming a DAV: `condition`
+    (a deleted member, a missing href, a truncated answer)."""
+    error = f"<D:error><D:{condition}/></D:error>" if condition else ""
+    return (f"<D:response><D:href>{escape(path)}</D:href>"
+            f"<D:status>HTTP/1.1 {code} {STATUS_TEXT[code]}</D:status>{error}</D:response>")
 
 
-def status_response(path: str, code: int, error: ET.Element | None = None) -> ET.Element:
-    """A DAV:response with only an href and a status (a deleted member, a missing href, a truncation)."""
-    node = element(tag(DAV, "response"), children=[
-        href(path), element(tag(DAV, "status"), f"HTTP/1.1 {code} {STATUS_TEXT.get(code, '')}".rstrip())])
-    if error is not None:
-        node.append(element(tag(DAV, "error"), children=[error]))
-    return node
-
-
-def truncated_response(path: str) -> ET.Element:
+def truncated_response(path: str) -> str:
     """RFC 5323 §5.17 / RFC 6578 §3.6: more results exist than the answer holds."""
-    return status_response(path, 507, element(tag(DAV, "number-of-matches-within-limits")))
+    return status_response(path, 507, "number-of-matches-within-limits")
 
 
-def multistatus_body(responses: Iterable[ET.Element], extra: Iterable[ET.Element] = ()) -> bytes:
-    root = element(tag(DAV, "multistatus"), children=responses)
-    root.extend(extra)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True).replace(b"\x00", b"&#13;")
+def multistatus_body(responses: Iterable[str], sync_token: str | None = None) -> bytes:
+    """The 207 body (in xmlio's text form), ending with the DAV:sync-token when there is one."""
+    extra = f"<D:sync-token>{escape(sync_token)}</D:sync-token>" if sync_token is not None else ""
+    return multistatus_xml(responses, extra)
 
 
 def multistatus_response(body: bytes) -> web.Response:

@@ -25,7 +25,7 @@ from .paths import ITEM, Target
 from .report_output import (data_renderer, item_response, multistatus_body, multistatus_response,
                             parse_limit, snapshot, status_response, truncated_response, wanted_props)
 from .resources import load
-from .xmlio import element, tag
+from .xmlio import tag
 
 SYNC_LEVELS = ("1", "infinite")
 
@@ -56,6 +56,6 @@ async def sync_collection(request: web.Request, target: Target, user: str, body:
         responses.extend(status_response(target.child(name, ITEM).path, 404) for name in page.deleted)
         if page.truncated:
             responses.append(truncated_response(target.path))
-        return multistatus_body(responses, [element(tag(DAV, "sync-token"), page.token)])
+        return multistatus_body(responses, page.token)
 
     return multistatus_response(await request.app[DATABASE].read(snapshot(answer)))

@@ -12,16 +12,15 @@ whole request is applied in one transaction, or not at all.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from urllib.parse import unquote, urlsplit
-
 from aiohttp import web
 
-from services.core.errors import BadRequest, Forbidden, NotFound
-from services.core.http import DATABASE
+from services.core.errors import BadRequest, Forbidden
+from services.core.http import CONFIG, DATABASE
 
 from ..errors import DAV
+from ..scheduling.addresses import Settings, local_user
 from ..store import revoke_share, share_collection
-from .paths import COLLECTION, PRINCIPAL, Target, parse_path
+from .paths import COLLECTION, Target
 from .resources import collection_of
 from .xmlio import CALSERVER, read_xml, tag
 
@@ -35,11 +34,12 @@ async def post(request: web.Request, target: Target, user: str) -> web.Response:
                                                                       tag(DAV, "share-resource")):
         raise Forbidden(f"POST to {target.path} takes only a CS:share or DAV:share-resource request")
     changes = _changes(body)
+    settings = Settings.from_config(request.app[CONFIG].dav)
 
     def apply(db):
         collection = collection_of(db, target, user, "write")  # the owner's privilege alone
         for href, mode in changes:
-            grantee = _user_of(db, href)
+            grantee = _user_of(db, href, settings)
             if mode is NO_ACCESS:
                 if db.execute("SELECT 1 FROM dav_shares WHERE collection_id = ? AND grantee = ?",
                               [collection.id, grantee]).fetchone():
@@ -74,19 +74,9 @@ def _changes(body: ET.Element) -> list[tuple[str, str | None]]:
     return changes
 
 
-def _user_of(db, href: str) -> str:
-    """The local user a sharee href names: their principal URL or mailto:USER@ a local address."""
-    user = None
-    if href.lower().startswith("mailto:"):
-        local, _, domain = href[7:].partition("@")
-        user = unquote(local) if domain else None
-    else:
-        try:
-            target = parse_path(urlsplit(href).path)
-        except NotFound:
-            target = None
-        if target is not None and target.level == PRINCIPAL:
-            user = target.user
-    if user is None or db.execute("SELECT 1 FROM users WHERE name = ?", [user]).fetchone() is None:
+def _user_of(db, href: str, settings: Settings) -> str:
+    """The local user a sharee href names: their principal URL or their calendar address."""
+    user = local_user(db, href, settings)
+    if user is None:
         raise BadRequest(f"sharee {href!r} is not a user of this server")
     return user

@@ -13,6 +13,7 @@ from typing import Iterable
 import icalendar
 
 from .instances import UNREADABLE, instances
+from .parsing import read_for_query
 from .timerange import ONE_DAY, TimeRange, periods_of, to_utc, value
 
 Period = tuple[datetime, datetime, str]
@@ -28,7 +29,7 @@ def busy_periods(raw_items: Iterable[bytes], start: datetime, end: datetime,
     found: list[Period] = []
     for raw in raw_items:
         try:
-            calendar = icalendar.Calendar.from_ical(raw)
+            calendar = read_for_query(raw)
             found.extend(_event_periods(calendar, rng, tz))
             for component in calendar.walk("VFREEBUSY"):
                 found.extend(p for p in periods_of(component, tz) if p[2] in FBTYPES)

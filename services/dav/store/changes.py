@@ -65,7 +65,7 @@ def changes_since(db: sqlite_utils.Database, collection_id: int, token: str | No
         names = [r[0] for r in db.execute(
             "SELECT name FROM dav_items WHERE collection_id = ? ORDER BY name", [collection_id])]
         return Changes(names, [], sync_token(collection_id, current))
-    since = _token_seq(token, collection_id, current)
+    since = token_seq(token, collection_id, current)
     changed, deleted = [], []
     for name, gone in db.execute("""SELECT name, deleted FROM dav_changes
                                     WHERE collection_id = ? AND seq > ? ORDER BY seq""",
@@ -74,7 +74,8 @@ def changes_since(db: sqlite_utils.Database, collection_id: int, token: str | No
     return Changes(changed, deleted, sync_token(collection_id, current))
 
 
-def _token_seq(token: str, collection_id: int, current: int) -> int:
+def token_seq(token: str, collection_id: int, current: int) -> int:
+    """The sequence number a token of this collection stands for; DAV:valid-sync-token otherwise."""
     match = _TOKEN.fullmatch(token.strip())
     if match is None:
         raise _invalid(token, "not a sync token of this server")

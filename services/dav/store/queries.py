@@ -13,7 +13,7 @@ import sqlite_utils
 
 from services.core.errors import NotFound
 
-from .changes import Changes, _token_seq, sync_token
+from .changes import Changes, token_seq, sync_token
 from .items import COLUMNS, Item
 
 
@@ -33,7 +33,7 @@ def changes_page(db: sqlite_utils.Database, collection_id: int, token: str | Non
     if row is None:
         raise NotFound(f"no collection {collection_id}")
     current = row[0]
-    since = _token_seq(token, collection_id, current) if token else 0
+    since = token_seq(token, collection_id, current) if token else 0
     live_only = "" if token else " AND deleted = 0"
     sql = (f"SELECT seq, name, deleted FROM dav_changes WHERE collection_id = ? AND seq > ?{live_only} "
            "ORDER BY seq")
@@ -53,26 +53,28 @@ def changes_page(db: sqlite_utils.Database, collection_id: int, token: str | Non
 
 def items_named(db: sqlite_utils.Database, collection_id: int, names: Iterable[str], *,
                 with_raw: bool) -> dict[str, Item]:
-    """Those of `names` that exist, with their bytes only if asked; missing names are absent."""
+    """Those of `names` that exist, with their bytes only if asked; missing names are absent.
+
+    Rows are read as tuples in COLUMNS order (Item's field order): an initial sync reads them all."""
     names = list(dict.fromkeys(names))
     select = f"SELECT {COLUMNS}{', raw' if with_raw else ''} FROM dav_items WHERE collection_id = ?"
     if len(names) > 200:  # most of the collection: one scan beats hundreds of lookups
         wanted = set(names)
-        return {row["name"]: Item(**row) for row in db.query(select, [collection_id]) if row["name"] in wanted}
+        return {row[1]: Item(*row) for row in db.execute(select, [collection_id]) if row[1] in wanted}
     found: dict[str, Item] = {}
     for start in range(0, len(names), 100):
         batch = names[start:start + 100]
-        rows = db.query(f"{select} AND name IN ({','.join('?' * len(batch))})", [collection_id, *batch])
-        found.update((row["name"], Item(**row)) for row in rows)
+        rows = db.execute(f"{select} AND name IN ({','.join('?' * len(batch))})", [collection_id, *batch])
+        found.update((row[1], Item(*row)) for row in rows)
     return found
 
 
 def collection_items(db: sqlite_utils.Database, collection_id: int, component: str | None = None) -> list[Item]:
     """Every item with its bytes, only those of one component type if given (queries without a time range)."""
     if component is None:
-        rows = db.query(f"SELECT {COLUMNS}, raw FROM dav_items WHERE collection_id = ? ORDER BY name",
-                        [collection_id])
+        rows = db.execute(f"SELECT {COLUMNS}, raw FROM dav_items WHERE collection_id = ? ORDER BY name",
+                          [collection_id])
     else:
-        rows = db.query(f"SELECT {COLUMNS}, raw FROM dav_items WHERE collection_id = ? AND component = ? "
-                        "ORDER BY name", [collection_id, component])
-    return [Item(**row) for row in rows]
+        rows = db.execute(f"SELECT {COLUMNS}, raw FROM dav_items WHERE collection_id = ? AND component = ? "
+                          "ORDER BY name", [collection_id, component])
+    return [Item(*row) for row in rows]
