@@ -17,7 +17,7 @@ import icalendar
 
 from ..errors import CALDAV, Precondition
 from .instances import instances
-from .textmatch import TextMatch, parse_text_match
+from .textmatch import ParamFilter, TextMatch, parse_param_filter, parse_text_match
 from .timerange import TimeRange, alarm_overlaps, component_overlaps, parse_time_range, to_utc
 
 RECURRING_KINDS = ("VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY")
@@ -28,13 +28,6 @@ DEFAULT_COLLATION = "i;ascii-casemap"
 
 def _c(name: str) -> str:
     return f"{{{CALDAV}}}{name}"
-
-
-@dataclass(frozen=True)
-class ParamFilter:
-    name: str
-    is_not_defined: bool = False
-    text_match: TextMatch | None = None
 
 
 @dataclass(frozen=True)
@@ -136,13 +129,7 @@ def _param_filter(node: ET.Element) -> ParamFilter:
     name = node.get("name", "").upper()
     if not NAME.fullmatch(name):
         raise Precondition(CALDAV, "valid-filter", f"param-filter name {name!r} is not a parameter name")
-    is_not_defined, text_match = False, None
-    for child in node:
-        if child.tag == _c("is-not-defined"):
-            is_not_defined = True
-        elif child.tag == _c("text-match"):
-            text_match = parse_text_match(child, CALDAV, DEFAULT_COLLATION)
-    return ParamFilter(name, is_not_defined, text_match)
+    return parse_param_filter(node, name, CALDAV, DEFAULT_COLLATION)
 
 
 def matches(calendar: icalendar.Component, root: CompFilter, tz: tzinfo | None = None) -> bool:

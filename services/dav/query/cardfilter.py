@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import vobject
 
 from ..errors import CARDDAV, Precondition
-from .textmatch import COLLATIONS, TextMatch, parse_text_match
+from .textmatch import COLLATIONS, ParamFilter, TextMatch, parse_param_filter, parse_text_match
 
 NAME = re.compile(r"[A-Za-z0-9-]+")
 DEFAULT_COLLATION = "i;unicode-casemap"
@@ -23,13 +23,6 @@ DEFAULT_COLLATION = "i;unicode-casemap"
 
 def _cr(name: str) -> str:
     return f"{{{CARDDAV}}}{name}"
-
-
-@dataclass(frozen=True)
-class ParamFilter:
-    name: str
-    is_not_defined: bool = False
-    text_match: TextMatch | None = None
 
 
 @dataclass(frozen=True)
@@ -88,13 +81,7 @@ def _prop_filter(node: ET.Element) -> PropFilter:
 
 
 def _param_filter(node: ET.Element) -> ParamFilter:
-    is_not_defined, text_match = False, None
-    for child in node:
-        if child.tag == _cr("is-not-defined"):
-            is_not_defined = True
-        elif child.tag == _cr("text-match"):
-            text_match = parse_text_match(child, CARDDAV, DEFAULT_COLLATION)
-    return ParamFilter(_name(node, "param-filter"), is_not_defined, text_match)
+    return parse_param_filter(node, _name(node, "param-filter"), CARDDAV, DEFAULT_COLLATION)
 
 
 def read_card(raw: bytes):

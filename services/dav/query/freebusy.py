@@ -7,14 +7,14 @@ range and merged per FBTYPE. `render_freebusy` writes the VFREEBUSY answer.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from typing import Iterable
 
 import icalendar
 
 from .instances import UNREADABLE, instances
 from .parsing import read_for_query
-from .timerange import ONE_DAY, TimeRange, periods_of, to_utc, value
+from .timerange import TimeRange, event_span, periods_of
 
 Period = tuple[datetime, datetime, str]
 FBTYPES = ("BUSY", "BUSY-TENTATIVE", "BUSY-UNAVAILABLE")
@@ -53,18 +53,9 @@ def _event_periods(calendar: icalendar.Component, rng: TimeRange, tz: tzinfo | N
 
 
 def _span(event: icalendar.Component, tz: tzinfo | None) -> tuple[datetime, datetime] | None:
-    start = value(event, "DTSTART")
-    if start is None:
-        return None
-    lo = to_utc(start, tz)
-    end, duration = value(event, "DTEND"), value(event, "DURATION")
-    if end is not None:
-        hi = to_utc(end, tz)
-    elif isinstance(duration, timedelta):
-        hi = lo + duration
-    else:
-        hi = lo if isinstance(start, datetime) else lo + ONE_DAY
-    return (lo, hi) if hi > lo else None
+    """The event's busy time; an instant is not busy."""
+    span = event_span(event, tz)
+    return span if span is not None and span[1] > span[0] else None
 
 
 def _merge(periods: list[Period]) -> list[Period]:

@@ -65,3 +65,23 @@ def parse_text_match(node, namespace: str, default_collation: str) -> TextMatch:
     if negate not in ("yes", "no"):
         raise Precondition(namespace, "valid-filter", f"negate-condition must be yes or no, not {negate!r}")
     return TextMatch(node.text or "", collation, match_type, negate == "yes")
+
+
+@dataclass(frozen=True)
+class ParamFilter:
+    """A param-filter (RFC 4791 §9.7.3, RFC 6352 §10.5.2): the parameter is absent, or present (and matches)."""
+
+    name: str
+    is_not_defined: bool = False
+    text_match: TextMatch | None = None
+
+
+def parse_param_filter(node, name: str, namespace: str, default_collation: str) -> ParamFilter:
+    """A param-filter element of CalDAV or CardDAV (`namespace`), its `name` already checked by the caller."""
+    is_not_defined, text_match = False, None
+    for child in node:
+        if child.tag == f"{{{namespace}}}is-not-defined":
+            is_not_defined = True
+        elif child.tag == f"{{{namespace}}}text-match":
+            text_match = parse_text_match(child, namespace, default_collation)
+    return ParamFilter(name, is_not_defined, text_match)

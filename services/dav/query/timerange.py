@@ -97,20 +97,26 @@ def component_overlaps(component: icalendar.Component, rng: TimeRange, tz: tzinf
     return False
 
 
-def _event(event: icalendar.Component, rng: TimeRange, tz: tzinfo | None) -> bool:
+def event_span(event: icalendar.Component, tz: tzinfo | None) -> tuple[datetime, datetime] | None:
+    """A VEVENT's (start, end) in UTC by RFC 4791 §9.9 (no DTEND or DURATION: an instant, or the whole
+    day of an all-day DTSTART); None without a DTSTART."""
     start = value(event, "DTSTART")
     if start is None:
-        return False
+        return None
     lo = to_utc(start, tz)
     end, duration = value(event, "DTEND"), value(event, "DURATION")
     if end is not None:
-        hi = to_utc(end, tz)
-    elif isinstance(duration, timedelta):
-        hi = lo + duration
-    elif isinstance(start, datetime):
-        hi = lo
-    else:
-        hi = lo + ONE_DAY
+        return lo, to_utc(end, tz)
+    if isinstance(duration, timedelta):
+        return lo, lo + duration
+    return lo, lo if isinstance(start, datetime) else lo + ONE_DAY
+
+
+def _event(event: icalendar.Component, rng: TimeRange, tz: tzinfo | None) -> bool:
+    span = event_span(event, tz)
+    if span is None:
+        return False
+    lo, hi = span
     if hi <= lo:  # zero duration (DTEND = DTSTART or DURATION PT0S): an instant, start <= DTSTART < end
         return rng.holds(lo)
     return rng.overlaps(lo, hi)
