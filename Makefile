@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV = .venv
 BIN = $(VENV)/bin
 
-.PHONY: up down status test bench clean
+.PHONY: up down status test interop bench clean
 
 up: $(VENV)/.base
 	$(BIN)/hearth up
@@ -16,6 +16,10 @@ status: $(VENV)/.base
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Third-party clients against real daemons (litmus, rclone, a running sync client); not part of `make test`.
+interop: $(VENV)/.test
+	RUN_INTEROP=1 $(BIN)/python -m pytest tests/interop $(PYTEST_ARGS)
 
 bench: $(VENV)/.bench
 	$(BIN)/python -m pytest -p no:cacheprovider -s tests/bench $(PYTEST_ARGS)

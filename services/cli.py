@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--markdown", action="store_true", help="print the README table of every key instead")
     config.add_argument("--example", action="store_true", help="print a commented hearth.toml with every key")
 
-    from services.core import account_commands
+    from services.core import account_commands, export_commands
     account_commands.register(command)
+    export_commands.register(command)
 
     from services.sync.client import commands as sync_commands
     sync_commands.configure_sync(command(
@@ -131,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from services.dav import commands as dav_commands, share_commands
     share_commands.register(command)
+    from services.files import link_commands
+    link_commands.register(command)
     dav_commands.register(command)
 
     from services.rc import daemon, rotate

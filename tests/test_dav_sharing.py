@@ -223,6 +223,9 @@ def test_deleting_an_account_drops_its_collections_the_shares_it_was_given_and_i
         put_item(db, family.id, "a.ics", EVENT % b"a")
         put_item(db, family.id, "a.ics", (EVENT % b"a").replace(b"Dentist", b"Doctor"))  # keeps a revision
         grant(db, "alice", "calendar", "family", "bob", "read")
+        for sender in ("mailto:Alice@localhost", "mailto:alice_x@localhost"):  # alice's, and not alice's
+            db.execute("INSERT INTO dav_outgoing_mail (sender, recipient, method, message, created_at, "
+                       "next_attempt_at) VALUES (?, 'mailto:ann@example.org', 'REQUEST', x'00', '', 0)", [sender])
 
     write(db, setup)
     write(db, lambda db: delete_user(db, "bob"))
@@ -234,3 +237,4 @@ def test_deleting_an_account_drops_its_collections_the_shares_it_was_given_and_i
     assert db.execute("SELECT count(*) FROM dav_collections").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM dav_items").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM dav_revisions").fetchone()[0] == 0
+    assert [r[0] for r in db.execute("SELECT sender FROM dav_outgoing_mail")] == ["mailto:alice_x@localhost"]

@@ -330,11 +330,9 @@ def test_forwarded_headers_from_a_trusted_proxy_are_believed(front):
 
 # --- answers of the door itself -----------------------------------------------------
 
-def test_no_route_is_404_with_a_reason(front):
-    status, headers, body = front.request("GET", "/nowhere/x")
-    assert status == 404
-    assert json.loads(body) == {"error": "not-found", "reason": f"no route for 127.0.0.1:{front.front_port}"
-                                "/nowhere/x; add a [[route]] or a service route in hearth.toml"}
+def test_what_no_route_takes_goes_to_the_web_ui(front):
+    status, headers, body = front.request("GET", "/nowhere/x")  # the API daemon serves the web UI
+    assert status == 502 and json.loads(body)["reason"].startswith("api is not running")
 
 
 def test_redirects(front):
@@ -363,9 +361,9 @@ def test_unreachable_upstreams_fail_fast_with_a_reason(front):
     status, headers, body = front.request("GET", "/refused/x")
     assert status == 502 and time.monotonic() - started < 2.0
     assert json.loads(body)["reason"] == f"cannot reach 127.0.0.1:{front.refused_port}: connection refused"
-    status, headers, body = front.request("GET", "/files/alice/")
-    assert status == 503 and "Retry-After" not in headers
-    assert json.loads(body)["reason"] == "files is not running: this hearth does not have it yet"
+    status, headers, body = front.request("GET", "/files/alice/")  # installed (rc.d/hearth_files), not running
+    assert status == 502 and "Retry-After" not in headers
+    assert json.loads(body)["reason"].startswith("files is not running")
     status, _, body = front.request("GET", "/sync/v1/folders")  # installed (rc.d/hearth_sync), not running here
     assert status == 502 and json.loads(body)["reason"].startswith("sync is not running")
     status, _, body = front.request("GET", "/api/v1/me")  # nothing supervises an api in this setup
@@ -421,7 +419,7 @@ def test_access_log_is_combined_format_plus_duration_and_upstream(front):
     auth = "Basic " + base64.b64encode(b"ann:secret").decode()
     front.request("GET", "/tcp/echo?q=\"1\"", [("User-Agent", "probe/1.0"), ("Referer", "https://r.example/"),
                                                ("Authorization", auth)])
-    front.request("GET", "/nowhere", [("User-Agent", "probe/2.0")])
+    front.request("GET", "/.well-known/caldav", [("User-Agent", "probe/2.0")])  # answered by the door itself
     pattern = re.compile(
         r'^(?P<client>\S+) - (?P<user>\S+) \[(?P<time>\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000)\] '
         r'"(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\d+|-) "(?P<referer>[^"]*)" "(?P<agent>[^"]*)" '
@@ -437,7 +435,7 @@ def test_access_log_is_combined_format_plus_duration_and_upstream(front):
     assert (first["status"], first["referer"], first["upstream"]) == ("200", "https://r.example/",
                                                                        f"127.0.0.1:{front.tcp_port}")
     assert int(first["bytes"]) > 0 and float(first["duration"]) < 5
-    assert (second["status"], second["user"], second["upstream"], second["agent"]) == ("404", "-", "-", "probe/2.0")
+    assert (second["status"], second["user"], second["upstream"], second["agent"]) == ("301", "-", "-", "probe/2.0")
 
 
 # --- streaming ---------------------------------------------------------------------

@@ -66,10 +66,10 @@ ROUTES = """
     ("example.org", "/app/x", "127.0.0.1:9300"),               # the wildcard does not match the apex
     ("other.org", "/app/admin/x", "127.0.0.1:9300"),           # first match wins, not the longest
     (None, "/app/x", "127.0.0.1:9300"),                        # no Host: only host-less routes
-    ("h", "/appendix", "none"),                                # prefixes end at a segment boundary
+    ("h", "/appendix", "api"),                                 # prefixes end at a segment boundary: not /app/
     ("h", "/old", "redirect https://new.example.org/"),
     ("h", "/old/page", "redirect https://new.example.org/"),
-    ("h", "/oldest", "none"),
+    ("h", "/oldest", "api"),
     ("h", "/hello/x", "hello"),                                # service route, named after the service
     ("h", "/api/v1/me", "api"),                                # built-ins after the user's routes
     ("h", "/sync/v1/changes", "sync"),
@@ -79,7 +79,8 @@ ROUTES = """
     ("h", "/.well-known/carddav", "redirect /dav/"),
     ("h", "/healthz", "health"),
     ("hooks.example.org", "/healthz", "health"),               # the door's own, even under a catch-all
-    ("h", "/", "none"),                                        # no implicit catch-all
+    ("h", "/", "api"),                                         # the web UI takes what nothing else does
+    ("h", "/s/token", "files"),                                # share links
 ])
 def test_first_match_wins_by_host_and_prefix(tmp_path, host, path, expected):
     assert target(table(tmp_path, ROUTES).match(host, path)) == expected

@@ -106,8 +106,7 @@ def test_healthz_aggregates_every_upstream(hearth):
     report = json.loads(body)
     assert status == 200 and report["status"] == "ok"
     states = {name: entry["state"] for name, entry in report["upstreams"].items()}
-    assert states == {"hello": "ok", "api": "ok", "sync": "ok", "dav": "ok",
-                      "files": "not-installed"}
+    assert states == {"hello": "ok", "api": "ok", "sync": "ok", "dav": "ok", "files": "ok"}
 
 
 def test_calendars_and_contacts_through_the_front_door(hearth):

@@ -7,11 +7,13 @@ from services.core.auth import setup_auth
 from services.core.config import Config
 from services.core.http import create_base_app
 
-from . import app_passwords, me, openapi, users
+from . import admin_services, app_passwords, devices, me, openapi, session, users
+from .web import add_web_routes
 from services.core.routing import guarded
 
 # Every route the daemon serves; the OpenAPI document describes exactly this list.
-ROUTES = (*me.ROUTES, *app_passwords.ROUTES, *users.ROUTES, *openapi.ROUTES)
+ROUTES = (*me.ROUTES, *app_passwords.ROUTES, *devices.ROUTES, *session.ROUTES, *users.ROUTES,
+          *admin_services.ROUTES, *openapi.ROUTES)
 
 
 def create_app(config: Config) -> web.Application:
@@ -21,4 +23,5 @@ def create_app(config: Config) -> web.Application:
     for route in ROUTES:
         app.router.add_route(route.method, route.path, guarded(route))
     app[openapi.OPENAPI] = openapi.build_spec(ROUTES)
+    add_web_routes(app)
     return app

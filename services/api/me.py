@@ -18,7 +18,7 @@ class Me(BaseModel):
     name: str
     is_admin: bool
     created_at: str = Field(description="UTC, ISO 8601")
-    auth: Literal["password", "app-password", "bearer"] = Field(
+    auth: Literal["password", "app-password", "bearer", "session"] = Field(
         description="the kind of credential this request used")
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Callable
 
 from .command_support import as_command, database, print_table, require_user
 from .errors import CommandError
 from .exitcodes import ExitStatus
+
+ERASE_BATCH = 500  # chunks checked and erased per write transaction after a user is deleted
 
 
 def register(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -125,7 +128,6 @@ def _user_passwd(args: argparse.Namespace) -> int:
 
 
 def _user_del(args: argparse.Namespace) -> int:
-    from . import accounts
     from .db import write
 
     with database(args) as db:
@@ -137,9 +139,37 @@ def _user_del(args: argparse.Namespace) -> int:
             answer = input(f"Delete user {name} and all their data? This cannot be undone. [y/N] ")
             if answer.strip().lower() not in {"y", "yes"}:
                 raise CommandError(f"kept user {name!r}")
-        write(db, lambda db: accounts.delete_user(db, name))
-    print(f"deleted user {name}")
+        started = time.time()
+        chunks = write(db, lambda db: _delete_user_listing_chunks(db, name))
+        erased = _erase_chunks(args, db, chunks, started)
+    print(f"deleted user {name} ({erased} stored chunks erased)")
     return ExitStatus.OK
+
+
+def _delete_user_listing_chunks(db, name: str) -> list[str]:
+    """Delete the user; the chunks their files used, listed in the same transaction, are returned
+    for erasing after the commit (services/core/tree/erase.py says why not before)."""
+    from . import accounts
+    from .tree.erase import chunks_of_user
+
+    chunks = chunks_of_user(db, name)
+    accounts.delete_user(db, name)
+    return chunks
+
+
+def _erase_chunks(args: argparse.Namespace, db, chunks: list[str], started: float) -> int:
+    """Erase the deleted user's chunks nothing else references, a batch per short write transaction."""
+    from .config import load_config
+    from .db import write
+    from .tree import ChunkStore
+    from .tree.erase import erase_chunks
+
+    store = ChunkStore(load_config(args.config).data_path("blobs"))
+    erased = 0
+    for start in range(0, len(chunks), ERASE_BATCH):
+        batch = chunks[start:start + ERASE_BATCH]
+        erased += len(write(db, lambda db: erase_chunks(db, store, batch, started)))
+    return erased
 
 
 def _token_add(args: argparse.Namespace) -> int:

@@ -42,7 +42,8 @@ _hasher = PasswordHasher()
 # (db, user_row) inside the same transaction, before the user row goes.
 # Imported lazily so every caller (CLI, API) runs the same list.
 USER_DATA_DELETERS: tuple[str, ...] = ("services.dav.store.sharing:delete_user_collections",
-                                        "services.dav.store.revisions:delete_revisions_of")
+                                        "services.dav.store.revisions:delete_revisions_of",
+                                        "services.core.tree.erase:delete_user_folders")
 
 
 def now_iso(now: datetime | None = None) -> str:

@@ -7,6 +7,12 @@ hash, so a password change invalidates it). Argon2 runs in a thread, a few at
 a time, and never on the event loop. Failed logins are limited per client
 address (core.ratelimit).
 
+The web UI logs in once (POST /api/v1/session) and then sends a session
+cookie instead (core.sessions). A cookie comes with every request the browser
+makes, even one another site provoked, so a request it authenticates with an
+unsafe method must also carry the session's CSRF token in `X-CSRF-Token`.
+Basic and bearer requests are unaffected: no browser adds those on its own.
+
 Handlers call `await require_user(request)` or `await require_admin(request)`.
 """
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import AsyncIterator, Callable, Literal
 
 from aiohttp import hdrs, web
 
-from . import accounts
+from . import accounts, sessions
 from .config import Config
 from .db import Database
 from .errors import BadRequest, Forbidden, TooManyRequests, Unauthorized
@@ -38,7 +44,9 @@ from .ratelimit import FailureLimiter, client_key
 
 log = logging.getLogger("auth")
 
-Via = Literal["password", "app-password", "bearer"]
+Via = Literal["password", "app-password", "bearer", "session"]
+# Methods a cross-site page can make a browser send with its cookies and no CSRF token.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,16 @@ class Identity:
     is_admin: bool
     via: Via
     app_password_id: int | None = None
+    session_id: int | None = None
+    csrf_token: str | None = None
+
+
+class SessionRequired(Unauthorized):
+    """401 for the web UI: no Basic challenge, which would make the browser open its own login dialog."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.headers = {"WWW-Authenticate": 'Session realm="hearth"'}
 
 
 def client_address(request: web.Request) -> str:
@@ -95,6 +113,11 @@ class Authenticator:
         self._check_limit(address)
         header = request.headers.get(hdrs.AUTHORIZATION, "")
         if not header.strip():
+            token = request.cookies.get(sessions.COOKIE_NAME)
+            if token:
+                return await self._check_session(request, token)
+            if sessions.CSRF_HEADER in request.headers:  # the web UI, after its cookie expired
+                raise SessionRequired("authentication required")
             raise Unauthorized("authentication required")
         scheme, _, value = header.strip().partition(" ")
         scheme, value = scheme.lower(), value.strip()
@@ -107,10 +130,48 @@ class Authenticator:
         elif scheme == "bearer" and value:
             identity = await self._check_app_password(value, None, "bearer")
         if identity is None:
-            self.limiter.record_failure(address)
-            log.info("failed login from %s for user %r", address, user if user is not None else "-")
+            self._record_failure(address, user)
             raise Unauthorized("wrong user name or password")
         return identity
+
+    async def login(self, request: web.Request, user: str, password: str) -> Identity:
+        """Check the web UI login form's user and password (or app password), rate limited like Basic."""
+        address = client_address(request)
+        self._check_limit(address)
+        identity = await self._check_basic(user, password, address)
+        if identity is None:
+            self._record_failure(address, user)
+            raise SessionRequired("wrong user name or password")
+        return identity
+
+    async def session_identity(self, request: web.Request) -> Identity | None:
+        """The Identity of the request's session cookie alone, or None: for the web UI's pages,
+        which need the session (and its CSRF token) even when the browser also sends Basic."""
+        token = request.cookies.get(sessions.COOKIE_NAME)
+        if not token:
+            return None
+        try:
+            return await self._check_session(request, token)
+        except Unauthorized:
+            return None
+
+    def _record_failure(self, address: str, user: str | None) -> None:
+        self.limiter.record_failure(address)
+        log.info("failed login from %s for user %r", address, user if user is not None else "-")
+
+    async def _check_session(self, request: web.Request, token: str) -> Identity:
+        session = await self.database.read(lambda db: sessions.find_session(db, token))
+        if session is None:
+            raise SessionRequired("your session has ended; log in again")
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get(sessions.CSRF_HEADER, "")
+            if not hmac.compare_digest(sent.encode(), session["csrf_token"].encode()):
+                raise Forbidden(f"a request with the session cookie and method {request.method} needs the "
+                                f"session's {sessions.CSRF_HEADER} header")
+        if time.time() - session["last_seen_at"] >= sessions.TOUCH_INTERVAL:
+            await self.database.write(lambda db: sessions.touch_session(db, session["id"]))
+        return Identity(session["user"], session["is_admin"], "session", session_id=session["id"],
+                        csrf_token=session["csrf_token"])
 
     async def hash_password(self, password: str) -> str:
         """accounts.hash_password in a thread, sharing the argon2 concurrency bound."""

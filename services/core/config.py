@@ -62,6 +62,9 @@ SCHEMA: tuple[Option, ...] = (
     Option("sync", "gc_grace", int, 86400,
            "Seconds an uploaded chunk is kept before a commit references it (the upload lease); "
            "garbage collection never removes a younger one. Keep it far above the longest upload."),
+    Option("files", "listen", str, "unix:run/files.sock",
+           "Where the WebDAV file daemon listens: HOST:PORT, or unix:PATH (relative to data_dir). "
+           "The front end routes /files here."),
     Option("dav", "listen", str, "unix:run/dav.sock",
            "Where the CalDAV/CardDAV daemon listens: HOST:PORT, or unix:PATH (relative to data_dir). "
            "The front end routes /dav here."),

@@ -222,5 +222,80 @@ def m002_schedule_tags(db):
         ) WITHOUT ROWID""")
 
 
+sessions = Migrations("sessions")
+
+
+@sessions()
+def m001_sessions(db):
+    """Web UI login sessions (services/core/sessions): only a hash of the cookie is stored."""
+    db.execute("""
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            token_hash TEXT NOT NULL UNIQUE,
+            csrf_token TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )""")
+    db.execute("CREATE INDEX sessions_user ON sessions(user_id)")
+    db.execute("CREATE INDEX sessions_expires ON sessions(expires_at)")
+
+
+links = Migrations("links")
+
+
+@links()
+def m001_share_links(db):
+    """Public share links to a file or folder of a user's tree (services/files/links)."""
+    db.execute("""
+        CREATE TABLE share_links (
+            id INTEGER PRIMARY KEY,
+            token TEXT NOT NULL UNIQUE,
+            owner TEXT NOT NULL,
+            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            is_dir INTEGER NOT NULL,
+            mode TEXT NOT NULL CHECK (mode IN ('read', 'read-write', 'upload-only')),
+            label TEXT NOT NULL DEFAULT '',
+            password_hash TEXT,
+            expires_at TEXT,
+            downloads INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )""")
+    db.execute("CREATE INDEX share_links_owner ON share_links(owner, id)")
+
+
+files_webdav = Migrations("files_webdav")
+
+
+@files_webdav()
+def m001_properties_and_locks(db):
+    """WebDAV access to the file tree (services/files): dead properties set by PROPPATCH, and write locks.
+    Both are keyed by (folder, folder-relative path), '' being the folder itself."""
+    db.execute("""
+        CREATE TABLE files_properties (
+            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (folder_id, path, name)
+        ) WITHOUT ROWID""")
+    db.execute("""
+        CREATE TABLE files_locks (
+            token TEXT PRIMARY KEY,
+            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            principal TEXT NOT NULL,
+            scope TEXT NOT NULL CHECK (scope IN ('exclusive', 'shared')),
+            depth TEXT NOT NULL CHECK (depth IN ('0', 'infinity')),
+            owner TEXT NOT NULL,
+            timeout INTEGER NOT NULL,
+            expires_at REAL NOT NULL
+        )""")
+    db.execute("CREATE INDEX files_locks_path ON files_locks(folder_id, path)")
+
+
 # Every daemon applies these at start; later subsystems append their own sets.
-MIGRATION_SETS = (core, files, dav, dav_scheduling)
+MIGRATION_SETS = (core, files, dav, dav_scheduling, sessions, links, files_webdav)

@@ -2,9 +2,10 @@
 
 Order decides, not specificity: the user's `[[route]]` tables (in file order),
 then the routes of `[[service]]` tables, then the suite's built-ins (`/api/`,
-`/sync/`, `/dav/`, `/files/`, the `/.well-known/` redirects). The first route
-whose host and path prefix match wins; there is no implicit catch-all, so a
-request nothing matches gets 404 with the reason. `/healthz` is the front
+`/sync/`, `/dav/`, `/files/`, the `/.well-known/` redirects) and, last of all,
+`/` for the web UI, which the API daemon serves. The first route whose host
+and path prefix match wins, so the web UI gets only what nothing else claims,
+and a user's own `path = "/"` route replaces it. `/healthz` is the front
 end's own and sits before everything: it is the door's readiness check, which
 a user's `path = "/"` route must not be able to take away. So does PROPFIND /,
 which DAV clients given the bare server address send: a 308 to `/dav/`.
@@ -33,7 +34,7 @@ Kind = Literal["proxy", "redirect", "health"]
 
 # The suite's daemons and where they listen when their config section says nothing:
 # a Unix socket in var/run, named after the daemon.
-SUITE_PREFIXES = (("/api/", "api"), ("/sync/", "sync"), ("/dav/", "dav"), ("/files/", "files"))
+SUITE_PREFIXES = (("/api/", "api"), ("/sync/", "sync"), ("/dav/", "dav"), ("/files/", "files"), ("/s/", "files"))
 WELL_KNOWN_REDIRECTS = (("/.well-known/caldav", "/dav/"), ("/.well-known/carddav", "/dav/"))
 HEALTH_PATH = "/healthz"
 # hearth daemons a route may name with `service =` that do not speak HTTP.
@@ -138,6 +139,7 @@ class RouteTable:
             routes.append(Route("proxy", path=prefix, upstream=suite_upstream(config, daemon)))
         for path, target in WELL_KNOWN_REDIRECTS:
             routes.append(Route("redirect", path=path, redirect=target))
+        routes.append(Route("proxy", path="/", upstream=suite_upstream(config, "api"), origin="built-in: web UI"))
         slotted = {spec.name: slot_addresses(spec, config) for spec in config.services if spec.slots}
         return cls(routes, slotted)
 

@@ -17,7 +17,7 @@ from .pidfile import pidfile_status
 from .state import read_state
 
 # hearth daemons whose [section] has a `listen` key and serve /healthz there.
-LISTENING_DAEMONS = ("api", "sync", "dav", "front")
+LISTENING_DAEMONS = ("api", "sync", "dav", "files", "front")
 
 # A service without a health URL is ready once its child has stayed up this long.
 SETTLE_SECONDS = 1.0

@@ -8,11 +8,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Iterable, Union
 
-import defusedxml.ElementTree as SafeET
 from aiohttp import web
-from defusedxml import DefusedXmlException
 
-from services.core.errors import BadRequest, PayloadTooLarge
+from services.core import safexml
 
 from ..errors import CALDAV, CARDDAV, DAV
 
@@ -47,19 +45,7 @@ def href(path: str) -> ET.Element:
 
 async def read_xml(request: web.Request) -> ET.Element | None:
     """The request's XML body as an element, None when there is no body; BadRequest when unsafe or broken."""
-    if request.content_length is not None and request.content_length > MAX_XML_BODY:
-        raise PayloadTooLarge(f"XML bodies are limited to {MAX_XML_BODY} bytes")
-    data = await request.content.read(MAX_XML_BODY + 1)
-    if len(data) > MAX_XML_BODY:
-        raise PayloadTooLarge(f"XML bodies are limited to {MAX_XML_BODY} bytes")
-    if not data.strip():
-        return None
-    try:
-        return SafeET.fromstring(data, forbid_dtd=True)
-    except DefusedXmlException as error:
-        raise BadRequest(f"XML body refused: {type(error).__name__}") from None
-    except ET.ParseError as error:
-        raise BadRequest(f"XML body is not well-formed: {error}") from None
+    return await safexml.read_xml(request, MAX_XML_BODY)
 
 
 def xml_response(root: ET.Element, status: int = 200, headers: dict | None = None) -> web.Response:

@@ -111,7 +111,13 @@ def _require_user(db, name: str) -> None:
 
 
 def delete_user_collections(db: sqlite_utils.Database, user: dict) -> None:
-    """Drop everything a deleted account had in DAV: its collections (items and change logs go with them)
-    and the shares it was given (accounts.USER_DATA_DELETERS; its kept revisions go in revisions.py)."""
+    """Drop everything a deleted account had in DAV: its collections (items and change logs go with them),
+    the shares it was given and its unsent iMIP mail (accounts.USER_DATA_DELETERS; its kept revisions go
+    in revisions.py)."""
     db.execute("DELETE FROM dav_shares WHERE grantee = ?", [user["name"]])
     db.execute("DELETE FROM dav_collections WHERE owner = ?", [user["name"]])
+    # Invitations by email not sent yet would speak for someone who no longer has an account. Only
+    # local users send, by their calendar address: mailto:NAME@<mail_domain> or their principal URL.
+    name = user["name"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    db.execute("DELETE FROM dav_outgoing_mail WHERE lower(sender) LIKE ? ESCAPE '\\' OR sender LIKE ? ESCAPE '\\'",
+               [f"mailto:{name}@%", f"%/dav/principals/{name}/"])

@@ -15,6 +15,7 @@ from services.core.tree import (BlobStore, MissingChunks, Revision, StaleRevisio
 from .common import (FEED, FOLDER_ID, PREFIX, STORE, RevisionOut, folder_for, quota_bytes, write_folder)
 
 MAX_WAIT = 60.0
+OTHER_WRITERS_CHECK = 0.5  # seconds; one indexed query per waiting poll
 DEFAULT_LIMIT = 1000
 
 
@@ -173,7 +174,9 @@ async def get_changes(request: web.Request) -> web.Response:
         if changes or remaining <= 0 or feed.closed:
             break
         try:
-            await asyncio.wait_for(event.wait(), remaining)
+            # The files daemon commits to the same journal from another process, without this
+            # process's events: a waiting poll also reads the journal again every OTHER_WRITERS_CHECK.
+            await asyncio.wait_for(event.wait(), min(remaining, OTHER_WRITERS_CHECK))
         except TimeoutError:
             pass
     return respond(ChangesOut(changes=[RevisionOut.of(c) for c in changes], cursor=cursor, more=more))

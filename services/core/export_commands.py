@@ -1,0 +1,75 @@
+"""`hearth export USER DIR`: a user's files, calendars, contacts and shares as ordinary files.
+
+Runs on the server, on the database and the blob store, like `hearth user`.
+Kept light to import (services.cli imports it): the work is in services.core.export.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .command_support import as_command, database, require_user
+from .exitcodes import ExitStatus
+
+BAR_ABOVE = 8 << 20  # exports smaller than this finish before a bar would help
+
+
+def register(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add the `export` command to the hearth CLI."""
+    export = command(
+        "export", "services.core.export_commands:run",
+        "Write everything a user has into a new or empty directory: files/, calendars/*.ics, "
+        "contacts/*.vcf, shares.json and manifest.json (sizes and SHA-256 of every file).",
+        epilog="Refuses a directory that holds anything, and never overwrites a file. Reads one consistent\n"
+               "snapshot while the daemons keep running. Only current files are exported, not kept versions\n"
+               "or the trash. manifest.json is written last: without it, the export did not finish.")
+    export.add_argument("user", help="the user whose data to export")
+    export.add_argument("dir", help="where to write it: created if missing, must be empty otherwise")
+
+
+def run(args: argparse.Namespace) -> int:
+    return as_command(_export, args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .export import export_user
+    from .tree import ChunkStore
+
+    store = ChunkStore(load_config(args.config).data_path("blobs"))
+    bars = _ProgressBars()
+    with database(args) as db:
+        name = require_user(db, args.user)["name"]
+        try:
+            manifest = export_user(db, store, name, Path(args.dir), progress=bars.start)
+        finally:
+            bars.close()
+    counts = manifest["counts"]
+    print(f"exported {name} to {args.dir}: {counts['files']} files in {counts['folders']} folders, "
+          f"{counts['calendars']} calendars ({counts['calendar_objects']} items), "
+          f"{counts['address_books']} address books ({counts['cards']} cards), "
+          f"{manifest['total_bytes']} bytes")
+    return ExitStatus.OK
+
+
+class _ProgressBars:
+    """A byte progress bar on a terminal (stderr) for exports big enough to need one."""
+
+    def __init__(self):
+        self.bar = None
+
+    def start(self, total: int) -> Callable[[int], None]:
+        if total < BAR_ABOVE or not sys.stderr.isatty():
+            return lambda n: None
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc="export", unit="B", unit_scale=True, unit_divisor=1024,
+                        leave=False, dynamic_ncols=True)
+        return self.bar.update
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,37 @@
+"""The WebDAV file daemon's application: `create_app(config)`, everything under /files/.
+
+EXTENSIONS lists what else the daemon serves; each is a function taking the
+application and adding its routes. They are added before the WebDAV
+catch-all, so their more specific routes win.
+"""
+from __future__ import annotations
+
+from typing import AsyncIterator, Callable
+
+from aiohttp import web
+
+from services.core.auth import setup_auth
+from services.core.config import Config
+from services.core.http import CONFIG, create_base_app
+from services.core.tree import ChunkStore
+
+from . import links, webdav
+from .context import STORE
+from .errors import dav_error_bodies
+
+EXTENSIONS: list[Callable[[web.Application], None]] = [links.add_routes]
+
+
+def create_app(config: Config) -> web.Application:
+    app = create_base_app(config, "files", middlewares=(dav_error_bodies,))
+    setup_auth(app)
+    app.cleanup_ctx.append(_store_context)
+    for extend in EXTENSIONS:
+        extend(app)
+    webdav.add_routes(app)
+    return app
+
+
+async def _store_context(app: web.Application) -> AsyncIterator[None]:
+    app[STORE] = ChunkStore(app[CONFIG].data_path("blobs"))
+    yield

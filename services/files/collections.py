@@ -1,0 +1,83 @@
+"""MKCOL and DELETE, through the journal: sync clients see them, deleted files go to the trash."""
+from __future__ import annotations
+
+import sqlite_utils
+from aiohttp import web
+
+from services.core.errors import Conflict, Forbidden
+from services.core.tree import create_folder, delete, mkdir
+
+from . import locks
+from .context import DEVICE, call_of, check_http_conditions, check_if, check_locks, existing, writable
+from .errors import MethodNotAllowed, UnsupportedMediaType
+from .namespace import locate
+from .properties import drop_properties
+from .resources import descendants, lookup
+
+
+async def mkcol(request: web.Request) -> web.StreamResponse:
+    call = await call_of(request)
+    if await request.content.read(1):
+        raise UnsupportedMediaType("MKCOL with a body is not supported")
+
+    def make(db: sqlite_utils.Database) -> None:
+        location = locate(db, call.user, call.segments)
+        if location.is_root or location.is_folder and location.folder is not None:
+            raise MethodNotAllowed(f"{location.href(True)} already exists")
+        if location.folder is None:  # a new top-level name: a new folder of the user's own
+            if len(call.segments) > 2:
+                raise Conflict(f"no folder {location.top!r} to create {location.path} in")
+            create_folder(db, call.user, location.top)
+            return
+        folder = writable(db, call, location)
+        if lookup(db, folder, location.path) is not None:
+            raise MethodNotAllowed(f"{location.path} already exists")
+        parent = location.parent_path
+        if parent and ((above := lookup(db, folder, parent)) is None or not above.is_collection):
+            raise Conflict(f"no collection {parent} to create {location.path} in")
+        check_if(db, call, location, None)
+        check_locks(db, call, location)
+        drop_properties(db, folder, location.path)
+        mkdir(db, folder, location.path, DEVICE)
+
+    await call.database.write(make)
+    return web.Response(status=201)
+
+
+def remove_tree(db: sqlite_utils.Database, folder: int, path: str) -> None:
+    """Delete what is at `path` (everything below a collection), with its properties and locks. An
+    implied directory has no entry of its own: its members are deleted one by one."""
+    revision = _current(db, folder, path)
+    if revision is not None:
+        delete(db, folder, path, revision, DEVICE)
+    else:
+        for member in descendants(db, folder, path):
+            still = _current(db, folder, member.path)  # None once deleted with a directory above it
+            if still is not None:
+                delete(db, folder, member.path, still, DEVICE)
+    drop_properties(db, folder, path)
+    locks.drop_below(db, folder, path)
+
+
+def _current(db: sqlite_utils.Database, folder: int, path: str) -> int | None:
+    row = db.execute("SELECT revision_id FROM entries WHERE folder_id = ? AND path = ? AND deleted = 0",
+                     [folder, path]).fetchone()
+    return row[0] if row else None
+
+
+async def delete_resource(request: web.Request) -> web.StreamResponse:
+    call = await call_of(request)
+
+    def remove(db: sqlite_utils.Database) -> None:
+        location = locate(db, call.user, call.segments)
+        resource = existing(db, location)
+        if location.path == "":
+            raise Forbidden("folders are deleted from the sync tools, not over WebDAV")
+        writable(db, call, location)
+        check_if(db, call, location, resource)
+        check_http_conditions(request, resource, safe=False)
+        check_locks(db, call, location, below=True)
+        remove_tree(db, location.folder.id, location.path)
+
+    await call.database.write(remove)
+    return web.Response(status=204)

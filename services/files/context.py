@@ -1,0 +1,175 @@
+"""What every WebDAV handler starts from: who asks, where the URL points, what is there, and whether
+the request's conditions (If, If-Match, If-None-Match, If-(Un)Modified-Since) hold."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import sqlite_utils
+from aiohttp import web
+
+from services.core.auth import require_user
+from services.core.config import Config
+from services.core.errors import Forbidden, NotFound
+from services.core.http import CONFIG, DATABASE
+from services.core.tree import BlobStore, folder_access
+
+from . import locks
+from .errors import PreconditionFailed
+from .ifheader import ConditionList, parse_if, submitted_tokens
+from .namespace import Location, locate, segments_of
+from .resources import Resource, folder_root, implied_dir, lookup
+
+STORE = web.AppKey("files_chunk_store", BlobStore)
+DEVICE = "webdav"  # the journal's device name for changes made here
+
+
+@dataclass(frozen=True)
+class Call:
+    """One WebDAV request, parsed once: the user, the request URL's segments, the If header's lists."""
+
+    request: web.Request
+    user: str
+    segments: list[str]
+    if_lists: list[ConditionList] | None
+
+    @property
+    def submitted(self) -> set[str]:
+        return submitted_tokens(self.if_lists) if self.if_lists else set()
+
+    @property
+    def config(self) -> Config:
+        return self.request.config_dict[CONFIG]
+
+    @property
+    def database(self):
+        return self.request.config_dict[DATABASE]
+
+    def quota(self) -> int | None:
+        """The owner's quota in bytes: the same [sync] quota_mb that sync enforces (None: no quota)."""
+        mb = self.config.values["sync"]["quota_mb"]
+        return mb * 1024 * 1024 if mb and mb > 0 else None
+
+
+async def call_of(request: web.Request) -> Call:
+    identity = await require_user(request)
+    segments = segments_of(request.raw_path)
+    header = request.headers.get("If")
+    return Call(request, identity.user, segments, parse_if(header) if header else None)
+
+
+def resource_at(db: sqlite_utils.Database, location: Location) -> Resource | None:
+    if location.is_root:
+        return implied_dir("")
+    if location.folder is None:
+        return None
+    if location.path == "":
+        return folder_root(location.folder.created_at)
+    return lookup(db, location.folder.id, location.path)
+
+
+def existing(db: sqlite_utils.Database, location: Location) -> Resource:
+    found = resource_at(db, location)
+    if found is None:
+        raise NotFound(f"nothing at {location.href(False)}")
+    return found
+
+
+def writable(db: sqlite_utils.Database, call: Call, location: Location) -> int:
+    """The folder id, once the user may write there: Forbidden on a read-only share or outside any folder."""
+    if location.folder is None:
+        raise NotFound(f"no folder {location.top!r} in your tree") if location.top else Forbidden(
+            "the top of your tree holds folders only")
+    folder_access(db, call.user, location.folder.id, write=True)
+    return location.folder.id
+
+
+def lock_href(location: Location):
+    """How a lock of `location`'s folder is named in a DAV:error body."""
+    return lambda lock: Location(location.user, location.top, location.folder, lock.path).href(False)
+
+
+def check_locks(db: sqlite_utils.Database, call: Call, location: Location, *, below: bool = False) -> None:
+    if location.folder is not None:
+        locks.check_unlocked(db, call.user, location.folder.id, location.path, call.submitted,
+                             lock_href(location), below=below)
+
+
+def _holds(db: sqlite_utils.Database, call: Call, each: ConditionList, default: Location,
+           resource: Resource | None) -> bool:
+    location, found = default, resource
+    if each.resource is not None:
+        try:
+            location = locate(db, call.user, segments_of(_path_of(each.resource)))
+        except Exception:  # a tag naming something we cannot resolve matches nothing
+            return False
+        found = resource_at(db, location)
+    for condition in each.conditions:
+        if condition.kind == "token":
+            lock = locks.by_token(db, condition.value)
+            truth = (lock is not None and location.folder is not None and lock.folder_id == location.folder.id
+                     and lock.covers(location.path))
+        else:
+            truth = found is not None and found.etag is not None and found.etag == condition.value
+        if truth == condition.negated:
+            return False
+    return True
+
+
+def _path_of(url: str) -> str:
+    return urlsplit(url).path
+
+
+def check_if(db: sqlite_utils.Database, call: Call, location: Location, resource: Resource | None) -> None:
+    """PreconditionFailed unless the If header (when given) has a list that holds."""
+    if call.if_lists and not any(_holds(db, call, each, location, resource) for each in call.if_lists):
+        raise PreconditionFailed("no list of the If header holds")
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def modified(resource: Resource) -> datetime:
+    """Last-Modified: the file's mtime as the journal knows it, to the second."""
+    if resource.mtime_ns:
+        return datetime.fromtimestamp(resource.mtime_ns // 1_000_000_000, timezone.utc)
+    stamp = resource.modified_at or resource.created_at
+    if stamp:
+        return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    return datetime.fromtimestamp(0, timezone.utc)
+
+
+def _etag_listed(header: str, etag: str | None) -> bool:
+    if header.strip() == "*":
+        return etag is not None
+    return etag is not None and etag in [tag.strip().removeprefix("W/") for tag in header.split(",")]
+
+
+def check_http_conditions(request: web.Request, resource: Resource | None, *, safe: bool) -> bool:
+    """RFC 9110 §13: False when a GET/HEAD should answer 304; PreconditionFailed when a condition fails."""
+    etag = resource.etag if resource else None
+    exists = resource is not None
+    if (value := request.headers.get("If-Match")) is not None:
+        if not exists or not _etag_listed(value, etag if value.strip() != "*" else "*"):
+            raise PreconditionFailed("If-Match does not hold")
+    elif exists and (since := _http_date(request.headers.get("If-Unmodified-Since"))):
+        if modified(resource) > since:
+            raise PreconditionFailed("modified since If-Unmodified-Since")
+    if (value := request.headers.get("If-None-Match")) is not None:
+        if exists and (value.strip() == "*" or _etag_listed(value, etag)):
+            if safe:
+                return False
+            raise PreconditionFailed("If-None-Match does not hold")
+    elif safe and exists and (since := _http_date(request.headers.get("If-Modified-Since"))):
+        if modified(resource) <= since:
+            return False
+    return True

@@ -1,0 +1,121 @@
+"""A file of the tree sent to a browser: chunks read from the store in order, with one byte range.
+
+Range requests let a phone resume a large download; the ETag is derived from
+the file's content (its chunk list), so it names no internal id and a resumed
+download (If-Range) never splices two different versions together.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Awaitable, Callable
+from urllib.parse import quote
+
+import blake3
+from aiohttp import hdrs, web
+
+from services.core.errors import HTTPError, NotFound
+from services.core.tree import BlobStore
+
+from .tree_view import Item
+
+log = logging.getLogger("files")
+
+READ_SIZE = 256 * 1024
+
+
+class RangeNotSatisfiable(HTTPError):
+    status, code = 416, "range-not-satisfiable"
+
+
+def content_etag(item: Item) -> str:
+    digest = blake3.blake3(json.dumps(item.chunks, separators=(",", ":")).encode()).hexdigest()
+    return f'"{digest[:32]}"'
+
+
+def attachment(name: str) -> str:
+    """Content-Disposition for a download: an ASCII fallback and the exact UTF-8 name (RFC 6266)."""
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\%' else "_" for ch in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def byte_range(request: web.Request, item: Item, etag: str) -> tuple[int, int] | None:
+    """(start, end exclusive) when the request asks for one satisfiable range, None for the whole file."""
+    if hdrs.RANGE not in request.headers:
+        return None
+    if_range = request.headers.get(hdrs.IF_RANGE)
+    if if_range is not None and if_range.strip() != etag:
+        return None  # the file changed since the client's first part: send it all again
+    unsatisfiable = RangeNotSatisfiable(f"the file is {item.size} bytes",
+                                        headers={"Content-Range": f"bytes */{item.size}"})
+    try:
+        wanted = request.http_range
+    except ValueError:  # malformed, or several ranges (not supported)
+        raise unsatisfiable from None
+    start, stop = wanted.start, wanted.stop
+    if start is None and stop is None:
+        return None
+    if start < 0:  # a suffix ("bytes=-N"): aiohttp gives slice(-N, None)
+        start = max(0, item.size + start)
+    if stop is None or stop > item.size:
+        stop = item.size
+    if start >= item.size or start >= stop:
+        raise unsatisfiable
+    return start, stop
+
+
+async def send_file(request: web.Request, item: Item, store: BlobStore, *, disposition: str,
+                    on_download: Callable[[], Awaitable[None]]) -> web.StreamResponse:
+    """Stream `item`'s bytes (or the requested range) with validators; 304 when the client has it.
+
+    `on_download` runs once a download starts from the first byte: the later parts of a
+    resumed download, HEAD and 304 answers are not new downloads.
+    """
+    etag = content_etag(item)
+    headers = {hdrs.ETAG: etag, hdrs.ACCEPT_RANGES: "bytes", hdrs.CONTENT_DISPOSITION: disposition,
+               hdrs.CONTENT_TYPE: "application/octet-stream", "X-Content-Type-Options": "nosniff"}
+    if request.headers.get(hdrs.IF_NONE_MATCH, "").strip() in (etag, "*"):
+        return web.Response(status=304, headers={hdrs.ETAG: etag})
+    wanted = byte_range(request, item, etag)
+    start, stop = wanted or (0, item.size)
+    response = web.StreamResponse(status=206 if wanted else 200, headers=headers)
+    if wanted:
+        response.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{item.size}"
+    response.content_length = stop - start
+    await response.prepare(request)
+    if request.method == "HEAD":
+        return response
+    if start == 0:
+        await on_download()
+    offset = 0
+    for cid, length in item.chunks:
+        if offset + length > start and offset < stop:
+            try:
+                await _send_chunk(response, store, cid, max(0, start - offset), min(length, stop - offset))
+            except (NotFound, OSError) as error:
+                log.error("%s: chunk %s unreadable mid-download (%s); connection closed", request.path, cid, error)
+                if request.transport is not None:
+                    request.transport.close()
+                return response
+        offset += length
+        if offset >= stop:
+            break
+    await response.write_eof()
+    return response
+
+
+async def _send_chunk(response: web.StreamResponse, store: BlobStore, cid: str, begin: int, end: int) -> None:
+    """Bytes [begin, end) of one chunk, in pieces, reading off the event loop."""
+    source = await asyncio.to_thread(store.open, cid)
+    try:
+        await asyncio.to_thread(source.seek, begin)
+        position = begin
+        while position < end:
+            data = await asyncio.to_thread(source.read, min(READ_SIZE, end - position))
+            if not data:
+                raise OSError(f"chunk {cid} is shorter than the journal says")
+            await response.write(data)
+            position += len(data)
+    finally:
+        source.close()

@@ -1,0 +1,120 @@
+"""Live properties (RFC 4918 §15, RFC 4331 quota): computed from the journal, never stored, protected."""
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from email.utils import format_datetime
+from typing import Callable
+
+import sqlite_utils
+
+from services.core.tree import usage
+
+from . import locks
+from .context import modified
+from .namespace import Location, shown_name
+from .resources import Resource, content_type
+from .xmlio import dav, element
+
+ALLPROP = ("resourcetype", "getcontentlength", "getcontenttype", "getetag", "getlastmodified",
+           "creationdate", "displayname", "supportedlock", "lockdiscovery")
+QUOTA = ("quota-available-bytes", "quota-used-bytes")  # RFC 4331: only when asked for by name
+LIVE = frozenset(dav(name) for name in ALLPROP + QUOTA)
+
+
+class PropertyContext:
+    """What live properties need beyond the resource: the database, quota, where blobs live."""
+
+    def __init__(self, db: sqlite_utils.Database, quota: int | None, blobs_dir, user: str):
+        self.db, self.quota, self.blobs_dir, self.user = db, quota, blobs_dir, user
+        self._usage: dict[str, int] = {}
+
+    def used(self, owner: str) -> int:
+        if owner not in self._usage:
+            self._usage[owner] = usage(self.db, owner)
+        return self._usage[owner]
+
+
+def activelock(lock: locks.Lock, root_href: str) -> ET.Element:
+    node = element(dav("activelock"), children=[
+        element(dav("locktype"), children=[element(dav("write"))]),
+        element(dav("lockscope"), children=[element(dav(lock.scope))]),
+        element(dav("depth"), "infinity" if lock.depth == "infinity" else "0"),
+    ])
+    if lock.owner:
+        node.append(ET.fromstring(lock.owner))
+    node.extend([element(dav("timeout"), f"Second-{lock.timeout}"),
+                 element(dav("locktoken"), children=[element(dav("href"), lock.token)]),
+                 element(dav("lockroot"), children=[element(dav("href"), root_href)])])
+    return node
+
+
+def _supportedlock() -> list[ET.Element]:
+    return [element(dav("lockentry"), children=[
+        element(dav("lockscope"), children=[element(dav(scope))]),
+        element(dav("locktype"), children=[element(dav("write"))])]) for scope in ("exclusive", "shared")]
+
+
+def live_property(ctx: PropertyContext, location: Location, resource: Resource, name: str) -> ET.Element | None:
+    """The element for live property `name` (local DAV: name), or None when the resource has none."""
+    getter: Callable | None = _GETTERS.get(name)
+    if getter is None:
+        return None
+    value = getter(ctx, location, resource)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return element(dav(name), children=value)
+    return element(dav(name), str(value))
+
+
+def _displayname(ctx, location: Location, resource: Resource):
+    if location.is_root:
+        return location.user
+    if location.is_folder:
+        return shown_name(location.folder)
+    return resource.name
+
+
+def _lockdiscovery(ctx, location: Location, resource: Resource):
+    if location.folder is None:
+        return []
+    return [activelock(lock, Location(location.user, location.top, location.folder, lock.path).href(lock.path == ""))
+            for lock in locks.covering(ctx.db, location.folder.id, location.path)]
+
+
+def _owner(location: Location) -> str:
+    return location.folder.owner if location.folder else location.user
+
+
+def _quota_used(ctx, location: Location, resource: Resource):
+    return ctx.used(_owner(location)) if resource.is_collection else None
+
+
+def _quota_available(ctx, location: Location, resource: Resource):
+    if not resource.is_collection:
+        return None
+    free = shutil.disk_usage(ctx.blobs_dir).free
+    if ctx.quota is None:
+        return free
+    return max(0, min(free, ctx.quota - ctx.used(_owner(location))))
+
+
+def _creationdate(ctx, location: Location, resource: Resource):
+    stamp = resource.created_at
+    return f"{stamp[:19]}Z" if stamp else None
+
+
+_GETTERS: dict[str, Callable] = {
+    "resourcetype": lambda ctx, loc, res: [element(dav("collection"))] if res.is_collection else [],
+    "getcontentlength": lambda ctx, loc, res: None if res.is_collection else res.size,
+    "getcontenttype": lambda ctx, loc, res: None if res.is_collection else content_type(res.name),
+    "getetag": lambda ctx, loc, res: res.etag,
+    "getlastmodified": lambda ctx, loc, res: format_datetime(modified(res), usegmt=True),
+    "creationdate": _creationdate,
+    "displayname": _displayname,
+    "supportedlock": lambda ctx, loc, res: _supportedlock(),
+    "lockdiscovery": _lockdiscovery,
+    "quota-used-bytes": _quota_used,
+    "quota-available-bytes": _quota_available,
+}

@@ -1,0 +1,114 @@
+"""PUT: the body is cut into chunks while it is read, and committed to the journal only when complete.
+
+The chunker (services.core.tree chunk_stream, FastCDC) runs on a worker thread
+and pulls the body from the event loop piece by piece, so memory stays at a few
+chunks whatever the file's size. Chunks are staged in the store and published
+with one flush; the journal commit comes last, so an upload that breaks off, or
+goes over the quota, leaves no trace a user can see (staged chunks are
+discarded; a published one nobody references goes at the next garbage collection).
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+import sqlite_utils
+from aiohttp import web
+
+from services.core.errors import BadRequest, Conflict
+from services.core.tree import BlobStore, QuotaExceeded, chunk_stream, commit_file, usage
+
+from .context import (DEVICE, STORE, Call, call_of, check_http_conditions, check_if, check_locks,
+                      resource_at, writable)
+from .errors import MethodNotAllowed
+from .namespace import Location, locate
+from .properties import drop_properties
+from .resources import Resource, lookup
+
+
+class _BodyFromLoop(io.RawIOBase):
+    """The request body as a blocking stream for the worker thread: each read is run on the event loop."""
+
+    def __init__(self, content, loop: asyncio.AbstractEventLoop):
+        self.content, self.loop = content, loop
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = asyncio.run_coroutine_threadsafe(self.content.read(len(buffer)), self.loop).result()
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _receive(body: io.RawIOBase, store: BlobStore, allowed: int | None, owner: str) -> tuple[list, int]:
+    """Chunk, verify and stage the whole body: ([(chunk id, length)], size). Staged chunks are discarded
+    when anything fails, published (durable, then visible) when the body is complete."""
+    staged, chunks, size = [], [], 0
+    try:
+        for chunk in chunk_stream(io.BufferedReader(body, 1024 * 1024)):
+            size += chunk.length
+            if allowed is not None and size > allowed:
+                raise QuotaExceeded(f"{owner} would go over their quota with this upload")
+            staged.append(store.stage(chunk.id, chunk.data))
+            chunks.append((chunk.id, chunk.length))
+        store.publish(staged)
+    except BaseException:
+        store.discard(staged)
+        raise
+    return chunks, size
+
+
+def _check_target(db: sqlite_utils.Database, call: Call, location: Location) -> Resource | None:
+    folder = writable(db, call, location)
+    if location.path == "":
+        raise MethodNotAllowed("a folder is a collection: PUT files inside it")
+    current = resource_at(db, location)
+    if current is not None and current.is_collection:
+        raise MethodNotAllowed(f"{location.path} is a collection")
+    parent = location.parent_path
+    if parent:
+        above = lookup(db, folder, parent)
+        if above is None or not above.is_collection:
+            raise Conflict(f"no collection {parent} to put {location.path} in")
+    check_if(db, call, location, current)
+    check_http_conditions(call.request, current, safe=False)
+    check_locks(db, call, location)
+    return current
+
+
+async def put(request: web.Request) -> web.StreamResponse:
+    call = await call_of(request)
+    if request.headers.get("Content-Range"):
+        raise BadRequest("Content-Range on PUT is not supported: send the whole file")
+    store, quota = request.config_dict[STORE], call.quota()
+
+    def before(db: sqlite_utils.Database):
+        location = locate(db, call.user, call.segments)
+        current = _check_target(db, call, location)
+        allowed = None
+        if quota is not None:
+            allowed = quota - usage(db, location.folder.owner) + (current.size if current else 0)
+            if request.content_length is not None and request.content_length > allowed:
+                raise QuotaExceeded(f"{location.folder.owner} would go over their quota with this upload")
+        return location, current, allowed
+
+    location, current, allowed = await call.database.read(before)
+    body = _BodyFromLoop(request.content, asyncio.get_running_loop())
+    chunks, size = await asyncio.to_thread(_receive, body, store, allowed, location.folder.owner)
+    if request.content_length is not None and size != request.content_length:
+        raise BadRequest(f"body has {size} bytes, Content-Length said {request.content_length}")
+
+    def commit(db: sqlite_utils.Database):
+        folder = location.folder.id
+        _check_target(db, call, location)  # again, inside the transaction
+        # Based on what was there when the upload began: a change made meanwhile is a 409, not overwritten.
+        base = current.revision_id if current else None
+        if current is None:
+            drop_properties(db, folder, location.path)  # a new resource starts without properties
+        return commit_file(db, folder, location.path, base, chunks, size, time.time_ns(), False, DEVICE,
+                           store=store, quota=quota)
+
+    revision = await call.database.write(commit)
+    return web.Response(status=204 if current else 201, headers={"ETag": f'"{revision.id}"'})

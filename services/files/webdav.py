@@ -1,0 +1,39 @@
+"""The WebDAV protocol under /files/: one route per path, the method picks the handler."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from .collections import delete_resource, mkcol
+from .context import call_of
+from .copymove import copy, move
+from .download import get
+from .errors import MethodNotAllowed
+from .locking import lock, unlock
+from .propfind import propfind, proppatch
+from .upload import put
+
+HANDLERS = {
+    "GET": get, "HEAD": get, "PUT": put, "DELETE": delete_resource, "MKCOL": mkcol, "PROPFIND": propfind,
+    "PROPPATCH": proppatch, "COPY": copy, "MOVE": move, "LOCK": lock, "UNLOCK": unlock,
+}
+ALLOW = ", ".join(["OPTIONS", *HANDLERS])
+
+
+async def options(request: web.Request) -> web.StreamResponse:
+    await call_of(request)
+    return web.Response(headers={"DAV": "1, 2", "Allow": ALLOW, "MS-Author-Via": "DAV"})
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    if request.method == "OPTIONS":
+        return await options(request)
+    handler = HANDLERS.get(request.method)
+    if handler is None:
+        raise MethodNotAllowed(f"{request.method} is not a method this server knows", headers={"Allow": ALLOW})
+    return await handler(request)
+
+
+def add_routes(app: web.Application) -> None:
+    """The catch-all for /files/: register it after every more specific route."""
+    app.router.add_route("*", "/files/{tail:.*}", dispatch)
+    app.router.add_route("*", "/files", dispatch)

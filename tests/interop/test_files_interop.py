@@ -1,0 +1,98 @@
+"""Real WebDAV clients against the files daemon: litmus's suites, rclone, and a running sync client."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from tests.daemons import PASSWORDS, serving
+from tests.sync_harness import Client
+from tests.test_files_webdav import FilesDaemon
+from tests.test_sync_server import SyncDaemon
+
+
+def _need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (Debian package {tool}; .ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    with serving(FilesDaemon(tmp_path_factory.mktemp("files-interop"), quota_mb=0), "alice") as daemon:
+        assert daemon.exchange("MKCOL", "/files/alice/Docs/", user="alice")[0] == 201
+        yield daemon
+
+
+@pytest.mark.parametrize("suite", ["basic", "copymove", "props", "locks", "http"])
+def test_litmus(files, suite, tmp_path):
+    _need("litmus")
+    result = subprocess.run(["litmus", f"http://127.0.0.1:{files.port}/files/alice/Docs/", "alice",
+                             PASSWORDS["alice"]], env={**os.environ, "TESTS": suite}, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    print(result.stdout)
+    assert result.returncode == 0 and " 0 failed" in result.stdout, result.stdout + result.stderr
+    assert "WARNING" not in result.stdout
+
+
+def _rclone(files, *args: str) -> subprocess.CompletedProcess:
+    obscured = subprocess.run(["rclone", "obscure", PASSWORDS["alice"]], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    remote = (f":webdav,url='http://127.0.0.1:{files.port}/files/alice/',vendor=other,user=alice,"
+              f"pass='{obscured}':")
+    argv = ["rclone", "--config", "/dev/null", *[a.replace("REMOTE:", remote) for a in args]]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300)
+
+
+def test_rclone_copies_a_tree_up_and_back_byte_identical(files, tmp_path):
+    _need("rclone")
+    up = tmp_path / "up"
+    (up / "a" / "b" / "c").mkdir(parents=True)
+    (up / "empty.txt").write_bytes(b"")
+    (up / "a" / "big.bin").write_bytes(os.urandom(20 * 1024 * 1024))
+    (up / "a" / "b" / "c" / "deep.txt").write_text("deep\n")
+    (up / "Ünïcødé ✓名前.txt").write_text("unicode\n")
+    result = _rclone(files, "copy", str(up), "REMOTE:Docs/tree")
+    assert result.returncode == 0, result.stderr
+    listing = _rclone(files, "lsf", "-R", "REMOTE:Docs/tree")
+    assert listing.returncode == 0, listing.stderr
+    assert set(listing.stdout.split("\n")) >= {"a/", "a/big.bin", "a/b/c/deep.txt", "empty.txt",
+                                               "Ünïcødé ✓名前.txt"}
+    down = tmp_path / "down"
+    result = _rclone(files, "copy", "REMOTE:Docs/tree", str(down))
+    assert result.returncode == 0, result.stderr
+    for path in up.rglob("*"):
+        if path.is_file():
+            assert (down / path.relative_to(up)).read_bytes() == path.read_bytes(), path
+
+
+def test_webdav_and_a_running_sync_client_see_each_other(tmp_path):
+    """One data dir, two daemons (sync and files), a long-running `hearth sync` client."""
+    (tmp_path / "home").mkdir()
+    sync = SyncDaemon(tmp_path / "home")
+    sync_config = sync.config.read_text()
+    with serving(sync, "alice"):
+        webdav = FilesDaemon(tmp_path / "home", quota_mb=0)  # same home: same database and blobs
+        webdav.config.write_text(sync_config + f'[files]\nlisten = "127.0.0.1:{webdav.port}"\n')
+        webdav.start()
+        try:
+            client = Client(sync, tmp_path / "replica", folder="Docs").start()
+            try:
+                started = time.monotonic()
+                assert webdav.exchange("PUT", "/files/alice/Docs/from-webdav.txt", b"over webdav",
+                                       user="alice")[0] == 201
+                client.wait_for(lambda: (client.root / "from-webdav.txt").exists(), timeout=2.0,
+                                what="the WebDAV file in the sync client's folder")
+                print(f"\nWebDAV -> sync client: {time.monotonic() - started:.2f} s")
+                (client.root / "from-sync.txt").write_bytes(b"from the sync client")
+                client.wait_for(lambda: webdav.exchange("GET", "/files/alice/Docs/from-sync.txt",
+                                                        user="alice")[0] == 200,
+                                timeout=10, what="the sync client's file over WebDAV")
+                assert webdav.exchange("GET", "/files/alice/Docs/from-sync.txt", user="alice")[2] == \
+                    b"from the sync client"
+            finally:
+                client.stop()
+        finally:
+            webdav.stop()

@@ -1,0 +1,171 @@
+"""The WebDAV file daemon over raw HTTP: a real `python -m services.files` on loopback, real SQLite."""
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+
+import pytest
+
+from tests.daemons import PASSWORDS, LoopbackDaemon, serving
+
+PROPFIND_ALL = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
+QUOTA_PROPS = (b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/>'
+               b'<D:quota-available-bytes/></D:prop></D:propfind>')
+LOCKINFO = (b'<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
+            b'<D:locktype><D:write/></D:locktype><D:owner>tests</D:owner></D:lockinfo>')
+
+
+class FilesDaemon(LoopbackDaemon):
+    module, section = "services.files", "files"
+
+    def __init__(self, home, extra: str = "", quota_mb: int = 1):
+        super().__init__(home, extra)
+        with open(self.config, "a") as config:
+            config.write(f"[sync]\nquota_mb = {quota_mb}\n")  # the one per-user quota, shared with sync
+
+    def healthy(self) -> bool:
+        return self.exchange("GET", "/healthz")[0] == 200
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.home / "var" / "db" / "hearth.sqlite3")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    with serving(FilesDaemon(tmp_path_factory.mktemp("files")), "alice", "bob") as daemon:
+        assert daemon.exchange("MKCOL", "/files/alice/Docs/", user="alice")[0] == 201
+        assert daemon.exchange("MKCOL", "/files/bob/Shared/", user="bob")[0] == 201
+        assert daemon.exchange("MKCOL", "/files/bob/Open/", user="bob")[0] == 201
+        with daemon.db() as db:  # bob shares one folder read-only, one read-write (as `hearth` would)
+            ids = dict(db.execute("SELECT name, id FROM folders WHERE owner = 'bob'").fetchall())
+            db.execute("INSERT INTO folder_shares VALUES (?, 'alice', 'ro')", [ids["Shared"]])
+            db.execute("INSERT INTO folder_shares VALUES (?, 'alice', 'rw')", [ids["Open"]])
+        yield daemon
+    assert "unhandled error" not in daemon.log()
+
+
+def test_options_says_class_1_and_2(files):
+    status, headers, _ = files.exchange("OPTIONS", "/files/alice/Docs/", user="alice")
+    assert status == 200 and headers["dav"] == "1, 2" and "LOCK" in headers["allow"]
+
+
+def test_put_get_range_and_conditions(files):
+    data = os.urandom(3 * 1024 * 1024 // 10)
+    status, headers, _ = files.exchange("PUT", "/files/alice/Docs/a.bin", data, user="alice")
+    assert status == 201
+    etag = headers["etag"]
+    status, headers, body = files.exchange("GET", "/files/alice/Docs/a.bin", user="alice")
+    assert (status, body, headers["etag"]) == (200, data, etag)
+    status, headers, body = files.exchange("GET", "/files/alice/Docs/a.bin", user="alice",
+                                           headers={"Range": "bytes=10-19"})
+    assert (status, body, headers["content-range"]) == (206, data[10:20], f"bytes 10-19/{len(data)}")
+    assert files.exchange("GET", "/files/alice/Docs/a.bin", user="alice",
+                          headers={"Range": "bytes=-5"})[2] == data[-5:]
+    assert files.exchange("GET", "/files/alice/Docs/a.bin", user="alice",
+                          headers={"Range": f"bytes={len(data)}-"})[0] == 416
+    assert files.exchange("GET", "/files/alice/Docs/a.bin", user="alice", headers={"If-None-Match": etag})[0] == 304
+    assert files.exchange("PUT", "/files/alice/Docs/a.bin", b"x", user="alice", headers={"If-Match": '"999999"'})[0] == 412
+    assert files.exchange("PUT", "/files/alice/Docs/a.bin", b"x", user="alice", headers={"If-None-Match": "*"})[0] == 412
+    status, headers, _ = files.exchange("PUT", "/files/alice/Docs/a.bin", b"new", user="alice",
+                                        headers={"If-Match": etag})
+    assert status == 204 and headers["etag"] != etag
+    assert files.exchange("GET", "/files/alice/Docs/a.bin", user="alice")[2] == b"new"
+
+
+def test_propfind_depths_and_properties(files):
+    files.exchange("PUT", "/files/alice/Docs/notes.txt", b"hello", user="alice")
+    status, _, body = files.exchange("PROPFIND", "/files/alice/Docs/", PROPFIND_ALL, user="alice",
+                                     headers={"Depth": "1"})
+    assert status == 207
+    assert b"<D:href>/files/alice/Docs/notes.txt</D:href>" in body
+    assert b"<D:getcontentlength>5</D:getcontentlength>" in body and b"text/plain" in body
+    status, _, body = files.exchange("PROPFIND", "/files/alice/Docs/", PROPFIND_ALL, user="alice",
+                                     headers={"Depth": "infinity"})
+    assert status == 403 and b"propfind-finite-depth" in body
+    status, _, body = files.exchange("PROPFIND", "/files/alice/", QUOTA_PROPS, user="alice", headers={"Depth": "0"})
+    assert status == 207 and b"quota-used-bytes>" in body and b"quota-available-bytes>" in body
+
+
+def test_shared_folders_appear_with_their_owner_and_ro_refuses_writes(files):
+    _, _, body = files.exchange("PROPFIND", "/files/alice/", PROPFIND_ALL, user="alice", headers={"Depth": "1"})
+    assert b"/files/alice/Shared%20%28bob%29/" in body and b"/files/alice/Open%20%28bob%29/" in body
+    assert files.exchange("PUT", "/files/alice/Shared%20(bob)/x.txt", b"no", user="alice")[0] == 403
+    assert files.exchange("MKCOL", "/files/alice/Shared%20(bob)/d/", user="alice")[0] == 403
+    assert files.exchange("PUT", "/files/alice/Open%20(bob)/x.txt", b"yes", user="alice")[0] == 201
+    assert files.exchange("GET", "/files/bob/Open/x.txt", user="bob")[2] == b"yes"
+    assert files.exchange("GET", "/files/bob/Open/x.txt", user="alice")[0] == 403  # not through bob's tree
+
+
+def test_locked_resource_needs_its_token(files):
+    files.exchange("PUT", "/files/alice/Docs/locked.txt", b"v1", user="alice")
+    status, headers, _ = files.exchange("LOCK", "/files/alice/Docs/locked.txt", LOCKINFO, user="alice",
+                                        headers={"Timeout": "Second-60"})
+    assert status == 200
+    token = headers["lock-token"]
+    status, _, body = files.exchange("PUT", "/files/alice/Docs/locked.txt", b"v2", user="alice")
+    assert status == 423 and b"lock-token-submitted" in body
+    assert files.exchange("DELETE", "/files/alice/Docs/locked.txt", user="alice")[0] == 423
+    assert files.exchange("PUT", "/files/alice/Docs/locked.txt", b"v2", user="alice",
+                          headers={"If": f"({token})"})[0] == 204
+    assert files.exchange("UNLOCK", "/files/alice/Docs/locked.txt", user="alice", headers={"Lock-Token": token})[0] == 204
+    assert files.exchange("PUT", "/files/alice/Docs/locked.txt", b"v3", user="alice")[0] == 204
+
+
+def test_quota_exceeded_stores_nothing(files):
+    big = os.urandom(2 * 1024 * 1024)
+    status, _, _ = files.exchange("PUT", "/files/alice/Docs/big.bin", big, user="alice")
+    assert status == 507
+    assert files.exchange("GET", "/files/alice/Docs/big.bin", user="alice")[0] == 404
+    with files.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM entries WHERE path = 'big.bin'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("path", ["/files/alice/Docs/../../bob/Open/x.txt", "/files/alice/Docs/%2e%2e/x",
+                                  "/files/alice/Docs/a%2Fb", "/files/alice/Docs/a%5Cb", "/files/alice/Docs/a%00"])
+def test_path_tricks_are_refused(files, path):
+    status, _, _ = files.exchange("PUT", path, b"x", user="alice")
+    assert status in (400, 404), status
+    with files.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM entries WHERE path LIKE '%x' AND path != 'x.txt'").fetchone()[0] == 0
+
+
+def test_interrupted_upload_leaves_nothing(files):
+    with socket.create_connection(("127.0.0.1", files.port)) as raw:
+        token = __import__("base64").b64encode(f"alice:{PASSWORDS['alice']}".encode()).decode()
+        raw.sendall(b"PUT /files/alice/Docs/cut.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n"
+                    b"Authorization: Basic " + token.encode() + b"\r\n\r\n" + b"y" * 100000)
+        time.sleep(0.3)
+    time.sleep(0.5)
+    assert files.exchange("GET", "/files/alice/Docs/cut.bin", user="alice")[0] == 404
+
+
+def test_mkcol_delete_copy_move(files):
+    assert files.exchange("MKCOL", "/files/alice/Docs/dir/", user="alice")[0] == 201
+    assert files.exchange("MKCOL", "/files/alice/Docs/dir/", user="alice")[0] == 405
+    assert files.exchange("MKCOL", "/files/alice/Docs/no/such/", user="alice")[0] == 409
+    assert files.exchange("PUT", "/files/alice/Docs/no/such.txt", b"x", user="alice")[0] == 409
+    files.exchange("PUT", "/files/alice/Docs/dir/f.txt", b"content", user="alice")
+    dest = {"Destination": "http://elsewhere/files/alice/Docs/copy/"}
+    assert files.exchange("COPY", "/files/alice/Docs/dir/", user="alice", headers=dest)[0] == 201
+    assert files.exchange("GET", "/files/alice/Docs/copy/f.txt", user="alice")[2] == b"content"
+    assert files.exchange("COPY", "/files/alice/Docs/dir/", user="alice",
+                          headers={**dest, "Overwrite": "F"})[0] == 412
+    moved = {"Destination": "/files/alice/Docs/moved/"}
+    assert files.exchange("MOVE", "/files/alice/Docs/dir/", user="alice", headers=moved)[0] == 201
+    assert files.exchange("GET", "/files/alice/Docs/dir/f.txt", user="alice")[0] == 404
+    assert files.exchange("GET", "/files/alice/Docs/moved/f.txt", user="alice")[2] == b"content"
+    assert files.exchange("DELETE", "/files/alice/Docs/moved/", user="alice")[0] == 204
+    with files.db() as db:  # through the journal: the file is in the trash, not gone
+        assert db.execute("SELECT deleted FROM entries WHERE path = 'moved/f.txt'").fetchone()[0] == 1
+
+
+def test_dead_properties_are_kept(files):
+    files.exchange("PUT", "/files/alice/Docs/p.txt", b"p", user="alice")
+    body = (b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop>'
+            b'<Z:colour>blue</Z:colour></D:prop></D:set></D:propertyupdate>')
+    assert files.exchange("PROPPATCH", "/files/alice/Docs/p.txt", body, user="alice")[0] == 207
+    ask = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:Z="urn:z"><D:prop><Z:colour/></D:prop></D:propfind>'
+    _, _, found = files.exchange("PROPFIND", "/files/alice/Docs/p.txt", ask, user="alice", headers={"Depth": "0"})
+    assert b">blue</" in found
