@@ -324,9 +324,18 @@ def test_user_del_leaves_no_row_and_no_blob_of_theirs(world):
     bob_chunks = set(chunks_of_user(db, "bob"))
     shared = alice_chunks & bob_chunks
     assert shared == chunk_ids(world.common) and len(alice_chunks) > 5
+    # A lock alice holds in bob's shared folder, and an invitation by email she has not sent yet.
+    bobs_folder = db.execute("SELECT id FROM folders WHERE owner = 'bob'").fetchone()[0]
+    with db.conn:
+        db.execute("INSERT INTO files_locks (token, folder_id, path, principal, scope, depth, owner, timeout, "
+                   "expires_at) VALUES ('urn:uuid:1', ?, 'copy.txt', 'alice', 'exclusive', '0', '', 60, 9e9)",
+                   [bobs_folder])
+        db.execute("INSERT INTO dav_outgoing_mail (sender, recipient, method, message, created_at, next_attempt_at) "
+                   "VALUES ('mailto:alice@localhost', 'mailto:ann@example.org', 'REQUEST', x'00', '', 0)")
     before = rows_mentioning(db, "alice", alice_id, world.alice_folder_ids, world.alice_collection_ids)
     assert {table for table, *_ in before} >= {"users", "app_passwords", "folders", "entries", "folder_shares",
                                                "dav_collections", "dav_items", "dav_shares", "dav_revisions",
+                                               "files_locks", "dav_outgoing_mail",
                                                *(["share_links"] if world.links else [])}
 
     result = hearth(world.home, "user", "del", "alice", "--yes")

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
+import os
 import re
 import shutil
 import textwrap
+import zipfile
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,6 +26,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 REPO = Path(__file__).resolve().parent.parent
+QUOTA_MB = 50
 FILES_DAEMON = (REPO / "services" / "files" / "app.py", REPO / "rc.d" / "hearth_files")
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
@@ -39,6 +44,8 @@ class Hearth(Installation):
             listen = "127.0.0.1:{self.port}"
             [supervisor]
             ready_timeout = 30
+            [sync]
+            quota_mb = {QUOTA_MB}
             """))
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -220,3 +227,126 @@ def test_files_upload_list_delete_and_restore_from_trash(page, hearth, screensho
     playwright_api.expect(listing).to_contain_text("notes.txt")
     page.screenshot(path=screenshots / "files-restored.png", full_page=True)
     assert hearth.request("GET", "/files/admin/docs/notes.txt") == (200, b"kept safe\n")
+
+
+def needs_files_daemon() -> None:
+    missing = [str(path.relative_to(REPO)) for path in FILES_DAEMON if not path.exists()]
+    if missing:
+        pytest.skip(f"the WebDAV files daemon is not in this tree yet ({', '.join(missing)} missing)")
+
+
+def upload_in_ui(page, hearth, folder: str, upload: Path) -> None:
+    """Make `folder` (sync API) and upload `upload` into it with the Files page's file picker."""
+    status, body = hearth.request("POST", "/sync/v1/folders", body=json.dumps({"name": folder}).encode(),
+                                  headers={"Content-Type": "application/json"})
+    assert status in (200, 201), body
+    page.goto(f"/browse?path=%2F{folder}%2F")
+    page.get_by_label("Upload files").set_input_files(str(upload))
+    playwright_api.expect(page.locator("#listing tbody")).to_contain_text(upload.name)
+    playwright_api.expect(page.locator("#uploads")).to_contain_text("uploaded")
+
+
+def test_a_share_link_made_in_the_ui_serves_a_stranger_until_it_is_revoked(page, browser, hearth, screenshots,
+                                                                           tmp_path):
+    needs_files_daemon()
+    photo = tmp_path / "beach.jpg"
+    photo.write_bytes(os.urandom(300_000))
+    upload_in_ui(page, hearth, "holiday", photo)
+
+    page.get_by_role("button", name="Share link for beach.jpg").click()
+    dialog = page.get_by_role("dialog", name="Share link for beach.jpg")
+    playwright_api.expect(dialog).to_be_visible()
+    playwright_api.expect(dialog.get_by_role("group", name="Anyone with the link can")).to_be_hidden()  # a file
+    playwright_api.expect(dialog.get_by_label("Password (optional)")).to_be_focused()  # keyboard users start here
+    dialog.get_by_label("Password (optional)").fill("sand castle")
+    dialog.get_by_label("Valid until (optional)").fill((date.today() + timedelta(days=7)).isoformat())
+    dialog.get_by_label("Label (optional)").fill("Beach, for Ann")
+    page.screenshot(path=screenshots / "share-link-dialog.png", full_page=True)
+    dialog.get_by_label("Label (optional)").press("Enter")  # the keyboard alone creates it
+    url_field = dialog.get_by_label("Link", exact=True)
+    playwright_api.expect(url_field).to_have_value(re.compile(rf"^{re.escape(hearth.url)}/s/[\w-]{{20,}}$"))
+    url = url_field.input_value()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=hearth.url)
+    dialog.get_by_role("button", name="Copy link").click()
+    playwright_api.expect(page.locator("#status")).to_have_text("Link copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == url
+    page.screenshot(path=screenshots / "share-link-created.png", full_page=True)
+    dialog.get_by_role("button", name="Done").click()
+    playwright_api.expect(dialog).to_be_hidden()
+
+    stranger = browser.new_context(base_url=hearth.url)  # logged out: no session, no Basic
+    tab = stranger.new_page()
+    tab.goto(url)
+    tab.get_by_label("Password").fill("sand castle")
+    tab.get_by_role("button", name="Open").click()
+    playwright_api.expect(tab.get_by_text("Beach, for Ann")).to_be_visible()
+    tab.screenshot(path=screenshots / "share-link-public.png", full_page=True)
+    with tab.expect_download() as downloading:
+        tab.get_by_role("link", name="Download").click()
+    assert Path(downloading.value.path()).read_bytes() == photo.read_bytes()
+
+    page.get_by_role("link", name="Share links").click()
+    page.wait_for_url(lambda address: urlsplit(address).path == "/links")
+    row = page.locator("#links tbody tr", has_text="holiday/beach.jpg")
+    cells = row.locator("td")
+    playwright_api.expect(cells.nth(0)).to_have_text("view and download")
+    playwright_api.expect(cells.nth(1)).to_have_text("yes")           # password
+    playwright_api.expect(cells.nth(2)).not_to_have_text("never")     # expiry
+    playwright_api.expect(cells.nth(3)).to_have_text("1")             # the stranger's download
+    playwright_api.expect(cells.nth(4)).to_have_text("Beach, for Ann")
+    playwright_api.expect(cells.nth(5)).to_have_text(url)
+    page.screenshot(path=screenshots / "links.png", full_page=True)
+    page.once("dialog", lambda confirm: confirm.accept())
+    page.get_by_role("button", name="Revoke the link to holiday/beach.jpg").click()
+    playwright_api.expect(page.locator("#links tbody")).not_to_contain_text("beach.jpg")
+
+    assert tab.goto(url).status == 410  # even with the unlock cookie the stranger still holds
+    stranger.close()
+
+
+def test_download_my_data_gives_one_zip_with_my_files_and_calendars(page, hearth, screenshots, tmp_path):
+    needs_files_daemon()
+    letter = tmp_path / "letter.txt"
+    letter.write_text("Dear Ann,\nthe export keeps this.\n")
+    upload_in_ui(page, hearth, "papers", letter)
+    assert hearth.request("MKCALENDAR", "/dav/calendars/admin/trips/")[0] == 201
+    event = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:lisbon@test\r\n"
+             b"DTSTAMP:20260101T000000Z\r\nDTSTART:20260601T080000Z\r\nSUMMARY:Lisbon\r\nEND:VEVENT\r\n"
+             b"END:VCALENDAR\r\n")
+    status, body = hearth.request("PUT", "/dav/calendars/admin/trips/lisbon.ics", body=event,
+                                  headers={"Content-Type": "text/calendar"})
+    assert status == 201, body
+
+    page.get_by_role("link", name="Account").click()
+    page.wait_for_url(lambda address: urlsplit(address).path == "/account")
+    playwright_api.expect(page.locator("#usage")).to_have_text(re.compile(r"^You use .+ of 52\.4 MB \("))
+    page.screenshot(path=screenshots / "account.png", full_page=True)
+    with page.expect_download() as downloading:
+        page.get_by_role("link", name="Download my data").click()
+    download = downloading.value
+    assert re.fullmatch(r"hearth-export-admin-\d{4}-\d{2}-\d{2}\.zip", download.suggested_filename)
+    with zipfile.ZipFile(download.path()) as archive:
+        assert archive.testzip() is None
+        assert archive.read("files/papers/letter.txt") == letter.read_bytes()
+        calendars = [name for name in archive.namelist() if re.fullmatch(r"calendars/[^/]+\.ics", name)]
+        assert "calendars/trips.ics" in calendars
+        assert b"UID:lisbon@test" in archive.read("calendars/trips.ics")
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["user"] == "admin" and manifest["counts"]["files"] >= 1
+
+
+def test_admin_page_shows_each_users_storage_against_the_quota(page, hearth, screenshots):
+    assert hearth.request("POST", "/api/v1/users", body=b'{"name": "dee", "password": "dee password"}',
+                          headers={"Content-Type": "application/json"})[0] == 201
+    status, body = hearth.request("GET", "/api/v1/admin/usage")
+    assert status == 200, body
+    used = {row["user"]: row["used_bytes"] for row in json.loads(body)}
+    assert used["dee"] == 0
+    page.goto("/admin")
+    users = page.locator("#users tbody")
+    playwright_api.expect(users.locator("tr", has_text="dee").locator("td").nth(3)).to_have_text("0 B of 52.4 MB (0%)")
+    playwright_api.expect(users.locator("tr", has=page.locator("th", has_text=re.compile("^admin$"))).locator("td").nth(3)
+                          ).to_have_text(re.compile(r"^\S+ \S+ of 52\.4 MB \([\d.]+%\)$"))
+    playwright_api.expect(page.locator("#quota")).to_contain_text("read-only")
+    page.screenshot(path=screenshots / "admin-storage.png", full_page=True)
+    assert hearth.request("GET", "/api/v1/admin/usage", user="dee", password="dee password")[0] == 403

@@ -7,13 +7,13 @@ from services.core.auth import setup_auth
 from services.core.config import Config
 from services.core.http import create_base_app
 
-from . import admin_services, app_passwords, devices, me, openapi, session, users
+from . import admin_services, app_passwords, data_export, devices, me, openapi, session, usage, users
 from .web import add_web_routes
 from services.core.routing import guarded
 
 # Every route the daemon serves; the OpenAPI document describes exactly this list.
 ROUTES = (*me.ROUTES, *app_passwords.ROUTES, *devices.ROUTES, *session.ROUTES, *users.ROUTES,
-          *admin_services.ROUTES, *openapi.ROUTES)
+          *admin_services.ROUTES, *usage.ROUTES, *data_export.ROUTES, *openapi.ROUTES)
 
 
 def create_app(config: Config) -> web.Application:

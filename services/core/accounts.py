@@ -43,7 +43,8 @@ _hasher = PasswordHasher()
 # Imported lazily so every caller (CLI, API) runs the same list.
 USER_DATA_DELETERS: tuple[str, ...] = ("services.dav.store.sharing:delete_user_collections",
                                         "services.dav.store.revisions:delete_revisions_of",
-                                        "services.core.tree.erase:delete_user_folders")
+                                        "services.core.tree.erase:delete_user_folders",
+                                        "services.files.locks:delete_locks_of")
 
 
 def now_iso(now: datetime | None = None) -> str:

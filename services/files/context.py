@@ -14,7 +14,7 @@ from services.core.auth import require_user
 from services.core.config import Config
 from services.core.errors import Forbidden, NotFound
 from services.core.http import CONFIG, DATABASE
-from services.core.tree import BlobStore, folder_access
+from services.core.tree import BlobStore, folder_access, quota_bytes
 
 from . import locks
 from .errors import PreconditionFailed
@@ -49,8 +49,7 @@ class Call:
 
     def quota(self) -> int | None:
         """The owner's quota in bytes: the same [sync] quota_mb that sync enforces (None: no quota)."""
-        mb = self.config.values["sync"]["quota_mb"]
-        return mb * 1024 * 1024 if mb and mb > 0 else None
+        return quota_bytes(self.config)
 
 
 async def call_of(request: web.Request) -> Call:

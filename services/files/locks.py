@@ -121,3 +121,9 @@ def drop_below(db: sqlite_utils.Database, folder: int, path: str) -> None:
         return
     db.execute("DELETE FROM files_locks WHERE folder_id = ? AND (path = ? OR substr(path, 1, ?) = ?)",
                [folder, path, len(path) + 1, path + "/"])
+
+
+def delete_locks_of(db: sqlite_utils.Database, user: dict) -> None:
+    """A deleted account's locks in others' folders end with it (accounts.USER_DATA_DELETERS); those in
+    its own folders go with the folders."""
+    db.execute("DELETE FROM files_locks WHERE principal = ?", [user["name"]])

@@ -11,15 +11,21 @@ import sqlite_utils
 from aiohttp import web
 
 from services.core.errors import BadRequest, Forbidden
+from services.core.multistatus import DAV, MultistatusWriter
 from services.core.tree import list_folders
 
+from . import locks
 from .context import call_of, check_if, check_locks, existing, writable
 from .errors import Precondition
 from .liveprops import ALLPROP, LIVE, PropertyContext, live_property
 from .namespace import Location, locate, shown_name
-from .properties import dead_properties, remove_property, set_property
+from .properties import remove_property, set_property
 from .resources import Resource, children, folder_root
 from .xmlio import dav, element, multistatus, read_xml, response_element
+
+WRITER = MultistatusWriter({DAV: "D"})
+_ALLPROP_NAMES = [dav(name) for name in ALLPROP]
+_DAV_LOCAL = len(dav(""))  # where the local name starts in a DAV: Clark name
 
 
 def _depth(request: web.Request) -> int:
@@ -59,25 +65,92 @@ def members_of(db: sqlite_utils.Database, location: Location, resource: Resource
     return [(location.child(member.name), member) for member in children(db, location.folder.id, location.path)]
 
 
-def _describe(ctx: PropertyContext, location: Location, resource: Resource, kind: str,
-              names: list[str]) -> ET.Element:
-    dead = dead_properties(ctx.db, location.folder.id, location.path) if location.folder else {}
-    by_status: dict[int, list[ET.Element]] = {200: [], 404: []}
+def _dead_properties(db: sqlite_utils.Database, found: list[tuple[Location, Resource]]) -> dict[tuple, dict[str, str]]:
+    """(folder id, path) -> {Clark name: the stored element's text} for every listed resource, read with
+    one query per folder rather than one per resource. The stored text is a self-contained element
+    (it declares its own namespaces), so it goes into the answer as it is."""
+    wanted = {(loc.folder.id, loc.path) for loc, _ in found if loc.folder is not None}
+    by_folder: dict[int, list[str]] = {}
+    for folder, path in wanted:
+        by_folder.setdefault(folder, []).append(path)
+    properties: dict[tuple, dict[str, str]] = {key: {} for key in wanted}
+    for folder, paths in by_folder.items():
+        top = min(paths, key=len)  # one path, or a directory and its members
+        if len(paths) == 1:
+            where, args = "path = ?", [top]
+        elif top == "":
+            where, args = "1", []
+        else:  # the directory's subtree as one range; deeper paths are dropped below
+            where, args = "(path = ? OR (path >= ? AND path < ?))", [top, f"{top}/", f"{top}0"]
+        rows = db.execute(f"SELECT path, name, value FROM files_properties WHERE folder_id = ? AND {where}",
+                          [folder, *args])
+        for path, name, value in rows:
+            if (folder, path) in properties:
+                properties[(folder, path)][name] = value
+    return properties
+
+
+class _LiveTexts:
+    """The live properties of one PROPFIND's resources, as text. liveprops computes every value; a value
+    that many resources share is computed once per answer, which at 10,000 members is most of the work:
+    supportedlock is the same everywhere, resourcetype is one of two, and lockdiscovery depends only on
+    which of the folder's locks cover the resource (usually none)."""
+
+    def __init__(self, ctx: PropertyContext):
+        self.ctx = ctx
+        self._shared: dict[tuple, str | None] = {}
+        self._folder_locks: dict[int, list[locks.Lock]] = {}
+
+    def text(self, location: Location, resource: Resource, name: str) -> str | None:
+        """The property's element as text (name: the local DAV: name), None when the resource has none."""
+        key = self._shared_by(location, resource, name)
+        if key is None:
+            return self._compute(location, resource, name)
+        if key not in self._shared:
+            self._shared[key] = self._compute(location, resource, name)
+        return self._shared[key]
+
+    def _shared_by(self, location: Location, resource: Resource, name: str) -> tuple | None:
+        if name == "supportedlock":
+            return (name,)
+        if name == "resourcetype":
+            return name, resource.is_collection
+        if name == "lockdiscovery" and location.folder is not None:
+            folder = location.folder.id
+            if folder not in self._folder_locks:
+                self._folder_locks[folder] = locks.locks_of(self.ctx.db, folder)
+            return name, folder, tuple(lock.token for lock in self._folder_locks[folder] if lock.covers(location.path))
+        return None
+
+    def _compute(self, location: Location, resource: Resource, name: str) -> str | None:
+        value = live_property(self.ctx, location, resource, name)
+        if value is None:
+            return None
+        if len(value) or value.attrib:
+            return WRITER.element_xml(value)
+        return WRITER.property_xml(value.tag, value.text)  # the common case: text only, written directly
+
+
+def _describe(live: _LiveTexts, location: Location, resource: Resource, kind: str, names: list[str],
+              dead: dict[str, str]) -> str:
+    """One DAV:response as text: allprop lists what exists, a property asked for by name may be a 404."""
+    href = location.href(resource.is_collection)
     if kind == "propname":
-        by_status[200] = [element(dav(n)) for n in ALLPROP] + [element(name) for name in dead]
-    else:
-        wanted = [dav(n) for n in ALLPROP] + list(dead) if kind == "allprop" else names
-        for name in wanted:
-            found = None
-            if name in LIVE:
-                found = live_property(ctx, location, resource, name[len("{DAV:}"):])
-            elif name in dead:
-                found = dead[name]
-            if found is not None:
-                by_status[200].append(found)
-            elif kind == "prop":  # allprop lists what exists, a named property may be missing
-                by_status[404].append(element(name))
-    return response_element(location.href(resource.is_collection), by_status)
+        return WRITER.response_xml(href, {200: [WRITER.property_xml(dav(n)) for n in ALLPROP]
+                                               + [WRITER.property_xml(name) for name in dead]})
+    found, missing = [], []
+    for name in _ALLPROP_NAMES + list(dead) if kind == "allprop" else names:
+        if name in LIVE:
+            text = live.text(location, resource, name[_DAV_LOCAL:])
+            if text is not None:
+                found.append(text)
+                continue
+        elif name in dead:
+            found.append(dead[name])
+            continue
+        if kind == "prop":
+            missing.append(WRITER.property_xml(name))
+    return WRITER.response_xml(href, {200: found, 404: missing})
 
 
 async def propfind(request: web.Request) -> web.StreamResponse:
@@ -86,14 +159,21 @@ async def propfind(request: web.Request) -> web.StreamResponse:
     kind, names = _request_kind(await read_xml(request))
     blobs = call.config.data_path("blobs")
 
-    def describe(db: sqlite_utils.Database) -> list[ET.Element]:
+    def describe(db: sqlite_utils.Database) -> bytes:
         location = locate(db, call.user, call.segments)
         resource = existing(db, location)
-        ctx = PropertyContext(db, call.quota(), blobs, call.user)
+        live = _LiveTexts(PropertyContext(db, call.quota(), blobs, call.user))
         found = [(location, resource)] + (members_of(db, location, resource) if depth else [])
-        return [_describe(ctx, loc, res, kind, names) for loc, res in found]
+        only_live = kind == "prop" and all(name in LIVE for name in names)
+        dead = {} if only_live else _dead_properties(db, found)
+        no_dead: dict[str, str] = {}
+        return WRITER.multistatus_xml(
+            _describe(live, loc, res, kind, names,
+                      dead.get((loc.folder.id, loc.path), no_dead) if loc.folder else no_dead)
+            for loc, res in found)
 
-    return multistatus(await call.database.read(describe))
+    body = await call.database.read(describe)  # written on the reader's thread: the event loop stays free
+    return web.Response(body=body, status=207, content_type="application/xml", charset="utf-8")
 
 
 def _updates(root: ET.Element | None) -> list[tuple[str, ET.Element]]:

@@ -36,8 +36,10 @@ class Page:
 
 PAGES = (
     Page("/browse", "Files", "files"),
+    Page("/links", "Share links", "links"),
     Page("/devices", "Devices", "devices"),
     Page("/calendars", "Calendars & contacts", "calendars"),
+    Page("/account", "Account", "account"),
     Page("/admin", "Admin", "admin", admin_only=True),
 )
 LOGIN = Page("/login", "Log in", "login", in_nav=False)

@@ -11,7 +11,9 @@ The layout of DIR:
 
 Everything is read in one read transaction, so the export is one consistent
 moment of the database even while daemons keep writing. DIR must be new or
-empty, and nothing in it is ever overwritten (target.py).
+empty, and nothing in it is ever overwritten (target.py). The same layout can
+go into a zip archive written to a stream instead (`archive.export_zip`, what
+the web UI's "Download my data" serves).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from ..tree import BlobStore
 from .dav import export_dav
 from .files import export_files, total_file_bytes
 from .shares import shares_of
-from .target import ExportTarget
+from .target import ExportTarget, Target
 
 MANIFEST_FORMAT = 1
 
@@ -44,10 +46,17 @@ def export_user(db: sqlite_utils.Database, store: BlobStore, user: str, root: Pa
     BadRequest if `root` is a file or not empty (nothing is written then),
     NotFound for an unknown user or a missing chunk, Conflict for a damaged chunk
     or a file that appeared in `root` meanwhile (what was written stays, with no manifest)."""
+    return export_to(db, store, user, lambda: ExportTarget.create(root), progress=progress)
+
+
+def export_to(db: sqlite_utils.Database, store: BlobStore, user: str, open_target: Callable[[], Target], *,
+              progress: Progress | None = None) -> dict:
+    """Export `user` into the target `open_target()` returns (called once the user is known to exist,
+    so nothing is created for a mistyped name); returns the manifest, written last."""
     with snapshot(db):
         if db.execute("SELECT 1 FROM users WHERE name = ?", [user]).fetchone() is None:
             raise NotFound(f"no user named {user!r}")
-        target = ExportTarget.create(root)
+        target = open_target()
         advance = progress(total_file_bytes(db, user)) if progress else (lambda n: None)
         files = export_files(db, store, user, target, advance)
         dav = export_dav(db, user, target)

@@ -19,7 +19,7 @@ from typing import Iterator
 import sqlite_utils
 from icalendar import Calendar
 
-from .target import ExportTarget, disk_name
+from .target import Target, disk_name
 
 PRODID = "-//hearth//export//EN"
 _TZID = re.compile(rb"^TZID[;:]", re.IGNORECASE)
@@ -33,7 +33,7 @@ class DavCounts:
     cards: int = 0
 
 
-def export_dav(db: sqlite_utils.Database, owner: str, target: ExportTarget) -> DavCounts:
+def export_dav(db: sqlite_utils.Database, owner: str, target: Target) -> DavCounts:
     """Write every calendar and address book `owner` owns (shared ones are theirs to export)."""
     counts = DavCounts()
     collections = list(db.query("""SELECT id, kind, name, displayname, description FROM dav_collections

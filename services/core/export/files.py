@@ -15,7 +15,7 @@ import sqlite_utils
 
 from ..errors import Conflict, NotFound
 from ..tree import BlobStore, chunk_id
-from .target import ExportTarget, disk_name
+from .target import Target, disk_name
 
 
 @dataclass
@@ -32,7 +32,7 @@ def total_file_bytes(db: sqlite_utils.Database, owner: str) -> int:
                          WHERE f.owner = ? AND e.deleted = 0 AND e.kind = 'file'""", [owner]).fetchone()[0]
 
 
-def export_files(db: sqlite_utils.Database, store: BlobStore, owner: str, target: ExportTarget,
+def export_files(db: sqlite_utils.Database, store: BlobStore, owner: str, target: Target,
                  advance: Callable[[int], None]) -> FileCounts:
     """Write every current file and directory of every folder `owner` owns; `advance(n)` per n bytes."""
     counts = FileCounts()

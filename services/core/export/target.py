@@ -16,7 +16,7 @@ import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable
+from typing import Iterable, Protocol
 
 from ..durable import sync_filesystem
 from ..errors import BadRequest, Conflict
@@ -29,6 +29,28 @@ class Written:
     path: str  # relative to the export directory, '/'-separated
     size: int
     sha256: str
+
+
+class Target(Protocol):
+    """Where an export goes, file by file: a directory (ExportTarget) or an archive stream
+    (archive.ZipTarget). `written` lists every file written so far, for the manifest."""
+
+    written: list[Written]
+
+    def directory(self, relative: str) -> object: ...
+
+    def write(self, relative: str, pieces: Iterable[bytes], *, mtime_ns: int | None = None,
+              executable: bool = False) -> Written: ...
+
+    def sync(self) -> None: ...
+
+
+def safe_parts(relative: str) -> tuple[str, ...]:
+    """The segments of an export path; BadRequest for anything that could leave the export's root."""
+    parts = PurePosixPath(relative).parts
+    if not parts or relative.startswith("/") or any(p in ("", ".", "..") or "\x00" in p for p in parts):
+        raise BadRequest(f"unsafe export path {relative!r}")
+    return parts
 
 
 class ExportTarget:
@@ -106,10 +128,7 @@ class ExportTarget:
 
     def _inside(self, relative: str) -> Path:
         """The path of `relative` under the root; BadRequest for anything that could leave it."""
-        parts = PurePosixPath(relative).parts
-        if not parts or relative.startswith("/") or any(p in ("", ".", "..") or "\x00" in p for p in parts):
-            raise BadRequest(f"unsafe export path {relative!r}")
-        return self.root.joinpath(*parts)
+        return self.root.joinpath(*safe_parts(relative))
 
 
 def disk_name(name: str) -> str:

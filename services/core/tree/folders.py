@@ -125,3 +125,10 @@ def check_quota(db: sqlite_utils.Database, folder_id: int, old_size: int, new_si
     after = usage(db, owner) - old_size + new_size
     if after > quota:
         raise QuotaExceeded(f"{owner} would use {after} bytes, over the quota of {quota}")
+
+
+def quota_bytes(config) -> int | None:
+    """The per-user quota in bytes, `[sync] quota_mb`, which sync, WebDAV and share-link uploads all
+    enforce; None when there is none (0 or less)."""
+    mb = config.values["sync"]["quota_mb"]
+    return mb * 1024 * 1024 if mb and mb > 0 else None

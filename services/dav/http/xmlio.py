@@ -10,7 +10,7 @@ from typing import Iterable, Union
 
 from aiohttp import web
 
-from services.core import safexml
+from services.core import multistatus as text_writer, safexml
 
 from ..errors import CALDAV, CARDDAV, DAV
 
@@ -78,66 +78,15 @@ def error_body(condition: ET.Element) -> bytes:
                        xml_declaration=True)
 
 
-# Multistatus bodies of thousands of responses (a PROPFIND or REPORT over a big
-# collection) are written as text directly: building and serialising an
-# ElementTree costs several times more, and these answers are the hot path.
-_ROOT_OPEN = ('<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus'
-              + "".join(f' xmlns:{prefix}="{uri}"' for uri, prefix in PREFIXES.items()) + ">")
-_ROOT_CLOSE = "</D:multistatus>"
-
-
-def escape(text: str) -> str:
-    """Text content as XML: markup escaped, and CR kept as a character reference (a raw CR would reach
-    the client as LF: XML parsers normalise line ends, and calendar data must arrive as stored)."""
-    # Chained replace is several times faster than str.translate with a mapping.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
-
-
-def property_xml(clark: str, value: Value | None = None) -> str:
-    """One property element: empty (value None), with text, or with child elements."""
-    name, declare = _qualified(clark)
-    if value is None or value == []:
-        return f"<{name}{declare}/>"
-    if isinstance(value, str):
-        return f"<{name}{declare}>{escape(value)}</{name}>"
-    return f"<{name}{declare}>{''.join(map(_element_xml, value))}</{name}>"
+# Multistatus bodies of thousands of responses (a PROPFIND or REPORT over a big collection) are written
+# as text by services/core/multistatus.py, in this module's prefixes.
+_WRITER = text_writer.MultistatusWriter(PREFIXES)
+escape = text_writer.escape
+property_xml = _WRITER.property_xml
+multistatus_xml = _WRITER.multistatus_xml
 
 
 def response_xml(path: str, found: Iterable[str], missing: Iterable[str] = ()) -> str:
     """One DAV:response from properties already written with property_xml (found: 200) and the names of
     those it does not have (404)."""
-    parts = [f"<D:response><D:href>{escape(path)}</D:href>"]
-    for props, code in ((found, 200), (missing, 404)):
-        text = "".join(props)
-        if text:
-            parts.append(f"<D:propstat><D:prop>{text}</D:prop><D:status>HTTP/1.1 {code} "
-                         f"{STATUS_TEXT[code]}</D:status></D:propstat>")
-    parts.append("</D:response>")
-    return "".join(parts)
-
-
-def multistatus_xml(responses: Iterable[str], extra: str = "") -> bytes:
-    """The 207 body: responses from response_xml (or ET.tostring), then e.g. a DAV:sync-token."""
-    return "".join((_ROOT_OPEN, *responses, extra, _ROOT_CLOSE)).encode("utf-8")
-
-
-def _element_xml(node: ET.Element) -> str:
-    """An element (a property value's child) in the root's prefixes, without redeclaring them."""
-    name, declare = _qualified(node.tag)
-    attributes = "".join(f' {key}="{escape(value).replace(chr(34), "&quot;")}"' for key, value in node.attrib.items())
-    inner = escape(node.text or "") + "".join(map(_element_xml, node))
-    tail = escape(node.tail or "")
-    if not inner:
-        return f"<{name}{declare}{attributes}/>{tail}"
-    return f"<{name}{declare}{attributes}>{inner}</{name}>{tail}"
-
-
-def _qualified(clark: str) -> tuple[str, str]:
-    """(prefixed name, namespace declaration it needs) for a Clark name; known namespaces use the root's."""
-    namespace, _, local = clark[1:].partition("}")
-    prefix = PREFIXES.get(namespace)
-    if prefix is not None:
-        return f"{prefix}:{local}", ""
-    if not clark.startswith("{"):
-        return clark, ""
-    return f"X:{local}", f' xmlns:X="{escape(namespace).replace(chr(34), "&quot;")}"'
+    return _WRITER.response_xml(path, {200: found, 404: missing})

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from services.core.errors import Forbidden, HTTPError, NotFound
 from services.core.http import CONFIG, DATABASE
-from services.core.tree import BlobStore
+from services.core.tree import BlobStore, quota_bytes
 
 from . import pages
 from .download import attachment, send_file
@@ -140,9 +140,8 @@ async def upload(request: web.Request) -> web.Response:
     item = await _item(request, link, relative)
     if item is not None and item.kind != "dir":
         raise NotFound("no such folder in this share")
-    mb = request.config_dict[CONFIG].values["sync"]["quota_mb"]
     stored = await receive(request, link, item.path if item else "", request.app[BLOBS],
-                           quota=mb * 1024 * 1024 if mb and mb > 0 else None)
+                           quota=quota_bytes(request.config_dict[CONFIG]))
     log.info("share link %d: %d file(s) uploaded", link.id, len(stored))
     # The uploader sees the names they sent, not the ones a clash gave: those would tell an
     # upload-only visitor which names already exist.

@@ -12,6 +12,7 @@ from services.core.auth import require_user
 from services.core.http import CONFIG, DATABASE
 from services.core.routing import int_param
 from services.core.tree import BlobStore, Revision, folder_access
+from services.core.tree import quota_bytes as tree_quota_bytes
 
 T = TypeVar("T")
 
@@ -48,8 +49,7 @@ FEED = web.AppKey("change_feed", ChangeFeed)
 
 
 def quota_bytes(request: web.Request) -> int | None:
-    mb = request.config_dict[CONFIG].values["sync"]["quota_mb"]
-    return mb * 1024 * 1024 if mb and mb > 0 else None
+    return tree_quota_bytes(request.config_dict[CONFIG])
 
 
 async def folder_for(request: web.Request, *, write: bool = False) -> tuple[str, int]:

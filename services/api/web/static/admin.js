@@ -1,17 +1,34 @@
-import { announce, api, attempt, currentUser, el, formatTime } from "./lib.js";
+import { announce, api, attempt, currentUser, el, formatBytes, formatTime } from "./lib.js";
 
 const dialog = document.getElementById("confirm-delete");
 const typed = document.getElementById("confirm-typed");
 const confirmButton = document.getElementById("confirm-button");
 let deleting = null;
 
+// "1.2 MB of 1.1 GB (0.1%)", or the bytes alone when there is no quota.
+function storage(usage) {
+  if (!usage) return "";
+  const used = formatBytes(usage.used_bytes);
+  return usage.quota_bytes === null ? used : `${used} of ${formatBytes(usage.quota_bytes)} (${usage.percent}%)`;
+}
+
+function describeQuota(usages) {
+  const quota = usages[0]?.quota_bytes ?? null;
+  document.getElementById("quota").textContent = (quota === null ? "No storage quota is set."
+    : `Every user's quota is ${formatBytes(quota)}.`)
+    + " The quota is read-only here: set quota_mb in the [sync] section of hearth.toml, then restart the sync and api services.";
+}
+
 async function refreshUsers() {
-  const users = await api("GET", "/api/v1/users");
+  const [users, usages] = await Promise.all([api("GET", "/api/v1/users"), api("GET", "/api/v1/admin/usage")]);
+  const usageOf = new Map(usages.map((usage) => [usage.user, usage]));
+  describeQuota(usages);
   document.querySelector("#users tbody").replaceChildren(...users.map((user) => el("tr", {},
     el("th", { scope: "row" }, user.name),
     el("td", {}, user.is_admin ? "yes" : "no"),
     el("td", {}, formatTime(user.created_at)),
     el("td", {}, String(user.app_passwords)),
+    el("td", {}, storage(usageOf.get(user.name))),
     el("td", {}, user.name === currentUser ? "" : el("button", {
       type: "button", class: "danger", "aria-label": `Delete user ${user.name}`, onclick: () => askDelete(user.name),
     }, "Delete")))));

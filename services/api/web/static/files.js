@@ -1,6 +1,7 @@
 // The Files page: WebDAV under /files/<user>/ for browsing and changes, the
 // sync API (/sync/v1) for what WebDAV has no words for: versions and trash.
 import { announce, api, attempt, csrfToken, currentUser, el, formatBytes, formatTime, send } from "./lib.js";
+import { openShareDialog } from "./share.js";
 
 const DAV = "DAV:";
 const ROOT = `/files/${encodeURIComponent(currentUser)}/`;
@@ -71,6 +72,7 @@ function row(segments, entry) {
     el("button", { type: "button", "aria-label": `Rename or move ${entry.name}`, onclick: () => move(segments, entry) }, "Rename"),
     entry.isDir || segments.length === 0 ? null
       : el("button", { type: "button", "aria-label": `Versions of ${entry.name}`, onclick: () => showVersions(segments, entry) }, "Versions"),
+    el("button", { type: "button", "aria-label": `Share link for ${entry.name}`, onclick: () => share(segments, entry) }, "Share link…"),
     el("button", { type: "button", class: "danger", "aria-label": `Delete ${entry.name}`, onclick: () => remove(segments, entry) }, "Delete"),
   ];
   return el("tr", {},
@@ -105,6 +107,16 @@ async function move(segments, entry) {
     });
     announce(`Moved ${entry.name} to /${target.join("/")}.`);
     await refresh();
+  });
+}
+
+async function share(segments, entry) {
+  await attempt(async () => {
+    const top = segments.length ? segments[0] : entry.name;
+    const folder = await folderOf(top);
+    if (!folder || folder.owner !== currentUser) throw new Error("Only the owner of a folder can make links to it.");
+    const path = segments.length ? [...segments.slice(1), entry.name].join("/") : "";
+    openShareDialog({ folder, path, name: entry.name, isDir: entry.isDir });
   });
 }
 
