@@ -1,8 +1,8 @@
 """The web UI in a real browser: headless Chromium (Debian's) driven by Playwright, against `hearth up`.
 
 Everything goes through the front end's one port, as a user's browser would.
-A screenshot of each page is saved under the pytest temp dir (the path is
-printed with -s and listed in the test's report section).
+A screenshot of each page is kept as a test artifact in test-artifacts/web-ui/
+(or $HEARTH_TEST_ARTIFACTS/web-ui/), replaced at every run.
 """
 from __future__ import annotations
 
@@ -69,8 +69,11 @@ def hearth(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def screenshots(tmp_path_factory) -> Path:
-    where = tmp_path_factory.mktemp("web-ui-screenshots")
+def screenshots() -> Path:
+    root = Path(os.environ.get("HEARTH_TEST_ARTIFACTS") or Path(__file__).resolve().parent.parent / "test-artifacts")
+    where = root / "web-ui"
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
     print(f"\nweb UI screenshots: {where}")
     return where
 
