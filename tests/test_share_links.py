@@ -356,3 +356,16 @@ def test_the_front_door_sends_share_links_to_the_files_daemon(tmp_path):
     assert route.kind == "proxy" and route.upstream.label == "files"
     assert route.upstream_path("/s/x/download/a%2Fb", "/s/x/download/a%2Fb") == "/s/x/download/a%2Fb"
 
+
+
+def test_folders_a_sync_client_committed_file_by_file_are_listed(links, tree):
+    """Sync commits files without an entry for every directory above them: the link still shows them."""
+    with links.db() as db:
+        put_file(db, links.store, tree["docs"], "photos/2024/june/beach.jpg", b"sand")
+    link = links.link(tree["docs"], "photos")
+    status, _, page = links.public("GET", link["url"])
+    assert status == 200 and b"2024" in page
+    status, _, page = links.public("GET", link["url"] + "/browse/2024/june")
+    assert status == 200 and b"beach.jpg" in page
+    status, _, data = links.public("GET", link["url"] + "/download/2024/june/beach.jpg")
+    assert status == 200 and data == b"sand"

@@ -17,6 +17,8 @@ from services.core.accounts import now_iso
 from services.core.errors import BadRequest, HTTPError, NotFound
 from services.core.tree import normalize_path
 
+from ..resources import lookup
+
 MODES = ("read", "read-write", "upload-only")
 MAX_LABEL_LENGTH = 100
 _DURATION = re.compile(r"(\d{1,5})([mhdw])")
@@ -122,11 +124,10 @@ def create_link(db: sqlite_utils.Database, owner: str, folder_id: int, path: str
     path = normalize_path(path.strip("/")) if path.strip("/") else ""
     is_dir = True
     if path:
-        entry = db.execute("SELECT kind FROM entries WHERE folder_id = ? AND path = ? AND deleted = 0",
-                           [folder_id, path]).fetchone()
+        entry = lookup(db, folder_id, path)  # implied directories (sync commits file by file) included
         if entry is None:
             raise NotFound(f"no {path} in folder {folder[0]!r}")
-        is_dir = entry[0] == "dir"
+        is_dir = entry.kind == "dir"
     if not is_dir and mode != "read":
         raise BadRequest(f"a file can only be shared read-only ({mode!r} is for folders)")
     cursor = db.execute("""
