@@ -85,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Refuses (nothing changes) unless staging is healthy. Returns once every new request goes to\n"
                "the new prod and the old prod has finished the requests it was given (--drain-timeout).\n"
                "Promoting again rolls back at once."))
+    from services.rc import frontdoor
+    frontdoor.configure(command(
+        "deploy cloudflared", "services.rc.frontdoor:run_cloudflared",
+        "Print a cloudflared ingress config (YAML) with one rule per front-end route, in the front end's "
+        "order, and the catch-all 404 last; comments say what to set for CORS and TLS.",
+        epilog="example:\n  hearth deploy cloudflared --hostname home.example.net > /etc/cloudflared/config.yml"))
+    frontdoor.configure(command(
+        "deploy caddy", "services.rc.frontdoor:run_caddy",
+        "Print a Caddyfile for a machine with a public IP: one site per hostname, proxied to the front end.",
+        epilog="example:\n  hearth deploy caddy --hostname home.example.net > /etc/caddy/Caddyfile"))
 
     config = command("config", "services.core.config_command:run",
                      "Print the effective configuration (after HEARTH_… overrides).",
@@ -136,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     link_commands.register(command)
     dav_commands.register(command)
 
+    from services.tunnel import relay_main
+    relay_main.configure(command("relay", "services.tunnel.relay_main:run_relay_command", relay_main.HELP))
+
     from services.rc import daemon, rotate
     daemon.configure_parser(command(
         "daemon", "services.rc.daemon:run",
@@ -160,6 +173,9 @@ TRAILING_COMMAND = frozenset({"deploy"})
 # `hearth sync status DIR` and `hearth sync check` are their own commands inside, since `hearth sync DIR`
 # takes a directory where they take a verb.
 SYNC_VERBS = frozenset({"status", "check", "versions", "restore", "trash"})
+# Likewise `hearth deploy cloudflared|caddy`: generated front doors, where `hearth deploy NAME` takes a
+# [[service]] (which may not be named so: RESERVED_SERVICE_NAMES).
+FRONT_DOORS = frozenset({"cloudflared", "caddy"})
 
 
 def _command_index(argv: list[str]) -> int | None:
@@ -179,6 +195,8 @@ def _split_trailing_command(argv: list[str]) -> tuple[list[str], list[str] | Non
     word = argv[index]
     if word == "sync" and index + 1 < len(argv) and argv[index + 1] in SYNC_VERBS:
         return argv[:index] + [f"sync {argv[index + 1]}"] + argv[index + 2:], None
+    if word == "deploy" and index + 1 < len(argv) and argv[index + 1] in FRONT_DOORS:
+        return argv[:index] + [f"deploy {argv[index + 1]}"] + argv[index + 2:], None
     if word in TRAILING_COMMAND and "--" in argv[index:]:
         split = argv.index("--", index)
         return argv[:split], argv[split + 1:]

@@ -100,7 +100,7 @@ def test_up_serves_healthz_and_down_leaves_nothing(suite):
     lines = status.stdout.splitlines()
     assert lines[0].split() == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LOG"]
     names = {line.split()[0]: line.split() for line in lines[1:]}
-    assert set(names) == {"api", "sync", "dav", "files", "front", "rotate", "hello", "ticker"}
+    assert set(names) == {"api", "sync", "dav", "files", "front", "tunnel", "rotate", "hello", "ticker"}
     assert all(row[1] == "running" for row in names.values())
 
     ticker_log = s.var / "log" / "ticker.log"

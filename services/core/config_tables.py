@@ -55,7 +55,9 @@ CORS_KEYS: Mapping[str, type] = MappingProxyType({
     "origins": list, "methods": list, "headers": list, "expose": list, "credentials": bool, "max_age": int,
 })
 
-RESERVED_SERVICE_NAMES = frozenset({"api", "front", "sync", "dav", "files", "tunnel", "rotate", "relay"})
+# hearth's daemons, and the words `hearth deploy` takes instead of a service name.
+RESERVED_SERVICE_NAMES = frozenset({"api", "front", "sync", "dav", "files", "tunnel", "rotate", "relay",
+                                    "cloudflared", "caddy"})
 
 
 @dataclass(frozen=True)

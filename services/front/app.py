@@ -29,6 +29,7 @@ from .health import Health
 from .limits import RequestLimiter
 from .protocol import make_server
 from .proxy import ClientGone, Proxy
+from .proxy_listener import ProxyProtocolListener, listen_address as proxy_protocol_address
 from .routes import DAV_DISCOVERY, Route, RouteTable
 from .slots import Slots
 from .tls import TLSContext
@@ -61,6 +62,7 @@ class Front:
                      for route in (*self.routes.routes, DAV_DISCOVERY)}
         self.security = {tls: security_headers(tls, front.hsts_max_age) for tls in (False, True)}
         self.access_log = access_log or AccessLog()
+        self.proxy_protocol_address = proxy_protocol_address(config)  # the tunnel agent's door, if any
 
     async def start(self) -> None:
         await self.upstreams.start()
@@ -185,6 +187,7 @@ async def serve(front: Front, config: Config, address: ListenAddress) -> None:
     await front.start()
     runner = web.ServerRunner(build_server(front, config), shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
+    runner_cleanups: list = []
     try:
         if address.path:
             address.path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,6 +199,12 @@ async def serve(front: Front, config: Config, address: ListenAddress) -> None:
         await site.start()
         log.info("serving on %s%s with %d routes", address, " (TLS)" if front.tls else "",
                  len(front.routes.routes))
+        if front.proxy_protocol_address:
+            proxied = ProxyProtocolListener(front.proxy_protocol_address, runner.server,
+                                            front.tls.ssl_context if front.tls else None)
+            await proxied.start()
+            runner_cleanups.append(proxied.close)
+            log.info("serving PROXY-protocol connections on %s:%d", *front.proxy_protocol_address)
         stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -204,6 +213,8 @@ async def serve(front: Front, config: Config, address: ListenAddress) -> None:
         await stopped.wait()
         log.info("stopping")
     finally:
+        for cleanup in runner_cleanups:
+            await cleanup()
         await runner.cleanup()
         await front.close()
 

@@ -19,6 +19,11 @@ from .state import read_state
 # hearth daemons whose [section] has a `listen` key and serve /healthz there.
 LISTENING_DAEMONS = ("api", "sync", "dav", "files", "front")
 
+# The tunnel agent listens nowhere: it is ready once its state file says it reached the relay
+# (or that no relay is configured), written by the child now running.
+TUNNEL = "tunnel"
+TUNNEL_READY_STATES = ("connected", "disabled")
+
 # A service without a health URL is ready once its child has stayed up this long.
 SETTLE_SECONDS = 1.0
 
@@ -81,13 +86,31 @@ def wait_ready(config: Config, name: str, timeout: float) -> None:
         if not pidfile_status(paths.pidfile).running:
             raise NotReady(state.get("reason") or "its supervisor is not running")
         if state.get("state") == "running" and state.get("child_pid"):
-            if check is None:
+            if name == TUNNEL:
+                if tunnel_ready(config, state["child_pid"]):
+                    return
+            elif check is None:
                 started = state.get("child_started_at") or time.time()
                 if time.time() - started >= SETTLE_SECONDS:
                     return
             elif asyncio.run(probe(check)):
                 return
         if time.monotonic() > deadline:
-            waited = f"no healthy answer from {check}" if check else "its child did not stay up"
+            waited = (f"no healthy answer from {check}" if check
+                      else tunnel_waited(config) if name == TUNNEL else "its child did not stay up")
             raise NotReady(f"not ready after {timeout:g} s: {waited}", timed_out=True)
         time.sleep(0.1)
+
+
+def tunnel_ready(config: Config, child_pid: int) -> bool:
+    from services.tunnel.agent_state import read_agent_state
+
+    agent = read_agent_state(config.data_dir) or {}
+    return agent.get("pid") == child_pid and agent.get("state") in TUNNEL_READY_STATES
+
+
+def tunnel_waited(config: Config) -> str:
+    from services.tunnel.agent_state import read_agent_state
+
+    agent = read_agent_state(config.data_dir) or {}
+    return f"the tunnel agent did not reach its relay (last error: {agent.get('last_error') or 'none yet'})"

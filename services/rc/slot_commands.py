@@ -33,7 +33,8 @@ DRAIN_SECONDS = 30.0
 
 
 def configure_deploy(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="a [[service]] with slots = true")
+    parser.add_argument("name", help="a [[service]] with slots = true (`hearth deploy cloudflared` and "
+                                     "`hearth deploy caddy` print a front-door config instead)")
     parser.add_argument("--slot", choices=("staging", "prod"), default="staging",
                         help="which slot to restart (default staging; prod needs --force)")
     parser.add_argument("--command", dest="new_command", metavar="CMD",

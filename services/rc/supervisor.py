@@ -207,6 +207,9 @@ def run_status(args: argparse.Namespace) -> int:
     print("  ".join(key.ljust(widths[key]) for key in widths).rstrip())
     for row in rows:
         print("  ".join(row[key].ljust(widths[key]) for key in widths).rstrip())
+    if config.tunnel.relay:  # the agent's own view: whether the relay is reached, since when, why not
+        from services.tunnel.agent_state import describe as describe_tunnel, read_agent_state
+        print(describe_tunnel(read_agent_state(config.data_dir)))
     for line in problems:
         print(line)
     return ExitStatus.NOT_RUNNING if problems else ExitStatus.OK

@@ -1,0 +1,27 @@
+"""PROXY protocol v2 headers (haproxy's proxy-protocol.txt §2.2): how the agent tells the front the client's address."""
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+VERSION_2_PROXY = 0x21
+TCP_OVER_IPV4 = 0x11
+TCP_OVER_IPV6 = 0x21
+
+
+def proxy_v2_header(client: tuple[str, int], server: tuple[str, int]) -> bytes:
+    """The header for a TCP connection from `client` to `server` (both the same IP family, or mapped)."""
+    source = ipaddress.ip_address(client[0])
+    destination = ipaddress.ip_address(server[0])
+    if source.version != destination.version:  # the relay may listen on v6 for a v4 client or back
+        source, destination = _as_v6(source), _as_v6(destination)
+    family = TCP_OVER_IPV4 if source.version == 4 else TCP_OVER_IPV6
+    body = source.packed + destination.packed + struct.pack("!HH", client[1], server[1])
+    return SIGNATURE + struct.pack("!BBH", VERSION_2_PROXY, family, len(body)) + body
+
+
+def _as_v6(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv6Address:
+    if address.version == 6:
+        return address
+    return ipaddress.IPv6Address("::ffff:" + str(address))
