@@ -222,3 +222,25 @@ def test_front_door_words_cannot_name_a_service(tmp_path, name):
     (tmp_path / "hearth.toml").write_text(f'[[service]]\nname = "{name}"\ncommand = ["true"]\n')
     with pytest.raises(ConfigError, match="already taken"):
         load_config(tmp_path / "hearth.toml")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing the data to the daemon user needs root")
+def test_init_as_root_hands_what_the_daemons_write_to_the_daemon_user(tmp_path):
+    import pwd
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+
+    def init(user: str) -> subprocess.CompletedProcess:
+        (tmp_path / "hearth.toml").write_text(f'data_dir = "var"\n[supervisor]\nuser = "{user}"\n')
+        return subprocess.run([sys.executable, "-m", "services.cli", "--config", str(tmp_path / "hearth.toml"),
+                               "init"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+    result = init("nobody")
+    assert result.returncode == 0, result.stderr
+    nobody = pwd.getpwnam("nobody").pw_uid
+    for path in ("var/db", "var/db/hearth.sqlite3", "var/blobs", "var/run"):
+        assert (tmp_path / path).stat().st_uid == nobody, path
+    assert (tmp_path / "var" / "log").stat().st_uid == 0  # the wrappers, which stay root, write the logs
+    result = init("no-such-user-here")
+    assert result.returncode != 0 and "no-such-user-here" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

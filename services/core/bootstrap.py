@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-from .config import DEFAULT_CONFIG_NAME, Config, load_config
+from .config import DEFAULT_CONFIG_NAME, Config, ConfigError, load_config
 from .db import db_path, migrate, open_db, write
 from .schema import MIGRATION_SETS
 
@@ -51,30 +51,61 @@ def ensure_initialised(config: Config) -> str | None:
 
     Returns the generated admin password (to be shown once), or None.
     """
-    from .accounts import create_user, hash_password  # argon2 only when needed
-
     for sub in ("db", "blobs", "run", "log"):
         config.data_path(sub).mkdir(parents=True, exist_ok=True)
     path = db_path(config.data_dir)
     migrate(path, MIGRATION_SETS)
     db = open_db(path)
     try:
-        if db["users"].count:
-            return None
-        given = os.environ.get("HEARTH_ADMIN_PASSWORD")
-        password = given or secrets.token_urlsafe(12)
-        password_hash = hash_password(password)
-
-        def create_first_admin(conn):
-            if conn["users"].count == 0:
-                create_user(conn, ADMIN_NAME, password_hash, admin=True)
-                return True
-            return False
-
-        created = write(db, create_first_admin)
+        password = None if db["users"].count else _create_first_admin(db)
     finally:
         db.close()
+    give_to_daemon_user(config)
+    return password
+
+
+def _create_first_admin(db) -> str | None:
+    """Create `admin`; its generated password (None when $HEARTH_ADMIN_PASSWORD chose it, or another
+    process created the first user meanwhile)."""
+    from .accounts import create_user, hash_password  # argon2 only when needed
+
+    given = os.environ.get("HEARTH_ADMIN_PASSWORD")
+    password = given or secrets.token_urlsafe(12)
+    password_hash = hash_password(password)
+
+    def create_first_admin(conn):
+        if conn["users"].count == 0:
+            create_user(conn, ADMIN_NAME, password_hash, admin=True)
+            return True
+        return False
+
+    created = write(db, create_first_admin)
     return password if created and not given else None
+
+
+def give_to_daemon_user(config: Config) -> None:
+    """Run as root with `[supervisor] user`, hand the daemons what they write to that user.
+
+    The daemons run as that user and write the database (with its -wal and -shm
+    files), the blob store, and their sockets in run/; root created those. Logs,
+    pid files and the supervisor's state stay root's: the daemon wrappers, which
+    keep root, write them."""
+    user = config.supervisor.user
+    if not user or os.geteuid() != 0:
+        return
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ConfigError(f"[supervisor] user {user!r} does not exist on this system") from None
+    owner = (entry.pw_uid, entry.pw_gid)
+    for sub in ("db", "blobs"):
+        for directory, _, files in os.walk(config.data_path(sub)):
+            os.chown(directory, *owner)
+            for name in files:
+                os.chown(os.path.join(directory, name), *owner)
+    os.chown(config.data_path("run"), *owner)
 
 
 def run_init(args: argparse.Namespace) -> int:
