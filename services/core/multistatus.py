@@ -14,6 +14,8 @@ import xml.etree.ElementTree as ET
 from http import HTTPStatus
 from typing import Iterable, Mapping, Union
 
+from aiohttp import web
+
 DAV = "DAV:"
 XML_NAMESPACE = "http://www.w3.org/XML/1998/namespace"  # the predeclared `xml:` prefix (xml:lang)
 
@@ -87,11 +89,13 @@ class MultistatusWriter:
         parts.append(f"</{d}:response>")
         return "".join(parts)
 
-    def status_response_xml(self, href: str, code: int) -> str:
-        """A DAV:response carrying only a status (a member an operation could not handle)."""
+    def status_response_xml(self, href: str, code: int, condition: str | None = None) -> str:
+        """A DAV:response carrying only a status (a deleted member, a missing href, a truncated answer),
+        with a DAV:error naming the DAV: `condition` when there is one."""
         d = self._dav
+        error = f"<{d}:error><{d}:{condition}/></{d}:error>" if condition else ""
         return (f"<{d}:response><{d}:href>{escape(href)}</{d}:href>"
-                f"<{d}:status>{status_text(code)}</{d}:status></{d}:response>")
+                f"<{d}:status>{status_text(code)}</{d}:status>{error}</{d}:response>")
 
     def multistatus_xml(self, responses: Iterable[str], extra: str = "") -> bytes:
         """The 207 body: the responses, then anything that follows them (e.g. a DAV:sync-token)."""
@@ -129,3 +133,39 @@ class MultistatusWriter:
                     key = f"A{index}:{local}"
             parts.append(f' {key}="{escape_attribute(value)}"')
         return "".join(parts)
+
+
+# Small answers (a PROPPATCH, a LOCK, a COPY's failed members) are built as ElementTrees.
+
+def element(clark: str, text: str | None = None, children: Iterable[ET.Element] = ()) -> ET.Element:
+    node = ET.Element(clark)
+    if text is not None:
+        node.text = text
+    node.extend(children)
+    return node
+
+
+def status_line(code: int) -> ET.Element:
+    return element(f"{{{DAV}}}status", status_text(code))
+
+
+def response_element(href: str, by_status: Mapping[int, list[ET.Element]]) -> ET.Element:
+    """One DAV:response: the href and a propstat per status that has properties, in status order."""
+    node = element(f"{{{DAV}}}response", children=[element(f"{{{DAV}}}href", href)])
+    node.extend(element(f"{{{DAV}}}propstat", children=[element(f"{{{DAV}}}prop", children=props), status_line(code)])
+                for code, props in sorted(by_status.items()) if props)
+    return node
+
+
+def xml_response(root: ET.Element, status: int = 200, headers: dict | None = None) -> web.Response:
+    return xml_bytes_response(ET.tostring(root, encoding="utf-8", xml_declaration=True), status, headers)
+
+
+def xml_bytes_response(body: bytes, status: int = 207, headers: dict | None = None) -> web.Response:
+    """An XML body already serialised (a multistatus_xml answer, 207 by default)."""
+    return web.Response(body=body, status=status, content_type="application/xml", charset="utf-8",
+                        headers=headers)
+
+
+def multistatus(responses: Iterable[ET.Element]) -> web.Response:
+    return xml_response(element(f"{{{DAV}}}multistatus", children=responses), status=207)

@@ -8,13 +8,14 @@ from typing import Callable
 
 import sqlite_utils
 
+from services.core.multistatus import element
 from services.core.tree import usage
 
 from . import locks
 from .context import modified
 from .namespace import Location, shown_name
 from .resources import Resource, content_type
-from .xmlio import dav, element
+from .xmlio import dav
 
 ALLPROP = ("resourcetype", "getcontentlength", "getcontenttype", "getetag", "getlastmodified",
            "creationdate", "displayname", "supportedlock", "lockdiscovery")

@@ -12,6 +12,7 @@ import sqlite_utils
 from aiohttp import web
 
 from services.core.errors import BadRequest, Conflict, Forbidden
+from services.core.multistatus import element, xml_response
 from services.core.tree import commit_file
 
 from . import locks
@@ -20,7 +21,7 @@ from .errors import Precondition
 from .liveprops import activelock
 from .namespace import Location, locate
 from .resources import lookup
-from .xmlio import dav, element, read_xml, xml_response
+from .xmlio import dav, read_xml
 
 
 def _lockinfo(root: ET.Element) -> tuple[str, str]:

@@ -11,7 +11,7 @@ import sqlite_utils
 from aiohttp import web
 
 from services.core.errors import BadRequest, Forbidden
-from services.core.multistatus import DAV, MultistatusWriter
+from services.core.multistatus import DAV, MultistatusWriter, element, multistatus, response_element, xml_bytes_response
 from services.core.tree import list_folders
 
 from . import locks
@@ -21,7 +21,7 @@ from .liveprops import ALLPROP, LIVE, PropertyContext, live_property
 from .namespace import Location, locate, shown_name
 from .properties import remove_property, set_property
 from .resources import Resource, children, folder_root
-from .xmlio import dav, element, multistatus, read_xml, response_element
+from .xmlio import dav, read_xml
 
 WRITER = MultistatusWriter({DAV: "D"})
 _ALLPROP_NAMES = [dav(name) for name in ALLPROP]
@@ -173,7 +173,7 @@ async def propfind(request: web.Request) -> web.StreamResponse:
             for loc, res in found)
 
     body = await call.database.read(describe)  # written on the reader's thread: the event loop stays free
-    return web.Response(body=body, status=207, content_type="application/xml", charset="utf-8")
+    return xml_bytes_response(body)
 
 
 def _updates(root: ET.Element | None) -> list[tuple[str, ET.Element]]:

@@ -15,8 +15,8 @@ from services.core.auth import Identity, require_user
 from services.core.http import DATABASE
 
 from ..errors import DAV, Precondition
-from ..store import ensure_defaults
 from ..scheduling.mailboxes import ensure_mailboxes
+from ..store import ensure_defaults
 
 # Users whose default collections this process has already made sure of.
 ENSURED = web.AppKey("dav_defaults_ensured", set)

@@ -11,11 +11,11 @@ from services.core.errors import Forbidden
 from services.core.http import CONFIG, DATABASE
 
 from ..errors import Precondition, namespace_of
-from ..store import MAX_RESOURCE_SIZE, delete_collection, get_item, revoke_share
 from ..scheduling.addresses import Settings
 from ..scheduling.implicit import scheduled_delete, scheduled_put
 from ..scheduling.sender import wake_sender
 from ..scheduling.tags import schedule_tag
+from ..store import MAX_RESOURCE_SIZE, delete_collection, get_item, revoke_share
 from .paths import COLLECTION, ITEM, Target
 from .properties import CONTENT_TYPES
 from .resources import collection_of, load

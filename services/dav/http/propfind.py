@@ -13,6 +13,7 @@ from aiohttp import web
 
 from services.core.errors import BadRequest
 from services.core.http import CONFIG, DATABASE
+from services.core.multistatus import xml_bytes_response
 
 from ..errors import DAV, Precondition
 from ..scheduling.addresses import Settings
@@ -42,7 +43,7 @@ async def propfind(request: web.Request, target: Target, user: str) -> web.Respo
 
     resources = await request.app[DATABASE].read(gather)
     body = multistatus_xml(_describe(resource, user, mode, wanted) for resource in resources)
-    return web.Response(body=body, status=207, content_type="application/xml", charset="utf-8")
+    return xml_bytes_response(body)
 
 
 def _request(body: ET.Element | None) -> tuple[str, list[str]]:

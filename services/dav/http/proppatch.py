@@ -9,13 +9,14 @@ from aiohttp import web
 
 from services.core.errors import BadRequest
 from services.core.http import DATABASE
+from services.core.multistatus import multistatus, response_element
 
 from ..errors import DAV
 from ..store import update_properties
 from .paths import COLLECTION, Target
 from .resources import collection_of, load
 from .settable import SETTABLE, text_of
-from .xmlio import element, multistatus, read_xml, response_element, tag
+from .xmlio import element, read_xml, tag
 
 
 async def proppatch(request: web.Request, target: Target, user: str) -> web.Response:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from services.core.errors import BadRequest
 from services.core.http import DATABASE
+from services.core.multistatus import xml_bytes_response
 
 from ..errors import CALDAV, Precondition
 from ..query.caldata import CalendarData, parse_calendar_data, render_calendar_data
@@ -26,8 +27,7 @@ from ..query.timerange import TimeRange, parse_time_range, timezone_of
 from ..store import Item, find_item, items_in_range
 from ..store.queries import collection_items
 from .paths import Target
-from .report_output import (collection_target, item_response, multistatus_body, multistatus_response, snapshot,
-                            wanted_props)
+from .report_output import collection_target, item_response, multistatus_body, snapshot, wanted_props
 from .resources import load
 from .xmlio import tag
 
@@ -50,7 +50,7 @@ async def calendar_query(request: web.Request, target: Target, user: str, body: 
             responses.append(item_response(base, collection, item, user, wanted, render))
         return multistatus_body(responses)
 
-    return multistatus_response(await request.app[DATABASE].read(snapshot(answer)))
+    return xml_bytes_response(await request.app[DATABASE].read(snapshot(answer)))
 
 
 def _matching(db, resource, flt: CompFilter, data: CalendarData, tz: tzinfo | None):

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from aiohttp import web
 
 from services.core.http import DATABASE
+from services.core.multistatus import xml_bytes_response
 
 from ..errors import CARDDAV
 from ..query.carddata import AddressData, parse_address_data, render_address_data
@@ -19,8 +20,15 @@ from ..query.cardfilter import card_matches, may_match, parse_card_filter, read_
 from ..store import Item, find_item
 from ..store.queries import collection_items
 from .paths import Target
-from .report_output import (collection_target, item_response, multistatus_body, multistatus_response,
-                            parse_limit, snapshot, truncated_response, wanted_props)
+from .report_output import (
+    collection_target,
+    item_response,
+    multistatus_body,
+    parse_limit,
+    snapshot,
+    truncated_response,
+    wanted_props,
+)
 from .resources import load
 from .xmlio import tag
 
@@ -54,4 +62,4 @@ async def addressbook_query(request: web.Request, target: Target, user: str, bod
             responses.append(item_response(base, resource.collection, item, user, wanted, render))
         return multistatus_body(responses)
 
-    return multistatus_response(await request.app[DATABASE].read(snapshot(answer)))
+    return xml_bytes_response(await request.app[DATABASE].read(snapshot(answer)))

@@ -14,12 +14,20 @@ from aiohttp import web
 
 from services.core.errors import BadRequest, NotFound
 from services.core.http import DATABASE
+from services.core.multistatus import xml_bytes_response
 
 from ..errors import DAV
 from ..store.queries import items_named
 from .paths import ITEM, Target, parse_path
-from .report_output import (collection_target, data_renderer, item_response, multistatus_body, multistatus_response,
-                            snapshot, status_response, wanted_props)
+from .report_output import (
+    collection_target,
+    data_renderer,
+    item_response,
+    multistatus_body,
+    snapshot,
+    status_response,
+    wanted_props,
+)
 from .resources import load
 from .xmlio import tag
 
@@ -46,7 +54,7 @@ async def multiget(request: web.Request, target: Target, user: str, body: ET.Ele
                 responses.append(item_response(base, resource.collection, item, user, wanted, render))
         return multistatus_body(responses)
 
-    return multistatus_response(await request.app[DATABASE].read(snapshot(answer)))
+    return xml_bytes_response(await request.app[DATABASE].read(snapshot(answer)))
 
 
 def _member(href: str, base: Target) -> str | None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, TypeVar
 
 import sqlite_utils
-from aiohttp import web
 
 from services.core.errors import BadRequest
 
@@ -23,11 +22,10 @@ from ..query.carddata import parse_address_data, render_address_data
 from ..store import CALENDAR, Collection, Item
 from .paths import COLLECTION, ITEM, Target
 from .properties import Resource, properties
-from .xmlio import escape, multistatus_xml, property_xml, response_xml, tag
+from .xmlio import escape, multistatus_xml, property_xml, response_xml, status_response, tag
 
 CALENDAR_DATA, ADDRESS_DATA = tag(CALDAV, "calendar-data"), tag(CARDDAV, "address-data")
 T = TypeVar("T")
-STATUS_TEXT = {404: "Not Found", 507: "Insufficient Storage"}
 
 
 @dataclass(frozen=True)
@@ -86,14 +84,6 @@ def item_response(target: Target, collection: Collection, item: Item, user: str,
     return response_xml(child.path, found, missing)
 
 
-def status_response(path: str, code: int, condition: str | None = None) -> str:
-    """A DAV:response with only an href, a status and maybe a DAV:error naming a DAV: `condition`
-    (a deleted member, a missing href, a truncated answer)."""
-    error = f"<D:error><D:{condition}/></D:error>" if condition else ""
-    return (f"<D:response><D:href>{escape(path)}</D:href>"
-            f"<D:status>HTTP/1.1 {code} {STATUS_TEXT[code]}</D:status>{error}</D:response>")
-
-
 def truncated_response(path: str) -> str:
     """RFC 5323 §5.17 / RFC 6578 §3.6: more results exist than the answer holds."""
     return status_response(path, 507, "number-of-matches-within-limits")
@@ -103,10 +93,6 @@ def multistatus_body(responses: Iterable[str], sync_token: str | None = None) ->
     """The 207 body (in xmlio's text form), ending with the DAV:sync-token when there is one."""
     extra = f"<D:sync-token>{escape(sync_token)}</D:sync-token>" if sync_token is not None else ""
     return multistatus_xml(responses, extra)
-
-
-def multistatus_response(body: bytes) -> web.Response:
-    return web.Response(body=body, status=207, content_type="application/xml", charset="utf-8")
 
 
 def parse_limit(body: ET.Element, namespace: str) -> int | None:

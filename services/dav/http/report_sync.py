@@ -18,12 +18,21 @@ from aiohttp import web
 
 from services.core.errors import BadRequest
 from services.core.http import DATABASE
+from services.core.multistatus import xml_bytes_response
 
 from ..errors import DAV
 from ..store.queries import changes_page, items_named
 from .paths import ITEM, Target
-from .report_output import (data_renderer, item_response, multistatus_body, multistatus_response,
-                            parse_limit, snapshot, status_response, truncated_response, wanted_props)
+from .report_output import (
+    data_renderer,
+    item_response,
+    multistatus_body,
+    parse_limit,
+    snapshot,
+    status_response,
+    truncated_response,
+    wanted_props,
+)
 from .resources import load
 from .xmlio import tag
 
@@ -58,4 +67,4 @@ async def sync_collection(request: web.Request, target: Target, user: str, body:
             responses.append(truncated_response(target.path))
         return multistatus_body(responses, page.token)
 
-    return multistatus_response(await request.app[DATABASE].read(snapshot(answer)))
+    return xml_bytes_response(await request.app[DATABASE].read(snapshot(answer)))

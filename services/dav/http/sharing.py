@@ -12,6 +12,7 @@ whole request is applied in one transaction, or not at all.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+
 from aiohttp import web
 
 from services.core.errors import BadRequest, Forbidden

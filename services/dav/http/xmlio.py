@@ -1,7 +1,8 @@
 """DAV XML: namespaces, safe parsing of request bodies, multistatus and error bodies.
 
-Request bodies are parsed with defusedxml and any DTD is refused, so external
-entities and entity-expansion bombs ("billion laughs") are a 400, never work.
+Request bodies are read by services/core/safexml.py (no DTD, no entity expansion);
+the generic multistatus pieces live in services/core/multistatus.py, shared with
+the files daemon.
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Iterable, Union
 
 from aiohttp import web
 
-from services.core import multistatus as text_writer, safexml
+from services.core import multistatus as text_writer
+from services.core import safexml
+from services.core.multistatus import element
 
 from ..errors import CALDAV, CARDDAV, DAV
 
@@ -23,20 +26,11 @@ for _uri, _prefix in PREFIXES.items():
 Value = Union[str, list[ET.Element]]  # a property's value: text, or child elements
 MAX_XML_BODY = 256 * 1024  # PROPFIND/PROPPATCH/MKCOL bodies are small; refuse anything bigger
 XML_TYPE = "application/xml; charset=utf-8"
-STATUS_TEXT = {200: "OK", 403: "Forbidden", 404: "Not Found", 424: "Failed Dependency"}
 
 
 def tag(namespace: str, name: str) -> str:
     """Clark notation, as ElementTree names elements: {DAV:}href."""
     return f"{{{namespace}}}{name}"
-
-
-def element(clark: str, text: str | None = None, children: Iterable[ET.Element] = ()) -> ET.Element:
-    node = ET.Element(clark)
-    if text is not None:
-        node.text = text
-    node.extend(children)
-    return node
 
 
 def href(path: str) -> ET.Element:
@@ -46,30 +40,6 @@ def href(path: str) -> ET.Element:
 async def read_xml(request: web.Request) -> ET.Element | None:
     """The request's XML body as an element, None when there is no body; BadRequest when unsafe or broken."""
     return await safexml.read_xml(request, MAX_XML_BODY)
-
-
-def xml_response(root: ET.Element, status: int = 200, headers: dict | None = None) -> web.Response:
-    body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return web.Response(body=body, status=status, content_type="application/xml", charset="utf-8",
-                        headers=headers)
-
-
-def status_line(code: int) -> ET.Element:
-    return element(tag(DAV, "status"), f"HTTP/1.1 {code} {STATUS_TEXT.get(code, '')}".rstrip())
-
-
-def propstat(props: list[ET.Element], code: int) -> ET.Element:
-    return element(tag(DAV, "propstat"), children=[element(tag(DAV, "prop"), children=props), status_line(code)])
-
-
-def response_element(path: str, by_status: dict[int, list[ET.Element]]) -> ET.Element:
-    """One DAV:response: the href and a propstat per status that has properties."""
-    return element(tag(DAV, "response"), children=[href(path), *(
-        propstat(props, code) for code, props in sorted(by_status.items()) if props)])
-
-
-def multistatus(responses: Iterable[ET.Element]) -> web.Response:
-    return xml_response(element(tag(DAV, "multistatus"), children=responses), status=207)
 
 
 def error_body(condition: ET.Element) -> bytes:
@@ -84,6 +54,7 @@ _WRITER = text_writer.MultistatusWriter(PREFIXES)
 escape = text_writer.escape
 property_xml = _WRITER.property_xml
 multistatus_xml = _WRITER.multistatus_xml
+status_response = _WRITER.status_response_xml  # (href, code, DAV: condition or None)
 
 
 def response_xml(path: str, found: Iterable[str], missing: Iterable[str] = ()) -> str:

@@ -16,10 +16,11 @@ from aiohttp import web
 
 from services.core.errors import BadRequest, Forbidden
 from services.core.http import CONFIG, DATABASE
+from services.core.multistatus import xml_response
 
 from ..errors import CALDAV, Precondition
 from ..http.paths import COLLECTION, Target
-from ..http.xmlio import element, href, tag, xml_response
+from ..http.xmlio import element, href, tag
 from ..query.freebusy import busy_periods, render_freebusy
 from ..store import CALENDAR, items_in_range
 from .addresses import Settings, local_user, normalize
