@@ -74,7 +74,8 @@ class TooManyRequests(HTTPError):
 
 
 class BadGateway(HTTPError):
-    """The front end could not get an answer from the service behind it."""
+    """502: the front end could not get an answer from the service behind it; a WebDAV Destination on
+    another server (RFC 4918 §9.8.5)."""
 
     status, code = 502, "bad-gateway"
 
@@ -87,3 +88,39 @@ class GatewayTimeout(HTTPError):
     """The service behind the front end stayed silent longer than [front] idle_timeout."""
 
     status, code = 504, "gateway-timeout"
+
+
+class MethodNotAllowed(HTTPError):
+    status, code = 405, "method-not-allowed"
+
+
+class PreconditionFailed(HTTPError):
+    """412: If, If-Match, If-None-Match, If-Unmodified-Since or Overwrite: F did not hold; nothing changed."""
+
+    status, code = 412, "precondition-failed"
+
+
+class UnsupportedMediaType(HTTPError):
+    status, code = 415, "unsupported-media-type"
+
+
+class RangeNotSatisfiable(HTTPError):
+    status, code = 416, "range-not-satisfiable"
+
+    def __init__(self, size: int):
+        super().__init__(f"the range asked for is outside the file's {size} bytes",
+                         headers={"Content-Range": f"bytes */{size}"})
+
+
+class Precondition(HTTPError):
+    """A WebDAV precondition failed (RFC 4918 §16): `element`, in `namespace`, names it in the DAV:error
+    body the DAV and files daemons answer with; `href` names the resource involved, if any."""
+
+    status, code = 403, "precondition"
+
+    def __init__(self, namespace: str, element: str, reason: str, *, status: int = 403,
+                 href: str | None = None):
+        super().__init__(f"{element}: {reason}")
+        self.namespace, self.element, self.status = namespace, element, status
+        self.code = element
+        self.href = href

@@ -10,7 +10,6 @@ from services.core.openapi import OPENAPI, build_spec
 from services.core.routing import guarded
 
 from .api import revisions, shares
-
 from .http.access import ENSURED
 from .http.dispatch import add_routes, dav_errors
 from .retention import retention_context

@@ -6,30 +6,13 @@ layer renders `namespace` and `element`, storage only chooses them.
 """
 from __future__ import annotations
 
-from services.core.errors import HTTPError
+from services.core.errors import Precondition, PreconditionFailed
 
 DAV = "DAV:"
 CALDAV = "urn:ietf:params:xml:ns:caldav"
 CARDDAV = "urn:ietf:params:xml:ns:carddav"
-
-
-class Precondition(HTTPError):
-    """A DAV precondition failed; `element` (in `namespace`) names which one."""
-
-    status, code = 403, "precondition"
-
-    def __init__(self, namespace: str, element: str, reason: str, *, status: int = 403,
-                 href: str | None = None):
-        super().__init__(f"{element}: {reason}")
-        self.namespace, self.element, self.status = namespace, element, status
-        self.code = element
-        self.href = href  # e.g. the existing resource for no-uid-conflict
-
-
-class PreconditionFailed(HTTPError):
-    """If-Match / If-None-Match (or Overwrite: F) did not hold: 412, nothing changed."""
-
-    status, code = 412, "precondition-failed"
+__all__ = ["DAV", "CALDAV", "CARDDAV", "Precondition", "PreconditionFailed", "namespace_of", "invalid_calendar",
+           "invalid_calendar_object", "invalid_address"]
 
 
 def namespace_of(kind: str) -> str:

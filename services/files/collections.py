@@ -4,12 +4,11 @@ from __future__ import annotations
 import sqlite_utils
 from aiohttp import web
 
-from services.core.errors import Conflict, Forbidden
+from services.core.errors import Conflict, Forbidden, MethodNotAllowed, UnsupportedMediaType
 from services.core.tree import create_folder, delete, mkdir
 
 from . import locks
 from .context import DEVICE, call_of, check_http_conditions, check_if, check_locks, existing, writable
-from .errors import MethodNotAllowed, UnsupportedMediaType
 from .namespace import locate
 from .properties import drop_properties
 from .resources import descendants, lookup

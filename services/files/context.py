@@ -12,12 +12,11 @@ from aiohttp import web
 
 from services.core.auth import require_user
 from services.core.config import Config
-from services.core.errors import Forbidden, NotFound
+from services.core.errors import Forbidden, NotFound, PreconditionFailed
 from services.core.http import CONFIG, DATABASE
 from services.core.tree import BlobStore, folder_access, quota_bytes
 
 from . import locks
-from .errors import PreconditionFailed
 from .ifheader import ConditionList, parse_if, submitted_tokens
 from .namespace import Location, locate, segments_of
 from .resources import Resource, folder_root, implied_dir, lookup

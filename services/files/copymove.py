@@ -10,13 +10,12 @@ from __future__ import annotations
 import sqlite_utils
 from aiohttp import web
 
-from services.core.errors import BadRequest, Conflict, Forbidden
+from services.core.errors import BadRequest, Conflict, Forbidden, PreconditionFailed
 from services.core.tree import commit_file, mkdir, rename
 
 from . import locks
 from .collections import remove_tree
 from .context import DEVICE, Call, call_of, check_http_conditions, check_if, check_locks, existing, writable
-from .errors import PreconditionFailed
 from .namespace import Location, destination_segments, locate
 from .properties import copy_properties, drop_properties
 from .resources import Resource, descendants, lookup

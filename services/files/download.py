@@ -12,10 +12,9 @@ from email.utils import format_datetime
 import sqlite_utils
 from aiohttp import web
 
-from services.core.errors import BadRequest
+from services.core.errors import BadRequest, RangeNotSatisfiable
 
 from .context import STORE, call_of, check_http_conditions, check_if, existing, modified
-from .errors import RangeNotSatisfiable
 from .namespace import locate
 from .propfind import members_of
 from .resources import Resource, content_type

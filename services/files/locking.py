@@ -11,13 +11,13 @@ import xml.etree.ElementTree as ET
 import sqlite_utils
 from aiohttp import web
 
-from services.core.errors import BadRequest, Conflict, Forbidden
+from services.core.errors import BadRequest, Conflict, Forbidden, Precondition
 from services.core.multistatus import element, xml_response
 from services.core.tree import commit_file
 
 from . import locks
 from .context import DEVICE, call_of, check_if, check_locks, lock_href, resource_at, writable
-from .errors import Precondition
+from .errors import DAV
 from .liveprops import activelock
 from .namespace import Location, locate
 from .resources import lookup
@@ -62,7 +62,7 @@ async def lock(request: web.Request) -> web.StreamResponse:
             held = [lk for token in call.submitted if (lk := locks.by_token(db, token))
                     and lk.folder_id == folder and lk.covers(location.path)]
             if not held:
-                raise Precondition("lock-token-matches-request-uri", "no lock of this resource was submitted",
+                raise Precondition(DAV, "lock-token-matches-request-uri", "no lock of this resource was submitted",
                                    status=412)
             if held[0].principal != call.user:
                 raise Forbidden("the lock belongs to another user")
@@ -97,7 +97,7 @@ async def unlock(request: web.Request) -> web.StreamResponse:
         held = locks.by_token(db, token)
         if held is None or location.folder is None or held.folder_id != location.folder.id \
                 or not held.covers(location.path):
-            raise Precondition("lock-token-matches-request-uri", "no such lock on this resource", status=409)
+            raise Precondition(DAV, "lock-token-matches-request-uri", "no such lock on this resource", status=409)
         if held.principal != call.user:
             raise Forbidden("the lock belongs to another user")
         locks.remove(db, token)

@@ -13,10 +13,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import sqlite_utils
 
-from services.core.errors import BadRequest, Forbidden
+from services.core.errors import BadGateway, BadRequest, Forbidden
 from services.core.tree import Folder, list_folders, normalize_path
-
-from .errors import BadGateway
 
 PREFIX = "/files/"
 

@@ -10,13 +10,12 @@ import xml.etree.ElementTree as ET
 import sqlite_utils
 from aiohttp import web
 
-from services.core.errors import BadRequest, Forbidden
+from services.core.errors import BadRequest, Forbidden, Precondition
 from services.core.multistatus import DAV, MultistatusWriter, element, multistatus, response_element, xml_bytes_response
 from services.core.tree import list_folders
 
 from . import locks
 from .context import call_of, check_if, check_locks, existing, writable
-from .errors import Precondition
 from .liveprops import ALLPROP, LIVE, PropertyContext, live_property
 from .namespace import Location, locate, shown_name
 from .properties import remove_property, set_property
@@ -35,7 +34,7 @@ def _depth(request: web.Request) -> int:
     if value == "1":
         return 1
     if value == "infinity":
-        raise Precondition("propfind-finite-depth", "PROPFIND with Depth: infinity is not served; "
+        raise Precondition(DAV, "propfind-finite-depth", "PROPFIND with Depth: infinity is not served; "
                                                     "ask for Depth: 1 level by level")
     raise BadRequest(f"Depth must be 0, 1 or infinity, not {value!r}")
 

@@ -16,11 +16,10 @@ import time
 import sqlite_utils
 from aiohttp import web
 
-from services.core.errors import BadRequest, Conflict
+from services.core.errors import BadRequest, Conflict, MethodNotAllowed
 from services.core.tree import BlobStore, QuotaExceeded, chunk_stream, commit_file, usage
 
 from .context import DEVICE, STORE, Call, call_of, check_http_conditions, check_if, check_locks, resource_at, writable
-from .errors import MethodNotAllowed
 from .namespace import Location, locate
 from .properties import drop_properties
 from .resources import Resource, lookup

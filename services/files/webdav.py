@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.core.errors import MethodNotAllowed
+
 from .collections import delete_resource, mkcol
 from .context import call_of
 from .copymove import copy, move
 from .download import get
-from .errors import MethodNotAllowed
 from .locking import lock, unlock
 from .propfind import propfind, proppatch
 from .upload import put

@@ -7,8 +7,7 @@ import copy
 import icalendar
 
 from .addresses import normalize
-from .itip import (SERVER_PARAMS, Message, attendees, build, components, find_attendee, instance_key,
-                   organizer)
+from .itip import SERVER_PARAMS, Message, attendees, build, components, find_attendee, instance_key, organizer
 
 
 def reply_message(old: icalendar.Calendar | None, new: icalendar.Calendar | None, attendee: str, *,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import sqlite_utils
 
 from ..errors import CALDAV, DAV
-from ..store import CALENDAR
 from ..http.paths import COLLECTION, PRINCIPAL, Target, home_path, principal_path
 from ..http.xmlio import element, href, tag
+from ..store import CALENDAR
 from .addresses import Settings, user_address
 from .mailboxes import INBOX, OUTBOX, default_calendar, role
 

@@ -6,11 +6,33 @@ failed call changes nothing. Errors are HTTPError subclasses; DAV ones carry
 their precondition element (services/dav/errors.py).
 """
 from .changes import TOKEN_PREFIX, Changes, changes_since, sync_token
-from .collections import (ADDRESSBOOK, CALENDAR, Collection, collection_by_name, create_collection,
-                          delete_collection, ensure_defaults, get_collection, list_collections,
-                          revoke_share, share_collection, shares_of, update_properties)
-from .items import (MAX_RESOURCE_SIZE, Item, delete_item, etag_of, find_item, get_item, get_items,
-                    items_in_range, list_items, put_item)
+from .collections import (
+                          ADDRESSBOOK,
+                          CALENDAR,
+                          Collection,
+                          collection_by_name,
+                          create_collection,
+                          delete_collection,
+                          ensure_defaults,
+                          get_collection,
+                          list_collections,
+                          revoke_share,
+                          share_collection,
+                          shares_of,
+                          update_properties,
+)
+from .items import (
+                          MAX_RESOURCE_SIZE,
+                          Item,
+                          delete_item,
+                          etag_of,
+                          find_item,
+                          get_item,
+                          get_items,
+                          items_in_range,
+                          list_items,
+                          put_item,
+)
 from .queries import ChangePage, changes_page, collection_items, items_named
 from .restore import Restored, restore_revision
 from .revisions import Revision, expire_revisions, get_revision, list_revisions

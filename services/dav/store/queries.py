@@ -13,7 +13,7 @@ import sqlite_utils
 
 from services.core.errors import NotFound
 
-from .changes import Changes, token_seq, sync_token
+from .changes import Changes, sync_token, token_seq
 from .items import COLUMNS, Item
 
 

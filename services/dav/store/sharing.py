@@ -13,8 +13,14 @@ import sqlite_utils
 
 from services.core.errors import NotFound
 
-from .collections import (Collection, collection_by_name, find_collection, list_collections, revoke_share,
-                          share_collection)
+from .collections import (
+    Collection,
+    collection_by_name,
+    find_collection,
+    list_collections,
+    revoke_share,
+    share_collection,
+)
 from .names import SHARED_BY
 
 OWNER, READ_WRITE, READ = "owner", "read-write", "read"
