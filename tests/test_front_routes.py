@@ -134,3 +134,10 @@ def test_routes_the_front_cannot_serve_are_config_errors(tmp_path, text, message
 ])
 def test_host_header_normalisation(header, host):
     assert normalise_host(header) == host
+
+
+def test_propfind_of_the_bare_server_address_leads_dav_clients_to_the_dav_root(tmp_path):
+    routes = table(tmp_path, ROUTES)
+    assert target(routes.match("h", "/", "PROPFIND")) == "redirect /dav/"
+    assert target(routes.match("h", "/", "GET")) == "api"  # the web UI
+    assert target(routes.match("h", "/files/ann/", "PROPFIND")) == "files"  # only the root itself

@@ -30,7 +30,7 @@ from .limits import RequestLimiter
 from .protocol import make_server
 from .proxy import ClientGone, Proxy
 from .proxy_listener import ProxyProtocolListener, listen_address as proxy_protocol_address
-from .routes import DAV_DISCOVERY, Route, RouteTable
+from .routes import Route, RouteTable
 from .slots import Slots
 from .tls import TLSContext
 from .upstream import Upstreams
@@ -59,7 +59,7 @@ class Front:
         self.proxy = Proxy(config, self.upstreams, self.forwarded, self.slots)
         self.health = Health(config, addresses, self.upstreams, self.slots)
         self.cors = {id(route): CorsPolicy.from_spec(route.cors, where=f"{route.origin}: cors")
-                     for route in (*self.routes.routes, DAV_DISCOVERY)}
+                     for route in self.routes.routes}
         self.security = {tls: security_headers(tls, front.hsts_max_age) for tls in (False, True)}
         self.access_log = access_log or AccessLog()
         self.proxy_protocol_address = proxy_protocol_address(config)  # the tunnel agent's door, if any
@@ -77,8 +77,7 @@ class Front:
         route: Route | None = None
         try:
             self.limiter.check(client.address)
-            route = (DAV_DISCOVERY if request.method == "PROPFIND" and request.path == "/"
-                     else self.routes.match(request.headers.get("Host"), request.path))
+            route = self.routes.match(request.headers.get("Host"), request.path, request.method)
             if route is None:
                 raise NotFound(f"no route for {request.headers.get('Host', '(no host)')}{request.path}; "
                                "add a [[route]] or a service route in hearth.toml")

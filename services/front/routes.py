@@ -56,6 +56,7 @@ class Route:
     cors: Mapping[str, Any] | None = None
     security_headers: bool = True
     origin: str = "built-in"    # where it came from, for messages: "[[route]] #2", "service 'hello'"
+    method: str | None = None   # only requests with this method, at exactly `path` (DAV discovery)
 
     def matches_host(self, host: str) -> bool:
         if self.host is None:
@@ -66,6 +67,8 @@ class Route:
 
     def matches_path(self, path: str) -> bool:
         prefix = self.path
+        if self.method is not None:
+            return path == prefix
         if prefix == "/" or path == prefix.rstrip("/") or path == prefix:
             return True
         return path.startswith(prefix if prefix.endswith("/") else prefix + "/")
@@ -95,7 +98,7 @@ class Route:
 
 # A DAV client given only the server's address asks PROPFIND / for its principal:
 # send it to the DAV root. 308 keeps the method and the body; no web page uses PROPFIND.
-DAV_DISCOVERY = Route("redirect", path="/", redirect="/dav/", redirect_status=308,
+DAV_DISCOVERY = Route("redirect", path="/", redirect="/dav/", redirect_status=308, method="PROPFIND",
                       origin="built-in: DAV discovery at the server root")
 
 
@@ -126,7 +129,8 @@ class RouteTable:
 
     @classmethod
     def from_config(cls, config: Config) -> RouteTable:
-        routes = [Route("health", path=HEALTH_PATH, security_headers=False, origin="built-in /healthz")]
+        routes = [Route("health", path=HEALTH_PATH, security_headers=False, origin="built-in /healthz"),
+                  DAV_DISCOVERY]
         for index, spec in enumerate(config.routes, 1):
             routes.append(_resolve(spec, config, f"[[route]] #{index}"))
         for service in config.services:
@@ -143,9 +147,11 @@ class RouteTable:
         slotted = {spec.name: slot_addresses(spec, config) for spec in config.services if spec.slots}
         return cls(routes, slotted)
 
-    def match(self, host: str | None, path: str) -> Route | None:
+    def match(self, host: str | None, path: str, method: str | None = None) -> Route | None:
         host = normalise_host(host)
         for route in self.routes:
+            if route.method not in (None, method):
+                continue
             if route.matches_path(path) and route.matches_host(host):
                 return route
         return None

@@ -71,6 +71,8 @@ def ingress_rules(config: Config, hostnames: list[str]) -> list[IngressRule]:
     """
     rules = []
     for route in RouteTable.from_config(config).routes:
+        if route.method is not None:
+            continue  # ingress rules cannot match a method; the front end still answers it behind them
         for hostname in [route.host] if route.host else hostnames:
             rules.append(IngressRule(hostname, path_regex(route.path), route.origin))
     return rules
