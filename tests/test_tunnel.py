@@ -114,7 +114,9 @@ def wait_until(what: str, check, timeout: float = 20, process: Process | None = 
 class Topology:
     """relay (public side) + API, front end and agent (home side), all on loopback."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, sites: tuple[str, ...] = (SITE,), max_streams: int = 64,
+                 idle_timeout: float = 30.0, relay_extra: str = ""):
+        """`sites` are the hostnames the agent serves; `relay_extra` is appended to relay.toml (tables)."""
         self.root = root
         self.home, self.public = root / "home", root / "public"
         self.home.mkdir()
@@ -155,7 +157,7 @@ name = "home"
 secret_file = "agent.secret"
 relay_ca = "relay-ca.pem"
 relay_name = "relay.test"
-hostnames = ["{SITE}"]
+hostnames = {json.dumps(list(sites))}
 pool_size = 4
 backoff_max = 2.0
 
@@ -171,13 +173,13 @@ status_listen = "127.0.0.1:{p['status']}"
 tls_cert = "relay.pem"
 tls_key = "relay.key"
 hello_timeout = 2.0
-idle_timeout = 30.0
+idle_timeout = {idle_timeout}
 
 [agents.home]
 secret_files = ["home.secret", "home.secret.next"]
-hostnames = ["{SITE}"]
-max_streams = 64
-''')
+hostnames = {json.dumps(list(sites))}
+max_streams = {max_streams}
+{relay_extra}''')
         config = ["--config", str(self.home / "hearth.toml")]
         self.api = Process("api", [sys.executable, "-m", "services.api", *config], self.home, env)
         self.front = Process("front", [sys.executable, "-m", "services.front", *config], self.home, env)
