@@ -48,7 +48,8 @@ SLOW_CHUNKS, SLOW_CHUNK, SLOW_GAP = 16, 64 * 1024, 0.25
 def start_upstream(port: int) -> None:
     async def echo(request: web.Request) -> web.Response:
         return web.Response(text=f"echo {request.headers.get('X-Marker', '')} from "
-                                 f"{request.headers.get('X-Forwarded-For', '')}")
+                                 f"{request.headers.get('X-Forwarded-For', '')}",
+                            headers={"X-Seen-Proto": request.headers.get("X-Forwarded-Proto", "")})
 
     async def slow(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()

@@ -54,7 +54,7 @@ class Front:
         addresses = self.routes.upstreams()
         self.upstreams = Upstreams(config, addresses)
         self.slots = Slots(config.data_dir, self.routes.slotted)
-        self.forwarded = ForwardedPolicy(front.trusted_proxies, tls=self.tls is not None)
+        self.forwarded = ForwardedPolicy(front.trusted_proxies)
         self.limiter = RequestLimiter(config)
         self.proxy = Proxy(config, self.upstreams, self.forwarded, self.slots)
         self.health = Health(config, addresses, self.upstreams, self.slots)

@@ -68,9 +68,8 @@ class Client:
 class ForwardedPolicy:
     """Decides the client address and the X-Forwarded-* headers from `[front] trusted_proxies`."""
 
-    def __init__(self, trusted_proxies: Iterable[str], *, tls: bool):
+    def __init__(self, trusted_proxies: Iterable[str]):
         self.trusted = parse_networks(trusted_proxies)
-        self.scheme = "https" if tls else "http"
 
     def is_trusted(self, address: str | None) -> bool:
         ip = _ip(address)
@@ -79,8 +78,10 @@ class ForwardedPolicy:
     def client(self, request: web.BaseRequest) -> Client:
         peer = request.remote or ""
         host = request.headers.get("Host", "")
+        # The connection's own scheme: TLS here, or (PROXY listener) TLS the relay ended.
+        scheme = request.scheme
         if not self.trusted or not self.is_trusted(peer):
-            return Client(address=peer, proto=self.scheme, host=host, chain=(peer,) if peer else ())
+            return Client(address=peer, proto=scheme, host=host, chain=(peer,) if peer else ())
         hops = [hop.strip() for value in request.headers.getall("X-Forwarded-For", ())
                 for hop in value.split(",") if hop.strip()]
         hops.append(peer)
@@ -90,8 +91,8 @@ class ForwardedPolicy:
                 client_index = index
                 break
         chain = tuple(hops[client_index:])
-        proto = _last(request.headers.getall("X-Forwarded-Proto", ())).lower() or self.scheme
-        return Client(address=chain[0], proto=proto if proto in {"http", "https"} else self.scheme,
+        proto = _last(request.headers.getall("X-Forwarded-Proto", ())).lower() or scheme
+        return Client(address=chain[0], proto=proto if proto in {"http", "https"} else scheme,
                       host=_last(request.headers.getall("X-Forwarded-Host", ())) or host, chain=chain)
 
     def upstream_headers(self, request: web.BaseRequest, client: Client) -> CIMultiDict[str]:

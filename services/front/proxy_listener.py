@@ -12,6 +12,11 @@ TLS bytes behind it stay in the kernel buffer and the TLS layer (the front's
 own certificate, as on [front] listen) starts on the next byte. Then the
 connection is served by the same aiohttp server as the main listener, its
 transport wrapped to report the header's address as the peer.
+
+A header carrying the SSL TLV (§2.2.5) says the relay already ended the
+client's TLS (a hostname the relay terminates) or there was none (plain
+:80): plain HTTP follows, and the TLV's client bit says whether the client
+spoke https, which is then what the request's scheme is.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import logging
 import socket
 import ssl
 import struct
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from services.core.config import Config, ConfigError
@@ -30,12 +36,19 @@ log = logging.getLogger("front.proxy")
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 COMMAND_LOCAL, COMMAND_PROXY = 0x20, 0x21
 FAMILY_LENGTHS = {0x11: 12, 0x21: 36}   # TCP over IPv4, TCP over IPv6: addresses and ports
-MAX_HEADER_BODY = 1024                  # addresses plus TLVs; the agent sends none of the latter
+MAX_HEADER_BODY = 1024                  # addresses plus TLVs; the agent sends at most the SSL one
+PP2_TYPE_SSL, PP2_CLIENT_SSL = 0x20, 0x01
 HEADER_SECONDS = 5.0
 
 
 class BadProxyHeader(Exception):
     """The connection did not open with a PROXY v2 header we accept."""
+
+
+@dataclass(frozen=True)
+class ProxyHeader:
+    client: tuple[str, int] | None    # None for LOCAL (a health check: no client)
+    plain_after: str | None = None    # "http"/"https" when plain HTTP follows, None for the client's TLS
 
 
 def listen_address(config: Config) -> tuple[str, int] | None:
@@ -55,8 +68,8 @@ def listen_address(config: Config) -> tuple[str, int] | None:
     return host, int(port)
 
 
-async def read_proxy_header(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> tuple[str, int] | None:
-    """The client (address, port) a PROXY v2 header names; None for LOCAL (a health check: no client)."""
+async def read_proxy_header(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> ProxyHeader:
+    """The client (address, port) a PROXY v2 header names, and whether plain HTTP follows it."""
     fixed = await _recv_exactly(loop, sock, 16)
     if fixed[:12] != SIGNATURE:
         raise BadProxyHeader("no PROXY protocol v2 signature")
@@ -65,7 +78,7 @@ async def read_proxy_header(loop: asyncio.AbstractEventLoop, sock: socket.socket
         raise BadProxyHeader(f"PROXY header body of {length} bytes")
     body = await _recv_exactly(loop, sock, length)
     if command == COMMAND_LOCAL:
-        return None
+        return ProxyHeader(None)
     if command != COMMAND_PROXY:
         raise BadProxyHeader(f"PROXY command byte {command:#x}")
     needed = FAMILY_LENGTHS.get(family)
@@ -76,7 +89,23 @@ async def read_proxy_header(loop: asyncio.AbstractEventLoop, sock: socket.socket
     if isinstance(source, ipaddress.IPv6Address) and source.ipv4_mapped:
         source = source.ipv4_mapped
     (port,) = struct.unpack("!H", body[2 * size:2 * size + 2])
-    return str(source), port
+    return ProxyHeader((str(source), port), _plain_after(body[needed:]))
+
+
+def _plain_after(tlvs: bytes) -> str | None:
+    """The scheme the SSL TLV reports, if there is one; other TLVs are skipped, as the spec says."""
+    while tlvs:
+        if len(tlvs) < 3:
+            raise BadProxyHeader("truncated PROXY TLV")
+        kind, length = struct.unpack("!BH", tlvs[:3])
+        value, tlvs = tlvs[3:3 + length], tlvs[3 + length:]
+        if len(value) < length:
+            raise BadProxyHeader("truncated PROXY TLV")
+        if kind == PP2_TYPE_SSL:
+            if not value:
+                raise BadProxyHeader("empty PROXY SSL TLV")
+            return "https" if value[0] & PP2_CLIENT_SSL else "http"
+    return None
 
 
 async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, count: int) -> bytes:
@@ -92,13 +121,17 @@ async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, co
 class ClientTransport:
     """A transport that reports the PROXY header's client as its peer, and is otherwise the real one."""
 
-    def __init__(self, transport: asyncio.Transport, client: tuple[str, int]):
+    def __init__(self, transport: asyncio.Transport, client: tuple[str, int],
+                 relayed_tls: ssl.SSLContext | None = None):
         self._transport = transport
         self._client = client
+        self._relayed_tls = relayed_tls
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
             return self._client
+        if name == "sslcontext" and self._relayed_tls is not None:
+            return self._relayed_tls   # aiohttp's request.scheme: https, ended at the relay
         return self._transport.get_extra_info(name, default)
 
     def __getattr__(self, name: str) -> Any:
@@ -108,12 +141,15 @@ class ClientTransport:
 class ClientProtocol(asyncio.Protocol):
     """Hands the wrapped transport to the door's own protocol and forwards every event to it."""
 
-    def __init__(self, inner: asyncio.Protocol, client: tuple[str, int] | None):
+    def __init__(self, inner: asyncio.Protocol, client: tuple[str, int] | None,
+                 relayed_tls: ssl.SSLContext | None = None):
         self.inner = inner
         self.client = client
+        self.relayed_tls = relayed_tls
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.inner.connection_made(ClientTransport(transport, self.client) if self.client else transport)
+        self.inner.connection_made(ClientTransport(transport, self.client, self.relayed_tls) if self.client
+                                   else transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.inner.connection_lost(exc)
@@ -142,6 +178,13 @@ class ProxyProtocolListener:
         self.sock: socket.socket | None = None
         self.task: asyncio.Task | None = None
         self.pending: set[asyncio.Task] = set()
+        self._marker: ssl.SSLContext | None = None
+
+    def relayed_marker(self) -> ssl.SSLContext:
+        """What a relay-ended https connection reports as its "sslcontext" (only its truth is read)."""
+        if self._marker is None:
+            self._marker = self.ssl_context or ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        return self._marker
 
     async def start(self) -> None:
         family = socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET
@@ -178,10 +221,12 @@ class ProxyProtocolListener:
         conn.setblocking(False)
         try:
             async with asyncio.timeout(HEADER_SECONDS):
-                client = await read_proxy_header(loop, conn)
+                header = await read_proxy_header(loop, conn)
+            own_tls = self.ssl_context if header.plain_after is None else None
+            relayed_tls = self.relayed_marker() if header.plain_after == "https" else None
             await loop.connect_accepted_socket(
-                lambda: ClientProtocol(self.protocol_factory(), client), conn,
-                ssl=self.ssl_context, ssl_handshake_timeout=HEADER_SECONDS if self.ssl_context else None)
+                lambda: ClientProtocol(self.protocol_factory(), header.client, relayed_tls), conn,
+                ssl=own_tls, ssl_handshake_timeout=HEADER_SECONDS if own_tls else None)
         except BadProxyHeader as error:
             log.info("proxy listener: %s: refused: %s", _peer(conn), error)
             conn.close()

@@ -35,6 +35,8 @@ FIRST_DELAY = 0.5
 # The relay closes idle public streams itself; this only bounds what a vanished relay leaves behind.
 STREAM_IDLE_SECONDS = 3600.0
 STATE_EVERY = 1.0
+# A handover's "terminated": absent when the client's own TLS follows, else the scheme the relay ended.
+PLAIN_AFTER = {None: None, "http": "http", "https": "https"}
 
 
 class Refused(Exception):
@@ -168,7 +170,8 @@ class Agent:
             try:
                 header = proxy_v2_header(
                     (str(handover["client"]), int(handover["port"])),
-                    (str(handover.get("server", "0.0.0.0")), int(handover.get("server_port", 443))))
+                    (str(handover.get("server", "0.0.0.0")), int(handover.get("server_port", 443))),
+                    plain_after=PLAIN_AFTER[handover.get("terminated")])
             except (KeyError, ValueError, TypeError) as error:
                 log.warning("relay sent a bad handover %r: %s", handover, error)
                 await close_quietly(writer)

@@ -5,8 +5,15 @@ Three listeners and a status page:
   their secret and join their pool (pool.py);
 - public ("443"): read only the ClientHello, route by its SNI to the agent
   that serves the name, pass every byte through untouched: TLS ends at home;
-- http ("80", optional): redirect to https by Host, for the names agents serve;
+- http ("80", optional): redirect to https by Host, for the names agents serve
+  (a Host nobody serves gets 421);
 - status (loopback only): JSON with agents, hostnames, streams and bytes.
+
+The exception is a hostname in relay.toml's [terminate] tables: the relay
+ends TLS for it with its own certificate (a loopback TLS server takes the
+connection from the ClientHello on) and, on :443 and :80 alike, passes its
+plain HTTP by Host to the agent, telling it so; the front end then knows the
+bytes are plain and whether the client used https.
 
 Every refusal is one log line with the client's address and the reason; the
 relay itself keeps serving. HEARTH_RELAY_TAP=FILE appends every byte passed
@@ -28,12 +35,15 @@ from aiohttp import web
 from .clienthello import NotAClientHello, read_client_hello
 from .pool import AgentPool, PoolConnection
 from .relay_config import RelayConfig
+from .request_head import NotARequest, read_request_head, respond
 from .splice import close_quietly, splice
 from .wire import MAX_LINE, WireError, encode, read_message
 
 log = logging.getLogger("relay")
 
 TAP_ENV = "HEARTH_RELAY_TAP"
+
+Address = tuple[str, int]
 
 
 class Relay:
@@ -50,6 +60,9 @@ class Relay:
         except (OSError, ssl.SSLError) as error:
             from services.core.errors import ConfigError
             raise ConfigError(f"{config.path}: tls_cert/tls_key: {error}") from None
+        self.terminate_context = terminating_context(config)
+        self.terminator: Address | None = None          # the loopback TLS server, once started
+        self.terminating: dict[int, tuple[Address, Address]] = {}   # its clients' real addresses by port
 
     # refusals
 
@@ -116,12 +129,21 @@ class Relay:
         except (OSError, ConnectionError):
             await close_quietly(writer)
             return
+        if hello.server_name in self.config.terminate:
+            await self.terminate_tls(hello.raw, reader, writer, peer)
+            return
         pool = self.route(hello.server_name)
         if pool is None:
             self.refuse("sni", peer, f"no agent serves {hello.server_name!r}" if hello.server_name
                         else "ClientHello without a server name (SNI)")
             await close_quietly(writer)
             return
+        await self.carry(pool, hello.server_name, hello.raw, reader, writer, peer, _addresses(writer))
+
+    async def carry(self, pool: AgentPool, hostname: str, first_bytes: bytes, reader: asyncio.StreamReader,
+                    writer: asyncio.StreamWriter, peer: str, addresses: tuple[Address, Address],
+                    terminated: str | None = None) -> None:
+        """Pass one public connection to the agent, within its stream limit."""
         if pool.open_streams >= pool.spec.max_streams:
             self.refuse("limit", peer, f"agent {pool.spec.name!r} has {pool.open_streams} open streams "
                         f"(max_streams {pool.spec.max_streams})")
@@ -129,7 +151,7 @@ class Relay:
             return
         pool.open_streams += 1
         try:
-            await self.pass_through(pool, hello.server_name, hello.raw, reader, writer, peer)
+            await self.pass_through(pool, hostname, first_bytes, reader, writer, peer, addresses, terminated)
         finally:
             pool.open_streams -= 1
 
@@ -141,17 +163,20 @@ class Relay:
         return pool if pool is not None and server_name in pool.served else None
 
     async def pass_through(self, pool: AgentPool, hostname: str, first_bytes: bytes,
-                           reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
+                           reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str,
+                           addresses: tuple[Address, Address], terminated: str | None) -> None:
         connection = await pool.take(self.config.wait_for_pool)
         if connection is None:
             self.refuse("pool", peer, f"agent {pool.spec.name!r} has no free connection "
                         f"(waited {self.config.wait_for_pool:g} s)")
             await close_quietly(writer)
             return
-        client = writer.get_extra_info("peername") or ("0.0.0.0", 0)
-        server = writer.get_extra_info("sockname") or ("0.0.0.0", 0)
-        header = encode({"client": client[0], "port": client[1], "hostname": hostname,
-                         "server": server[0], "server_port": server[1]})
+        (client, server) = addresses
+        handover = {"client": client[0], "port": client[1], "hostname": hostname,
+                    "server": server[0], "server_port": server[1]}
+        if terminated:
+            handover["terminated"] = terminated   # plain HTTP follows; the client spoke `terminated`
+        header = encode(handover)
         pool.streams_total += 1
         pool.bytes.inbound += len(first_bytes)
         self.tap("in", first_bytes)
@@ -180,15 +205,102 @@ class Relay:
     async def status_page(self, request: web.Request) -> web.Response:
         return web.Response(text=json.dumps(self.status(), indent=1) + "\n", content_type="application/json")
 
-    async def redirect(self, request: web.Request) -> web.Response:
+    # plain HTTP: the :80 listener, and what the relay's own TLS server decrypted
+
+    async def handle_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.serve_http(reader, writer, _addresses(writer), scheme="http")
+
+    async def serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         addresses: tuple[Address, Address], scheme: str) -> None:
+        """Route one plain connection by its first request's Host: pass it on, redirect it, or refuse it."""
+        peer = "%s:%d" % addresses[0]
         try:
-            host = (request.url.host or "").rstrip(".").lower()
-        except ValueError:
-            host = ""
-        if not host or self.config.agent_for(host) is None:
-            log.info("%s: http: no site named %r here: answered 421", request.remote, host[:64])
-            return web.Response(status=421, text="no site by that name here\n")
-        return web.Response(status=308, headers={"Location": f"https://{host}{request.raw_path}"})
+            async with asyncio.timeout(self.config.hello_timeout):
+                head = await read_request_head(reader, self.config.max_hello_bytes)
+        except TimeoutError:
+            self.refuse("slow", peer, f"{scheme}: no whole request head within {self.config.hello_timeout:g} s")
+            await close_quietly(writer)
+            return
+        except NotARequest as error:
+            self.refuse("garbage", peer, f"{scheme}: {error}")
+            writer.write(respond(error.connection, 400, "not an HTTP request\n"))
+            await close_quietly(writer)
+            return
+        except (OSError, ConnectionError):
+            await close_quietly(writer)
+            return
+        if head.host in self.config.terminate:
+            pool = self.route(head.host)
+            if pool is None:
+                log.warning("%s: %s://%s: its agent is not connected: answered 502", peer, scheme, head.host)
+                writer.write(head.answer(502, "this site's home is not connected\n"))
+                await close_quietly(writer)
+                return
+            await self.carry(pool, head.host, head.raw, reader, writer, peer, addresses, terminated=scheme)
+            return
+        if scheme == "http" and self.config.agent_for(head.host) is not None:
+            writer.write(head.answer(308, "", [("Location", f"https://{head.host}{head.target}")]))
+        else:
+            self.refuse("host", peer, f"{scheme}: no site named {head.host[:64]!r} here: answered 421")
+            writer.write(head.answer(421, "no site by that name here\n"))
+        await close_quietly(writer)
+
+    async def terminate_tls(self, first_bytes: bytes, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter, peer: str) -> None:
+        """Hand a [terminate] hostname's connection, ClientHello and all, to the relay's own TLS server."""
+        try:
+            inner_reader, inner_writer = await asyncio.open_connection(*self.terminator)
+        except OSError as error:
+            log.error("%s: the relay's own TLS server is unreachable: %s", peer, error)
+            await close_quietly(writer)
+            return
+        port = inner_writer.get_extra_info("sockname")[1]
+        self.terminating[port] = _addresses(writer)
+        try:
+            inner_writer.write(first_bytes)
+            await splice((reader, writer), (inner_reader, inner_writer), idle_timeout=self.config.idle_timeout)
+        finally:
+            self.terminating.pop(port, None)
+
+    async def handle_terminated(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        addresses = self.terminating.get((writer.get_extra_info("peername") or ("", 0))[1])
+        if addresses is None:   # not one the relay handed over itself
+            await close_quietly(writer)
+            return
+        await self.serve_http(reader, writer, addresses, scheme="https")
+
+
+def terminating_context(config: RelayConfig) -> ssl.SSLContext | None:
+    """The TLS server context for [terminate] hostnames: each name gets its own certificate by SNI."""
+    from services.core.errors import ConfigError
+    contexts: dict[str, ssl.SSLContext] = {}
+    for hostname, (cert, key) in config.terminate.items():
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_alpn_protocols(["http/1.1"])
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(f"{config.path}: [terminate.{hostname!r}]: {error}") from None
+        contexts[hostname] = context
+    if not contexts:
+        return None
+
+    def by_server_name(connection: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
+        chosen = contexts.get((server_name or "").rstrip(".").lower())
+        if chosen is not None:
+            connection.context = chosen
+
+    default = next(iter(contexts.values()))
+    default.sni_callback = by_server_name
+    return default
+
+
+def _addresses(writer: asyncio.StreamWriter) -> tuple[Address, Address]:
+    """(client, server) of an accepted connection, as the agent's PROXY header will name them."""
+    client = writer.get_extra_info("peername") or ("0.0.0.0", 0)
+    server = writer.get_extra_info("sockname") or ("0.0.0.0", 0)
+    return (client[0], client[1]), (server[0], server[1])
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
@@ -205,20 +317,25 @@ async def run_relay(config: RelayConfig) -> None:
                                    limit=MAX_LINE),
         await asyncio.start_server(relay.handle_public, config.public_listen.host, config.public_listen.port),
     ]
+    if config.http_listen is not None:
+        servers.append(await asyncio.start_server(relay.handle_http, config.http_listen.host,
+                                                  config.http_listen.port))
+    if relay.terminate_context is not None:
+        terminator = await asyncio.start_server(relay.handle_terminated, "127.0.0.1", 0,
+                                                ssl=relay.terminate_context,
+                                                ssl_handshake_timeout=config.hello_timeout)
+        servers.append(terminator)
+        relay.terminator = terminator.sockets[0].getsockname()[:2]
     runners = []
-    for address, handler in ((config.status_listen, relay.status_page), (config.http_listen, relay.redirect)):
-        if address is None:
-            continue
+    if config.status_listen is not None:
         app = web.Application()
-        app.router.add_route("GET", "/" if handler is relay.status_page else "/{tail:.*}", handler)
-        if handler is relay.redirect:
-            app.router.add_route("HEAD", "/{tail:.*}", handler)
+        app.router.add_get("/", relay.status_page)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, address.host, address.port).start()
+        await web.TCPSite(runner, config.status_listen.host, config.status_listen.port).start()
         runners.append(runner)
     log.info("relay: agents on %s (TLS), public on %s, %s, status on %s", config.control_listen,
-             config.public_listen, f"http redirect on {config.http_listen}" if config.http_listen else "no http",
+             config.public_listen, f"http on {config.http_listen}" if config.http_listen else "no http",
              config.status_listen or "(off)")
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -16,6 +16,14 @@
     hostnames = ["cloud.example.org"]  # what this agent may serve
     max_streams = 256                  # open public connections at once
 
+    [terminate."old.example.org"]      # optional: the relay terminates TLS for this hostname
+    tls_cert = "old.pem"               # (it must be one an agent serves) and proxies its HTTP,
+    tls_key = "old.key"                # on :443 and on :80 alike, by Host
+
+A [terminate] hostname is for a device that cannot speak TLS to your home's
+certificate: the relay then sees that hostname's traffic in the clear, so
+leave it out unless you need it. Every other hostname stays end-to-end TLS.
+
 Paths are relative to the config file. Every key is checked at start; a wrong
 one is one line naming the file, the key and what was expected.
 """
@@ -63,14 +71,16 @@ class RelayConfig:
     idle_timeout: float
     wait_for_pool: float
     agents: tuple[AgentSpec, ...]
+    terminate: dict[str, tuple[Path, Path]]   # hostname -> (certificate, key) the relay serves it with
 
     def agent_for(self, hostname: str) -> AgentSpec | None:
         return next((agent for agent in self.agents if hostname in agent.hostnames), None)
 
 
 TOP_KEYS = {"public_listen", "http_listen", "control_listen", "status_listen", "tls_cert", "tls_key",
-            "hello_timeout", "max_hello_bytes", "idle_timeout", "wait_for_pool", "agents"}
+            "hello_timeout", "max_hello_bytes", "idle_timeout", "wait_for_pool", "agents", "terminate"}
 AGENT_KEYS = {"secret_files", "hostnames", "max_streams"}
+TERMINATE_KEYS = {"tls_cert", "tls_key"}
 
 
 def load_relay_config(path: str | Path) -> RelayConfig:
@@ -122,6 +132,8 @@ def load_relay_config(path: str | Path) -> RelayConfig:
     tls_cert, tls_key = get("tls_cert", str, ""), get("tls_key", str, "")
     if not tls_cert or not tls_key:
         raise ConfigError(f"{path}: tls_cert and tls_key: the control listener needs a certificate")
+    terminate = {hostname.rstrip(".").lower(): _terminated(path, base, hostname, raw, claimed)
+                 for hostname, raw in get("terminate", dict, {}).items()}
     return RelayConfig(
         path=path,
         public_listen=address("public_listen", "0.0.0.0:443"),
@@ -134,16 +146,13 @@ def load_relay_config(path: str | Path) -> RelayConfig:
         idle_timeout=_positive(path, "idle_timeout", get("idle_timeout", float, 300.0)),
         wait_for_pool=_positive(path, "wait_for_pool", get("wait_for_pool", float, 5.0)),
         agents=agents,
+        terminate=terminate,
     )
 
 
 def _agent(path: Path, base: Path, name: str, raw: Any) -> AgentSpec:
     where = f"{path}: [agents.{name}]"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a table")
-    for key in raw:
-        if key not in AGENT_KEYS:
-            raise ConfigError(f"{where} {key}: unknown key (known: {', '.join(sorted(AGENT_KEYS))})")
+    _check_table(where, raw, AGENT_KEYS)
     files, hostnames = raw.get("secret_files"), raw.get("hostnames")
     for key, value in (("secret_files", files), ("hostnames", hostnames)):
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
@@ -153,6 +162,25 @@ def _agent(path: Path, base: Path, name: str, raw: Any) -> AgentSpec:
         raise ConfigError(f"{where} max_streams: expected a positive integer, got {max_streams!r}")
     return AgentSpec(name=name, secrets=tuple(read_secret(base / f, f"{where} secret_files") for f in files),
                      hostnames=tuple(h.rstrip(".").lower() for h in hostnames), max_streams=max_streams)
+
+
+def _terminated(path: Path, base: Path, hostname: str, raw: Any, claimed: dict[str, str]) -> tuple[Path, Path]:
+    where = f"{path}: [terminate.{hostname!r}]"
+    _check_table(where, raw, TERMINATE_KEYS)
+    if hostname.rstrip(".").lower() not in claimed:
+        raise ConfigError(f"{where}: no agent serves {hostname} (add it to an [agents.NAME] hostnames)")
+    files = [raw.get(key) for key in ("tls_cert", "tls_key")]
+    if not all(isinstance(f, str) and f for f in files):
+        raise ConfigError(f"{where}: expected tls_cert and tls_key, the certificate the relay serves it with")
+    return base / files[0], base / files[1]
+
+
+def _check_table(where: str, raw: Any, known: set[str]) -> None:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{where} {key}: unknown key (known: {', '.join(sorted(known))})")
 
 
 def read_secret(path: Path, where: str) -> bytes:
