@@ -94,6 +94,7 @@ fill()
 	    -e "s|/usr/local/bin/hearth|$bindir/hearth|g" \
 	    -e "s|/usr/local/bin/python3|$venv/bin/python|g" \
 	    -e "s|/usr/local/etc/hearth.toml|$config|g" \
+	    -e "s|/usr/local/etc/hearth/relay.toml|$confdir/relay.toml|g" \
 	    -e "s|/var/db/hearth|$datadir|g" \
 	    "$1" > "$2"
 	chmod "$3" "$2"
@@ -182,11 +183,15 @@ fi
 echo "  edit $config ([front] listen, trusted_proxies, tls_cert …)"
 if [ "$os" = freebsd ]; then
 	echo "  su -m hearth -c 'HEARTH_ADMIN_PASSWORD=… $bindir/hearth init'   # or note the password it prints"
-	# Every daemon but hearth_rotate: newsyslog rotates the logs here.
+	# Every daemon but hearth_rotate (newsyslog rotates the logs here) and
+	# hearth_relay (it belongs on the public server the agent dials out to).
 	enable=
 	for script in "$checkout"/rc.d/hearth_*; do
 		name="$(basename "$script")"
-		[ "$name" = hearth_rotate ] || enable="$enable ${name}_enable=YES"
+		case "$name" in
+		hearth_rotate|hearth_relay) ;;
+		*) enable="$enable ${name}_enable=YES" ;;
+		esac
 	done
 	echo "  sysrc$enable"
 	echo "  service hearth_front start   # starts what it REQUIREs first; or reboot"

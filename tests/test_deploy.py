@@ -95,7 +95,10 @@ def test_freebsd_rc_scripts_parse_and_carry_the_installation_paths(tmp_path):
         assert check.returncode == 0, f"{script.name}: {check.stderr}"
         text = script.read_text()
         assert os.access(script, os.X_OK)
-        assert ': "${hearth_config:=/usr/local/etc/hearth/hearth.toml}"' in text
+        if script.name == "hearth_relay":   # the public server's: relay.toml, no hearth.toml
+            assert ': "${hearth_relay_config:=/usr/local/etc/hearth/relay.toml}"' in text
+        else:
+            assert ': "${hearth_config:=/usr/local/etc/hearth/hearth.toml}"' in text
         if "hearth_python:=" in text:
             assert ': "${hearth_python:=/usr/local/lib/hearth/venv/bin/python}"' in text
     newsyslog = (tmp_path / "usr/local/etc/newsyslog.conf.d/hearth.conf").read_text()

@@ -126,6 +126,9 @@ SCHEMA: tuple[Option, ...] = (
            "Idle connections the agent keeps open to the relay, each ready to carry one public connection."),
     Option("tunnel", "backoff_max", float, 30.0,
            "Ceiling in seconds for the agent's jittered, doubling delay between reconnection attempts."),
+    Option("relay", "config", str, "",
+           "relay.toml for `hearth relay`, run by this supervisor as hearth_relay (on the public server; "
+           "empty: no relay here)."),
     Option("auth", "max_failures", int, 10,
            "Failed logins from one client address before it gets 429 Too Many Requests."),
     Option("auth", "failure_window", int, 300,

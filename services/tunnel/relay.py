@@ -22,6 +22,7 @@ through to FILE (a debugging aid the tests use to prove nothing is plaintext).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import logging
@@ -32,9 +33,11 @@ from typing import Any
 
 from aiohttp import web
 
+from services.core.errors import ConfigError
+
 from .clienthello import NotAClientHello, read_client_hello
 from .pool import AgentPool, PoolConnection
-from .relay_config import RelayConfig
+from .relay_config import RelayConfig, load_relay_config
 from .request_head import NotARequest, read_request_head, respond
 from .splice import close_quietly, splice
 from .wire import MAX_LINE, WireError, encode, read_message
@@ -58,11 +61,44 @@ class Relay:
         try:
             self.control_context.load_cert_chain(config.tls_cert, config.tls_key)
         except (OSError, ssl.SSLError) as error:
-            from services.core.errors import ConfigError
-            raise ConfigError(f"{config.path}: tls_cert/tls_key: {error}") from None
+                raise ConfigError(f"{config.path}: tls_cert/tls_key: {error}") from None
         self.terminate_context = terminating_context(config)
         self.terminator: Address | None = None          # the loopback TLS server, once started
         self.terminating: dict[int, tuple[Address, Address]] = {}   # its clients' real addresses by port
+
+    # SIGHUP
+
+    # What a running relay cannot change: its sockets, the control certificate, the [terminate] server.
+    FIXED = ("public_listen", "http_listen", "control_listen", "status_listen", "tls_cert", "tls_key", "terminate")
+
+    def reload(self) -> None:
+        """Take up relay.toml's agents (secrets, hostnames, limits) and timeouts; a broken file changes nothing.
+
+        An agent whose secrets changed (a rotation finished) loses its idle connections, so
+        it proves its current secret again; a removed agent loses them and its pool.
+        """
+        try:
+            new = load_relay_config(self.config.path)
+        except ConfigError as error:
+            log.error("SIGHUP: %s; still running on the config as it was", error)
+            return
+        if any(getattr(new, key) != getattr(self.config, key) for key in self.FIXED):
+            log.warning("SIGHUP: listen addresses, tls_cert/tls_key and [terminate] change only on a restart")
+        new = dataclasses.replace(new, **{key: getattr(self.config, key) for key in self.FIXED})
+        specs = {spec.name: spec for spec in new.agents}
+        for name, pool in list(self.pools.items()):
+            spec = specs.get(name)
+            if spec is None or spec.secrets != pool.spec.secrets:
+                for connection in pool.idle:
+                    connection.writer.close()
+            if spec is None:
+                del self.pools[name]
+            else:
+                pool.spec = spec
+        for name, spec in specs.items():
+            self.pools.setdefault(name, AgentPool(spec))
+        self.config = new
+        log.info("SIGHUP: reloaded %s: agents %s", new.path, ", ".join(sorted(specs)))
 
     # refusals
 
@@ -272,7 +308,6 @@ class Relay:
 
 def terminating_context(config: RelayConfig) -> ssl.SSLContext | None:
     """The TLS server context for [terminate] hostnames: each name gets its own certificate by SNI."""
-    from services.core.errors import ConfigError
     contexts: dict[str, ssl.SSLContext] = {}
     for hostname, (cert, key) in config.terminate.items():
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -341,6 +376,7 @@ async def run_relay(config: RelayConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
+    loop.add_signal_handler(signal.SIGHUP, relay.reload)
     await stopped.wait()
     log.info("relay: stopping")
     for server in servers:

@@ -1,0 +1,113 @@
+"""Running the relay: rotating an agent's secret with SIGHUP, and the relay under `hearth up`.
+
+Rotation, as README describes it: list the new secret beside the old one,
+give the agent the new one, then drop the old one and send the relay SIGHUP.
+An agent still holding only the old secret is then turned away on its next
+login; a relay.toml broken by a typo changes nothing on SIGHUP.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import textwrap
+import urllib.request
+
+import pytest
+import trustme
+
+from tests.installation import Installation, free_port, running
+from tests.test_tunnel import Topology, count_lines, phone_get, run, wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+NEXT_SECRET = "a-second-secret-being-rotated-in"   # Topology's home.secret.next
+
+
+@pytest.fixture
+def topology(tmp_path):
+    topology = Topology(tmp_path)
+    try:
+        topology.start()
+        yield topology
+    finally:
+        topology.stop()
+
+
+def test_sighup_finishes_a_secret_rotation_and_a_broken_file_changes_nothing(topology):
+    relay_toml = topology.public / "relay.toml"
+    config = relay_toml.read_text()
+    assert run(phone_get(topology, "/up/echo", {"X-Marker": "before"}))[0] == 200
+
+    # The old secret leaves the relay: the agent, still on it, must log in again and is refused.
+    relay_toml.write_text(config.replace('["home.secret", "home.secret.next"]', '["home.secret.next"]'))
+    topology.relay.process.send_signal(signal.SIGHUP)
+    wait_until("the agent to be refused", lambda: topology.agent_state().get("state") == "reconnecting"
+               and "wrong secret" in (topology.agent_state().get("last_error") or ""), process=topology.agent)
+    assert count_lines(topology.relay, "SIGHUP: reloaded") == 1
+
+    # The agent given the new secret gets in again, and so does the phone.
+    (topology.home / "agent.secret").write_text(NEXT_SECRET + "\n")
+    topology.agent.stop()
+    topology.agent.start()
+    wait_until("the agent on its new secret", lambda: topology.agent_state().get("state") == "connected",
+               process=topology.agent)
+    wait_until("the relay to see it", lambda: topology.status()["agents"]["home"]["idle_connections"] >= 1)
+    assert run(phone_get(topology, "/up/echo", {"X-Marker": "rotated"}))[0] == 200
+
+    # A typo in relay.toml: SIGHUP logs it once and the relay goes on as it was.
+    relay_toml.write_text(config + "\nmax_streamz = 3\n")
+    topology.relay.process.send_signal(signal.SIGHUP)
+    wait_until("the error line", lambda: count_lines(topology.relay, "still running on the config as it was") == 1)
+    assert run(phone_get(topology, "/up/echo", {"X-Marker": "after"}))[0] == 200
+    assert topology.relay.process.poll() is None
+
+
+def test_hearth_up_runs_the_relay_when_hearth_toml_names_its_config(tmp_path):
+    ports = {name: free_port() for name in ("front", "public", "control", "status")}
+    certificate = trustme.CA().issue_cert("relay.test")
+    certificate.cert_chain_pems[0].write_to_path(str(tmp_path / "relay.pem"))
+    certificate.private_key_pem.write_to_path(str(tmp_path / "relay.key"))
+    (tmp_path / "home.secret").write_text("0123456789abcdef-home-agent-secret\n")
+    (tmp_path / "relay.toml").write_text(textwrap.dedent(f"""\
+        public_listen = "127.0.0.1:{ports['public']}"
+        control_listen = "127.0.0.1:{ports['control']}"
+        status_listen = "127.0.0.1:{ports['status']}"
+        tls_cert = "relay.pem"
+        tls_key = "relay.key"
+        [agents.home]
+        secret_files = ["home.secret"]
+        hostnames = ["cloud.example.org"]
+        """))
+    hearth = Installation(tmp_path, textwrap.dedent(f"""\
+        data_dir = "var"
+        [front]
+        listen = "127.0.0.1:{ports['front']}"
+        [relay]
+        config = "relay.toml"
+        """))
+
+    def relay_status() -> dict | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ports['status']}/", timeout=2) as response:
+                return json.load(response)
+        except OSError:
+            return None
+
+    with running(hearth):
+        rows = {line.split()[0]: line.split() for line in hearth.ok("status").stdout.splitlines()[1:]}
+        assert rows["relay"][1] == "running"
+        assert wait_until("the relay's status page", relay_status)["agents"]["home"]["connected"] is False
+        assert 'hearth_relay_enable="YES"' in (hearth.var / "run" / "rc.conf").read_text()
+        hearth.ok("service", "relay", "reload")
+        log = hearth.var / "log" / "relay.log"
+        hearth.wait_for(lambda: "SIGHUP: reloaded" in log.read_text(), what="the relay's reload line")
+    assert relay_status() is None
+
+
+def test_without_relay_config_hearth_up_has_no_relay(tmp_path):
+    from services.core.config import load_config
+    from services.rc import layout
+    (tmp_path / "hearth.toml").write_text('data_dir = "var"\n')
+    config = load_config(tmp_path / "hearth.toml")
+    assert "hearth_relay" not in [path.name for path in layout.script_paths(config)]
+    assert "hearth_tunnel" in [path.name for path in layout.script_paths(config)]
