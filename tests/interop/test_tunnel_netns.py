@@ -10,6 +10,11 @@ phone speaks HTTPS to home.test resolved to the relay's address (curl
 --resolve) and trusts only the home's own CA: TLS ends at home. The relay's
 byte tap (HEARTH_RELAY_TAP) records everything it passes and must never hold
 the plaintext marker the phone sent in a header and in a file's body.
+
+In the same topology: ten slow downloads do not hold up a small request; a
+wrong agent secret (from home), an unknown SNI and garbage (from the phone)
+are each refused and logged once while the relay goes on serving; and a
+killed relay comes back with the agent reconnecting on its own.
 """
 from __future__ import annotations
 
@@ -35,6 +40,24 @@ SITE = "home.test"
 SECRET = "netns-home-agent-secret-0123456789"
 FRONT_PORT, PROXIED_PORT, PUBLIC_PORT, CONTROL_PORT, STATUS_PORT = 8443, 8444, 443, 7443, 7480
 BIG_FILE_MB = 32  # more than every socket buffer between home and the phone can hold
+SLOW_DOWNLOADS, SLOW_FILE_MB, SLOW_RATE = 10, 2, "400K"   # ten phone downloads of ~5 s each
+
+# An agent's first words from a raw TLS client: argv is CA file, relay address, port, agent, secret.
+# It prints the relay's answer and then whether the relay hung up after it.
+RAW_AGENT = """
+import json, socket, ssl, sys
+ca, host, port, agent, secret = sys.argv[1:6]
+context = ssl.create_default_context(cafile=ca)
+with socket.create_connection((host, int(port)), timeout=10) as raw:
+    with context.wrap_socket(raw, server_hostname="relay.test") as tls:
+        tls.sendall(json.dumps({"agent": agent, "secret": secret, "hostnames": ["home.test"]}).encode() + b"\\n")
+        stream = tls.makefile("rb")
+        print(stream.readline().decode().strip())
+        try:
+            print(json.dumps({"closed": stream.read() == b""}))
+        except ConnectionResetError:
+            print(json.dumps({"closed": True}))
+"""
 
 
 def _skip_reason() -> str | None:
@@ -271,6 +294,104 @@ def test_api_webdav_and_caldav_from_the_phone_through_the_relay_and_never_in_the
     # The front end knows the phone's address: the agent's PROXY header carried it across.
     access = [line for line in d.front.log().splitlines() if "/api/v1/me" in line]
     assert access and access[-1].startswith(f"{d.phone_address} - "), access
+
+
+def timed_phone_get(d: Deployment, path: str) -> float:
+    """Seconds the phone takes for one small GET through the relay (curl's start-up included)."""
+    started = time.monotonic()
+    code, status, body = d.phone_curl("GET", path, timeout=20)
+    assert (code, status) == (0, "200"), (code, status, body[:200])
+    return time.monotonic() - started
+
+
+def test_a_small_request_is_not_held_up_by_ten_slow_downloads(deployment):
+    d = deployment
+    size = SLOW_FILE_MB * 1024 * 1024
+    assert d.phone_curl("MKCOL", "/files/alice/Slow/")[:2] == (0, "201")
+    code, status, body = d.phone_curl("PUT", "/files/alice/Slow/slow.bin", body=os.urandom(size), timeout=60)
+    assert (code, status) == (0, "201"), (status, body)
+    alone = sorted(timed_phone_get(d, "/api/v1/me") for _ in range(3))
+
+    # Ten downloads the phone reads slowly: home can send faster than that, so each fills its own
+    # buffers along the way, which is what would hold up a stream sharing a connection with them.
+    downloads = [Process(f"slow{n}", d.phone.argv(
+        "curl", "-sS", "--fail", "--resolve", f"{SITE}:{PUBLIC_PORT}:{d.relay_for_phone}",
+        "--cacert", str(d.phone_dir / "home-ca.pem"), "-u", f"alice:{PASSWORDS['alice']}",
+        "--limit-rate", SLOW_RATE, "-o", str(d.phone_dir / f"slow{n}.bin"),
+        f"https://{SITE}/files/alice/Slow/slow.bin"), d.phone_dir, d.env) for n in range(SLOW_DOWNLOADS)]
+    d.processes.extend(downloads)
+    started = time.monotonic()
+    for download in downloads:
+        download.start()
+    wait_until("every download to be under way", lambda: all(
+        (d.phone_dir / f"slow{n}.bin").exists() and (d.phone_dir / f"slow{n}.bin").stat().st_size > 0
+        for n in range(SLOW_DOWNLOADS)), timeout=20)
+    assert d.relay_agent()["open_streams"] >= SLOW_DOWNLOADS
+    loaded = sorted(timed_phone_get(d, "/api/v1/me") for _ in range(3))
+    still_running = sum(1 for download in downloads if download.process.poll() is None)
+
+    for download in downloads:
+        assert download.process.wait(timeout=60) == 0, download.log()
+    took = time.monotonic() - started
+    print(f"small request alone {alone[1] * 1000:.0f} ms, behind {SLOW_DOWNLOADS} slow downloads "
+          f"{loaded[1] * 1000:.0f} ms (worst {loaded[-1] * 1000:.0f} ms); the downloads took {took:.1f} s")
+    assert still_running == SLOW_DOWNLOADS, "a download ended before the small requests were done"
+    for n in range(SLOW_DOWNLOADS):
+        assert (d.phone_dir / f"slow{n}.bin").stat().st_size == size
+    assert took > 3                                     # the slow ones really were slow…
+    # …and the small one did not wait behind them: generous bounds, a queue would cost seconds.
+    assert loaded[1] < 3 * alone[1] + 0.5, (alone, loaded)
+    assert loaded[-1] < 2.0, (alone, loaded)
+
+
+def relay_lines(d: Deployment, since: int, text: str) -> int:
+    """How many relay log lines written after offset `since` contain `text`."""
+    return sum(1 for line in d.relay.log()[since:].splitlines() if text in line)
+
+
+def test_bad_secret_unknown_sni_and_garbage_are_each_refused_and_logged_once(deployment):
+    d = deployment
+    log_from = len(d.relay.log())
+    refused_before = d.relay_status()["refused"]
+
+    # A bad agent secret, from home (its only way to the relay is out, like the real agent's).
+    answer = d.home.run(sys.executable, "-c", RAW_AGENT, str(d.home_dir / "relay-ca.pem"), d.relay_for_home,
+                        str(CONTROL_PORT), "home", "not-the-secret-but-long-enough")
+    assert answer.returncode == 0, answer.stderr
+    reply, hung_up = (json.loads(line) for line in answer.stdout.splitlines())
+    assert reply["ok"] is False and "wrong secret" in reply["error"], reply
+    assert hung_up == {"closed": True}
+    # An unknown SNI, from the phone: the relay cuts the handshake (curl: SSL connect error).
+    unknown = d.phone.run("curl", "-sS", "-o", "/dev/null", "--max-time", "10", "--resolve",
+                          f"unknown.test:{PUBLIC_PORT}:{d.relay_for_phone}", "--cacert",
+                          str(d.phone_dir / "home-ca.pem"), "https://unknown.test/")
+    assert unknown.returncode in (35, 56), (unknown.returncode, unknown.stderr)   # cut, not timed out
+    # Garbage instead of a ClientHello: plain HTTP to the TLS port (curl: empty reply).
+    garbage = d.phone.run("curl", "-sS", "-o", "/dev/null", "--max-time", "10", "-H", f"Host: {SITE}",
+                          f"http://{d.relay_for_phone}:{PUBLIC_PORT}/")
+    assert garbage.returncode in (52, 56), (garbage.returncode, garbage.stderr)
+
+    # The relay keeps serving the phone…
+    code, status, body = d.phone_curl("GET", "/api/v1/me")
+    assert (code, status) == (0, "200"), body
+    assert d.relay.process.poll() is None
+    # …and said each no once, in one line each (the log is written as it goes: wait for the last one).
+    wait_until("the relay's log lines", lambda: relay_lines(d, log_from, "not a TLS handshake record") >= 1,
+               timeout=5)
+    log = d.relay.log()[log_from:]
+    lines = {text: [line for line in log.splitlines() if text in line]
+             for text in ("unknown agent or wrong secret", "no agent serves 'unknown.test'",
+                          "not a TLS handshake record")}
+    for text, found in lines.items():
+        assert len(found) == 1, (text, log)
+    # Each line names who was refused: home's address for the agent, the phone's for the others.
+    assert f"{d.home_address}:" in lines["unknown agent or wrong secret"][0], log
+    assert f"{d.phone_address}:" in lines["no agent serves 'unknown.test'"][0], log
+    assert f"{d.phone_address}:" in lines["not a TLS handshake record"][0], log
+    assert relay_lines(d, log_from, "refused") == 3, log            # and nothing else was refused
+    refused = d.relay_status()["refused"]
+    for kind in ("agent", "sni", "garbage"):
+        assert refused.get(kind, 0) == refused_before.get(kind, 0) + 1, (kind, refused_before, refused)
 
 
 def test_killed_relay_comes_back_and_the_agent_reconnects(deployment):
