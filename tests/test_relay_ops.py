@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 import trustme
 
+from services.tunnel.relay_status import describe_relay
 from tests.installation import Installation, free_port, running
 from tests.test_tunnel import Topology, count_lines, phone_get, run, wait_until
 
@@ -37,6 +38,7 @@ def test_sighup_finishes_a_secret_rotation_and_a_broken_file_changes_nothing(top
     relay_toml = topology.public / "relay.toml"
     config = relay_toml.read_text()
     assert run(phone_get(topology, "/up/echo", {"X-Marker": "before"}))[0] == 200
+    assert describe_relay(relay_toml)[0].startswith("relay: agent home connected for home.test: 0 open streams")
 
     # The old secret leaves the relay: the agent, still on it, must log in again and is refused.
     relay_toml.write_text(config.replace('["home.secret", "home.secret.next"]', '["home.secret.next"]'))
@@ -53,6 +55,7 @@ def test_sighup_finishes_a_secret_rotation_and_a_broken_file_changes_nothing(top
                process=topology.agent)
     wait_until("the relay to see it", lambda: topology.status()["agents"]["home"]["idle_connections"] >= 1)
     assert run(phone_get(topology, "/up/echo", {"X-Marker": "rotated"}))[0] == 200
+    assert describe_relay(relay_toml)[-1].startswith("relay: refused agent ")
 
     # A typo in relay.toml: SIGHUP logs it once and the relay goes on as it was.
     relay_toml.write_text(config + "\nmax_streamz = 3\n")
@@ -60,6 +63,8 @@ def test_sighup_finishes_a_secret_rotation_and_a_broken_file_changes_nothing(top
     wait_until("the error line", lambda: count_lines(topology.relay, "still running on the config as it was") == 1)
     assert run(phone_get(topology, "/up/echo", {"X-Marker": "after"}))[0] == 200
     assert topology.relay.process.poll() is None
+    # `hearth status` tells the truth about the file on disk.
+    assert "max_streamz: unknown key" in describe_relay(relay_toml)[0]
 
 
 def test_hearth_up_runs_the_relay_when_hearth_toml_names_its_config(tmp_path):
@@ -94,9 +99,11 @@ def test_hearth_up_runs_the_relay_when_hearth_toml_names_its_config(tmp_path):
             return None
 
     with running(hearth):
-        rows = {line.split()[0]: line.split() for line in hearth.ok("status").stdout.splitlines()[1:]}
-        assert rows["relay"][1] == "running"
         assert wait_until("the relay's status page", relay_status)["agents"]["home"]["connected"] is False
+        status = hearth.ok("status").stdout.splitlines()
+        rows = {line.split()[0]: line.split() for line in status[1:]}
+        assert rows["relay"][1] == "running"
+        assert "relay: agent home not connected" in status
         assert 'hearth_relay_enable="YES"' in (hearth.var / "run" / "rc.conf").read_text()
         hearth.ok("service", "relay", "reload")
         log = hearth.var / "log" / "relay.log"

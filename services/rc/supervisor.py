@@ -210,6 +210,9 @@ def run_status(args: argparse.Namespace) -> int:
     if config.tunnel.relay:  # the agent's own view: whether the relay is reached, since when, why not
         from services.tunnel.agent_state import describe as describe_tunnel, read_agent_state
         print(describe_tunnel(read_agent_state(config.data_dir)))
+    if config.relay.config:  # the relay's own view: which agents are in, what it turned away
+        from services.tunnel.relay_status import describe_relay
+        print("\n".join(describe_relay(config.resolve(config.relay.config))))
     for line in problems:
         print(line)
     return ExitStatus.NOT_RUNNING if problems else ExitStatus.OK
