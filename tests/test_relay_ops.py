@@ -7,6 +7,8 @@ login; a relay.toml broken by a typo changes nothing on SIGHUP.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import signal
 import textwrap
@@ -16,6 +18,7 @@ import pytest
 import trustme
 
 from services.tunnel.relay_status import describe_relay
+from services.tunnel.relay_trust import subject_public_key_info
 from tests.installation import Installation, free_port, running
 from tests.test_tunnel import Topology, count_lines, phone_get, run, wait_until
 
@@ -118,3 +121,33 @@ def test_without_relay_config_hearth_up_has_no_relay(tmp_path):
     config = load_config(tmp_path / "hearth.toml")
     assert "hearth_relay" not in [path.name for path in layout.script_paths(config)]
     assert "hearth_tunnel" in [path.name for path in layout.script_paths(config)]
+
+
+def pin_of(certificate_der: bytes) -> str:
+    return "sha256/" + base64.b64encode(hashlib.sha256(subject_public_key_info(certificate_der)).digest()).decode()
+
+
+def test_an_agent_with_the_relays_key_pinned_connects_and_stays_connected_and_a_wrong_pin_is_refused(topology):
+    hearth_toml = topology.home / "hearth.toml"
+    with_ca = hearth_toml.read_text()
+    assert 'relay_ca = "relay-ca.pem"\nrelay_name = "relay.test"\n' in with_ca
+
+    def restart_agent(trust: str) -> None:
+        topology.agent.stop()
+        hearth_toml.write_text(with_ca.replace('relay_ca = "relay-ca.pem"\nrelay_name = "relay.test"\n', trust))
+        topology.agent.start()
+
+    restart_agent(f'relay_pin = "{pin_of(topology.relay_cert_der)}"\n')
+    wait_until("the pinned agent", lambda: topology.agent_state().get("state") == "connected", process=topology.agent)
+    # Each request takes a pool connection and the agent dials its replacement (resuming its TLS
+    # session): the pin must hold on every one of them.
+    for number in range(6):
+        assert run(phone_get(topology, "/up/echo", {"X-Marker": f"pinned{number}"}))[0] == 200
+    state = wait_until("the pool refilled by the replacements", lambda: (
+        (state := topology.agent_state()).get("streams_total") == 6 and state["idle_connections"] == 4 and state))
+    assert state["state"] == "connected" and state["last_error"] is None
+
+    restart_agent(f'relay_pin = "sha256/{base64.b64encode(bytes(32)).decode()}"\n')
+    wait_until("the wrong pin to be refused", lambda: "relay_pin" in (topology.agent_state().get("last_error") or ""),
+               process=topology.agent)
+    assert topology.agent_state()["state"] == "reconnecting"

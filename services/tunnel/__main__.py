@@ -17,6 +17,7 @@ from services.core.log import setup_logging
 
 from .agent import Agent, AgentSettings
 from .agent_state import state_file, write_state
+from .event_loop import run as run_loop
 from .relay_config import read_secret
 from .relay_trust import client_context
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UnicodeDecodeError) as error:
         print(f"hearth-tunnel: {error}", file=sys.stderr)
         return ExitStatus.CONFIG
-    asyncio.run(serve(config, settings))
+    run_loop(serve(config, settings))
     log.info("stopped")
     return ExitStatus.OK
 

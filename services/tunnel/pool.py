@@ -6,8 +6,10 @@ connection, and dials a new one as soon as one is taken. We chose this over a
 multiplexed session because each stream then has its own TCP connection, its
 own kernel buffers and its own flow control: a slow download fills only its
 own window and can never hold up another stream (no head-of-line blocking and
-no flow-control layer of our own to get wrong). The cost, one TLS handshake
-per public connection, is paid ahead of time, off the request's path.
+no flow-control layer of our own to get wrong). The cost is one TLS handshake
+per public connection: the agent dials the replacement while the taken
+connection is already carrying, and resumes its TLS session to make it cheap,
+but it still takes CPU from the relay and the agent that the stream could use.
 """
 from __future__ import annotations
 
@@ -65,11 +67,10 @@ class AgentPool:
                     if connection.alive:
                         connection.taken = True
                         if connection.watcher is not None:
-                            # Let the watcher's read end before anyone else reads this stream.
+                            # Not awaited: splice() takes the connection over at the protocol level and
+                            # never reads the StreamReader the cancelled watcher was waiting on.
                             connection.watcher.cancel()
-                            await asyncio.gather(connection.watcher, return_exceptions=True)
-                        if connection.alive:
-                            return connection
+                        return connection
                 left = deadline - asyncio.get_running_loop().time()
                 if left <= 0:
                     return None

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 
 from services.core.exitcodes import ExitStatus
 from services.core.log import setup_logging
 
-from .relay_config import __doc__ as CONFIG_HELP, load_relay_config
+from .event_loop import run as run_loop
+from .relay_config import __doc__ as CONFIG_HELP
+from .relay_config import load_relay_config
 
 HELP = ("Run the tunnel relay on a public server: agents at home dial in over TLS; public TLS "
         "connections are routed by SNI and passed through undecrypted.")
@@ -20,7 +21,7 @@ def run_relay_command(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     from .relay import run_relay
     try:
-        asyncio.run(run_relay(config))
+        run_loop(run_relay(config))
     except OSError as error:
         logging.getLogger("relay").error("cannot serve: %s", error)
         return ExitStatus.ERROR

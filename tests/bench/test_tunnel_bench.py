@@ -15,6 +15,9 @@ drift in the machine spreads over every row:
   (route /up/), and POST of a BIG_BYTES file the origin counts; TRANSFER_RUNS
   each, medians. "tunnel CPU s/GB" is the CPU the tunnel's own processes used
   per GB moved (relay + agent; sshd + ssh), both directions together.
+* "tunnel CPU ms/conn": the same processes' CPU per request in the
+  new-connection latency runs: what one public connection costs the tunnel
+  (for hearth, the carried stream plus the pool connection dialled to replace it).
 * p50/p99 latency of GET /healthz (answered by the front end itself):
   REQUESTS sequential requests per round on one kept-alive connection, and
   REQUESTS each on a new connection (TCP + TLS handshake, with the TLS session
@@ -81,6 +84,7 @@ class Measured:
     uploads: list[Transfer] = field(default_factory=list)
     kept_alive_ms: list[float] = field(default_factory=list)
     new_connection_ms: list[float] = field(default_factory=list)
+    new_connection_cpu: list[float] = field(default_factory=list)   # tunnel CPU seconds per request, per run
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -96,6 +100,9 @@ class Measured:
     def cpu_per_gb(self) -> float | None:
         transfers = [t for t in self.downloads + self.uploads if t.tunnel_cpu is not None and not t.problem]
         return sum(t.tunnel_cpu for t in transfers) / (len(transfers) * BIG_BYTES / 1e9) if transfers else None
+
+    def cpu_ms_per_connection(self) -> float | None:
+        return median(self.new_connection_cpu) * 1000 if self.new_connection_cpu else None
 
 
 def percentile(samples: list[float], share: float) -> float | None:
@@ -123,10 +130,10 @@ def transfer(home: Home, measured: Measured, upload: Path | None) -> Transfer:
     else:
         argv += ["-X", "POST", "-T", str(upload), "-H", "Expect:", "-H", "Content-Type: application/octet-stream",
                  url(measured.entrance, "/up/upload")]
-    cpu_before = sum(tree_cpu_seconds(pid) for pid in measured.tunnel_pids)
+    cpu_before = tunnel_cpu(measured)
     result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                             timeout=TRANSFER_TIMEOUT + 10)
-    cpu = sum(tree_cpu_seconds(pid) for pid in measured.tunnel_pids) - cpu_before if measured.tunnel_pids else None
+    cpu = tunnel_cpu(measured) - cpu_before if measured.tunnel_pids else None
     body, _, stats = result.stdout.rpartition("\n")
     try:
         status, downloaded, uploaded, seconds = stats.split()
@@ -143,6 +150,10 @@ def transfer(home: Home, measured: Measured, upload: Path | None) -> Transfer:
     return Transfer(float(seconds), cpu, problem)
 
 
+def tunnel_cpu(measured: Measured) -> float:
+    return sum(tree_cpu_seconds(pid) for pid in measured.tunnel_pids)
+
+
 def latencies(home: Home, measured: Measured, new_connections: bool, workdir: Path) -> list[float]:
     """REQUESTS timed GET /healthz (ms) after one untimed, in one curl run; problems noted on `measured`."""
     config = workdir / f"latency-{measured.name.replace(' ', '')}.curlrc"
@@ -151,8 +162,11 @@ def latencies(home: Home, measured: Measured, new_connections: bool, workdir: Pa
         lines.append('header = "Connection: close"')   # the front closes after answering; curl reconnects
     lines += [f'url = "{url(measured.entrance, "/healthz")}"\noutput = "/dev/null"'] * (REQUESTS + 1)
     config.write_text("\n".join(lines) + "\n")
+    cpu_before = tunnel_cpu(measured)
     result = subprocess.run(curl_argv(home, measured.entrance) + ["-K", str(config)], stdin=subprocess.DEVNULL,
                             capture_output=True, text=True, timeout=120)
+    if new_connections and measured.tunnel_pids:
+        measured.new_connection_cpu.append((tunnel_cpu(measured) - cpu_before) / (REQUESTS + 1))
     kind = "new-connection" if new_connections else "kept-alive"
     rows = [line.split() for line in result.stdout.splitlines()]
     if result.returncode != 0 or len(rows) != REQUESTS + 1:
@@ -198,16 +212,17 @@ def measure(home: Home, targets: list[Measured], workdir: Path) -> None:
 
 def results_table(targets: list[Measured]) -> str:
     header = ["", "down MB/s", "up MB/s", "tunnel CPU s/GB", "p50 ms", "p99 ms", "p50 ms new conn",
-              "p99 ms new conn", "notes"]
+              "p99 ms new conn", "tunnel CPU ms/conn", "notes"]
     body = []
     for t in targets:
         if t.entrance.reason:
-            body.append([t.name] + ["—"] * 7 + [f"SKIPPED: {t.entrance.reason}"])
+            body.append([t.name] + ["—"] * 8 + [f"SKIPPED: {t.entrance.reason}"])
             continue
         body.append([t.name, fmt(t.down(), ",.0f"), fmt(t.up(), ",.0f"), fmt(t.cpu_per_gb(), ".2f"),
                      fmt(percentile(t.kept_alive_ms, 0.5), ".2f"), fmt(percentile(t.kept_alive_ms, 0.99), ".2f"),
                      fmt(percentile(t.new_connection_ms, 0.5), ".2f"),
-                     fmt(percentile(t.new_connection_ms, 0.99), ".2f"), "; ".join(t.problems)])
+                     fmt(percentile(t.new_connection_ms, 0.99), ".2f"), fmt(t.cpu_ms_per_connection(), ".2f"),
+                     "; ".join(t.problems)])
     return format_table(f"MB/s: median of {TRANSFER_RUNS} transfers of {BIG_BYTES / MIB:g} MiB; latency: "
                         f"{LATENCY_ROUNDS} x {REQUESTS} GET /healthz, pooled", header, body)
 
