@@ -58,6 +58,9 @@ class Relay:
         self.tap_file = open(tap_path, "ab", buffering=0) if tap_path else None
         self.control_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.control_context.minimum_version = ssl.TLSVersion.TLSv1_2
+        # The agent resumes its pool connections with one ticket at a time: OpenSSL's default of
+        # two per handshake would seal and send a second one for nothing on every replacement dial.
+        self.control_context.num_tickets = 1
         try:
             self.control_context.load_cert_chain(config.tls_cert, config.tls_key)
         except (OSError, ssl.SSLError) as error:
