@@ -11,7 +11,9 @@ import base64
 import hashlib
 import json
 import signal
+import socket
 import textwrap
+import time
 import urllib.request
 
 import pytest
@@ -20,7 +22,7 @@ import trustme
 from services.tunnel.relay_status import describe_relay
 from services.tunnel.relay_trust import subject_public_key_info
 from tests.installation import Installation, free_port, running
-from tests.test_tunnel import Topology, count_lines, phone_get, run, wait_until
+from tests.test_tunnel import Topology, closed_by_peer, count_lines, phone_get, run, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -153,3 +155,25 @@ def test_an_agent_with_the_relays_key_pinned_connects_and_stays_connected_and_a_
     wait_until("the wrong pin to be refused", lambda: "relay_pin" in (topology.agent_state().get("last_error") or ""),
                process=topology.agent)
     assert topology.agent_state()["state"] == "reconnecting"
+
+
+def test_connections_that_never_say_where_they_go_are_capped_and_the_excess_turned_away_at_once(tmp_path):
+    topology = Topology(tmp_path, max_unrouted=3)
+    try:
+        topology.start()
+        silent = [socket.create_connection(("127.0.0.1", topology.ports["public"]), timeout=5) for _ in range(3)]
+        time.sleep(0.3)   # the relay's handlers are running for all three
+        started = time.monotonic()
+        for port in ("public", "http"):
+            with socket.create_connection(("127.0.0.1", topology.ports[port]), timeout=5) as extra:
+                assert closed_by_peer(extra)
+        assert time.monotonic() - started < 1.0   # turned away, not timed out (hello_timeout is 2 s)
+        assert topology.status()["refused"]["busy"] == 2
+        assert count_lines(topology.relay, "already wait to say where they go (max_unrouted 3)") == 1
+        # The silent ones time out after hello_timeout, and the relay has room again.
+        wait_until("the silent ones to time out", lambda: topology.status()["refused"].get("slow") == 3)
+        assert run(phone_get(topology, "/up/echo", {"X-Marker": "room"}))[0] == 200
+        for sock in silent:
+            sock.close()
+    finally:
+        topology.stop()

@@ -116,7 +116,7 @@ class Topology:
     """relay (public side) + API, front end and agent (home side), all on loopback."""
 
     def __init__(self, root: Path, *, sites: tuple[str, ...] = (SITE,), max_streams: int = 64,
-                 idle_timeout: float = 30.0, relay_extra: str = ""):
+                 idle_timeout: float = 30.0, max_unrouted: int = 1024, relay_extra: str = ""):
         """`sites` are the hostnames the agent serves; `relay_extra` is appended to relay.toml (tables)."""
         self.root = root
         self.home, self.public = root / "home", root / "public"
@@ -175,6 +175,7 @@ tls_cert = "relay.pem"
 tls_key = "relay.key"
 hello_timeout = 2.0
 idle_timeout = {idle_timeout}
+max_unrouted = {max_unrouted}
 
 [agents.home]
 secret_files = ["home.secret", "home.secret.next"]

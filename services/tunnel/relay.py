@@ -22,6 +22,7 @@ through to FILE (a debugging aid the tests use to prove nothing is plaintext).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hmac
 import json
@@ -29,6 +30,7 @@ import logging
 import os
 import signal
 import ssl
+import time
 from typing import Any
 
 from aiohttp import web
@@ -45,6 +47,8 @@ from .wire import MAX_LINE, WireError, encode, read_message
 log = logging.getLogger("relay")
 
 TAP_ENV = "HEARTH_RELAY_TAP"
+# Connections turned away for want of room come in floods: one summary line per this many seconds.
+BUSY_LOG_SECONDS = 10.0
 
 Address = tuple[str, int]
 
@@ -68,6 +72,9 @@ class Relay:
         self.terminate_context = terminating_context(config)
         self.terminator: Address | None = None          # the loopback TLS server, once started
         self.terminating: dict[int, tuple[Address, Address]] = {}   # its clients' real addresses by port
+        self.unrouted_now = 0              # connections that have not yet said where they go
+        self.turned_away = 0               # ... refused for want of room since the last line saying so
+        self.turned_away_logged = 0.0
 
     # SIGHUP
 
@@ -109,15 +116,47 @@ class Relay:
         self.refused[kind] = self.refused.get(kind, 0) + 1
         log.warning("%s: refused: %s", peer, reason)
 
+    def no_room(self, writer: asyncio.StreamWriter) -> bool:
+        """True (and the connection dropped) when max_unrouted connections already wait to be routed.
+
+        Scanners and floods open connections that never say anything; each is bounded by
+        hello_timeout, and this bounds how many at once, so they cannot use up the relay's
+        file descriptors and the agents' clients still get in.
+        """
+        if self.unrouted_now < self.config.max_unrouted:
+            return False
+        writer.transport.abort()
+        self.refused["busy"] = self.refused.get("busy", 0) + 1
+        self.turned_away += 1
+        now = time.monotonic()
+        if now - self.turned_away_logged >= BUSY_LOG_SECONDS:
+            log.warning("%s: refused: %d connections already wait to say where they go (max_unrouted %d); "
+                        "%d turned away since the last such line", _peer(writer), self.unrouted_now,
+                        self.config.max_unrouted, self.turned_away)
+            self.turned_away, self.turned_away_logged = 0, now
+        return True
+
+    @contextlib.asynccontextmanager
+    async def unrouted(self):
+        """The phase before a connection is routed: counted against max_unrouted, bounded by hello_timeout."""
+        self.unrouted_now += 1
+        try:
+            async with asyncio.timeout(self.config.hello_timeout):
+                yield
+        finally:
+            self.unrouted_now -= 1
+
     # the control listener
 
     async def handle_agent(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = _peer(writer)
+        if self.no_room(writer):
+            return
         try:
-            async with asyncio.timeout(self.config.hello_timeout):
+            async with self.unrouted():
                 hello = await read_message(reader)
         except (WireError, TimeoutError, OSError, ConnectionError) as error:
-            self.refuse("agent", peer, f"agent hello: {error or 'timed out'}")
+            self.refuse("agent", peer, f"agent hello: {str(error) or 'timed out'}")
             await close_quietly(writer)
             return
         pool, why = self.authenticate(hello)
@@ -154,8 +193,10 @@ class Relay:
 
     async def handle_public(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = _peer(writer)
+        if self.no_room(writer):
+            return
         try:
-            async with asyncio.timeout(self.config.hello_timeout):
+            async with self.unrouted():
                 hello = await read_client_hello(reader, self.config.max_hello_bytes)
         except TimeoutError:
             self.refuse("slow", peer, f"no whole ClientHello within {self.config.hello_timeout:g} s")
@@ -247,14 +288,15 @@ class Relay:
     # plain HTTP: the :80 listener, and what the relay's own TLS server decrypted
 
     async def handle_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await self.serve_http(reader, writer, _addresses(writer), scheme="http")
+        if not self.no_room(writer):
+            await self.serve_http(reader, writer, _addresses(writer), scheme="http")
 
     async def serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                          addresses: tuple[Address, Address], scheme: str) -> None:
         """Route one plain connection by its first request's Host: pass it on, redirect it, or refuse it."""
         peer = "%s:%d" % addresses[0]
         try:
-            async with asyncio.timeout(self.config.hello_timeout):
+            async with self.unrouted():
                 head = await read_request_head(reader, self.config.max_hello_bytes)
         except TimeoutError:
             self.refuse("slow", peer, f"{scheme}: no whole request head within {self.config.hello_timeout:g} s")
@@ -350,6 +392,7 @@ async def run_relay(config: RelayConfig) -> None:
     """Serve until SIGTERM or SIGINT."""
     relay = Relay(config)
     servers = [
+        # Each TLS handshake here is bounded by hello_timeout; max_unrouted counts from the login on.
         await asyncio.start_server(relay.handle_agent, config.control_listen.host, config.control_listen.port,
                                    ssl=relay.control_context, ssl_handshake_timeout=config.hello_timeout,
                                    limit=MAX_LINE),

@@ -10,6 +10,8 @@
     max_hello_bytes = 16384            # a longer ClientHello is refused
     idle_timeout = 300.0               # seconds without a byte before a stream is closed
     wait_for_pool = 5.0                # seconds a public connection waits for a free agent connection
+    max_unrouted = 1024                # connections at once that have not yet said where they go
+                                       # (ClientHello, request head, agent login); more are turned away
 
     [agents.home]
     secret_files = ["home.secret"]     # one secret per file; several are all valid (rotation)
@@ -70,6 +72,7 @@ class RelayConfig:
     max_hello_bytes: int
     idle_timeout: float
     wait_for_pool: float
+    max_unrouted: int
     agents: tuple[AgentSpec, ...]
     terminate: dict[str, tuple[Path, Path]]   # hostname -> (certificate, key) the relay serves it with
 
@@ -78,7 +81,8 @@ class RelayConfig:
 
 
 TOP_KEYS = {"public_listen", "http_listen", "control_listen", "status_listen", "tls_cert", "tls_key",
-            "hello_timeout", "max_hello_bytes", "idle_timeout", "wait_for_pool", "agents", "terminate"}
+            "hello_timeout", "max_hello_bytes", "idle_timeout", "wait_for_pool", "max_unrouted", "agents",
+            "terminate"}
 AGENT_KEYS = {"secret_files", "hostnames", "max_streams"}
 TERMINATE_KEYS = {"tls_cert", "tls_key"}
 
@@ -145,6 +149,7 @@ def load_relay_config(path: str | Path) -> RelayConfig:
         max_hello_bytes=int(_positive(path, "max_hello_bytes", get("max_hello_bytes", int, 16384))),
         idle_timeout=_positive(path, "idle_timeout", get("idle_timeout", float, 300.0)),
         wait_for_pool=_positive(path, "wait_for_pool", get("wait_for_pool", float, 5.0)),
+        max_unrouted=int(_positive(path, "max_unrouted", get("max_unrouted", int, 1024))),
         agents=agents,
         terminate=terminate,
     )
