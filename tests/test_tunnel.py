@@ -234,14 +234,15 @@ max_streams = {max_streams}
 
 
 async def phone_get(topology: Topology, path: str, headers: dict | None = None, sni: str = SITE,
-                    read_delay: float = 0.0, timeout: float = 20) -> tuple[int, bytes]:
+                    read_delay: float = 0.0, timeout: float = 20,
+                    context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
     """GET over TLS from the phone's address through the relay's public port: (status, body)."""
     sock = socket.socket()
     sock.bind((PHONE, 0))
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", topology.ports["public"]))
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(sock=sock, ssl=topology.phone_context(),
+        reader, writer = await asyncio.open_connection(sock=sock, ssl=context or topology.phone_context(),
                                                        server_hostname=sni)
         lines = [f"GET {path} HTTP/1.1", f"Host: {sni}", "Connection: close",
                  *(f"{k}: {v}" for k, v in (headers or {}).items())]

@@ -120,8 +120,8 @@ SCHEMA: tuple[Option, ...] = (
            "Instead of relay_ca: the relay's public key pinned as sha256/BASE64 of its SubjectPublicKeyInfo."),
     Option("tunnel", "relay_name", str, "",
            "The name the relay's certificate must carry (with relay_ca; empty: the host of relay)."),
-    Option("tunnel", "hostnames", list, [], "Hostnames the relay sends to this agent (SNI); each must be "
-           "listed for this agent in the relay's config."),
+    Option("tunnel", "hostnames", list, [], "Hostnames the relay sends to this agent (SNI; \"*.example.org\" "
+           "for any one label under it); each must be covered by this agent's hostnames in the relay's config."),
     Option("tunnel", "pool_size", int, 8,
            "Idle connections the agent keeps open to the relay, each ready to carry one public connection."),
     Option("tunnel", "backoff_max", float, 30.0,

@@ -18,6 +18,7 @@ from services.core.log import setup_logging
 from .agent import Agent, AgentSettings
 from .agent_state import state_file, write_state
 from .event_loop import run as run_loop
+from .hostnames import normalise, problem
 from .relay_config import read_secret
 from .relay_trust import client_context
 
@@ -31,6 +32,10 @@ def settings_from(config: Config) -> AgentSettings:
                        f"{where}: [front] proxy_protocol_listen (where the agent hands connections)")
     if not tunnel.hostnames:
         raise ConfigError(f"{where}: [tunnel] hostnames: name at least one hostname the relay routes here")
+    hostnames = tuple(normalise(str(h)) for h in tunnel.hostnames)
+    for hostname in hostnames:
+        if why := problem(hostname):
+            raise ConfigError(f"{where}: [tunnel] hostnames: {why}")
     if not tunnel.secret_file:
         raise ConfigError(f"{where}: [tunnel] secret_file: the agent needs its secret")
     if tunnel.pool_size < 1:
@@ -39,7 +44,7 @@ def settings_from(config: Config) -> AgentSettings:
     context = client_context(str(config.resolve(tunnel.relay_ca)) if tunnel.relay_ca else None,
                              tunnel.relay_pin or None)
     return AgentSettings(relay=relay, name=tunnel.name, secret=secret.decode(errors="strict"),
-                         hostnames=tuple(h.rstrip(".").lower() for h in tunnel.hostnames),
+                         hostnames=hostnames,
                          pool_size=tunnel.pool_size, backoff_max=max(tunnel.backoff_max, 1.0),
                          context=context, relay_name=tunnel.relay_name or None, pin=tunnel.relay_pin or None,
                          front=front)

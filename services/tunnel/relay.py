@@ -38,6 +38,7 @@ from aiohttp import web
 from services.core.errors import ConfigError
 
 from .clienthello import NotAClientHello, read_client_hello
+from .hostnames import covered, normalise
 from .pool import AgentPool, PoolConnection
 from .relay_config import RelayConfig, load_relay_config
 from .request_head import NotARequest, read_request_head, respond
@@ -171,7 +172,7 @@ class Relay:
         except (OSError, ConnectionError):
             await close_quietly(writer)
             return
-        await pool.add(PoolConnection(reader, writer, peer), set(hello["hostnames"]))
+        await pool.add(PoolConnection(reader, writer, peer), {normalise(str(h)) for h in hello["hostnames"]})
 
     def authenticate(self, hello: dict[str, Any] | None) -> tuple[AgentPool | None, str]:
         if not hello or not isinstance(hello.get("agent"), str) or not isinstance(hello.get("secret"), str) \
@@ -183,8 +184,8 @@ class Relay:
         matches = [hmac.compare_digest(given, secret) for secret in (pool.spec.secrets if pool else ())]
         if pool is None or not any(matches):
             return None, f"agent {hello['agent'][:64]!r}: unknown agent or wrong secret"
-        hostnames = {str(h).rstrip(".").lower() for h in hello["hostnames"]}
-        foreign = hostnames - set(pool.spec.hostnames)
+        hostnames = {normalise(str(h)) for h in hello["hostnames"]}
+        foreign = {h for h in hostnames if not covered(pool.spec.hostnames, h)}
         if foreign:
             return None, f"agent {pool.spec.name!r} may not serve {', '.join(sorted(foreign))}"
         return pool, ""
@@ -240,7 +241,7 @@ class Relay:
             return None
         spec = self.config.agent_for(server_name)
         pool = self.pools.get(spec.name) if spec else None
-        return pool if pool is not None and server_name in pool.served else None
+        return pool if pool is not None and covered(pool.served, server_name) else None
 
     async def pass_through(self, pool: AgentPool, hostname: str, first_bytes: bytes,
                            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str,

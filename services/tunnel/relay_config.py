@@ -15,7 +15,7 @@
 
     [agents.home]
     secret_files = ["home.secret"]     # one secret per file; several are all valid (rotation)
-    hostnames = ["cloud.example.org"]  # what this agent may serve
+    hostnames = ["cloud.example.org"]  # what this agent may serve ("*.example.org": any one label)
     max_streams = 256                  # open public connections at once
 
     [terminate."old.example.org"]      # optional: the relay terminates TLS for this hostname
@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from services.core.errors import ConfigError
+
+from .hostnames import covered, normalise, problem
 
 MIN_SECRET_BYTES = 16
 
@@ -77,7 +79,9 @@ class RelayConfig:
     terminate: dict[str, tuple[Path, Path]]   # hostname -> (certificate, key) the relay serves it with
 
     def agent_for(self, hostname: str) -> AgentSpec | None:
-        return next((agent for agent in self.agents if hostname in agent.hostnames), None)
+        """The agent serving `hostname`: the one naming it exactly, else one whose wildcard matches it."""
+        exact = next((agent for agent in self.agents if hostname in agent.hostnames), None)
+        return exact or next((agent for agent in self.agents if covered(agent.hostnames, hostname)), None)
 
 
 TOP_KEYS = {"public_listen", "http_listen", "control_listen", "status_listen", "tls_cert", "tls_key",
@@ -136,7 +140,7 @@ def load_relay_config(path: str | Path) -> RelayConfig:
     tls_cert, tls_key = get("tls_cert", str, ""), get("tls_key", str, "")
     if not tls_cert or not tls_key:
         raise ConfigError(f"{path}: tls_cert and tls_key: the control listener needs a certificate")
-    terminate = {hostname.rstrip(".").lower(): _terminated(path, base, hostname, raw, claimed)
+    terminate = {normalise(hostname): _terminated(path, base, hostname, raw, claimed)
                  for hostname, raw in get("terminate", dict, {}).items()}
     return RelayConfig(
         path=path,
@@ -165,14 +169,18 @@ def _agent(path: Path, base: Path, name: str, raw: Any) -> AgentSpec:
     max_streams = raw.get("max_streams", 256)
     if not isinstance(max_streams, int) or isinstance(max_streams, bool) or max_streams < 1:
         raise ConfigError(f"{where} max_streams: expected a positive integer, got {max_streams!r}")
+    patterns = tuple(normalise(h) for h in hostnames)
+    for pattern in patterns:
+        if why := problem(pattern):
+            raise ConfigError(f"{where} hostnames: {why}")
     return AgentSpec(name=name, secrets=tuple(read_secret(base / f, f"{where} secret_files") for f in files),
-                     hostnames=tuple(h.rstrip(".").lower() for h in hostnames), max_streams=max_streams)
+                     hostnames=patterns, max_streams=max_streams)
 
 
 def _terminated(path: Path, base: Path, hostname: str, raw: Any, claimed: dict[str, str]) -> tuple[Path, Path]:
     where = f"{path}: [terminate.{hostname!r}]"
     _check_table(where, raw, TERMINATE_KEYS)
-    if hostname.rstrip(".").lower() not in claimed:
+    if normalise(hostname) not in claimed:
         raise ConfigError(f"{where}: no agent serves {hostname} (add it to an [agents.NAME] hostnames)")
     files = [raw.get(key) for key in ("tls_cert", "tls_key")]
     if not all(isinstance(f, str) and f for f in files):
