@@ -57,6 +57,18 @@ hostnames = ["grandma.family.test"]
     assert covered(config.agents[0].hostnames, "photos.family.test")
 
 
+def test_a_terminated_name_may_fall_under_an_agents_wildcard(tmp_path):
+    config = load_relay_config(relay_toml(tmp_path, '''
+[agents.family]
+secret_files = ["a.secret"]
+hostnames = ["*.family.test"]
+[terminate."printer.family.test"]
+tls_cert = "p.pem"
+tls_key = "p.key"
+'''))
+    assert list(config.terminate) == ["printer.family.test"]
+
+
 def test_a_bad_pattern_in_relay_toml_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"\[agents.home\] hostnames: '\*.test': a wildcard"):
         load_relay_config(relay_toml(tmp_path, '[agents.home]\nsecret_files = ["a.secret"]\nhostnames = ["*.test"]\n'))

@@ -180,7 +180,7 @@ def _agent(path: Path, base: Path, name: str, raw: Any) -> AgentSpec:
 def _terminated(path: Path, base: Path, hostname: str, raw: Any, claimed: dict[str, str]) -> tuple[Path, Path]:
     where = f"{path}: [terminate.{hostname!r}]"
     _check_table(where, raw, TERMINATE_KEYS)
-    if normalise(hostname) not in claimed:
+    if not covered(claimed, normalise(hostname)):
         raise ConfigError(f"{where}: no agent serves {hostname} (add it to an [agents.NAME] hostnames)")
     files = [raw.get(key) for key in ("tls_cert", "tls_key")]
     if not all(isinstance(f, str) and f for f in files):
