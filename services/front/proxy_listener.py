@@ -30,14 +30,19 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from services.core.config import Config, ConfigError
+from services.core.proxy_protocol import (
+    ADDRESS_BYTES,
+    PP2_CLIENT_SSL,
+    PP2_TYPE_SSL,
+    SIGNATURE,
+    TCP_OVER_IPV4,
+    VERSION_2_LOCAL,
+    VERSION_2_PROXY,
+)
 
 log = logging.getLogger("front.proxy")
 
-SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
-COMMAND_LOCAL, COMMAND_PROXY = 0x20, 0x21
-FAMILY_LENGTHS = {0x11: 12, 0x21: 36}   # TCP over IPv4, TCP over IPv6: addresses and ports
 MAX_HEADER_BODY = 1024                  # addresses plus TLVs; the agent sends at most the SSL one
-PP2_TYPE_SSL, PP2_CLIENT_SSL = 0x20, 0x01
 HEADER_SECONDS = 5.0
 
 
@@ -77,14 +82,14 @@ async def read_proxy_header(loop: asyncio.AbstractEventLoop, sock: socket.socket
     if length > MAX_HEADER_BODY:
         raise BadProxyHeader(f"PROXY header body of {length} bytes")
     body = await _recv_exactly(loop, sock, length)
-    if command == COMMAND_LOCAL:
+    if command == VERSION_2_LOCAL:
         return ProxyHeader(None)
-    if command != COMMAND_PROXY:
+    if command != VERSION_2_PROXY:
         raise BadProxyHeader(f"PROXY command byte {command:#x}")
-    needed = FAMILY_LENGTHS.get(family)
+    needed = ADDRESS_BYTES.get(family)
     if needed is None or length < needed:
         raise BadProxyHeader(f"PROXY family {family:#x} with {length} bytes (want TCP over IPv4 or IPv6)")
-    size = 4 if family == 0x11 else 16
+    size = 4 if family == TCP_OVER_IPV4 else 16
     source = ipaddress.ip_address(body[:size])
     if isinstance(source, ipaddress.IPv6Address) and source.ipv4_mapped:
         source = source.ipv4_mapped
@@ -178,13 +183,8 @@ class ProxyProtocolListener:
         self.sock: socket.socket | None = None
         self.task: asyncio.Task | None = None
         self.pending: set[asyncio.Task] = set()
-        self._marker: ssl.SSLContext | None = None
-
-    def relayed_marker(self) -> ssl.SSLContext:
-        """What a relay-ended https connection reports as its "sslcontext" (only its truth is read)."""
-        if self._marker is None:
-            self._marker = self.ssl_context or ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        return self._marker
+        # What a relay-ended https connection reports as its "sslcontext": aiohttp reads only its truth.
+        self.relayed_tls = ssl_context or ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 
     async def start(self) -> None:
         family = socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET
@@ -223,7 +223,7 @@ class ProxyProtocolListener:
             async with asyncio.timeout(HEADER_SECONDS):
                 header = await read_proxy_header(loop, conn)
             own_tls = self.ssl_context if header.plain_after is None else None
-            relayed_tls = self.relayed_marker() if header.plain_after == "https" else None
+            relayed_tls = self.relayed_tls if header.plain_after == "https" else None
             await loop.connect_accepted_socket(
                 lambda: ClientProtocol(self.protocol_factory(), header.client, relayed_tls), conn,
                 ssl=own_tls, ssl_handshake_timeout=HEADER_SECONDS if own_tls else None)

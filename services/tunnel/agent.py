@@ -22,8 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.core.proxy_protocol import proxy_v2_header
+
 from .agent_state import write_state
-from .proxy_header import proxy_v2_header
 from .relay_trust import matches_pin
 from .splice import close_quietly, splice
 from .wire import MAX_LINE, PING_SECONDS, WireError, encode, read_message
@@ -36,7 +37,7 @@ FIRST_DELAY = 0.5
 STREAM_IDLE_SECONDS = 3600.0
 STATE_EVERY = 1.0
 # A handover's "terminated": absent when the client's own TLS follows, else the scheme the relay ended.
-PLAIN_AFTER = {None: None, "http": "http", "https": "https"}
+TERMINATED = (None, "http", "https")
 
 
 class Refused(Exception):
@@ -212,10 +213,13 @@ class Agent:
         self.streams_total += 1
         try:
             try:
+                terminated = handover.get("terminated")
+                if terminated not in TERMINATED:
+                    raise ValueError(f"terminated: {terminated!r}")
                 header = proxy_v2_header(
                     (str(handover["client"]), int(handover["port"])),
                     (str(handover.get("server", "0.0.0.0")), int(handover.get("server_port", 443))),
-                    plain_after=PLAIN_AFTER[handover.get("terminated")])
+                    plain_after=terminated)
             except (KeyError, ValueError, TypeError) as error:
                 log.warning("relay sent a bad handover %r: %s", handover, error)
                 await close_quietly(writer)

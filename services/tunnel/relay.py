@@ -69,7 +69,7 @@ class Relay:
         try:
             self.control_context.load_cert_chain(config.tls_cert, config.tls_key)
         except (OSError, ssl.SSLError) as error:
-                raise ConfigError(f"{config.path}: tls_cert/tls_key: {error}") from None
+            raise ConfigError(f"{config.path}: tls_cert/tls_key: {error}") from None
         self.terminate_context = terminating_context(config)
         self.terminator: Address | None = None          # the loopback TLS server, once started
         self.terminating: dict[int, tuple[Address, Address]] = {}   # its clients' real addresses by port
@@ -277,7 +277,7 @@ class Relay:
         if self.tap_file is not None:
             self.tap_file.write(data)
 
-    # the status page and the http redirect
+    # the status page
 
     def status(self) -> dict:
         return {"agents": {name: pool.status() for name, pool in self.pools.items()},

@@ -1,9 +1,10 @@
 """The relay's own view for `hearth status`: one line per agent, read from its status page."""
 from __future__ import annotations
 
-import json
-import urllib.request
+import asyncio
 from pathlib import Path
+
+import aiohttp
 
 from services.core.errors import ConfigError
 
@@ -22,10 +23,9 @@ def describe_relay(path: Path) -> list[str]:
         return ["relay: no status_listen in relay.toml: nothing to ask"]
     url = f"http://{config.status_listen}/"
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
-            status = json.load(response)
-    except (OSError, ValueError) as error:
-        return [f"relay: its status page {url} does not answer ({getattr(error, 'reason', error)})"]
+        status = asyncio.run(_fetch(url))
+    except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+        return [f"relay: its status page {url} does not answer ({error or type(error).__name__})"]
     lines = []
     for name, agent in sorted(status.get("agents", {}).items()):
         if agent.get("connected"):
@@ -39,3 +39,10 @@ def describe_relay(path: Path) -> list[str]:
     if refused:
         lines.append("relay: refused " + ", ".join(f"{kind} {count}" for kind, count in sorted(refused.items())))
     return lines
+
+
+async def _fetch(url: str) -> dict:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as session:
+        async with session.get(url) as response:
+            response.raise_for_status()
+            return await response.json(content_type=None)

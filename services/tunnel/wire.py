@@ -6,7 +6,9 @@ Every message is one JSON object on one line, bounded in size:
 - relay -> agent, while the connection waits in the pool: an empty line now and then (a ping:
   the agent knows its idle connections are alive)
 - relay -> agent, to hand over a public connection: {"client": IP, "port": N, "hostname": H,
-  "server": IP, "server_port": N}; from the next byte on, the connection is that client's stream.
+  "server": IP, "server_port": N}, plus "terminated": "http" or "https" when the relay ended the
+  client's TLS itself (a [terminate] hostname, or plain :80) and plain HTTP follows; from the next
+  byte on, the connection is that client's stream.
 """
 from __future__ import annotations
 

@@ -1,13 +1,18 @@
-"""PROXY protocol v2 headers (haproxy's proxy-protocol.txt §2.2): how the agent tells the front the client's address."""
+"""PROXY protocol v2 (haproxy's proxy-protocol.txt §2.2): how the tunnel agent tells the front end the client's address.
+
+The agent writes the header (proxy_v2_header); the front end's PROXY listener
+(services/front/proxy_listener.py) reads it with these same constants.
+"""
 from __future__ import annotations
 
 import ipaddress
 import struct
 
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
-VERSION_2_PROXY = 0x21
+VERSION_2_LOCAL, VERSION_2_PROXY = 0x20, 0x21   # version 2 with the LOCAL or PROXY command
 TCP_OVER_IPV4 = 0x11
 TCP_OVER_IPV6 = 0x21
+ADDRESS_BYTES = {TCP_OVER_IPV4: 12, TCP_OVER_IPV6: 36}   # both addresses and both ports
 # The SSL TLV (§2.2.5): present when the sender itself ended the client's TLS (or there was none),
 # so what follows the header is plain; its PP2_CLIENT_SSL bit says whether the client used TLS.
 PP2_TYPE_SSL = 0x20
