@@ -31,12 +31,8 @@ NEXT_SECRET = "a-second-secret-being-rotated-in"   # Topology's home.secret.next
 
 @pytest.fixture
 def topology(tmp_path):
-    topology = Topology(tmp_path)
-    try:
-        topology.start()
+    with Topology(tmp_path) as topology:
         yield topology
-    finally:
-        topology.stop()
 
 
 def test_sighup_finishes_a_secret_rotation_and_a_broken_file_changes_nothing(topology):
@@ -158,9 +154,7 @@ def test_an_agent_with_the_relays_key_pinned_connects_and_stays_connected_and_a_
 
 
 def test_connections_that_never_say_where_they_go_are_capped_and_the_excess_turned_away_at_once(tmp_path):
-    topology = Topology(tmp_path, max_unrouted=3)
-    try:
-        topology.start()
+    with Topology(tmp_path, max_unrouted=3) as topology:
         silent = [socket.create_connection(("127.0.0.1", topology.ports["public"]), timeout=5) for _ in range(3)]
         time.sleep(0.3)   # the relay's handlers are running for all three
         started = time.monotonic()
@@ -175,5 +169,3 @@ def test_connections_that_never_say_where_they_go_are_capped_and_the_excess_turn
         assert run(phone_get(topology, "/up/echo", {"X-Marker": "room"}))[0] == 200
         for sock in silent:
             sock.close()
-    finally:
-        topology.stop()

@@ -30,8 +30,8 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from services.core.proxy_protocol import proxy_v2_header
 from services.tunnel.agent_state import describe, read_agent_state
-from services.tunnel.proxy_header import proxy_v2_header
 from services.tunnel.relay_trust import matches_pin, subject_public_key_info
 from tests.installation import free_port
 
@@ -190,6 +190,18 @@ max_streams = {max_streams}
                                        str(self.public / "relay.toml")], self.public,
                              {**env, "HEARTH_RELAY_TAP": str(self.tap)})
 
+    def __enter__(self) -> "Topology":
+        """Started; every process stopped again on leaving, or if starting fails half-way."""
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
     def start(self) -> None:
         start_upstream(self.ports["upstream"])
         self.api.start()
@@ -264,12 +276,8 @@ def run(coroutine):
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory):
-    topology = Topology(tmp_path_factory.mktemp("tunnel"))
-    try:
-        topology.start()
+    with Topology(tmp_path_factory.mktemp("tunnel")) as topology:
         yield topology
-    finally:
-        topology.stop()
 
 
 # -- the tests -------------------------------------------------------------------------------

@@ -76,12 +76,8 @@ def test_a_bad_pattern_in_relay_toml_is_named(tmp_path):
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory):
-    topology = Topology(tmp_path_factory.mktemp("wildcard"), sites=(SITE, FAMILY))
-    try:
-        topology.start()
+    with Topology(tmp_path_factory.mktemp("wildcard"), sites=(SITE, FAMILY)) as topology:
         yield topology
-    finally:
-        topology.stop()
 
 
 def any_name_context(topology: Topology) -> ssl.SSLContext:

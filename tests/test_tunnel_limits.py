@@ -29,13 +29,9 @@ ROTATED_SECRET = "a-second-secret-being-rotated-in"   # Topology's home.secret.n
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
-    topology = Topology(tmp_path_factory.mktemp("tunnel-limits"), max_streams=MAX_STREAMS,
-                        idle_timeout=IDLE_TIMEOUT)
-    try:
-        topology.start()
+    with Topology(tmp_path_factory.mktemp("tunnel-limits"), max_streams=MAX_STREAMS,
+                  idle_timeout=IDLE_TIMEOUT) as topology:
         yield topology
-    finally:
-        topology.stop()
 
 
 def relay_agent(topology: Topology) -> dict:

@@ -19,7 +19,7 @@ import pytest
 import trustme
 
 from services.core.errors import ConfigError
-from services.tunnel.proxy_header import proxy_v2_header
+from services.core.proxy_protocol import proxy_v2_header
 from services.tunnel.relay_config import load_relay_config
 from tests.test_tunnel import PHONE, SITE, Topology, closed_by_peer, count_lines, wait_until
 
@@ -40,11 +40,8 @@ def topology(tmp_path_factory):
     certificate = topology.old_ca.issue_cert(OLD)
     certificate.cert_chain_pems[0].write_to_path(str(topology.public / "old.pem"))
     certificate.private_key_pem.write_to_path(str(topology.public / "old.key"))
-    try:
-        topology.start()
+    with topology:
         yield topology
-    finally:
-        topology.stop()
 
 
 def phone_socket(topology: Topology, port: str) -> socket.socket:
@@ -160,5 +157,9 @@ def test_a_terminate_certificate_that_does_not_load_is_one_line_and_exit_2(topol
 
 
 def test_status_counts_the_terminated_sites_streams(topology):
+    before = topology.status()["agents"]["home"]["streams_total"]
+    connection = over(phone_socket(topology, "http"), OLD)
+    assert get(connection, "/up/echo", "counted")[0] == 200
+    connection.close()
     status = topology.status()["agents"]["home"]
-    assert status["hostnames"] == sorted([OLD, SITE]) and status["streams_total"] >= 2
+    assert status["hostnames"] == sorted([OLD, SITE]) and status["streams_total"] == before + 1

@@ -22,9 +22,6 @@ from __future__ import annotations
 import importlib.metadata
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -85,7 +82,7 @@ def start_radicale(workdir: Path) -> DavServer:
                                  "--auth-type", "htpasswd", "--auth-htpasswd-filename", str(home / "users"),
                                  "--auth-htpasswd-encryption", "plain", "--rights-type", "owner_only",
                                  "--logging-level", "warning"], home)
-    _wait_listening(daemon, port)
+    daemon.wait_answering(port, START_TIMEOUT)
     return DavServer("radicale", importlib.metadata.version("radicale"), f"http://127.0.0.1:{port}",
                      f"/{USER}/bench/", f"/{USER}/bench-contacts/", (USER, PASSWORDS[USER]),
                      ["HTTP Basic against a plain-text htpasswd file, file per item, fsync on (defaults)"],
@@ -100,7 +97,7 @@ def start_xandikos(workdir: Path) -> DavServer:
                                  "--defaults", "--current-user-principal", f"/{USER}/",
                                  "--state-dir", str(home / "state"),
                                  "-l", "127.0.0.1", "-p", str(port)], home)
-    _wait_listening(daemon, port)
+    daemon.wait_answering(port, START_TIMEOUT)
     return DavServer("xandikos", importlib.metadata.version("xandikos"), f"http://127.0.0.1:{port}",
                      f"/{USER}/calendars/bench/", f"/{USER}/contacts/bench/", None,
                      ["NO authentication (its --htpasswd requires --autocert HTTPS); "
@@ -109,23 +106,6 @@ def start_xandikos(workdir: Path) -> DavServer:
 
 
 STARTERS = {"hearth": start_hearth, "radicale": start_radicale, "xandikos": start_xandikos}
-
-
-def _wait_listening(daemon: Daemon, port: int) -> None:
-    """Until the server answers any HTTP status on /; AssertionError with its output if it never does."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if daemon.process.poll() is not None:
-            raise AssertionError(f"{daemon.name} exited with {daemon.process.returncode}:\n{daemon.tail(20)}")
-        try:
-            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/", method="OPTIONS"),
-                                   timeout=2).close()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"{daemon.name} not listening on {port} after {START_TIMEOUT:g} s:\n{daemon.tail(20)}")
 
 
 def _stop(daemon: Daemon) -> int | None:

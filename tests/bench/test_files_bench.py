@@ -182,7 +182,7 @@ def start_wsgidav(workdir: Path) -> Server:
     (home / "wsgidav.json").write_text(json.dumps(config, indent=1))
     program = Path(sys.executable).parent / "wsgidav"
     daemon = Daemon("wsgidav", [str(program), "--config", str(home / "wsgidav.json")], home)
-    _wait_listening(daemon, port)
+    daemon.wait_answering(port, START_TIMEOUT)
     return Server("wsgidav", importlib.metadata.version("wsgidav"), port, "/", _filler(home / "root"),
                   lambda: _stop(daemon),
                   ["filesystem provider, simple domain controller (Basic only), cheroot, verbosity 1"])
@@ -220,7 +220,7 @@ def start_nginx(workdir: Path, path: str) -> Server:
         """))
     daemon = Daemon("nginx", [path, "-e", str(home / "error.log"), "-p", str(home), "-c", str(home / "nginx.conf"),
                               "-g", "daemon off;"], home)
-    _wait_listening(daemon, port)
+    daemon.wait_answering(port, START_TIMEOUT)
     version = _output([path, "-v"]).strip().split("/")[-1]
     return Server("nginx", version, port, "/", _filler(home / "root"), lambda: _stop(daemon),
                   ["dav + dav-ext modules, 1 worker, no access log, auth_basic"])
@@ -245,23 +245,6 @@ def nginx_with_dav(nginx) -> tuple[str | None, str]:
 def _output(argv: list[str]) -> str:
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     return result.stdout + result.stderr
-
-
-def _wait_listening(daemon: Daemon, port: int) -> None:
-    """Until the server answers OPTIONS with any status; AssertionError with its output if it never does."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if daemon.process.poll() is not None:
-            raise AssertionError(f"{daemon.name} exited with {daemon.process.returncode}:\n{daemon.tail(20)}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("OPTIONS", "/")
-            connection.getresponse().read()
-            connection.close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"{daemon.name} not listening on {port} after {START_TIMEOUT:g} s:\n{daemon.tail(20)}")
 
 
 def _stop(daemon: Daemon) -> int | None:

@@ -40,6 +40,7 @@ fail the benchmark for direct and hearth, and are reported for Caddy and nginx.
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import os
 import re
 import resource
@@ -77,43 +78,7 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pins CPUs and reads /proc: Linux only"),
 ]
 
-ORIGIN = r'''
-import sys
-from aiohttp import web
-
-SMALL = b"hearth front-end benchmark: two hundred bytes of body, no more and no less. " * 3
-SMALL = SMALL[:200]
-BIG = 256 * 1024 * 1024
-CHUNK = bytes(range(256)) * 4096  # 1 MiB, written again and again
-
-
-async def small(request):
-    return web.Response(body=SMALL, content_type="text/plain")
-
-
-async def big(request):
-    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-    response.content_length = BIG
-    await response.prepare(request)
-    for _ in range(BIG // len(CHUNK)):
-        await response.write(CHUNK)
-    await response.write_eof()
-    return response
-
-
-async def upload(request):
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-    return web.Response(text=str(size))
-
-
-app = web.Application()
-app.router.add_get("/small", small)
-app.router.add_get("/big", big)
-app.router.add_post("/upload", upload)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
-'''
+ORIGIN = Path(__file__).with_name("origin.py")   # run as a file in its own process
 
 
 # -- processes: the origin, the proxies, and the CPUs they run on ------------------------
@@ -169,6 +134,22 @@ class Daemon:
             return "\n".join(self.output.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    def wait_answering(self, port: int, timeout: float) -> None:
+        """Until the server answers OPTIONS / with any HTTP status; AssertionError with its output if it never does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.tail(20)}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                connection.request("OPTIONS", "/")
+                connection.getresponse().read()
+                connection.close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"{self.name} not listening on {port} after {timeout:g} s:\n{self.tail(20)}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -590,9 +571,8 @@ def start_targets(root: Path, layout: Layout, caddy, nginx, daemons: list[Daemon
     or not serving becomes a skipped row with the reason.
     """
     origin_dir = _directory(root / "origin")
-    (origin_dir / "origin.py").write_text(ORIGIN)
     origin_port = free_port()
-    origin = Daemon("origin", layout.pin(layout.origin, [sys.executable, "origin.py", str(origin_port)]),
+    origin = Daemon("origin", layout.pin(layout.origin, [sys.executable, str(ORIGIN), str(origin_port)]),
                     origin_dir)
     daemons.append(origin)
     failure = wait_serving(origin, origin_port)

@@ -37,39 +37,7 @@ SECRET = "tunnel-benchmark-agent-secret-0123456789"
 POOL_SIZE = 8
 START_TIMEOUT = 20.0
 
-ORIGIN = r'''
-import sys
-from aiohttp import web
-
-CHUNK = bytes(range(256)) * 1024  # 256 KiB, written again and again
-
-
-async def download(request):
-    size = int(request.query["n"])
-    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-    response.content_length = size
-    await response.prepare(request)
-    left = size
-    while left:
-        piece = CHUNK if left >= len(CHUNK) else CHUNK[:left]
-        await response.write(piece)
-        left -= len(piece)
-    await response.write_eof()
-    return response
-
-
-async def upload(request):
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-    return web.Response(text=str(size))
-
-
-app = web.Application(client_max_size=0)
-app.router.add_get("/download", download)
-app.router.add_post("/upload", upload)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
-'''
+ORIGIN = Path(__file__).with_name("origin.py")   # GET /download?n=N, POST /upload
 
 
 @dataclass(frozen=True)
@@ -154,7 +122,6 @@ tls_key = "relay.pem"
 secret_files = ["agent.secret"]
 hostnames = ["{SITE}"]
 ''')
-        (root / "origin.py").write_text(ORIGIN)
 
     def _start(self, name: str, argv: list[str]) -> Daemon:
         daemon = Daemon(name, argv, self.root, self.env)
@@ -164,7 +131,7 @@ hostnames = ["{SITE}"]
     def start(self) -> list[Entrance]:
         """Origin, front, relay and agent; fails (AssertionError) if any of them does not come up."""
         p, config = self.ports, ["--config", str(self.root / "hearth.toml")]
-        origin = self._start("origin", [sys.executable, "origin.py", str(p["origin"])])
+        origin = self._start("origin", [sys.executable, str(ORIGIN), str(p["origin"])])
         assert not (why := wait_for("the origin", lambda: connects(p["origin"]), origin)), why
         front = self._start("front", [sys.executable, "-m", "services.front", *config])
         assert not (why := wait_for("the front end", lambda: connects(p["front"]), front)), why
