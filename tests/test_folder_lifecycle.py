@@ -181,3 +181,27 @@ def test_a_running_client_follows_a_rename_and_stops_on_a_delete(daemons, tmp_pa
     finally:
         client.stop()
     assert "is now called 'Renamed'" in client.log()
+
+
+def test_upgrading_a_database_keeps_every_folder_entry_and_share(tmp_path):
+    """The folders table is rebuilt (a UNIQUE constraint cannot be dropped in place): nothing that
+    refers to a folder may be lost on the way, although foreign keys cascade."""
+    from services.core.db import migrate, open_db
+    from services.core.schema import MIGRATION_SETS, files
+
+    path = tmp_path / "hearth.sqlite3"
+    db = open_db(path)
+    files.apply(db, stop_before="m002_deletable_folders")
+    db.execute("INSERT INTO folders (id, owner, name, created_at, seq) VALUES (7, 'ann', 'Photos', 'then', 1)")
+    db.execute("INSERT INTO folder_shares VALUES (7, 'bob', 'ro')")
+    db.execute("INSERT INTO entries (folder_id, path, kind, seq) VALUES (7, 'a.jpg', 'file', 1)")
+    db.close()
+    migrate(path, MIGRATION_SETS)
+    db = open_db(path)
+    assert db.execute("SELECT id, name, seq, deleted_at FROM folders").fetchall() == [(7, "Photos", 1, None)]
+    assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 1
+    assert db.execute("SELECT * FROM folder_shares").fetchall() == [(7, "bob", "ro")]
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    db.execute("DELETE FROM folders WHERE id = 7")  # the references still point at the rebuilt table
+    assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 0
+    db.close()
