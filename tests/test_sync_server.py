@@ -111,7 +111,8 @@ def test_upload_commit_conflict_changes_and_download(sync, tmp_path):
     assert status == 200 and [c["path"] for c in feed["changes"]] == ["docs/report.bin"]
     assert feed["more"] is False and feed["cursor"] == second["seq"]
     status, none = sync.request("GET", f"/sync/v1/folders/{fid}/changes?since={feed['cursor']}", user="alice")
-    assert none == {"changes": [], "cursor": feed["cursor"], "more": False}
+    assert {key: none[key] for key in ("changes", "cursor", "more")} == {"changes": [], "cursor": feed["cursor"], "more": False}
+    assert none["folder"]["id"] == fid and none["folder"]["name"] == feed["folder"]["name"]
     status, page = sync.request("GET", f"/sync/v1/folders/{fid}/changes?since=0&limit=0", user="alice")
     assert status == 400
 

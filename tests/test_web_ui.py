@@ -249,6 +249,32 @@ def upload_in_ui(page, hearth, folder: str, upload: Path) -> None:
     playwright_api.expect(page.locator("#uploads")).to_contain_text("uploaded")
 
 
+def test_a_whole_folder_is_renamed_deleted_and_restored_and_a_refusal_is_shown_on_screen(page, hearth, screenshots):
+    needs_files_daemon()
+    for name in ("Typo", "Taken", *(f"zz{n:02}" for n in range(12))):  # a listing taller than the window
+        status, body = hearth.request("POST", "/sync/v1/folders", body=json.dumps({"name": name}).encode(),
+                                      headers={"Content-Type": "application/json"})
+        assert status in (200, 201), body
+    page.set_viewport_size({"width": 800, "height": 480})
+    page.goto("/browse")
+    listing, status_line = page.locator("#listing tbody"), page.locator("#status")
+    playwright_api.expect(listing).to_contain_text("Typo/")
+    page.once("dialog", lambda dialog: dialog.accept("Taken"))
+    page.get_by_role("button", name="Rename folder Typo").click()
+    playwright_api.expect(status_line).to_contain_text("You already have a folder named Taken")
+    playwright_api.expect(status_line).to_be_in_viewport()
+    page.once("dialog", lambda dialog: dialog.accept("Fixed"))
+    page.get_by_role("button", name="Rename folder Typo").click()
+    playwright_api.expect(listing).to_contain_text("Fixed/")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete Fixed").click()
+    playwright_api.expect(listing).not_to_contain_text("Fixed/")
+    page.screenshot(path=screenshots / "files-deleted-folder.png", full_page=True)
+    page.get_by_role("button", name="Restore folder Fixed").click()
+    playwright_api.expect(listing).to_contain_text("Fixed/")
+    assert hearth.request("PROPFIND", "/files/admin/Fixed/", headers={"Depth": "0"})[0] == 207
+
+
 def test_a_share_link_made_in_the_ui_serves_a_stranger_until_it_is_revoked(page, browser, hearth, screenshots,
                                                                            tmp_path):
     needs_files_daemon()

@@ -55,8 +55,9 @@ SCHEMA: tuple[Option, ...] = (
     Option("sync", "quota_mb", int, 0,
            "Storage quota per user in MiB: the current files of the folders they own (0: no quota)."),
     Option("sync", "keep_versions_days", int, 30,
-           "Days old versions and deleted files stay restorable; older non-current revisions are dropped "
-           "and their chunks freed by the next garbage collection (0: keep forever)."),
+           "Days old versions, deleted files and deleted folders stay restorable; older non-current revisions "
+           "and folders deleted longer ago are dropped and their chunks freed by the next garbage collection "
+           "(0: keep forever)."),
     Option("sync", "gc_interval", int, 3600,
            "Seconds between the sync daemon's retention and garbage collection runs (0: never run them)."),
     Option("sync", "gc_grace", int, 86400,

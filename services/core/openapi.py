@@ -30,6 +30,8 @@ ERROR_RESPONSES: dict[int, tuple[str, str, dict[str, Any]]] = {
     403: ("Forbidden", "Authenticated, but not allowed (admin only).", {}),
     404: ("NotFound", "No such resource.", {}),
     409: ("Conflict", "The request conflicts with the current state; the reason says how.", {}),
+    410: ("Gone", "The folder was deleted by its owner (code folder-deleted); the reason says when and how "
+                  "to restore it.", {}),
     413: ("PayloadTooLarge", "The request body is larger than the route accepts.", {}),
     429: ("TooManyRequests", "Too many failed logins from this address.", {
         "Retry-After": {"schema": {"type": "integer"}, "description": "seconds until the address may try again"},

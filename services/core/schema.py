@@ -93,6 +93,49 @@ def m001_tree(db):
     db.execute("CREATE INDEX revision_chunks_chunk ON revision_chunks(chunk_id)")
 
 
+@files(transactional=False)
+def m002_deletable_folders(db):
+    """Folders can be deleted to a trash (deleted_at) and renamed: a folder's name is unique among the
+    owner's live folders only, so a deleted folder waits in the trash while its name is used again.
+    Ids become AUTOINCREMENT: a device that remembers a purged folder's id can never meet a new folder
+    under it.
+
+    SQLite cannot drop a table's UNIQUE constraint, so the table is rebuilt the way SQLite's ALTER TABLE
+    page prescribes: with foreign keys off (else dropping the old table would cascade into every entry)
+    and checked before the commit. Not transactional for the migration runner because the pragma only
+    works outside a transaction; it runs its own, and a rerun after a crash finds the work done."""
+    if "deleted_at" in db["folders"].columns_dict:
+        return
+    db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("""
+                CREATE TABLE folders_rebuilt (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    owner TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    created_at TEXT NOT NULL,
+                    seq INTEGER NOT NULL DEFAULT 0,
+                    deleted_at TEXT
+                )""")
+            db.execute("""INSERT INTO folders_rebuilt (id, owner, name, created_at, seq)
+                          SELECT id, owner, name, created_at, seq FROM folders""")
+            db.execute("DROP TABLE folders")
+            db.execute("ALTER TABLE folders_rebuilt RENAME TO folders")
+            db.execute("CREATE UNIQUE INDEX folders_live_name ON folders(owner, name) WHERE deleted_at IS NULL")
+            db.execute("CREATE INDEX folders_deleted ON folders(deleted_at) WHERE deleted_at IS NOT NULL")
+            broken = db.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"rebuilding folders broke {len(broken)} references: {broken[:3]}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    finally:
+        db.execute("PRAGMA foreign_keys = ON")
+
+
 dav = Migrations("dav")
 
 

@@ -1,10 +1,11 @@
-"""MKCOL and DELETE, through the journal: sync clients see them, deleted files go to the trash."""
+"""MKCOL and DELETE, through the journal: sync clients see them, deleted files go to the trash (a
+deleted top-level folder goes to its owner's trash of folders, see top_folders)."""
 from __future__ import annotations
 
 import sqlite_utils
 from aiohttp import web
 
-from services.core.errors import Conflict, Forbidden, MethodNotAllowed, UnsupportedMediaType
+from services.core.errors import Conflict, MethodNotAllowed, UnsupportedMediaType
 from services.core.tree import create_folder, delete, mkdir
 
 from . import locks
@@ -12,6 +13,7 @@ from .context import DEVICE, call_of, check_http_conditions, check_if, check_loc
 from .namespace import locate
 from .properties import drop_properties
 from .resources import descendants, lookup
+from .top_folders import delete_top_folder
 
 
 async def mkcol(request: web.Request) -> web.StreamResponse:
@@ -71,7 +73,8 @@ async def delete_resource(request: web.Request) -> web.StreamResponse:
         location = locate(db, call.user, call.segments)
         resource = existing(db, location)
         if location.path == "":
-            raise Forbidden("folders are deleted from the sync tools, not over WebDAV")
+            delete_top_folder(db, call, location, resource)
+            return
         writable(db, call, location)
         check_if(db, call, location, resource)
         check_http_conditions(request, resource, safe=False)

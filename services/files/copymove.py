@@ -3,7 +3,8 @@
 MOVE within a folder is the journal's rename: entries keep their chunk lists,
 nothing is uploaded again. COPY, and MOVE between folders, commit the same
 chunk lists under the new paths: no byte is copied. Folders themselves (the
-top level of a tree) are neither copied nor moved.
+top level of a tree) are not copied; a MOVE to a new top-level name renames one
+(top_folders).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .context import DEVICE, Call, call_of, check_http_conditions, check_if, che
 from .namespace import Location, destination_segments, locate
 from .properties import copy_properties, drop_properties
 from .resources import Resource, descendants, lookup
+from .top_folders import is_folder_rename, rename_top_folder
 
 
 def _overwrite(request: web.Request) -> bool:
@@ -61,8 +63,12 @@ def _transfer(call: Call, move: bool):
         src = locate(db, call.user, call.segments)
         resource = existing(db, src)
         dst = locate(db, call.user, dst_segments)
+        if move and is_folder_rename(src, dst):
+            _depth(request, resource, move)
+            return rename_top_folder(db, call, src, resource, dst, overwrite)
         if src.folder is None or src.path == "" or dst.path == "":
-            raise Forbidden("folders themselves are not copied or moved over WebDAV; their contents are")
+            raise Forbidden("folders themselves are not copied, nor moved into another folder; a MOVE to a new "
+                            "name at the top renames one")
         depth = _depth(request, resource, move)
         if dst.folder is None:
             raise Conflict(f"no folder {dst.top!r} to put the copy in")

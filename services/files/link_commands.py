@@ -70,7 +70,8 @@ def _add(args: argparse.Namespace) -> int:
     password_hash = accounts.hash_password(_read_password()) if args.password_stdin else None
     with database(args) as db:
         owner = require_user(db, args.user)["name"]
-        row = db.execute("SELECT id FROM folders WHERE owner = ? AND name = ?", [owner, folder_name]).fetchone()
+        row = db.execute("SELECT id FROM folders WHERE owner = ? AND name = ? AND deleted_at IS NULL",
+                         [owner, folder_name]).fetchone()
         if row is None:
             raise CommandError(f"{owner} has no folder named {folder_name!r}")
         link = write(db, lambda db: create_link(db, owner, row[0], path, mode=args.mode,

@@ -37,6 +37,23 @@ def test_litmus(files, suite, tmp_path):
     assert "WARNING" not in result.stdout
 
 
+def test_litmus_at_the_top_of_a_users_tree_runs_again_and_its_folder_can_be_deleted(files, tmp_path):
+    """litmus makes its `litmus/` collection in the URL it is given, deleting a leftover one first, and
+    leaves it behind: at /files/USER/ that is a top-level folder, deleted to the user's trash."""
+    _need("litmus")
+    for _ in range(2):  # the second run's `begin` deletes the first run's litmus/ folder
+        result = subprocess.run(["litmus", f"http://127.0.0.1:{files.port}/files/alice/", "alice",
+                                 PASSWORDS["alice"]], env={**os.environ, "TESTS": "basic"}, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=300)
+        print(result.stdout)
+        assert result.returncode == 0 and " 0 failed" in result.stdout, result.stdout + result.stderr
+    assert files.exchange("DELETE", "/files/alice/litmus/", user="alice")[0] == 204
+    assert files.exchange("PROPFIND", "/files/alice/litmus/", user="alice", headers={"Depth": "0"})[0] == 404
+    with files.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM folders WHERE name = 'litmus' AND deleted_at IS NOT NULL"
+                          ).fetchone()[0] == 2
+
+
 def _rclone(files, *args: str) -> subprocess.CompletedProcess:
     obscured = subprocess.run(["rclone", "obscure", PASSWORDS["alice"]], capture_output=True, text=True,
                               check=True).stdout.strip()

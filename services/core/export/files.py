@@ -29,14 +29,15 @@ class FileCounts:
 def total_file_bytes(db: sqlite_utils.Database, owner: str) -> int:
     """Bytes of the owner's current files: the length of the progress bar."""
     return db.execute("""SELECT COALESCE(SUM(e.size), 0) FROM entries e JOIN folders f ON f.id = e.folder_id
-                         WHERE f.owner = ? AND e.deleted = 0 AND e.kind = 'file'""", [owner]).fetchone()[0]
+                         WHERE f.owner = ? AND f.deleted_at IS NULL AND e.deleted = 0 AND e.kind = 'file'""",
+                      [owner]).fetchone()[0]
 
 
 def export_files(db: sqlite_utils.Database, store: BlobStore, owner: str, target: Target,
                  advance: Callable[[int], None]) -> FileCounts:
-    """Write every current file and directory of every folder `owner` owns; `advance(n)` per n bytes."""
+    """Write every current file and directory of every folder `owner` owns (not those in the trash); `advance(n)` per n bytes."""
     counts = FileCounts()
-    for folder in list(db.query("SELECT id, name FROM folders WHERE owner = ? ORDER BY name", [owner])):
+    for folder in list(db.query("SELECT id, name FROM folders WHERE owner = ? AND deleted_at IS NULL ORDER BY name", [owner])):
         counts.folders += 1
         base = f"files/{disk_name(folder['name'])}"
         target.directory(base)

@@ -20,10 +20,10 @@ def shares_of(db: sqlite_utils.Database, user: str) -> dict[str, Any]:
         "folders": {
             "given": [{"folder": r[0], "grantee": r[1], "mode": r[2]} for r in db.execute("""
                 SELECT f.name, s.grantee, s.mode FROM folder_shares s JOIN folders f ON f.id = s.folder_id
-                WHERE f.owner = ? ORDER BY f.name, s.grantee""", [user])],
+                WHERE f.owner = ? AND f.deleted_at IS NULL ORDER BY f.name, s.grantee""", [user])],
             "received": [{"owner": r[0], "folder": r[1], "mode": r[2]} for r in db.execute("""
                 SELECT f.owner, f.name, s.mode FROM folder_shares s JOIN folders f ON f.id = s.folder_id
-                WHERE s.grantee = ? ORDER BY f.owner, f.name""", [user])],
+                WHERE s.grantee = ? AND f.deleted_at IS NULL ORDER BY f.owner, f.name""", [user])],
         },
         "collections": {
             "given": [{"kind": r[0], "collection": r[1], "grantee": r[2], "mode": r[3]} for r in db.execute("""

@@ -4,8 +4,10 @@ Storage only: no HTTP. Functions take a sqlite_utils.Database and never manage
 transactions; callers wrap them in `write(db, fn)` / `Database.write`.
 """
 from .chunks import AVG_SIZE, MAX_SIZE, MIN_SIZE, BlobStore, Chunk, ChunkStore, chunk_id, chunk_stream
-from .folders import (Folder, QuotaExceeded, create_folder, folder_access, list_folders, quota_bytes,
-                      share_folder, usage)
+from .folders import (Folder, FolderDeleted, QuotaExceeded, create_folder, folder_access, folder_view,
+                      list_folders, open_or_create_folder, quota_bytes, share_folder, usage)
+from .lifecycle import (DeletedFolder, delete_folder, deleted_folders, folder_by_name, purge_deleted_folders,
+                        rename_folder, restore_folder)
 from .gc import collect_chunks, collect_garbage, expire_versions
 from .history import changes_since, trash, versions
 from .journal import MissingChunks, Revision, StaleRevision, commit_file, delete, mkdir, rename, restore
@@ -13,8 +15,10 @@ from .paths import normalize_path
 
 __all__ = [
     "AVG_SIZE", "MAX_SIZE", "MIN_SIZE", "BlobStore", "Chunk", "ChunkStore", "chunk_id", "chunk_stream",
-    "Folder", "QuotaExceeded", "create_folder", "folder_access", "list_folders", "quota_bytes", "share_folder",
-    "usage",
+    "Folder", "FolderDeleted", "QuotaExceeded", "create_folder", "folder_access", "folder_view", "list_folders",
+    "open_or_create_folder", "quota_bytes", "share_folder", "usage",
+    "DeletedFolder", "delete_folder", "deleted_folders", "folder_by_name", "purge_deleted_folders",
+    "rename_folder", "restore_folder",
     "collect_chunks", "collect_garbage", "expire_versions",
     "MissingChunks", "Revision", "StaleRevision", "changes_since", "commit_file", "delete", "mkdir",
     "rename", "restore", "trash", "versions", "normalize_path",

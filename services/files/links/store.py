@@ -118,7 +118,8 @@ def create_link(db: sqlite_utils.Database, owner: str, folder_id: int, path: str
     if mode not in MODES:
         raise BadRequest(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     label = _check_label(label)
-    folder = db.execute("SELECT name FROM folders WHERE id = ? AND owner = ?", [folder_id, owner]).fetchone()
+    folder = db.execute("SELECT name FROM folders WHERE id = ? AND owner = ? AND deleted_at IS NULL",
+                        [folder_id, owner]).fetchone()
     if folder is None:
         raise NotFound(f"{owner!r} has no folder {folder_id}")
     path = normalize_path(path.strip("/")) if path.strip("/") else ""
@@ -163,6 +164,8 @@ def open_link(db: sqlite_utils.Database, token: str, now: str | None = None) -> 
     link = _link(row)
     if link.revoked_at is not None:
         raise Gone("this link was revoked by its owner")
+    if row["folder_deleted_at"] is not None:
+        raise Gone("the folder of this link was deleted by its owner")
     if link.expires_at is not None and link.expires_at <= (now or now_iso()):
         raise Gone("this link has expired")
     return link
@@ -177,7 +180,8 @@ def delete_links_of(db: sqlite_utils.Database, user: dict) -> None:
     db.execute("DELETE FROM share_links WHERE owner = ?", [user["name"]])
 
 
-_SELECT = """SELECT l.*, f.name AS folder_name FROM share_links l JOIN folders f ON f.id = l.folder_id"""
+_SELECT = """SELECT l.*, f.name AS folder_name, f.deleted_at AS folder_deleted_at
+             FROM share_links l JOIN folders f ON f.id = l.folder_id"""
 
 
 def _get(db: sqlite_utils.Database, where: str, value) -> Link:

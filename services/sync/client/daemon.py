@@ -33,6 +33,8 @@ from services.core.exitcodes import ExitStatus
 from services.core.log import setup_logging
 from services.sync.client.context import STATE_FILE, Context, FolderGone, Report
 from services.sync.client.engine import cycle
+from services.sync.client.folder_events import (DELETED_STATE, FolderDeletedOnServer, bind_folder, deleted_line,
+                                                follow_rename, is_folder_deleted)
 from services.sync.client.ignore import STATE_DIR
 from services.sync.client.localfs import TEMP_PREFIX
 from services.sync.client.remote import Remote, RemoteError, Unreachable
@@ -57,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
     with _lock(root):
         state = ClientState(root / STATE_DIR / STATE_FILE)
         try:
-            server, user, folder_name = _remembered(state, args, root)
+            server, user = _remembered(state, args, root)
             secret = read_secret(args)
-            return asyncio.run(_main(args, root, state, server, user, secret, folder_name))
+            return asyncio.run(_main(args, root, state, server, user, secret))
         finally:
             state.close()
 
@@ -82,10 +84,11 @@ def _lock(root: Path):
         yield
 
 
-def _remembered(state: ClientState, args, root: Path) -> tuple[str, str, str]:
-    """Server, user and folder from the flags, checked against what DIR was synced with."""
-    remembered = {key: state.get_meta(key) for key in ("server", "user", "folder")}
-    given = {"server": args.server and args.server.rstrip("/"), "user": args.user, "folder": args.folder}
+def _remembered(state: ClientState, args, root: Path) -> tuple[str, str]:
+    """Server and user from the flags, checked against what DIR was synced with (the folder is checked
+    against the server's, by id: see folder_events.bind_folder)."""
+    remembered = {key: state.get_meta(key) for key in ("server", "user")}
+    given = {"server": args.server and args.server.rstrip("/"), "user": args.user}
     for key, value in given.items():
         if value and remembered[key] and value != remembered[key]:
             raise ConfigError(f"{root} is synced with {key} {remembered[key]!r}, not {value!r}; "
@@ -96,7 +99,7 @@ def _remembered(state: ClientState, args, root: Path) -> tuple[str, str, str]:
         raise ConfigError("--server and --user are required the first time a directory is synced")
     if not server.startswith(("http://", "https://")):
         raise ConfigError(f"--server must be an http:// or https:// URL, not {server!r}")
-    return server, user, given["folder"] or remembered["folder"] or root.name
+    return server, user
 
 
 def read_secret(args) -> str:
@@ -114,26 +117,16 @@ def read_secret(args) -> str:
     return secret
 
 
-async def _main(args, root: Path, state: ClientState, server: str, user: str, secret: str,
-                folder_name: str) -> int:
+async def _main(args, root: Path, state: ClientState, server: str, user: str, secret: str) -> int:
     async with Remote(server, user, secret) as remote:
-        folder = await _with_backoff(lambda: _resolve_folder(remote, user, folder_name), once=args.once)
+        folder, folder_name = await _with_backoff(
+            lambda: bind_folder(remote, state, user, args.folder, root.name), once=args.once)
         _remember(state, server, user, folder_name, folder, args.device)
         context = Context(root, state, remote, folder, args.device, confirm_deletes=args.confirm_deletes)
         log.info("syncing %s with folder %s (id %d) on %s as %s", root, folder_name, folder, server, args.device)
         if args.once:
             return await _once(context)
         return await Runner(context, args).run()
-
-
-async def _resolve_folder(remote: Remote, user: str, name: str) -> int:
-    owner, _, short = name.rpartition("/") if "/" in name else (user, "", name)
-    for folder in await remote.folders():
-        if folder["owner"] == owner and folder["name"] == short:
-            return folder["id"]
-    if owner != user:
-        raise ConfigError(f"no folder {name!r} is shared with {user}")
-    return (await remote.create_folder(short))["id"]
 
 
 def _remember(state: ClientState, server: str, user: str, folder_name: str, folder: int, device: str) -> None:
@@ -166,6 +159,8 @@ async def _with_backoff(action, *, once: bool, attempts_once: int = 5):
         except RemoteError as error:
             if error.status == 401:
                 raise ConfigError("the server refused the user name or password (401)") from None
+            if is_folder_deleted(error):
+                raise FolderDeletedOnServer(error.reason) from None
             raise CommandError(f"server: {error}") from None
 
 
@@ -177,6 +172,10 @@ async def _once(context: Context) -> int:
             report = await _with_backoff(lambda: cycle(context, None), once=True)
         except FolderGone as error:
             raise CommandError(str(error)) from None
+        except FolderDeletedOnServer as error:
+            line = deleted_line(context.state.get_meta("folder"), str(error))
+            _record_status(context, Report(), DELETED_STATE, line)
+            raise CommandError(line) from None
         total.add(report)
         _record_status(context, report, "syncing")
         if not report.changed and not report.pending:
@@ -222,6 +221,17 @@ class Runner:
         self.hints: set[str] | None = None  # None: the next cycle scans everything
         self.cycled = asyncio.Event()
         self.stopping = asyncio.Event()
+        self.folder_deleted = False
+
+    def _stop_for_deleted_folder(self, error: RemoteError) -> None:
+        """Sync nothing and delete nothing here; the change-feed watcher's retries wake the worker, so
+        syncing resumes on its own once the folder is restored."""
+        line = deleted_line(self.context.state.get_meta("folder"), error.reason)
+        if not self.folder_deleted:
+            log.warning("%s", line)
+        self.folder_deleted = True
+        _record_status(self.context, Report(), DELETED_STATE, line)
+        self.hints = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -279,6 +289,9 @@ class Runner:
             except RemoteError as error:
                 if error.status == 401:
                     raise ConfigError("the server refused the user name or password (401)") from None
+                if is_folder_deleted(error):
+                    self._stop_for_deleted_folder(error)
+                    continue
                 log.error("server refused: %s", error)
                 _record_status(self.context, Report(), "error", str(error))
                 self.hints = None
@@ -288,6 +301,10 @@ class Runner:
                 continue
             if offline:
                 log.info("server reachable again")
+            if self.folder_deleted:
+                log.info("the server folder %r is back; syncing %s again", self.context.state.get_meta("folder"),
+                         self.context.root)
+                self.folder_deleted = False
             offline, delay = False, BACKOFF_START
             clean = not report.pending and not report.problems
             _record_status(self.context, report, "in sync" if clean and not report.changed else
@@ -310,6 +327,7 @@ class Runner:
             cursor = context.state.cursor or 0
             try:
                 page = await context.remote.changes(context.folder, cursor, limit=1, wait=LONG_POLL)
+                follow_rename(context, page.get("folder"))
                 delay = BACKOFF_START
             except (Unreachable, RemoteError):
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from services.sync.client.context import Context, Report
 from services.core.durable import fsync_directory, sync_filesystem
+from services.sync.client.folder_events import follow_rename
 from services.sync.client.localfs import unique_conflict_name
 from services.sync.client.names import case_key
 from services.sync.client.progress import Progress
@@ -66,6 +67,7 @@ async def pull(context: Context, report: Report) -> None:
     while True:
         cursor = context.state.cursor or 0
         page = await context.remote.changes(context.folder, cursor, limit=PAGE)
+        follow_rename(context, page.get("folder"))
         if page["changes"]:
             await apply_changes(context, report, page["changes"])
         if page["cursor"] != cursor:

@@ -17,6 +17,7 @@ from services.core.errors import ConfigError
 from services.core.exitcodes import ExitStatus
 from services.sync.client.context import STATE_FILE
 from services.sync.client.daemon import LOCK_FILE
+from services.sync.client.folder_events import DELETED_STATE
 from services.sync.client.ignore import STATE_DIR, IgnoreRules
 from services.sync.client.scan import scan
 from services.sync.client.state import ClientState
@@ -78,7 +79,9 @@ def describe(root: Path, state: ClientState) -> tuple[list[str], bool]:
     waiting = max(state.pending_count(), int(status.get("pending") or 0))
     problems = status.get("problems") or []
     pending = up + deletes + waiting
-    if pending:
+    if status.get("state") == DELETED_STATE:  # its own line says what happened and how to undo it
+        summary = status.get("error") or DELETED_STATE
+    elif pending:
         parts = [f"{n} {what}" for n, what in ((up, "to upload"), (deletes, "to delete on the server"),
                                                (waiting, "waiting to be retried")) if n]
         summary = f"{pending} pending ({', '.join(parts)})"
@@ -96,7 +99,7 @@ def describe(root: Path, state: ClientState) -> tuple[list[str], bool]:
         f"client:       {f'running (pid {pid})' if pid else 'not running'}",
         f"state:        {summary}",
         f"last in sync: {_ago(status.get('in_sync_at'))}",
-        f"last error:   {status.get('error') or state.last_error or 'none'}",
+        f"last error:   {'see state' if status.get('state') == DELETED_STATE else status.get('error') or state.last_error or 'none'}",
     ]
     if not pid and in_sync:
         lines[3] = "state:        in sync as of the last run (no client is running to see server changes)"

@@ -10,7 +10,7 @@ from services.core.auth import require_user
 from services.core.http import DATABASE, read_json
 from services.core.routing import Route, int_param, respond
 from services.core.errors import NotFound
-from services.core.tree import Folder, create_folder, folder_access, list_folders, share_folder
+from services.core.tree import Folder, folder_access, list_folders, open_or_create_folder, share_folder
 
 from .common import FOLDER_ID, PREFIX
 
@@ -51,10 +51,12 @@ async def get_folders(request: web.Request) -> web.Response:
 
 
 async def post_folder(request: web.Request) -> web.Response:
+    """Create-or-open: devices started at once on a new folder all get the same one."""
     identity = await require_user(request)
     body = await read_json(request, NewFolder)
-    folder = await request.app[DATABASE].write(lambda db: create_folder(db, identity.user, body.name))
-    return respond(FolderOut.of(folder), status=201)
+    folder, created = await request.app[DATABASE].write(
+        lambda db: open_or_create_folder(db, identity.user, body.name))
+    return respond(FolderOut.of(folder), status=201 if created else 200)
 
 
 async def post_share(request: web.Request) -> web.Response:
@@ -75,8 +77,9 @@ async def post_share(request: web.Request) -> web.Response:
 ROUTES = (
     Route("GET", f"{PREFIX}/folders", get_folders, "Folders the user owns or that are shared with them",
           tag="folders", response=FolderOut, many=True),
-    Route("POST", f"{PREFIX}/folders", post_folder, "Create a folder", tag="folders", body=NewFolder,
-          response=FolderOut, status=201, errors=(409,)),
+    Route("POST", f"{PREFIX}/folders", post_folder, "Create a folder, or open the one of yours by that name "
+          "(201 when created, 200 with the existing folder: devices can start in any order)", tag="folders",
+          body=NewFolder, response=FolderOut, status=201),
     Route("POST", f"{PREFIX}/folders/{{id}}/shares", post_share,
           "Share a folder read-only or read-write with a user, or revoke (owner only)", tag="folders",
           body=ShareIn, response=ShareOut, errors=(403, 404), path_params={"id": FOLDER_ID}),

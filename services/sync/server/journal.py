@@ -10,9 +10,10 @@ from services.core.errors import BadRequest
 from services.core.http import DATABASE, read_json
 from services.core.routing import Route, respond
 from services.core.tree import (BlobStore, MissingChunks, Revision, StaleRevision, changes_since,
-                                commit_file, delete, mkdir, rename, restore, versions)
+                                commit_file, delete, folder_view, mkdir, rename, restore, versions)
 
 from .common import (FEED, FOLDER_ID, PREFIX, STORE, RevisionOut, folder_for, quota_bytes, write_folder)
+from .folders import FolderOut
 
 MAX_WAIT = 60.0
 OTHER_WRITERS_CHECK = 0.5  # seconds; one indexed query per waiting poll
@@ -59,6 +60,7 @@ class ChangesOut(BaseModel):
     changes: list[RevisionOut] = Field(description="each changed path once, in its latest state, oldest change first")
     cursor: int = Field(description="pass as `since` to continue")
     more: bool = Field(description="another page is waiting (ask again at once)")
+    folder: FolderOut = Field(description="the folder as it is now: a device learns a rename from its name")
 
 
 class VersionsOut(BaseModel):
@@ -157,7 +159,7 @@ def _int_query(request: web.Request, name: str, default: int) -> int:
 
 
 async def get_changes(request: web.Request) -> web.Response:
-    _, folder = await folder_for(request)
+    user, folder = await folder_for(request)
     since = _int_query(request, "since", 0)
     limit = _int_query(request, "limit", DEFAULT_LIMIT)
     try:
@@ -167,19 +169,26 @@ async def get_changes(request: web.Request) -> web.Response:
     feed, database = request.app[FEED], request.app[DATABASE]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(wait, 0.0)
+    named = None
     while True:
         event = feed.event(folder)  # before reading: a commit in between still wakes us
-        changes, cursor, more = await database.read(lambda db: changes_since(db, folder, since, limit))
+
+        def read(db):  # a folder deleted meanwhile answers 410 here, a renamed one ends the wait
+            return folder_view(db, user, folder), *changes_since(db, folder, since, limit)
+
+        view, changes, cursor, more = await database.read(read)
         remaining = deadline - loop.time()
-        if changes or remaining <= 0 or feed.closed:
+        if changes or remaining <= 0 or feed.closed or (named is not None and view.name != named):
             break
+        named = view.name
         try:
             # The files daemon commits to the same journal from another process, without this
             # process's events: a waiting poll also reads the journal again every OTHER_WRITERS_CHECK.
             await asyncio.wait_for(event.wait(), min(remaining, OTHER_WRITERS_CHECK))
         except TimeoutError:
             pass
-    return respond(ChangesOut(changes=[RevisionOut.of(c) for c in changes], cursor=cursor, more=more))
+    return respond(ChangesOut(changes=[RevisionOut.of(c) for c in changes], cursor=cursor, more=more,
+                              folder=FolderOut.of(view)))
 
 
 async def get_versions(request: web.Request) -> web.Response:
@@ -212,7 +221,8 @@ ROUTES = (
     _route("POST", "restore", post_restore, "Make an old revision current again, as a new revision",
            body=RestoreIn, response=RevisionOut, errors=(403, 404, 409, 507)),
     _route("GET", "changes", get_changes, "The change feed: paths changed after `since`; with `wait`, "
-           "a long poll that returns as soon as the folder changes", response=ChangesOut, errors=(404,),
+           "a long poll that returns as soon as the folder changes or is renamed; 410 once it is deleted",
+           response=ChangesOut, errors=(404, 410),
            query_params={
                "since": {"type": "integer", "minimum": 0, "description": "cursor from the last answer (0: everything)"},
                "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "page size (default 1000)"},

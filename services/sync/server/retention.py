@@ -1,7 +1,8 @@
 """Scheduled retention and garbage collection inside the sync daemon.
 
 Every [sync] gc_interval seconds: drop revisions that stopped being current
-more than keep_versions_days ago (expire_versions), then delete chunks nothing
+more than keep_versions_days ago (expire_versions) and folders deleted longer
+ago than that (purge_deleted_folders), then delete chunks nothing
 references whose upload lease (gc_grace) ran out (collect_chunks). Both work
 in small write transactions, so commits queue behind the writer for a few
 milliseconds at most, never for a whole sweep; listing the store's files
@@ -22,7 +23,7 @@ from services.core.config import Config
 from services.core.db import Database
 from services.core.http import DATABASE
 from services.core.periodic import non_negative, periodic_context
-from services.core.tree import BlobStore, collect_chunks, expire_versions
+from services.core.tree import BlobStore, collect_chunks, expire_versions, purge_deleted_folders
 
 from .common import STORE
 
@@ -53,6 +54,8 @@ async def sweep(database: Database, store: BlobStore, retention: Retention) -> t
             expired += dropped
             if dropped < BATCH:
                 break
+        while await database.write(lambda db: purge_deleted_folders(db, older_than)):
+            pass  # one folder per transaction: a big one must not hold the writer for long
     cutoff = time.time() - retention.grace
     candidates = store.written_before(cutoff)  # walked on worker threads, one batch at a time
     collected = 0

@@ -1,6 +1,6 @@
 // The Files page: WebDAV under /files/<user>/ for browsing and changes, the
 // sync API (/sync/v1) for what WebDAV has no words for: versions and trash.
-import { announce, api, attempt, csrfToken, currentUser, el, formatBytes, formatTime, send } from "./lib.js";
+import { announce, api, attempt, csrfToken, currentUser, el, formatBytes, formatTime, RequestFailed, send } from "./lib.js";
 import { openShareDialog } from "./share.js";
 
 const DAV = "DAV:";
@@ -62,18 +62,24 @@ function breadcrumbs(segments) {
   document.getElementById("breadcrumbs").replaceChildren(...crumbs);
 }
 
-function row(segments, entry) {
+// At the top, a row is a whole folder: only its owner renames or deletes it (folders shared with
+// me are listed as "name (owner)").
+function row(segments, entry, mine) {
   const target = [...segments, entry.name];
+  const top = segments.length === 0;
+  const owned = !top || mine.has(entry.name);
   const name = entry.isDir
     ? el("a", { href: `/browse?path=${encodeURIComponent(`/${target.join("/")}/`)}`,
       onclick: (e) => { e.preventDefault(); go(target); } }, `${entry.name}/`)
     : el("a", { href: urlOf(target, false), download: entry.name }, entry.name);
   const actions = [
-    el("button", { type: "button", "aria-label": `Rename or move ${entry.name}`, onclick: () => move(segments, entry) }, "Rename"),
+    !owned ? null : top
+      ? el("button", { type: "button", "aria-label": `Rename folder ${entry.name}`, onclick: () => renameFolder(entry) }, "Rename")
+      : el("button", { type: "button", "aria-label": `Rename or move ${entry.name}`, onclick: () => move(segments, entry) }, "Rename"),
     entry.isDir || segments.length === 0 ? null
       : el("button", { type: "button", "aria-label": `Versions of ${entry.name}`, onclick: () => showVersions(segments, entry) }, "Versions"),
     el("button", { type: "button", "aria-label": `Share link for ${entry.name}`, onclick: () => share(segments, entry) }, "Share link…"),
-    el("button", { type: "button", class: "danger", "aria-label": `Delete ${entry.name}`, onclick: () => remove(segments, entry) }, "Delete"),
+    owned ? el("button", { type: "button", class: "danger", "aria-label": `Delete ${entry.name}`, onclick: () => remove(segments, entry) }, "Delete") : null,
   ];
   return el("tr", {},
     el("th", { scope: "row" }, name),
@@ -87,10 +93,58 @@ async function refresh() {
   breadcrumbs(segments);
   await attempt(async () => {
     const entries = await listFolder(segments);
-    document.querySelector("#listing tbody").replaceChildren(...entries.map((entry) => row(segments, entry)));
+    const mine = segments.length ? new Set()
+      : new Set((await api("GET", "/sync/v1/folders")).filter((f) => f.owner === currentUser).map((f) => f.name));
+    document.querySelector("#listing tbody").replaceChildren(...entries.map((entry) => row(segments, entry, mine)));
     document.getElementById("empty").hidden = entries.length > 0;
   });
   await attempt(() => showTrash(segments));
+  await attempt(() => showDeletedFolders(segments));
+}
+
+async function renameFolder(entry) {
+  const name = window.prompt(`New name for the folder ${entry.name} (devices syncing it follow):`, entry.name);
+  if (name === null || name === entry.name) return;
+  if (!name || name.includes("/") || name === "." || name === "..") {
+    announce("A folder name cannot be empty, contain / or be . or ..", { error: true });
+    return;
+  }
+  await attempt(async () => {
+    try {
+      await send("MOVE", urlOf([entry.name], true), {
+        headers: { Destination: new URL(urlOf([name], true), location.href).href, Overwrite: "F" },
+      });
+    } catch (error) {
+      if (error instanceof RequestFailed && error.status === 412) {
+        throw new Error(`You already have a folder named ${name}: folders are never merged.`);
+      }
+      throw error;
+    }
+    announce(`Renamed the folder ${entry.name} to ${name}.`);
+    await refresh();
+  });
+}
+
+// Deleted folders, at the top: restorable until [sync] keep_versions_days runs out.
+async function showDeletedFolders(segments) {
+  const section = document.getElementById("deleted-folders-section");
+  section.hidden = true;
+  if (segments.length) return;
+  const deleted = await api("GET", "/sync/v1/deleted-folders");
+  document.getElementById("deleted-folders").replaceChildren(...deleted.map((folder) => el("li", {},
+    el("span", { class: "name" }, folder.name), " ",
+    el("span", { class: "muted" }, `deleted ${formatTime(folder.deleted_at)}, ${folder.files} files, ${formatBytes(folder.size)}`), " ",
+    el("button", { type: "button", "aria-label": `Restore folder ${folder.name}`,
+      onclick: () => restoreFolder(folder) }, "Restore"))));
+  section.hidden = deleted.length === 0;
+}
+
+async function restoreFolder(folder) {
+  await attempt(async () => {
+    await api("POST", `/sync/v1/deleted-folders/${folder.id}/restore`, {});
+    announce(`Restored the folder ${folder.name}.`);
+    await refresh();
+  });
 }
 
 async function move(segments, entry) {
@@ -121,7 +175,10 @@ async function share(segments, entry) {
 }
 
 async function remove(segments, entry) {
-  if (!window.confirm(`Delete ${entry.name}? It stays in the trash for a while.`)) return;
+  const question = segments.length ? `Delete ${entry.name}? It stays in the trash for a while.`
+    : `Delete the folder ${entry.name}? Devices syncing it stop and keep their copies, its shares end; `
+      + "you can restore it from Deleted folders for a while.";
+  if (!window.confirm(question)) return;
   await attempt(async () => {
     await send("DELETE", urlOf([...segments, entry.name], entry.isDir));
     announce(`Deleted ${entry.name}.`);
