@@ -205,3 +205,26 @@ def test_upgrading_a_database_keeps_every_folder_entry_and_share(tmp_path):
     db.execute("DELETE FROM folders WHERE id = 7")  # the references still point at the rebuilt table
     assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 0
     db.close()
+
+
+def test_restoring_a_folder_counts_against_the_quota_again(daemons):
+    """A deleted folder's files stop counting; bringing them back must not push the owner over the quota."""
+    _, dav = daemons
+    block = b"q" * (600 * 1024)  # two of these exceed the files daemon's 1 MiB quota
+    for folder in ("Quota-old", "Quota-new"):
+        assert dav.exchange("MKCOL", f"/files/alice/{folder}/", user="alice")[0] == 201
+    assert dav.exchange("PUT", "/files/alice/Quota-old/a.bin", block, user="alice")[0] == 201
+    assert dav.exchange("DELETE", "/files/alice/Quota-old/", user="alice")[0] == 204
+    assert dav.exchange("PUT", "/files/alice/Quota-new/b.bin", block, user="alice")[0] == 201
+
+    def restore():
+        return subprocess.run([sys.executable, "-m", "services.cli", "--config", str(dav.config),
+                               "folder", "restore", "alice", "Quota-old"],
+                              capture_output=True, text=True, cwd=REPO, env=clean_environ(), timeout=60)
+
+    refused = restore()
+    assert refused.returncode == 1 and "over the quota" in refused.stderr, refused
+    assert dav.exchange("PROPFIND", "/files/alice/Quota-old/", user="alice", headers={"Depth": "0"})[0] == 404
+    assert dav.exchange("DELETE", "/files/alice/Quota-new/", user="alice")[0] == 204
+    assert restore().returncode == 0
+    assert dav.exchange("GET", "/files/alice/Quota-old/a.bin", user="alice")[2] == block

@@ -57,19 +57,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _change(args: argparse.Namespace, fn) -> None:
-    """Run `fn(db, owner)` in one write transaction."""
+    """Run `fn(db, owner, quota)` in one write transaction."""
     from services.core.command_support import database, require_user
+    from services.core.config import load_config
     from services.core.db import write
+    from services.core.tree import quota_bytes
 
+    quota = quota_bytes(load_config(args.config))
     with database(args) as db:
         owner = require_user(db, args.user)["name"]
-        return write(db, lambda db: fn(db, owner))
+        return write(db, lambda db: fn(db, owner, quota))
 
 
 def _move(args: argparse.Namespace) -> int:
     from services.core.tree import folder_by_name, rename_folder
 
-    folder = _change(args, lambda db, owner: rename_folder(db, owner, folder_by_name(db, owner, args.name),
+    folder = _change(args, lambda db, owner, _quota: rename_folder(db, owner, folder_by_name(db, owner, args.name),
                                                            args.new_name))
     print(f"folder {folder.id} of {folder.owner} is now called {folder.name!r}")
     return ExitStatus.OK
@@ -78,7 +81,7 @@ def _move(args: argparse.Namespace) -> int:
 def _remove(args: argparse.Namespace) -> int:
     from services.core.tree import delete_folder, folder_by_name
 
-    deleted = _change(args, lambda db, owner: delete_folder(db, owner, folder_by_name(db, owner, args.name)))
+    deleted = _change(args, lambda db, owner, _quota: delete_folder(db, owner, folder_by_name(db, owner, args.name)))
     print(f"deleted folder {deleted.name!r} ({deleted.files} files, {deleted.size} bytes) to the trash; "
           f"undo with: hearth folder restore {args.user} {deleted.name}")
     return ExitStatus.OK
@@ -87,8 +90,8 @@ def _remove(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     from services.core.tree import folder_by_name, restore_folder
 
-    folder = _change(args, lambda db, owner: restore_folder(
-        db, owner, folder_by_name(db, owner, args.name, deleted=True), args.new_name))
+    folder = _change(args, lambda db, owner, quota: restore_folder(
+        db, owner, folder_by_name(db, owner, args.name, deleted=True), args.new_name, quota=quota))
     print(f"restored folder {folder.name!r} (id {folder.id})")
     return ExitStatus.OK
 

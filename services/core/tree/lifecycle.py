@@ -18,7 +18,8 @@ import sqlite_utils
 
 from ..errors import Conflict, Forbidden, NotFound
 from .clock import stamp, utcnow
-from .folders import Folder, FolderDeleted, _folder, _row, check_folder_name, deleted_reason
+from .folders import (Folder, FolderDeleted, QuotaExceeded, _folder, _row, check_folder_name, deleted_reason,
+                      usage)
 
 
 @dataclass(frozen=True)
@@ -82,14 +83,23 @@ def delete_folder(db: sqlite_utils.Database, owner: str, folder_id: int) -> Dele
     return _deleted(db, _row(db, folder_id))
 
 
-def restore_folder(db: sqlite_utils.Database, owner: str, folder_id: int, name: str | None = None) -> Folder:
+def restore_folder(db: sqlite_utils.Database, owner: str, folder_id: int, name: str | None = None, *,
+                   quota: int | None = None) -> Folder:
     """Bring a deleted folder back as it was (files, shares, links), under its name or `name`.
-    Conflict if that name is taken by a live folder; NotFound if the folder is not deleted."""
+    Conflict if that name is taken by a live folder; NotFound if the folder is not deleted;
+    QuotaExceeded if its files would push the owner over `quota` (they stopped counting when it was deleted)."""
     row = _owned(db, owner, folder_id)
     if row["deleted_at"] is None:
         raise NotFound(f"the folder {row['name']!r} is not deleted")
     name = check_folder_name(name) if name else row["name"]
     _check_free(db, owner, name)
+    if quota is not None:
+        size = db.execute("SELECT COALESCE(SUM(size), 0) FROM entries WHERE folder_id = ? AND deleted = 0 "
+                          "AND kind = 'file'", [folder_id]).fetchone()[0]
+        after = usage(db, owner) + size
+        if after > quota:
+            raise QuotaExceeded(f"restoring {row['name']!r} would make {owner} use {after} bytes, "
+                                f"over the quota of {quota}; free some space first")
     db.execute("UPDATE folders SET deleted_at = NULL, name = ? WHERE id = ?", [name, folder_id])
     return _folder(_row(db, folder_id), "owner")
 

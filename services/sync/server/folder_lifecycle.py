@@ -15,7 +15,7 @@ from services.core.http import DATABASE, read_json
 from services.core.routing import Route, int_param, respond
 from services.core.tree import DeletedFolder, delete_folder, deleted_folders, rename_folder, restore_folder
 
-from .common import FEED, FOLDER_ID, PREFIX
+from .common import FEED, FOLDER_ID, PREFIX, quota_bytes
 from .folders import FolderOut
 
 
@@ -69,7 +69,8 @@ async def get_deleted_folders(request: web.Request) -> web.Response:
 
 async def post_restore_folder(request: web.Request) -> web.Response:
     body = await read_json(request, FolderRestore) if request.can_read_body else FolderRestore()
-    folder = await _change(request, lambda db, user, folder: restore_folder(db, user, folder, body.name))
+    quota = quota_bytes(request)
+    folder = await _change(request, lambda db, user, folder: restore_folder(db, user, folder, body.name, quota=quota))
     return respond(FolderOut.of(folder))
 
 
@@ -87,5 +88,5 @@ ROUTES = (
     Route("POST", f"{PREFIX}/deleted-folders/{{id}}/restore", post_restore_folder,
           "Restore a deleted folder as it was (files, shares, links), under its name or a new one "
           "(409 if that name is taken)", tag="folders", body=FolderRestore, response=FolderOut,
-          errors=(403, 404, 409), path_params={"id": FOLDER_ID}),
+          errors=(403, 404, 409, 507), path_params={"id": FOLDER_ID}),
 )
