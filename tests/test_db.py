@@ -19,7 +19,8 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     migrate(path, MIGRATION_SETS)
     db = open_db(path)
     applied = [(row["migration_set"], row["name"]) for row in db["_sqlite_migrations"].rows]
-    assert applied == [("core", "m001_accounts"), ("files", "m001_tree"), ("dav", "m001_collections"),
+    assert applied == [("core", "m001_accounts"), ("files", "m001_tree"), ("files", "m002_chunk_uploads"),
+                       ("dav", "m001_collections"),
                        ("dav", "m002_item_revisions"), ("dav_scheduling", "m001_scheduling"),
                        ("dav_scheduling", "m002_schedule_tags"), ("sessions", "m001_sessions"),
                        ("links", "m001_share_links"), ("files_webdav", "m001_properties_and_locks"),
