@@ -20,6 +20,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     db = open_db(path)
     applied = [(row["migration_set"], row["name"]) for row in db["_sqlite_migrations"].rows]
     assert applied == [("core", "m001_accounts"), ("files", "m001_tree"), ("files", "m002_deletable_folders"),
+                       ("files", "m003_chunk_uploads"),
                        ("dav", "m001_collections"),
                        ("dav", "m002_item_revisions"), ("dav_scheduling", "m001_scheduling"),
                        ("dav_scheduling", "m002_schedule_tags"), ("sessions", "m001_sessions"),

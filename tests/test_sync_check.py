@@ -1,5 +1,7 @@
 """The store check: a real database and chunk store, then damage done to them on purpose."""
 import argparse
+import json
+import sqlite3
 
 import pytest
 
@@ -128,3 +130,17 @@ def test_no_database_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError, match="no sync database"):
         run_check(argparse.Namespace(config=str(tmp_path / "hearth.toml"), verify=False))
     assert not (tmp_path / "var").exists()
+
+
+def test_a_recorded_length_other_than_the_stored_chunk_is_reported(db, store, filled, home, capsys):
+    # A row written before commits were checked against the store, or edited by hand: sizes still add
+    # up, so only the stored chunk can tell.
+    cid, real = chunk_id(b"gone"), len(b"gone")
+    with sqlite3.connect(db_path(home / "var")) as raw:
+        changed = raw.execute("UPDATE revisions SET chunks = ?, size = 1 WHERE path = 'b.txt' AND deleted = 0",
+                              [json.dumps([[cid, 1]])]).rowcount
+    assert changed == 1
+    assert run_check(args(home, verify=True)) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[-1] == "INCONSISTENT: 1 problems"
+    assert out[0].endswith(f": chunk {cid} is recorded as 1 bytes, but {real} are stored")

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from .config import Config
 from .db import Database, db_path, migrate
 from .errors import BadRequest, HTTPError
+from .numbers import loads_json
 from .schema import MIGRATION_SETS
 
 log = logging.getLogger("http")
@@ -67,7 +68,7 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
 async def read_json(request: web.Request, model: type[BaseModel]) -> BaseModel:
     """Parse and validate a JSON body, or raise a 400 that says what is wrong."""
     try:
-        data = await request.json()
+        data = await request.json(loads=loads_json)  # BadRequest for out-of-range or non-finite numbers
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BadRequest("body is not valid JSON") from None
     try:

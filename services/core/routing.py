@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from services.core.auth import require_admin, require_user
-from services.core.errors import BadRequest
+from services.core.numbers import INT64_MAX, parse_int, parse_number
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Access = Literal["public", "user", "admin"]
@@ -68,8 +68,19 @@ def respond(payload: BaseModel | list[BaseModel], status: int = 200) -> web.Resp
 
 
 def int_param(request: web.Request, name: str) -> int:
-    """A path parameter that must be an integer (BadRequest otherwise)."""
-    raw = request.match_info[name]
-    if not raw.isdigit():
-        raise BadRequest(f"{name}: expected an integer, got {raw!r}")
-    return int(raw)
+    """A path parameter that must be a whole number that can name a row (BadRequest otherwise:
+    2**63 and above can name nothing, and would overflow SQLite)."""
+    return parse_int(name, request.match_info[name])
+
+
+def int_query(request: web.Request, name: str, default: int, *, minimum: int = 0,
+              maximum: int = INT64_MAX) -> int:
+    """An optional whole-number query parameter: `default` when absent or empty, BadRequest when bad."""
+    raw = request.query.get(name)
+    return default if raw is None or raw == "" else parse_int(name, raw, minimum, maximum)
+
+
+def number_query(request: web.Request, name: str, default: float, *, minimum: float, maximum: float) -> float:
+    """An optional finite-number query parameter (never nan or inf): `default` when absent or empty."""
+    raw = request.query.get(name)
+    return default if raw is None or raw == "" else parse_number(name, raw, minimum, maximum)

@@ -136,6 +136,19 @@ def m002_deletable_folders(db):
         db.execute("PRAGMA foreign_keys = ON")
 
 
+@files()
+def m003_chunk_uploads(db):
+    """Who sent which chunk's bytes (services/core/tree/holders.py): a commit may name only chunks its
+    user uploaded or can read in a folder, so a chunk id alone never gives access to content."""
+    db.execute("""
+        CREATE TABLE chunk_uploads (
+            uploader TEXT NOT NULL,
+            chunk_id TEXT NOT NULL,
+            PRIMARY KEY (uploader, chunk_id)
+        ) WITHOUT ROWID""")
+    db.execute("CREATE INDEX chunk_uploads_chunk ON chunk_uploads(chunk_id)")
+
+
 dav = Migrations("dav")
 
 

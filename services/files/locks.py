@@ -15,6 +15,7 @@ from typing import Callable
 import sqlite_utils
 
 from services.core.errors import BadRequest
+from services.core.numbers import whole_number
 
 from .errors import Locked
 
@@ -46,8 +47,9 @@ def parse_timeout(header: str | None) -> int:
         item = item.strip()
         if item.lower() == "infinite":
             return MAX_TIMEOUT
-        if item.lower().startswith("second-") and item[7:].isdigit():
-            return max(1, min(int(item[7:]), MAX_TIMEOUT))
+        seconds = whole_number(item[7:]) if item.lower().startswith("second-") else None
+        if seconds is not None:
+            return max(1, min(seconds, MAX_TIMEOUT))
     return DEFAULT_TIMEOUT
 
 

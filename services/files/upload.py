@@ -18,6 +18,7 @@ from aiohttp import web
 
 from services.core.errors import BadRequest, Conflict, MethodNotAllowed
 from services.core.tree import BlobStore, QuotaExceeded, chunk_stream, commit_file, usage
+from services.core.tree.holders import record_uploads
 
 from .context import DEVICE, STORE, Call, call_of, check_http_conditions, check_if, check_locks, resource_at, writable
 from .namespace import Location, locate
@@ -105,6 +106,7 @@ async def put(request: web.Request) -> web.StreamResponse:
         base = current.revision_id if current else None
         if current is None:
             drop_properties(db, folder, location.path)  # a new resource starts without properties
+        record_uploads(db, call.user, [cid for cid, _ in chunks])  # they sent the bytes: theirs to commit
         return commit_file(db, folder, location.path, base, chunks, size, time.time_ns(), False, DEVICE,
                            store=store, quota=quota)
 

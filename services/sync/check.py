@@ -35,6 +35,7 @@ class CheckReport:
     corrupt_chunks: list[str] = field(default_factory=list)   # bytes don't hash to the id (verify_content)
     dangling_entries: list[str] = field(default_factory=list)  # entry's revision_id names no revision
     bad_sizes: list[str] = field(default_factory=list)         # chunk lengths don't add up to size
+    bad_lengths: list[str] = field(default_factory=list)       # a recorded chunk length isn't the stored one
     index_mismatches: list[str] = field(default_factory=list)  # revision_chunks disagrees with revisions.chunks
     stale_folder_seqs: list[str] = field(default_factory=list)  # a folder's seq below one of its entries'
     folders: int = 0
@@ -48,7 +49,8 @@ class CheckReport:
         """One line per problem."""
         return ([f"missing chunk {cid} (referenced by a revision)" for cid in self.missing_chunks]
                 + [f"corrupt chunk {cid} (its bytes hash to something else)" for cid in self.corrupt_chunks]
-                + self.dangling_entries + self.bad_sizes + self.index_mismatches + self.stale_folder_seqs)
+                + self.dangling_entries + self.bad_sizes + self.bad_lengths + self.index_mismatches
+                + self.stale_folder_seqs)
 
     @property
     def consistent(self) -> bool:
@@ -62,9 +64,9 @@ def check_store(db: sqlite_utils.Database, store: BlobStore, verify_content: boo
     try:
         _count(db, report)
         report.dangling_entries = list(_dangling_entries(db))
-        _check_revisions(db, report)
+        lengths = _check_revisions(db, report)
         report.stale_folder_seqs = list(_stale_folder_seqs(db))
-        referenced_missing = list(_missing_chunks(db, store, report))
+        referenced_missing = list(_missing_chunks(db, store, report, lengths))
     finally:
         db.execute("ROLLBACK")
     report.missing_chunks = [cid for cid in referenced_missing if _is_referenced(db, cid)]
@@ -86,10 +88,14 @@ def _dangling_entries(db: sqlite_utils.Database) -> Iterator[str]:
         yield f"entry {entry_id} ({path!r} in folder {folder}) points at revision {revision_id}, which does not exist"
 
 
-def _check_revisions(db: sqlite_utils.Database, report: CheckReport) -> None:
-    """Sizes against chunk lengths, and the revision_chunks index against each revision's list."""
+def _check_revisions(db: sqlite_utils.Database, report: CheckReport) -> dict[str, dict[int, int]]:
+    """Sizes against chunk lengths, and the revision_chunks index against each revision's list.
+    Returns the lengths recorded for each chunk: {chunk id: {length: the first revision saying so}}."""
+    lengths: dict[str, dict[int, int]] = {}
     for revision_id, size, chunks_json in db.execute("SELECT id, size, chunks FROM revisions ORDER BY id"):
         chunks = json.loads(chunks_json)
+        for cid, length in chunks:
+            lengths.setdefault(cid, {}).setdefault(length, revision_id)
         total = sum(length for _, length in chunks)
         if total != size:
             report.bad_sizes.append(f"revision {revision_id}: chunk lengths add up to {total}, not its size {size}")
@@ -103,6 +109,7 @@ def _check_revisions(db: sqlite_utils.Database, report: CheckReport) -> None:
     for (revision_id,) in db.execute("""SELECT DISTINCT revision_id FROM revision_chunks
                                         WHERE revision_id NOT IN (SELECT id FROM revisions)"""):
         report.index_mismatches.append(f"revision_chunks rows for revision {revision_id}, which does not exist")
+    return lengths
 
 
 def _stale_folder_seqs(db: sqlite_utils.Database) -> Iterator[str]:
@@ -112,11 +119,20 @@ def _stale_folder_seqs(db: sqlite_utils.Database) -> Iterator[str]:
         yield f"folder {folder}: seq {seq} is below its entries' highest seq {highest}"
 
 
-def _missing_chunks(db: sqlite_utils.Database, store: BlobStore, report: CheckReport) -> Iterator[str]:
+def _missing_chunks(db: sqlite_utils.Database, store: BlobStore, report: CheckReport,
+                    lengths: dict[str, dict[int, int]]) -> Iterator[str]:
+    """Referenced chunks absent from the store; on the way, recorded lengths that are not the stored
+    chunk's (a download would send the wrong Content-Length, a quota would count the wrong bytes)."""
     for (cid,) in db.execute("SELECT DISTINCT chunk_id FROM revision_chunks ORDER BY chunk_id"):
         report.chunks_referenced += 1
-        if not store.has_many([cid]):
+        stored = store.sizes([cid]).get(cid)
+        if stored is None:
             yield cid
+            continue
+        for length, revision_id in sorted(lengths.get(cid, {}).items()):
+            if length != stored:
+                report.bad_lengths.append(f"revision {revision_id}: chunk {cid} is recorded as {length} bytes, "
+                                          f"but {stored} are stored")
 
 
 def _is_referenced(db: sqlite_utils.Database, cid: str) -> bool:

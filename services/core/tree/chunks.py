@@ -135,6 +135,11 @@ class BlobStore(abc.ABC):
         """The subset of `ids` present in the store. Raises BadRequest (malformed id)."""
 
     @abc.abstractmethod
+    def sizes(self, ids: Iterable[str]) -> dict[str, int]:
+        """The length in bytes of each of `ids` present in the store (absent ones are left out).
+        Raises BadRequest (malformed id)."""
+
+    @abc.abstractmethod
     def delete(self, id: str) -> None:
         """Remove the chunk; absent is fine. Raises BadRequest (malformed id)."""
 
@@ -227,6 +232,15 @@ class ChunkStore(BlobStore):
 
     def has_many(self, ids: Iterable[str]) -> set[str]:
         return {id for id in ids if self.path(id).exists()}
+
+    def sizes(self, ids: Iterable[str]) -> dict[str, int]:
+        found = {}
+        for id in ids:
+            try:
+                found[id] = self.path(id).stat().st_size
+            except FileNotFoundError:
+                continue
+        return found
 
     def delete(self, id: str) -> None:
         self.path(id).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ import sqlite_utils
 
 from .chunks import BlobStore
 from .gc import collect_chunks
+from .holders import forget_uploads_of
 
 _OWNED_FOLDERS = "SELECT id FROM folders WHERE owner = ?"
 _OWNED_ENTRIES = f"SELECT id FROM entries WHERE folder_id IN ({_OWNED_FOLDERS})"
@@ -27,14 +28,17 @@ _OWNED_REVISIONS = f"SELECT id FROM revisions WHERE entry_id IN ({_OWNED_ENTRIES
 
 
 def chunks_of_user(db: sqlite_utils.Database, owner: str) -> list[str]:
-    """Every chunk any revision (current, old or trashed) of the owner's folders refers to."""
+    """Every chunk any revision (current, old or trashed) of the owner's folders refers to, and every
+    chunk they uploaded (committed or not)."""
     return [row[0] for row in db.execute(
-        f"SELECT DISTINCT chunk_id FROM revision_chunks WHERE revision_id IN ({_OWNED_REVISIONS})", [owner])]
+        f"""SELECT chunk_id FROM revision_chunks WHERE revision_id IN ({_OWNED_REVISIONS})
+            UNION SELECT chunk_id FROM chunk_uploads WHERE uploader = ?""", [owner, owner])]
 
 
 def delete_user_folders(db: sqlite_utils.Database, user: dict) -> None:
     """Drop the folders a deleted account owns (entries, revisions, chunk references, the shares it
-    gave) and the shares of others' folders it was given. Runs in delete_user's transaction."""
+    gave), the shares of others' folders it was given and the record of what it uploaded. Runs in
+    delete_user's transaction."""
     name = user["name"]
     # Spelled out rather than left to ON DELETE CASCADE: it holds on a connection without foreign keys.
     db.execute(f"DELETE FROM revision_chunks WHERE revision_id IN ({_OWNED_REVISIONS})", [name])
@@ -42,6 +46,7 @@ def delete_user_folders(db: sqlite_utils.Database, user: dict) -> None:
     db.execute(f"DELETE FROM entries WHERE folder_id IN ({_OWNED_FOLDERS})", [name])
     db.execute(f"DELETE FROM folder_shares WHERE folder_id IN ({_OWNED_FOLDERS}) OR grantee = ?", [name, name])
     db.execute("DELETE FROM folders WHERE owner = ?", [name])
+    forget_uploads_of(db, name)
 
 
 def erase_chunks(db: sqlite_utils.Database, store: BlobStore, candidates: list[str],

@@ -25,6 +25,7 @@ import sqlite_utils
 
 from .chunks import BlobStore
 from .clock import stamp
+from .holders import forget_chunk
 
 DEFAULT_GRACE_SECONDS = 24 * 3600
 
@@ -67,6 +68,7 @@ def _collect(db: sqlite_utils.Database, store: BlobStore, chunk: str, cutoff: fl
     if written is None or written >= cutoff:  # re-put since it was listed: leased again
         return False
     store.delete(chunk)
+    forget_chunk(db, chunk)  # whoever uploaded it uploads it again to use it
     return True
 
 

@@ -21,6 +21,7 @@ from ..errors import BadRequest, Conflict, NotFound
 from .chunks import BlobStore, check_chunk_id
 from .clock import utcnow
 from .folders import check_quota
+from .holders import held
 from .paths import normalize_path, parent_and_descendants_pattern
 
 MAX_MISSING_LISTED = 10
@@ -61,14 +62,20 @@ class MissingChunks(BadRequest):
 
 def commit_file(db: sqlite_utils.Database, folder: int, path: str, base_revision: int | None,
                 chunks: Iterable[tuple[str, int]], size: int, mtime_ns: int, executable: bool,
-                device: str, *, store: BlobStore | None = None, quota: int | None = None) -> Revision:
+                device: str, *, store: BlobStore | None = None, quota: int | None = None,
+                committer: str | None = None) -> Revision:
     """Make `path` these chunks, if it is still at `base_revision`.
 
     base_revision is None for a new file (also accepted, like the delete marker's
-    id, when the path was deleted). Raises BadRequest (bad path or chunk list),
-    MissingChunks (a BadRequest; checked when `store` is given), StaleRevision (a
-    Conflict with `.current`), Conflict (path or a parent is a directory/file in
-    the way), QuotaExceeded (owner over `quota` bytes), NotFound (no folder).
+    id, when the path was deleted). With `store`, each chunk must be stored with
+    exactly its declared length (their sum is `size`), and with `committer` (a
+    user whose client sent the chunk list) be one that user holds (holders.py):
+    one they do not hold counts as missing. Without `committer` the list comes
+    from the server itself (bytes it just received, or an entry it copies).
+    Raises BadRequest (bad path or chunk list, a length other than the stored
+    chunk's), MissingChunks (a BadRequest), StaleRevision (a Conflict with
+    `.current`), Conflict (path or a parent is a directory/file in the way),
+    QuotaExceeded (owner over `quota` bytes), NotFound (no folder).
     """
     path = normalize_path(path)
     chunk_list = _check_chunks(chunks, size)
@@ -78,10 +85,7 @@ def commit_file(db: sqlite_utils.Database, folder: int, path: str, base_revision
         raise Conflict(f"{path} is a directory")
     _check_parents(db, folder, path)
     if store is not None:
-        ids = {cid for cid, _ in chunk_list}
-        missing = ids - store.has_many(ids)
-        if missing:
-            raise MissingChunks(missing)
+        _check_stored(db, store, chunk_list, committer)
     old_size = entry["size"] if entry and not entry["deleted"] else 0
     check_quota(db, folder, old_size, size, quota)
     return _record(db, folder, path, entry, "file", False, size, mtime_ns, executable, chunk_list, device)
@@ -249,6 +253,20 @@ def _check_chunks(chunks: Iterable, size: int) -> list[list]:
     if total != size:
         raise BadRequest(f"chunk lengths add up to {total}, not the declared size {size}")
     return result
+
+
+def _check_stored(db, store: BlobStore, chunk_list: list[list], committer: str | None) -> None:
+    """MissingChunks for chunks the store lacks (or the committer does not hold); BadRequest for a
+    declared length other than the stored chunk's: quotas, Content-Length and downloads rely on it."""
+    ids = {cid for cid, _ in chunk_list}
+    usable = ids if committer is None else held(db, committer, ids)
+    stored = store.sizes(usable)
+    missing = ids - stored.keys()
+    if missing:
+        raise MissingChunks(missing)
+    for cid, length in chunk_list:
+        if stored[cid] != length:
+            raise BadRequest(f"chunk {cid} is {stored[cid]} bytes, not the {length} declared")
 
 
 def _descendants(db, folder: int, path: str) -> list[dict]:

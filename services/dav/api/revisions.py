@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from services.core.auth import require_user
 from services.core.errors import BadRequest
 from services.core.http import DATABASE
-from services.core.routing import Route, int_param, respond
+from services.core.routing import Route, int_param, int_query, respond
 
 from ..http.paths import HOME_OF, ITEM, Target
 from ..store import Restored, Revision, list_revisions, restore_revision
@@ -69,7 +69,7 @@ async def get_revisions(request: web.Request) -> web.Response:
     identity = await require_user(request)
     collection = request.query.get("collection") or None
     deleted = _flag(request, "deleted")
-    limit = _limit(request)
+    limit = int_query(request, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
     found = await request.app[DATABASE].read(lambda db: list_revisions(
         db, identity.user, collection=collection, deleted=deleted, limit=limit))
     return respond([RevisionOut.of(revision) for revision in found])
@@ -89,15 +89,6 @@ def _flag(request: web.Request, name: str) -> bool:
     if raw in ("1", "true", "yes"):
         return True
     raise BadRequest(f"{name}: expected 1 or 0, got {raw!r}")
-
-
-def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit")
-    if not raw:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {raw!r}")
-    return int(raw)
 
 
 ROUTES = (

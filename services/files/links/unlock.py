@@ -21,6 +21,7 @@ from services.core import accounts
 from services.core.auth import client_address
 from services.core.errors import TooManyRequests
 from services.core.http import CONFIG
+from services.core.numbers import whole_number
 from services.core.ratelimit import FailureLimiter
 
 from .store import Link
@@ -47,9 +48,10 @@ def is_unlocked(request: web.Request, link: Link) -> bool:
     if not link.has_password:
         return True
     expires, _, signature = request.cookies.get(COOKIE, "").partition(".")
-    if not expires.isdigit() or int(expires) < time.time():
+    until = whole_number(expires)
+    if until is None or until < time.time():
         return False
-    return hmac.compare_digest(signature, _signature(link, int(expires)))
+    return hmac.compare_digest(signature, _signature(link, until))
 
 
 def _check_limit(limiter: FailureLimiter, address: str) -> None:

@@ -20,6 +20,7 @@ from services.core.http import DATABASE, read_json
 from services.core.routing import Route, respond
 from services.core.tree import BlobStore
 from services.core.tree.chunks import check_chunk_id
+from services.core.tree.holders import record_uploads
 
 from services.sync.frames import HEADER, frame_header, parse_header
 
@@ -79,17 +80,19 @@ def _stage_all(store: BlobStore, frames: list[tuple[int, str, bytes]], staged: l
 
 
 async def post_batch(request: web.Request) -> web.Response:
-    await require_user(request)  # chunks are shared by every folder, like PUT /chunks/{cid}
+    identity = await require_user(request)  # chunks are shared by every folder, like PUT /chunks/{cid}
     if request.content_length is not None and request.content_length > MAX_BATCH_BYTES:
         raise PayloadTooLarge(f"a batch is at most {MAX_BATCH_BYTES} bytes")
     store, stored, used, data_bytes = request.app[STORE], 0, 0, 0
     staged: list = []
+    received: list[str] = []
     frames: list[tuple[int, str, bytes]] = []
     held = 0
     try:
         while (head := await _read_head(request.content, stored + 1, used)) is not None:
             cid, length = head
             frames.append((stored + 1, cid, await _read_frame(request.content, stored + 1, length)))
+            received.append(cid)
             held += length
             stored, used, data_bytes = stored + 1, used + HEADER.size + length, data_bytes + length
             if held >= STAGE_BYTES:
@@ -100,6 +103,8 @@ async def post_batch(request: web.Request) -> web.Response:
     except BaseException:
         await asyncio.to_thread(store.discard, staged)
         raise
+    if received:  # only once the bytes are durable: the user then holds them (holders.py)
+        await request.app[DATABASE].write(lambda db: record_uploads(db, identity.user, received))
     return respond(BatchOut(stored=stored, bytes=data_bytes), status=201)
 
 

@@ -1,9 +1,12 @@
 """Chunks: which ones the server has, uploading them, and reading them back.
 
-Chunks are content-addressed and shared by every folder (dedup), so uploading
-is open to any user; reading one back goes through a folder the user can read
-(GET /sync/v1/folders/{id}/chunks/{cid}) and only if a revision of that folder
-references the chunk, so a chunk id alone never gives access to content.
+Chunks are content-addressed and stored once for every folder (dedup), so
+uploading is open to any user, and records that they sent those bytes. A chunk
+id alone never gives access to content: reading one back goes through a folder
+the user can read (GET /sync/v1/folders/{id}/chunks/{cid}) and only if a
+revision of that folder references the chunk; `have` answers only for chunks
+the user holds (services/core/tree/holders.py), the same ones a commit may
+name, so it tells nobody what others have stored.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from services.core.errors import BadRequest, NotFound, PayloadTooLarge
 from services.core.http import DATABASE, read_json
 from services.core.routing import Route, respond
 from services.core.tree.chunks import check_chunk_id
+from services.core.tree.holders import held, record_uploads
 
 from .common import FOLDER_ID, PREFIX, STORE, folder_for
 
@@ -42,17 +46,18 @@ class ChunkOut(BaseModel):
 
 
 async def post_have(request: web.Request) -> web.Response:
-    await folder_for(request, write=True)  # asked before uploading into this folder
+    user, _ = await folder_for(request, write=True)  # asked before uploading into this folder
     body = await read_json(request, HaveIn)
     ids = list(dict.fromkeys(body.ids))
     for cid in ids:
         check_chunk_id(cid)
-    present = await asyncio.to_thread(request.app[STORE].has_many, ids)
+    mine = await request.app[DATABASE].read(lambda db: held(db, user, ids))
+    present = await asyncio.to_thread(request.app[STORE].has_many, mine)
     return respond(HaveOut(have=[c for c in ids if c in present], missing=[c for c in ids if c not in present]))
 
 
 async def put_chunk(request: web.Request) -> web.Response:
-    await require_user(request)
+    identity = await require_user(request)
     cid = check_chunk_id(request.match_info["cid"])
     if request.content_length is not None and request.content_length > MAX_CHUNK_BYTES:
         raise PayloadTooLarge(f"a chunk is at most {MAX_CHUNK_BYTES} bytes")
@@ -64,6 +69,7 @@ async def put_chunk(request: web.Request) -> web.Response:
     if not data:
         raise BadRequest("empty chunk")
     await asyncio.to_thread(request.app[STORE].put, cid, bytes(data))  # BadRequest if not BLAKE3(data)
+    await request.app[DATABASE].write(lambda db: record_uploads(db, identity.user, [cid]))
     return respond(ChunkOut(id=cid, size=len(data)), status=201)
 
 
@@ -91,7 +97,8 @@ async def get_chunk(request: web.Request) -> web.StreamResponse:
 
 ROUTES = (
     Route("POST", f"{PREFIX}/folders/{{id}}/chunks/have", post_have,
-          "Which of these chunks the server already has (ask before uploading)", tag="chunks",
+          "Which of these chunks the server already has for you: ones you uploaded or can read in "
+          "a folder (ask before uploading; only those may be committed)", tag="chunks",
           body=HaveIn, response=HaveOut, errors=(403, 404), path_params={"id": FOLDER_ID}),
     Route("PUT", f"{PREFIX}/chunks/{{cid}}", put_chunk,
           "Upload a chunk (at most 8 MiB); the id must be the BLAKE3 of the body", tag="chunks",

@@ -53,13 +53,13 @@ def _rejected(db: sqlite_utils.Database, folder: int, error: HTTPError) -> Rejec
                     missing=error.missing if isinstance(error, MissingChunks) else [])
 
 
-def _commit_each(db: sqlite_utils.Database, folder: int, items: list[CommitIn], store: BlobStore,
+def _commit_each(db: sqlite_utils.Database, user: str, folder: int, items: list[CommitIn], store: BlobStore,
                  quota: int | None) -> list[Committed | Rejected]:
     results: list[Committed | Rejected] = []
     for item in items:
         db.execute("SAVEPOINT batch_item")
         try:
-            revision = commit_from(db, folder, item, store, quota)
+            revision = commit_from(db, user, folder, item, store, quota)
         except HTTPError as error:
             db.execute("ROLLBACK TO batch_item")  # undo this item only; the transaction goes on
             db.execute("RELEASE batch_item")
@@ -71,10 +71,10 @@ def _commit_each(db: sqlite_utils.Database, folder: int, items: list[CommitIn], 
 
 
 async def post_commits(request: web.Request) -> web.Response:
-    _, folder = await folder_for(request, write=True)  # a read-only share fails the whole request
+    user, folder = await folder_for(request, write=True)  # a read-only share fails the whole request
     body = await read_json(request, CommitsIn)
     store, quota = request.app[STORE], quota_bytes(request)
-    results = await write_folder(request, lambda db: _commit_each(db, folder, body.commits, store, quota))
+    results = await write_folder(request, lambda db: _commit_each(db, user, folder, body.commits, store, quota))
     return respond(CommitsOut(results=results))
 
 

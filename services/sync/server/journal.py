@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from services.core.errors import BadRequest
 from services.core.http import DATABASE, read_json
-from services.core.routing import Route, respond
+from services.core.routing import Route, int_param, int_query, number_query, respond
 from services.core.tree import (BlobStore, MissingChunks, Revision, StaleRevision, changes_since,
                                 commit_file, delete, folder_view, mkdir, rename, restore, versions)
 
@@ -18,6 +18,7 @@ from .folders import FolderOut
 MAX_WAIT = 60.0
 OTHER_WRITERS_CHECK = 0.5  # seconds; one indexed query per waiting poll
 DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
 
 
 class CommitIn(BaseModel):
@@ -88,7 +89,7 @@ def with_current(db, folder: int, error: StaleRevision) -> Revision | None:
 
 async def _journal_write(request: web.Request, fn) -> web.Response:
     """Run `fn(db, folder)`; a StaleRevision becomes a 409 that carries the current revision."""
-    folder = int(request.match_info["id"]) if request.match_info["id"].isdigit() else None
+    folder = int_param(request, "id")
 
     def run(db):
         try:
@@ -107,17 +108,18 @@ async def _journal_write(request: web.Request, fn) -> web.Response:
     return respond(RevisionOut.of(revision))
 
 
-def commit_from(db, folder: int, body: CommitIn, store: BlobStore, quota: int | None) -> Revision:
-    """One commit as POST .../commit and each item of POST .../commits make it."""
+def commit_from(db, user: str, folder: int, body: CommitIn, store: BlobStore, quota: int | None) -> Revision:
+    """One commit as POST .../commit and each item of POST .../commits make it: `user` may name only
+    chunks they hold, with their stored lengths."""
     return commit_file(db, folder, body.path, body.base_revision, body.chunks, body.size, body.mtime_ns,
-                       body.executable, body.device, store=store, quota=quota)
+                       body.executable, body.device, store=store, quota=quota, committer=user)
 
 
 async def post_commit(request: web.Request) -> web.Response:
-    await folder_for(request, write=True)
+    user, _ = await folder_for(request, write=True)
     body = await read_json(request, CommitIn)
     store, quota = request.app[STORE], quota_bytes(request)
-    return await _journal_write(request, lambda db, folder: commit_from(db, folder, body, store, quota))
+    return await _journal_write(request, lambda db, folder: commit_from(db, user, folder, body, store, quota))
 
 
 async def post_delete(request: web.Request) -> web.Response:
@@ -148,27 +150,14 @@ async def post_restore(request: web.Request) -> web.Response:
         db, folder, body.path, body.revision_id, body.device, quota=quota))
 
 
-def _int_query(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"{name}: expected an integer, got {raw!r}") from None
-
-
 async def get_changes(request: web.Request) -> web.Response:
     user, folder = await folder_for(request)
-    since = _int_query(request, "since", 0)
-    limit = _int_query(request, "limit", DEFAULT_LIMIT)
-    try:
-        wait = min(float(request.query.get("wait") or 0), MAX_WAIT)
-    except ValueError:
-        raise BadRequest(f"wait: expected a number of seconds, got {request.query['wait']!r}") from None
+    since = int_query(request, "since", 0)
+    limit = int_query(request, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    wait = number_query(request, "wait", 0.0, minimum=0.0, maximum=MAX_WAIT)  # never nan or inf
     feed, database = request.app[FEED], request.app[DATABASE]
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(wait, 0.0)
+    deadline = loop.time() + wait
     named = None
     while True:
         event = feed.event(folder)  # before reading: a commit in between still wakes us
@@ -209,7 +198,8 @@ WRITE_ERRORS = (403, 404, 409, 507)
 
 ROUTES = (
     _route("POST", "commit", post_commit, "Make a path these chunks, if it is still at base_revision "
-           "(409 with the current revision if not; 400 with `missing` for chunks not uploaded)",
+           "(409 with the current revision if not; 400 with `missing` for chunks you have not uploaded and "
+           "cannot read in a folder; 400 for a length other than the stored chunk's)",
            body=CommitIn, response=RevisionOut, errors=WRITE_ERRORS),
     _route("POST", "delete", post_delete, "Delete a path (a directory with everything below it, "
            "unless `recursive` is false)",
@@ -225,7 +215,7 @@ ROUTES = (
            response=ChangesOut, errors=(404, 410),
            query_params={
                "since": {"type": "integer", "minimum": 0, "description": "cursor from the last answer (0: everything)"},
-               "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "page size (default 1000)"},
+               "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "description": "page size (default 1000)"},
                "wait": {"type": "number", "minimum": 0, "maximum": MAX_WAIT,
                         "description": "seconds to wait for a change when there is none yet (at most 60)"},
            }),
