@@ -27,6 +27,20 @@ def m001_accounts(db):
     db.execute("CREATE INDEX app_passwords_user ON app_passwords(user_id)")
 
 
+@core()
+def m002_auth_failures(db):
+    """Failed logins and link passwords per client address (services/core/ratelimit), shared by every daemon."""
+    db.execute("""
+        CREATE TABLE auth_failures (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            at REAL NOT NULL
+        )""")
+    db.execute("CREATE INDEX auth_failures_key ON auth_failures(kind, key, at)")
+    db.execute("CREATE INDEX auth_failures_at ON auth_failures(at)")
+
+
 files = Migrations("files")
 
 
