@@ -39,7 +39,7 @@ from . import accounts, sessions
 from .config import Config
 from .db import Database
 from .errors import BadRequest, Forbidden, Unauthorized
-from .http import CONFIG, DATABASE
+from .http import AUTHENTICATED_HEADER, CONFIG, DATABASE
 from .ratelimit import FailureLimiter, client_key
 
 log = logging.getLogger("auth")
@@ -291,6 +291,13 @@ IDENTITY = web.RequestKey("identity", Identity)
 def setup_auth(app: web.Application) -> None:
     """Give an app built by create_base_app its Authenticator (after the database starts)."""
     app.cleanup_ctx.append(_auth_context)
+    app.on_response_prepare.append(_mark_authenticated)
+
+
+async def _mark_authenticated(request: web.Request, response: web.StreamResponse) -> None:
+    """Tell the front end this request's credentials were good, so it never throttles them."""
+    if IDENTITY in request:
+        response.headers[AUTHENTICATED_HEADER] = "1"
 
 
 async def _auth_context(app: web.Application) -> AsyncIterator[None]:
