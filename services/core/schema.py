@@ -281,6 +281,19 @@ def m001_share_links(db):
     db.execute("CREATE INDEX share_links_owner ON share_links(owner, id)")
 
 
+@links()
+def m002_hashed_tokens(db):
+    """Share tokens are stored as SHA-256 hashes and their first characters (to tell links apart); the
+    plaintext is overwritten in place, its old bytes zeroed (secure_delete) rather than left in free space."""
+    from .accounts import token_hash
+
+    db.execute("PRAGMA secure_delete = ON")
+    db.execute("ALTER TABLE share_links RENAME COLUMN token TO token_hash")
+    db.execute("ALTER TABLE share_links ADD COLUMN token_prefix TEXT NOT NULL DEFAULT ''")
+    for link_id, token in db.execute("SELECT id, token_hash FROM share_links").fetchall():
+        db.execute("UPDATE share_links SET token_hash = ?, token_prefix = ? WHERE id = ?",
+                   [token_hash(token), token[:4], link_id])
+
 files_webdav = Migrations("files_webdav")
 
 
