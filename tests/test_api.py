@@ -22,7 +22,7 @@ from openapi_spec_validator import validate
 
 from services.core import accounts
 from services.core.config import load_config
-from services.core.db import db_path, migrate, open_db, write
+from services.core.db import Database, db_path, migrate, open_db, write
 from services.core.ratelimit import FailureLimiter, client_key
 from services.core.schema import MIGRATION_SETS
 
@@ -371,26 +371,36 @@ async def test_address_recovers_after_the_window_and_success_does_not_reset(tmp_
         assert daemon.stop() == 0
 
 
-def test_failure_limiter_arithmetic():
+async def test_failure_limiter_arithmetic(tmp_path):
+    path = tmp_path / "hearth.sqlite3"
+    migrate(path, MIGRATION_SETS)
+    database = Database(path)
     now = [1000.0]
-    limiter = FailureLimiter(3, 60, clock=lambda: now[0], max_addresses=50)
-    for step in range(3):
-        assert limiter.retry_after("10.0.0.1") is None
-        limiter.record_failure("10.0.0.1")
-        now[0] += 10
-    assert limiter.retry_after("10.0.0.1") == pytest.approx(30)  # oldest (t=1000) ages out at 1060
-    assert limiter.retry_after("10.0.0.2") is None
-    now[0] = 1060.5
-    assert limiter.retry_after("10.0.0.1") is None
-    limiter.record_failure("10.0.0.1")
-    assert limiter.retry_after("10.0.0.1") == pytest.approx(9.5)  # now the t=1010 failure is oldest
+    limiter = FailureLimiter(database, "login", 3, 60, clock=lambda: now[0])
+    try:
+        for step in range(3):
+            assert await limiter.retry_after("10.0.0.1") is None
+            await limiter.record_failure("10.0.0.1")
+            now[0] += 10
+        assert await limiter.retry_after("10.0.0.1") == pytest.approx(30)  # oldest (t=1000) ages out at 1060
+        assert await limiter.retry_after("10.0.0.2") is None
+        assert await FailureLimiter(database, "link-password", 3, 60, clock=lambda: now[0]).retry_after(
+            "10.0.0.1") is None  # each kind counts on its own
+        now[0] = 1060.5
+        assert await limiter.retry_after("10.0.0.1") is None
+        await limiter.record_failure("10.0.0.1")
+        assert await limiter.retry_after("10.0.0.1") == pytest.approx(9.5)  # now the t=1010 failure is oldest
 
-    for i in range(500):
-        limiter.record_failure(f"192.0.2.{i % 250}" if i < 250 else f"198.51.100.{i % 250}")
-    assert len(limiter) <= 50
-    now[0] += 1000
-    limiter.record_failure("203.0.113.1")
-    assert len(limiter) <= 50 and limiter.retry_after("192.0.2.1") is None
+        for i in range(500):
+            await limiter.record_failure(f"192.0.2.{i % 250}" if i < 250 else f"198.51.100.{i % 250}")
+        count = await database.read(lambda db: db.execute("SELECT count(*) FROM auth_failures").fetchone()[0])
+        assert count == 503  # at most max_failures rows per address are kept
+        now[0] += 1000
+        await limiter.record_failure("203.0.113.1")
+        count = await database.read(lambda db: db.execute("SELECT count(*) FROM auth_failures").fetchone()[0])
+        assert count == 1 and await limiter.retry_after("192.0.2.1") is None  # expired rows are dropped
+    finally:
+        database.close()
 
 
 def test_ipv6_clients_are_counted_per_64():

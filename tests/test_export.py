@@ -213,7 +213,7 @@ def test_export_writes_every_file_calendar_card_and_share(world):
 
     if world.links:
         assert shares["links"] == [{
-            "url_path": f"/s/{world.link.token}", "folder": "Photos", "path": "cat.jpg", "is_dir": False,
+            "url_start": f"/s/{world.link.token[:4]}…", "folder": "Photos", "path": "cat.jpg", "is_dir": False,
             "mode": "read", "label": "for grandma", "has_password": False, "expires_at": None, "downloads": 0,
             "created_at": world.link.created_at, "revoked_at": None}]
 

@@ -97,6 +97,63 @@ def test_memory_is_bounded(tmp_path):
     assert len(limiter) == 1
 
 
+BASIC_RIGHT = {"Authorization": "Basic YWxpY2U6cmlnaHQ="}
+BASIC_WRONG = {"Authorization": "Basic YWxpY2U6Z3Vlc3M="}
+
+
+def answered(limiter: RequestLimiter, address: str, headers: dict, status: int, confirmed: bool,
+             cookies: dict | None = None) -> None:
+    """One request through admit and settle, as the front end does it."""
+    admission = limiter.admit(address, headers, cookies or {})
+    admission.confirmed = confirmed
+    limiter.settle(admission, status)
+
+
+def test_confirmed_credentials_are_never_throttled_unconfirmed_ones_pay(tmp_path):
+    clock = FakeClock()
+    limiter = RequestLimiter(front_config(tmp_path, rate_limit=1.0, rate_burst=3), clock=clock)
+    answered(limiter, "192.0.2.1", BASIC_RIGHT, 200, confirmed=True)  # taken, then given back
+    for _ in range(3):
+        answered(limiter, "192.0.2.1", {}, 200, confirmed=False)  # an anonymous neighbour behind the NAT
+    with pytest.raises(TooManyRequests):
+        limiter.admit("192.0.2.1", {}, {})
+    for _ in range(5000):  # the household's own client goes on, bucket empty or not
+        answered(limiter, "192.0.2.1", BASIC_RIGHT, 207, confirmed=True)
+    with pytest.raises(TooManyRequests):  # made-up or wrong credentials pay like anonymous requests
+        limiter.admit("192.0.2.1", BASIC_WRONG, {})
+
+    for _ in range(3):  # a guesser elsewhere: every wrong password costs a token
+        answered(limiter, "198.51.100.7", BASIC_WRONG, 401, confirmed=False)
+    with pytest.raises(TooManyRequests) as refused:
+        limiter.admit("198.51.100.7", BASIC_WRONG, {})
+    assert int(refused.value.headers["Retry-After"]) >= 1
+
+    # A session cookie counts as a credential too; a 401 (session ended, password changed) makes it unknown.
+    cookie = {"hearth_session": "s3ssion"}
+    answered(limiter, "203.0.113.5", {}, 200, confirmed=True, cookies=cookie)
+    for _ in range(3):
+        answered(limiter, "203.0.113.5", {}, 200, confirmed=False)
+    answered(limiter, "203.0.113.5", {}, 200, confirmed=True, cookies=cookie)
+    answered(limiter, "203.0.113.5", {}, 401, confirmed=False, cookies=cookie)
+    with pytest.raises(TooManyRequests):
+        limiter.admit("203.0.113.5", {}, cookie)
+
+
+def test_known_credentials_are_bounded_and_expire(tmp_path):
+    clock = FakeClock()
+    limiter = RequestLimiter(front_config(tmp_path, rate_limit=1.0, rate_burst=1), clock=clock, max_credentials=10)
+    for n in range(100):
+        answered(limiter, f"10.0.0.{n}", {"Authorization": f"Bearer {n}"}, 200, confirmed=True)
+    assert len(limiter._known) == 10
+    answered(limiter, "192.0.2.9", BASIC_RIGHT, 200, confirmed=True)
+    limiter.check("192.0.2.9")
+    limiter.admit("192.0.2.9", BASIC_RIGHT, {})
+    clock.now += limiter.credential_ttl + 1
+    limiter.check("192.0.2.9")  # a fresh bucket after the long wait; emptied again
+    with pytest.raises(TooManyRequests):
+        limiter.admit("192.0.2.9", BASIC_RIGHT, {})  # not confirmed for an hour: it pays again
+
+
 def test_body_limit(tmp_path):
     assert RequestLimiter(front_config(tmp_path, max_body_kb=0)).body_limit(None) is None
     limiter = RequestLimiter(front_config(tmp_path, max_body_kb=64))

@@ -336,12 +336,14 @@ def test_cli_add_list_revoke(links, tree):
     status, _, page = links.public("GET", url)
     assert status == 403 and b'type="password"' in page
     listed = hearth("list", "alice")
-    assert listed.returncode == 0 and url in listed.stdout and "Drop box" in listed.stdout
-    link_id = next(line.split()[0] for line in listed.stdout.splitlines() if url in line)
+    shown = url[:7] + "…"  # only the start: the server keeps no copy of the token
+    assert listed.returncode == 0 and url not in listed.stdout and shown in listed.stdout
+    assert "Drop box" in listed.stdout
+    link_id = next(line.split()[0] for line in listed.stdout.splitlines() if shown in line)
     assert hearth("revoke", "bob", link_id).returncode == 1
     assert hearth("revoke", "alice", link_id).returncode == 0
     assert links.public("GET", url)[0] == 410
-    assert url not in hearth("list", "alice").stdout
+    assert shown not in hearth("list", "alice").stdout
     assert hearth("add", "alice", "nofolder/x").returncode == 1
     assert hearth("add", "alice", "docs/report.txt", "--expires", "someday").returncode == 2
 
@@ -369,3 +371,46 @@ def test_folders_a_sync_client_committed_file_by_file_are_listed(links, tree):
     assert status == 200 and b"beach.jpg" in page
     status, _, data = links.public("GET", link["url"] + "/download/2024/june/beach.jpg")
     assert status == 200 and data == b"sand"
+
+
+def test_a_token_is_kept_only_as_a_hash_and_shown_only_when_created(links, tree):
+    made = links.link(tree["docs"], "report.txt")
+    token = made["url"].removeprefix("/s/")
+    assert len(token) >= 32 and made["shown_url"] == f"/s/{token[:4]}…"
+    assert links.public("GET", made["url"])[0] == 200
+    assert links.public("GET", made["url"] + "/download")[0] == 200
+    listed = links.exchange("GET", "/files/api/v1/links", user="alice")[2]
+    assert token[4:].encode() not in listed
+    mine = next(item for item in json.loads(listed) if item["id"] == made["id"])
+    assert mine["url"] is None and mine["shown_url"] == made["shown_url"] and mine["downloads"] == 1
+    with links.db() as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for stored in links.db_path.parent.iterdir():  # the database, its WAL and anything beside them
+        assert token[4:].encode() not in stored.read_bytes(), stored
+
+
+def test_plaintext_tokens_of_an_older_version_are_hashed_in_place_and_keep_working(tmp_path):
+    from services.core.schema import links as link_migrations
+    from services.files.links.store import open_link
+
+    path = tmp_path / "db" / "hearth.sqlite3"
+    path.parent.mkdir()
+    db = open_db(path)
+    for migrations in MIGRATION_SETS:
+        migrations.apply(db, stop_before="m002_hashed_tokens")
+    folder = write(db, lambda db: create_folder(db, "alice", "docs")).id
+    old_token = "OldPlainToken_" + "x" * 18
+    write(db, lambda db: db.execute(
+        "INSERT INTO share_links (token, owner, folder_id, path, is_dir, mode, created_at) "
+        "VALUES (?, 'alice', ?, '', 1, 'read', '2025-01-01T00:00:00Z')", [old_token, folder]))
+    db.close()
+    assert old_token.encode() in b"".join(p.read_bytes() for p in path.parent.iterdir())
+
+    migrate(path, MIGRATION_SETS)
+    db = open_db(path)
+    assert "m002_hashed_tokens" in {m.name for m in link_migrations.applied(db)}
+    link = open_link(db, old_token)
+    assert link.owner == "alice" and link.shown_url == "/s/OldP…"
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    assert old_token[4:].encode() not in b"".join(p.read_bytes() for p in path.parent.iterdir())

@@ -7,13 +7,15 @@ the shared database, as behind the front end.
 from __future__ import annotations
 
 import base64
+import html
 import json
+import re
 import sqlite3
 import subprocess
 import sys
 import time
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urljoin, urlsplit
 
 import pytest
 
@@ -205,6 +207,34 @@ def test_pages_need_a_session_and_admin_pages_an_admin(api):
     status, _, body = api.exchange("GET", "/admin", headers=root)
     assert status == 200 and 'href="/admin" aria-current="page"' in body.decode()
     assert api.exchange("GET", "/", headers=cookie)[1]["location"] == "/browse"
+
+
+# ?next= values that once led, or could lead, a browser off-site after logging in.
+NASTY_NEXT = ("/\t/evil.example/x", "/\n/evil.example", "/\r/evil.example", "\t//evil.example", "//evil.example",
+              "///evil.example", "/\\evil.example", "\\/evil.example", "/\\/evil.example", "https://evil.example/",
+              "http:/evil.example", "http:evil.example", "javascript:alert(1)", "data:text/html,x",
+              " //evil.example", "\x00//evil.example", "/..//evil.example", "/./\\evil.example", "/a/../\t/evil.example",
+              "/%2F%2Fevil.example", "/%09/evil.example", "/%5Cevil.example", "evil.example", "",
+              "/browse?path=%2Fdocs%2F#top", '/x"><script>alert(1)</script>')
+
+
+def next_after_login(api: ApiDaemon, value: str) -> str:
+    """The page the login form of /login?next=VALUE goes to: its <meta name="next">."""
+    status, _, body = api.exchange("GET", f"/login?next={quote(value, safe='')}")
+    assert status == 200
+    found = re.search(r'<meta name="next" content="([^"]*)">', body.decode())
+    assert found, body[:500]
+    return html.unescape(found.group(1))
+
+
+@pytest.mark.parametrize("value", NASTY_NEXT)
+def test_login_goes_on_only_to_a_path_of_this_origin(api, value):
+    target = next_after_login(api, value)
+    assert target.startswith("/") and not target.startswith(("//", "/\\")), target
+    assert not any(ord(ch) < 0x21 or ch == "\\" for ch in target), target  # nothing a browser drops or reads as /
+    assert urlsplit(urljoin("http://hearth.test/", target)).netloc == "hearth.test"
+    if value.startswith("/browse"):
+        assert target == value  # a genuine page is kept, query and fragment included
 
 
 def test_static_assets_are_served_and_confined(api):

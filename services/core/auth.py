@@ -5,7 +5,8 @@ common case must be cheap: app passwords are checked with one SHA-256 lookup,
 and a verified account password is remembered briefly (keyed on the stored
 hash, so a password change invalidates it). Argon2 runs in a thread, a few at
 a time, and never on the event loop. Failed logins are limited per client
-address (core.ratelimit).
+address, counted in the shared database so that every daemon enforces one
+limit that survives restarts (core.ratelimit); a successful login writes nothing.
 
 The web UI logs in once (POST /api/v1/session) and then sends a session
 cookie instead (core.sessions). A cookie comes with every request the browser
@@ -23,7 +24,6 @@ import binascii
 import hashlib
 import hmac
 import logging
-import math
 import os
 import secrets
 import socket
@@ -38,8 +38,8 @@ from aiohttp import hdrs, web
 from . import accounts, sessions
 from .config import Config
 from .db import Database
-from .errors import BadRequest, Forbidden, TooManyRequests, Unauthorized
-from .http import CONFIG, DATABASE
+from .errors import BadRequest, Forbidden, Unauthorized
+from .http import AUTHENTICATED_HEADER, CONFIG, DATABASE
 from .ratelimit import FailureLimiter, client_key
 
 log = logging.getLogger("auth")
@@ -97,7 +97,7 @@ class Authenticator:
     def __init__(self, config: Config, database: Database, *, clock: Callable[[], float] = time.monotonic,
                  argon2_workers: int | None = None):
         self.database = database
-        self.limiter = FailureLimiter(config.auth.max_failures, config.auth.failure_window, clock=clock)
+        self.limiter = FailureLimiter(database, "login", config.auth.max_failures, config.auth.failure_window)
         self._clock = clock
         # Cache keys hold an HMAC of the password under a per-process key, never the password.
         self._cache_secret = secrets.token_bytes(32)
@@ -110,7 +110,7 @@ class Authenticator:
     async def authenticate(self, request: web.Request) -> Identity:
         """The request's Identity, or Unauthorized (401) / TooManyRequests (429)."""
         address = client_address(request)
-        self._check_limit(address)
+        await self._check_limit(address)
         header = request.headers.get(hdrs.AUTHORIZATION, "")
         if not header.strip():
             token = request.cookies.get(sessions.COOKIE_NAME)
@@ -130,17 +130,17 @@ class Authenticator:
         elif scheme == "bearer" and value:
             identity = await self._check_app_password(value, None, "bearer")
         if identity is None:
-            self._record_failure(address, user)
+            await self._record_failure(address, user)
             raise Unauthorized("wrong user name or password")
         return identity
 
     async def login(self, request: web.Request, user: str, password: str) -> Identity:
         """Check the web UI login form's user and password (or app password), rate limited like Basic."""
         address = client_address(request)
-        self._check_limit(address)
+        await self._check_limit(address)
         identity = await self._check_basic(user, password, address)
         if identity is None:
-            self._record_failure(address, user)
+            await self._record_failure(address, user)
             raise SessionRequired("wrong user name or password")
         return identity
 
@@ -155,8 +155,8 @@ class Authenticator:
         except Unauthorized:
             return None
 
-    def _record_failure(self, address: str, user: str | None) -> None:
-        self.limiter.record_failure(address)
+    async def _record_failure(self, address: str, user: str | None) -> None:
+        await self.limiter.record_failure(address)
         log.info("failed login from %s for user %r", address, user if user is not None else "-")
 
     async def _check_session(self, request: web.Request, token: str) -> Identity:
@@ -179,12 +179,8 @@ class Authenticator:
         async with self._argon2:
             return await asyncio.to_thread(accounts.hash_password, password)
 
-    def _check_limit(self, address: str) -> None:
-        wait = self.limiter.retry_after(address)
-        if wait is not None:
-            seconds = max(1, math.ceil(wait))
-            raise TooManyRequests(f"too many failed logins from {address}; try again in {seconds} s",
-                                  retry_after=seconds)
+    async def _check_limit(self, address: str) -> None:
+        await self.limiter.check(address, "failed logins")
 
     async def _check_basic(self, name: str, password: str, address: str) -> Identity | None:
         try:
@@ -250,7 +246,7 @@ class Authenticator:
         async with self._argon2:
             # Failures may have been counted while this waited: check again, so
             # a burst of parallel guesses cannot slip past the limit.
-            self._check_limit(address)
+            await self._check_limit(address)
             # An unknown user costs the same as a known one: timing reveals no names.
             return await asyncio.to_thread(
                 lambda: accounts.verify_password(stored or accounts.dummy_hash(), password))
@@ -295,6 +291,13 @@ IDENTITY = web.RequestKey("identity", Identity)
 def setup_auth(app: web.Application) -> None:
     """Give an app built by create_base_app its Authenticator (after the database starts)."""
     app.cleanup_ctx.append(_auth_context)
+    app.on_response_prepare.append(_mark_authenticated)
+
+
+async def _mark_authenticated(request: web.Request, response: web.StreamResponse) -> None:
+    """Tell the front end this request's credentials were good, so it never throttles them."""
+    if IDENTITY in request:
+        response.headers[AUTHENTICATED_HEADER] = "1"
 
 
 async def _auth_context(app: web.Application) -> AsyncIterator[None]:

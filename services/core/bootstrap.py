@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .config import DEFAULT_CONFIG_NAME, Config, ConfigError, load_config
 from .db import db_path, migrate, open_db, write
+from .private import make_private, private_dir
 from .schema import MIGRATION_SETS
 
 ADMIN_NAME = "admin"
@@ -52,7 +53,8 @@ def ensure_initialised(config: Config) -> str | None:
     Returns the generated admin password (to be shown once), or None.
     """
     for sub in ("db", "blobs", "run", "log"):
-        config.data_path(sub).mkdir(parents=True, exist_ok=True)
+        private_dir(config.data_path(sub))
+    make_private(config.data_dir)  # an installation made before data was private becomes so
     path = db_path(config.data_dir)
     migrate(path, MIGRATION_SETS)
     db = open_db(path)
@@ -87,9 +89,9 @@ def give_to_daemon_user(config: Config) -> None:
     """Run as root with `[supervisor] user`, hand the daemons what they write to that user.
 
     The daemons run as that user and write the database (with its -wal and -shm
-    files), the blob store, and their sockets in run/; root created those. Logs,
-    pid files and the supervisor's state stay root's: the daemon wrappers, which
-    keep root, write them."""
+    files), the blob store, and their sockets in run/; root created those. The
+    data directory itself is 0700, so it is theirs too. Logs, pid files and the
+    supervisor's state stay root's: the daemon wrappers, which keep root, write them."""
     user = config.supervisor.user
     if not user or os.geteuid() != 0:
         return
@@ -100,6 +102,7 @@ def give_to_daemon_user(config: Config) -> None:
     except KeyError:
         raise ConfigError(f"[supervisor] user {user!r} does not exist on this system") from None
     owner = (entry.pw_uid, entry.pw_gid)
+    os.chown(config.data_dir, *owner)  # 0700: the daemons must be able to enter it
     for sub in ("db", "blobs"):
         for directory, _, files in os.walk(config.data_path(sub)):
             os.chown(directory, *owner)

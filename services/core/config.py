@@ -103,8 +103,11 @@ SCHEMA: tuple[Option, ...] = (
     Option("front", "keepalive_timeout", float, 75.0, "Seconds an idle client connection is kept open."),
     Option("front", "max_header_kb", int, 16, "Largest request head in KiB: a longer request line gets 414, larger header fields or block 431."),
     Option("front", "max_body_kb", int, 0, "Default request body limit in KiB for routes without their own (0: no limit); larger gets 413."),
-    Option("front", "rate_limit", float, 100.0, "Requests per second per client address (sustained); more gets 429. 0: no limit."),
-    Option("front", "rate_burst", int, 400, "Requests a client address may make in a burst above rate_limit."),
+    Option("front", "rate_limit", float, 100.0,
+           "Requests per second per client address (sustained) without credentials a daemon has accepted; "
+           "more gets 429. Requests with accepted credentials are never limited. 0: no limit."),
+    Option("front", "rate_burst", int, 400,
+           "Requests without accepted credentials a client address may make in a burst above rate_limit."),
     Option("front", "max_connections", int, 256, "Open connections per client address; more gets 429 and is closed. 0: no limit; trusted_proxies are exempt."),
     Option("front", "retry_after", int, 2, "Retry-After seconds on a 503 while a supervised upstream restarts."),
     Option("front", "proxy_protocol_listen", str, "",
@@ -131,7 +134,8 @@ SCHEMA: tuple[Option, ...] = (
            "relay.toml for `hearth relay`, run by this supervisor as hearth_relay (on the public server; "
            "empty: no relay here)."),
     Option("auth", "max_failures", int, 10,
-           "Failed logins from one client address before it gets 429 Too Many Requests."),
+           "Failed logins from one client address before it gets 429 Too Many Requests "
+           "(counted over every daemon, kept across restarts)."),
     Option("auth", "failure_window", int, 300,
            "Seconds over which failed logins are counted; an address is refused until its oldest failure ages out."),
     Option("supervisor", "user", str, "",

@@ -17,6 +17,7 @@ from .config import Config, ConfigError, load_config
 from .exitcodes import ExitStatus
 from .http import ListenAddress
 from .log import setup_logging
+from .private import private_umask
 
 Prepare = Callable[[Config, ListenAddress], Callable[[], None]]
 
@@ -44,6 +45,7 @@ def run_daemon(argv: list[str] | None, *, name: str, description: str, prepare: 
     parser = argparse.ArgumentParser(prog=f"python -m services.{name}", description=description)
     parser.add_argument("--config", metavar="FILE", help="config file (default: ./hearth.toml or $HEARTH_CONFIG)")
     args = parser.parse_args(argv)
+    private_umask()  # however it was started: by hearth up, rc.d, systemd or by hand
     log = logging.getLogger(name)
     try:
         config = load_config(args.config)

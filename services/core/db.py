@@ -21,6 +21,8 @@ from typing import Callable, Iterable, Iterator, TypeVar
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from .private import create_private_file, private_dir
+
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
@@ -38,7 +40,8 @@ def open_db(path: Path, *, durable: bool = True) -> sqlite_utils.Database:
     not only a crash: a sync client told "revision 42 committed" must never meet
     a server that forgot it. A cache that can be rebuilt (the sync client's own
     state) passes False (NORMAL: consistent after a power cut, maybe older)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    create_private_file(path)
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -69,8 +72,10 @@ def write(db: sqlite_utils.Database, fn: Callable[[sqlite_utils.Database], T]) -
 
 def migrate(path: Path, migration_sets: Iterable[Migrations]) -> None:
     """Apply pending named migrations; safe when several processes start at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(str(path) + ".migrate.lock", "a") as lock:
+    private_dir(path.parent)
+    lock_path = Path(str(path) + ".migrate.lock")
+    create_private_file(lock_path)
+    with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         db = open_db(path)
         try:

@@ -31,6 +31,9 @@ log = logging.getLogger("http")
 CONFIG = web.AppKey("config", Config)
 DATABASE = web.AppKey("database", Database)
 SERVICE_NAME = web.AppKey("service_name", str)
+# On a response to a request whose credentials a daemon verified; the front end takes it off and
+# stops counting that credential's requests against the client address (services/front/limits.py).
+AUTHENTICATED_HEADER = "Hearth-Authenticated"
 
 
 def error_body(status: int, code: str, reason: str) -> web.Response:

@@ -1,16 +1,31 @@
-"""Failed-login counting per client address, in memory and bounded.
+"""Failed attempts per client address, counted in the shared database.
 
-An address that failed `max_failures` times within `window` seconds is refused
-until its oldest counted failure ages out. Successes never erase failures:
-otherwise an attacker holding one valid account could reset the counter
-between guesses at another.
+Every daemon checks credentials (api, dav, files, sync), so the count lives in
+the one SQLite database they share: ten guesses are ten whichever daemons they
+went to, and a restart forgets nothing. An address that failed `max_failures`
+times within `window` seconds is refused until its oldest counted failure ages
+out. Successes never erase failures: otherwise an attacker holding one valid
+account could reset the counter between guesses at another.
+
+Only failures write (through the daemon's one writer); a check is one indexed
+read. The table stays small: per address only the latest `max_failures` rows
+matter and are kept, rows older than the window are dropped on each write, and
+past MAX_ROWS the oldest go first (a flood from many addresses can at worst
+give an early one a fresh allowance, never fill the disk).
 """
 from __future__ import annotations
 
 import ipaddress
+import math
 import time
-from collections import OrderedDict, deque
 from typing import Callable
+
+import sqlite_utils
+
+from .db import Database
+from .errors import TooManyRequests
+
+MAX_ROWS = 100_000
 
 
 def client_key(address: str | None) -> str:
@@ -32,61 +47,55 @@ def client_key(address: str | None) -> str:
     return str(ip)
 
 
-class FailureLimiter:
-    """Sliding-window failure counter keyed by client address."""
+def recent_failures(db: sqlite_utils.Database, kind: str, key: str, since: float, most: int) -> list[float]:
+    """When `key` failed at `kind` after `since`: the latest `most` times, newest first."""
+    return [row[0] for row in db.execute(
+        "SELECT at FROM auth_failures WHERE kind = ? AND key = ? AND at > ? ORDER BY at DESC LIMIT ?",
+        [kind, key, since, most])]
 
-    def __init__(self, max_failures: int, window: float, *, max_addresses: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic):
+
+def add_failure(db: sqlite_utils.Database, kind: str, key: str, now: float, window: float, keep: int) -> int:
+    """Count one failure (inside the caller's write transaction) and prune; returns the count in the window."""
+    db.execute("INSERT INTO auth_failures (kind, key, at) VALUES (?, ?, ?)", [kind, key, now])
+    db.execute("""DELETE FROM auth_failures WHERE kind = ? AND key = ? AND id NOT IN (
+                      SELECT id FROM auth_failures WHERE kind = ? AND key = ? ORDER BY at DESC LIMIT ?)""",
+               [kind, key, kind, key, keep])
+    db.execute("DELETE FROM auth_failures WHERE at <= ?", [now - window])
+    db.execute("DELETE FROM auth_failures WHERE id <= (SELECT max(id) FROM auth_failures) - ?", [MAX_ROWS])
+    return len(recent_failures(db, kind, key, now - window, keep))
+
+
+class FailureLimiter:
+    """A sliding window of failures of one `kind` ("login", "link-password") per client address."""
+
+    def __init__(self, database: Database, kind: str, max_failures: int, window: float, *,
+                 clock: Callable[[], float] = time.time):
+        self.database = database
+        self.kind = kind
         self.max_failures = max(1, max_failures)
         self.window = window
-        self.max_addresses = max_addresses
+        # Wall-clock time: the rows are shared with other processes and outlive this one.
         self._clock = clock
-        # address -> the most recent failure times (only the last max_failures matter)
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def retry_after(self, address: str | None) -> float | None:
+    async def retry_after(self, address: str | None) -> float | None:
         """Seconds until this address may try again, or None if it may now."""
-        key = client_key(address)
-        failures = self._failures.get(key)
-        if failures is None:
+        key, now = client_key(address), self._clock()
+        times = await self.database.read(
+            lambda db: recent_failures(db, self.kind, key, now - self.window, self.max_failures))
+        if len(times) < self.max_failures:
             return None
-        now = self._clock()
-        self._expire(failures, now)
-        if not failures:
-            del self._failures[key]
-            return None
-        if len(failures) < self.max_failures:
-            return None
-        return failures[0] + self.window - now
+        return times[-1] + self.window - now
 
-    def record_failure(self, address: str | None) -> int:
+    async def check(self, address: str | None, what: str) -> None:
+        """TooManyRequests (429 with Retry-After) while this address is refused; `what` names its failures."""
+        wait = await self.retry_after(address)
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            raise TooManyRequests(f"too many {what} from {address}; try again in {seconds} s",
+                                  retry_after=seconds)
+
+    async def record_failure(self, address: str | None) -> int:
         """Count one failure; returns how many are counted for the address now."""
-        key = client_key(address)
-        now = self._clock()
-        failures = self._failures.get(key)
-        if failures is None:
-            failures = self._failures[key] = deque(maxlen=self.max_failures)
-        self._failures.move_to_end(key)
-        self._expire(failures, now)
-        failures.append(now)
-        if len(self._failures) > self.max_addresses:
-            self._prune(now)
-        return len(failures)
-
-    def _expire(self, failures: deque[float], now: float) -> None:
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-
-    def _prune(self, now: float) -> None:
-        """Forget expired addresses; if still too many, the longest-quiet ones.
-
-        Entries are ordered by their latest failure, so expired ones are at the front.
-        """
-        while self._failures:
-            key, failures = next(iter(self._failures.items()))
-            if failures and failures[-1] > now - self.window and len(self._failures) <= self.max_addresses:
-                break
-            del self._failures[key]
-
-    def __len__(self) -> int:
-        return len(self._failures)
+        key, now = client_key(address), self._clock()
+        return await self.database.write(
+            lambda db: add_failure(db, self.kind, key, now, self.window, self.max_failures))

@@ -27,6 +27,20 @@ def m001_accounts(db):
     db.execute("CREATE INDEX app_passwords_user ON app_passwords(user_id)")
 
 
+@core()
+def m002_auth_failures(db):
+    """Failed logins and link passwords per client address (services/core/ratelimit), shared by every daemon."""
+    db.execute("""
+        CREATE TABLE auth_failures (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            at REAL NOT NULL
+        )""")
+    db.execute("CREATE INDEX auth_failures_key ON auth_failures(kind, key, at)")
+    db.execute("CREATE INDEX auth_failures_at ON auth_failures(at)")
+
+
 files = Migrations("files")
 
 
@@ -322,6 +336,19 @@ def m001_share_links(db):
         )""")
     db.execute("CREATE INDEX share_links_owner ON share_links(owner, id)")
 
+
+@links()
+def m002_hashed_tokens(db):
+    """Share tokens are stored as SHA-256 hashes and their first characters (to tell links apart); the
+    plaintext is overwritten in place, its old bytes zeroed (secure_delete) rather than left in free space."""
+    from .accounts import token_hash
+
+    db.execute("PRAGMA secure_delete = ON")
+    db.execute("ALTER TABLE share_links RENAME COLUMN token TO token_hash")
+    db.execute("ALTER TABLE share_links ADD COLUMN token_prefix TEXT NOT NULL DEFAULT ''")
+    for link_id, token in db.execute("SELECT id, token_hash FROM share_links").fetchall():
+        db.execute("UPDATE share_links SET token_hash = ?, token_prefix = ? WHERE id = ?",
+                   [token_hash(token), token[:4], link_id])
 
 files_webdav = Migrations("files_webdav")
 

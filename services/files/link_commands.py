@@ -43,7 +43,9 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
                      help="7d, 12h, 30m, 2w, a date (valid through that day, UTC) or an ISO date and time")
     add.add_argument("--label", default="", metavar="TEXT", help="shown on the public page")
     listing = actions.add_parser("list", help="list a user's links",
-                                 description="List a user's links that are not revoked, with download counts.")
+                                 description="List a user's links that are not revoked, with download counts. "
+                                             "A link's URL is shown only when it is created: the server keeps "
+                                             "only a hash, and lists its start (/s/Zq3v…) to tell links apart.")
     listing.add_argument("user")
     revoke = actions.add_parser("revoke", help="revoke a link (410 Gone at once)",
                                 description="Revoke a link: its page answers 410 Gone from now on.")
@@ -105,7 +107,7 @@ def _list(args: argparse.Namespace) -> int:
         return ExitStatus.OK
     now = now_iso()
     print_table(("ID", "URL", "TARGET", "MODE", "PASSWORD", "EXPIRES", "DOWNLOADS", "LABEL"),
-                [(str(link.id), f"/s/{link.token}", "/".join(filter(None, (link.folder_name, link.path))),
+                [(str(link.id), link.shown_url, "/".join(filter(None, (link.folder_name, link.path))),
                   link.mode, "yes" if link.has_password else "no",
                   ("expired " if link.expires_at and link.expires_at <= now else "") + (link.expires_at or "never"),
                   str(link.downloads), link.label) for link in found])

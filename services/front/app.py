@@ -1,7 +1,8 @@
 """The front end: one catch-all handler on aiohttp's low-level server, and its startup.
 
 There is no aiohttp router: every request goes through `Front.handle`, which
-decides the client address, applies the rate limit, finds the route, answers
+decides the client address, applies the rate limit (limits.py: anonymous and
+unconfirmed credentials only), finds the route, answers
 CORS preflights, redirects and /healthz itself, and passes everything else to
 the proxy (or the WebSocket relay). Errors become JSON answers with a reason
 in one place, `Front.error_response`, like core.http's middleware does for
@@ -19,14 +20,14 @@ from multidict import CIMultiDict
 
 from services.core.config import Config
 from services.core.errors import HTTPError, NotFound
-from services.core.http import ListenAddress, remove_stale_socket
+from services.core.http import AUTHENTICATED_HEADER, ListenAddress, remove_stale_socket
 
 from .accesslog import AccessLog, Exchange
 from .cors import CorsPolicy
 from .forwarding import Client, ForwardedPolicy
 from .headers import apply_defaults, security_headers
 from .health import Health
-from .limits import RequestLimiter
+from .limits import Admission, RequestLimiter
 from .protocol import make_server
 from .proxy import ClientGone, Proxy
 from .proxy_listener import ProxyProtocolListener, listen_address as proxy_protocol_address
@@ -76,12 +77,12 @@ class Front:
         exchange.client = client.address
         route: Route | None = None
         try:
-            self.limiter.check(client.address)
+            admission = self.limiter.admit(client.address, request.headers, request.cookies)
             route = self.routes.match(request.headers.get("Host"), request.path, request.method)
             if route is None:
                 raise NotFound(f"no route for {request.headers.get('Host', '(no host)')}{request.path}; "
                                "add a [[route]] or a service route in hearth.toml")
-            response = await self.answer(request, route, client, exchange)
+            response = await self.answer(request, route, client, exchange, admission)
         except ClientGone:
             return self.abandon(request, exchange, exchange.status or 499)  # nginx's "client closed request"
         except HTTPError as error:
@@ -121,7 +122,7 @@ class Front:
         return web.Response(status=status)
 
     async def answer(self, request: web.BaseRequest, route: Route, client: Client,
-                     exchange: Exchange) -> web.StreamResponse:
+                     exchange: Exchange, admission: Admission) -> web.StreamResponse:
         if route.kind == "health":
             return await self.health.respond(request)
         policy = self.cors[id(route)]
@@ -138,9 +139,15 @@ class Front:
                 status=route.redirect_status, headers={"Location": route.redirect or "/"}))
         if is_websocket(request):
             return await relay(request, route, client, exchange, self.proxy, self.forwarded)
-        return await self.proxy.forward(
-            request, route, client, exchange, self.limiter.body_limit(route.max_body_kb),
-            lambda headers: self.decorate(request, route, client, headers))
+
+        def decorate(headers: CIMultiDict) -> None:
+            admission.confirmed = bool(headers.popall(AUTHENTICATED_HEADER, ()))
+            self.decorate(request, route, client, headers)
+
+        response = await self.proxy.forward(
+            request, route, client, exchange, self.limiter.body_limit(route.max_body_kb), decorate)
+        self.limiter.settle(admission, exchange.status)
+        return response
 
     def decorate(self, request: web.BaseRequest, route: Route, client: Client, headers: CIMultiDict) -> None:
         """CORS headers for the route's policy, then the security headers the response lacks."""

@@ -17,6 +17,7 @@ from typing import Mapping
 from services.core.config import Config, ServiceSpec
 from services.core.errors import CommandError
 from services.core.exitcodes import ExitStatus
+from services.core.private import private_dir
 from services.core.slots import Instance, ensure_record, instances, listen_environment
 
 SCRIPT_PREFIX = "hearth_"
@@ -192,7 +193,7 @@ def _in_double_quotes(words: str) -> str:
 
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:
     """Write a generated file atomically with the given mode (env files hold secrets)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     temp = path.with_name(f".{path.name}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as handle:
@@ -216,8 +217,7 @@ def write_generated(config: Config) -> None:
     A service with slots gets one script per colour, running the command its
     slot record holds for that colour (the record is created on first run).
     """
-    directory = generated_rc_dir(config)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_dir(generated_rc_dir(config))
     slotted = instances(config)
     wanted = {script_name(spec.name) for spec in config.services if not spec.slots}
     wanted |= {script_name(instance.name) for instance in slotted}
@@ -227,7 +227,7 @@ def write_generated(config: Config) -> None:
     for spec in config.services:
         if spec.slots:
             continue
-        write_private(directory / script_name(spec.name), render_service_script(spec, config), 0o755)
+        write_private(directory / script_name(spec.name), render_service_script(spec, config), 0o700)
         if spec.env:
             write_private(Paths(config.data_dir, spec.name).envfile, render_env_file(spec.env))
     for instance in slotted:
@@ -237,7 +237,7 @@ def write_generated(config: Config) -> None:
             raise CommandError(f"slot record {error}; fix it or remove it (both colours then run the "
                                "config's command)", ExitStatus.CONFIG) from None
         script = render_service_script(instance.spec, config, instance, record.command(instance.colour))
-        write_private(directory / script_name(instance.name), script, 0o755)
+        write_private(directory / script_name(instance.name), script, 0o700)
         env = {**instance.spec.env, **listen_environment(instance.spec, instance.colour, config.data_dir)}
         write_private(Paths(config.data_dir, instance.name).envfile, render_env_file(env))
 

@@ -20,7 +20,7 @@ import os
 MAX_PARTIAL = 64 * 1024
 READ_SIZE = 256 * 1024           # the least room a read gets, after a held partial line
 FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-MODE = 0o640
+MODE = 0o600
 
 
 class OutputLog:

@@ -233,7 +233,7 @@ def conf_lock(conf: Path):
     """Hold an exclusive flock on `<conf>.lock` so two runs never interleave."""
     path = conf.with_name(conf.name + ".lock")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except PermissionError:   # someone else's lock file: read access is enough to flock
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

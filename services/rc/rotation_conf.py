@@ -14,7 +14,7 @@ def entries(config: Config, names: list[str]) -> list[Entry]:
     """One entry per service log; the wrapper's pid file gets SIGHUP and reopens."""
     r = config.rotate
     return [
-        Entry(logfile=str(Paths(config.data_dir, name).logfile), owner=None, group=None, mode=0o640,
+        Entry(logfile=str(Paths(config.data_dir, name).logfile), owner=None, group=None, mode=0o600,
               count=r.count, size_kb=r.size_kb, when=r.when, flags=r.flags,
               pidfile=str(Paths(config.data_dir, name).pidfile), signal=int(signal.SIGHUP))
         for name in names
@@ -26,7 +26,7 @@ def write_newsyslog_conf(config: Config, names: list[str]) -> None:
               "# Format: newsyslog.conf(5). `hearth rotate` reads it; the hearth_rotate service runs it "
               f"every {config.rotate.interval} s.\n")
     body = "".join(format_entry(entry) + "\n" for entry in entries(config, names))
-    layout.write_private(layout.newsyslog_conf_path(config), header + body, 0o644)
+    layout.write_private(layout.newsyslog_conf_path(config), header + body)
 
 
 def run_rotate(args) -> int:

@@ -21,6 +21,7 @@ from typing import Iterator
 from services.core.config import Config, ServiceSpec, load_config
 from services.core.errors import CommandError
 from services.core.exitcodes import ExitStatus
+from services.core.private import private_dir
 from services.core.slots import SlotRecord, instance_name, read_record, slots_dir, write_record
 
 from .front_link import FrontLink
@@ -74,9 +75,8 @@ def slotted_service(config: Config, name: str) -> ServiceSpec:
 @contextmanager
 def slot_lock(config: Config, service: str) -> Iterator[None]:
     """One deploy or promote of a service at a time."""
-    directory = slots_dir(config.data_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / f"{service}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    directory = private_dir(slots_dir(config.data_dir))
+    fd = os.open(directory / f"{service}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

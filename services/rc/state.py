@@ -15,6 +15,8 @@ import os
 import time
 from pathlib import Path
 
+from services.core.private import FILE_MODE
+
 STATES = ("starting", "running", "backoff", "stopping", "stopped", "gave-up", "exited")
 
 
@@ -54,7 +56,8 @@ class StateFile:
             raise ValueError(f"unknown state {changes['state']!r}")
         self.fields.update(changes, updated_at=time.time())
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(temp, "w", encoding="utf-8") as handle:
+        with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE), "w",
+                  encoding="utf-8") as handle:
             json.dump(self.fields, handle, indent=1)
             handle.write("\n")
         os.replace(temp, self.path)

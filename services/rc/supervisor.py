@@ -18,6 +18,7 @@ from services.core.bootstrap import ensure_config_file, ensure_initialised
 from services.core.config import Config, load_config
 from services.core.errors import CommandError
 from services.core.exitcodes import ExitStatus
+from services.core.private import private_dir
 from services.core.slots import COLOURS, display_name, instance_name, read_record, slot_of
 
 from . import layout
@@ -38,11 +39,11 @@ def ordered_scripts(config: Config) -> list[RcScript]:
 def prepare(config: Config) -> list[RcScript]:
     """Regenerate rc.conf, user service scripts and newsyslog.conf; return the start order."""
     for sub in ("run", "log", "db", "blobs"):
-        config.data_path(sub).mkdir(parents=True, exist_ok=True)
+        private_dir(config.data_path(sub))
     layout.write_generated(config)
     scripts = ordered_scripts(config)
     names = [script.name for script in scripts]
-    layout.write_private(layout.rc_conf_path(config), layout.render_rc_conf(config, names), 0o644)
+    layout.write_private(layout.rc_conf_path(config), layout.render_rc_conf(config, names))
     write_newsyslog_conf(config, [short_name(name) for name in names])
     return scripts
 

@@ -14,6 +14,7 @@ import sys
 from services.core.config import Config, ConfigError, load_config
 from services.core.exitcodes import ExitStatus
 from services.core.log import setup_logging
+from services.core.private import private_umask
 
 from .agent import Agent, AgentSettings
 from .agent_state import state_file, write_state
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  "connections to the front end.")
     parser.add_argument("--config", metavar="FILE", help="config file (default: ./hearth.toml or $HEARTH_CONFIG)")
     args = parser.parse_args(argv)
+    private_umask()  # its state file lives in the private data directory
     try:
         config = load_config(args.config)
         setup_logging(config.log_level)

@@ -16,6 +16,8 @@ from aiohttp import web
 
 from services.core.auth import AUTHENTICATOR, Identity
 
+from .next_page import same_origin_path
+
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
 TEMPLATES_DIR = WEB_DIR / "templates"
@@ -62,12 +64,14 @@ def _nav(current: Page, identity: Identity) -> str:
             '<button type="button" id="logout">Log out</button></nav>')
 
 
-def render(page: Page, identity: Identity | None) -> str:
-    """The page's HTML: head, navigation (when logged in), its template, and its module."""
-    meta = ""
+def render(page: Page, identity: Identity | None, next_page: str | None = None) -> str:
+    """The page's HTML: head, navigation (when logged in), its template, and its module.
+
+    `next_page` (the login page's): a same-origin path to go to after logging in."""
+    meta = "" if next_page is None else f'<meta name="next" content="{html.escape(next_page)}">'
     header = ""
     if identity is not None:
-        meta = (f'<meta name="csrf-token" content="{html.escape(identity.csrf_token or "")}">'
+        meta += (f'<meta name="csrf-token" content="{html.escape(identity.csrf_token or "")}">'
                 f'<meta name="user" content="{html.escape(identity.user)}">')
         header = f"<header>{_nav(page, identity)}</header>"
     return f"""<!doctype html>
@@ -113,7 +117,7 @@ def _page_handler(page: Page):
 
 
 async def login_page(request: web.Request) -> web.Response:
-    return _html(render(LOGIN, None))
+    return _html(render(LOGIN, None, same_origin_path(request.query.get("next"))))
 
 
 async def home(request: web.Request) -> web.Response:

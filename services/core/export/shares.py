@@ -40,12 +40,12 @@ def shares_of(db: sqlite_utils.Database, user: str) -> dict[str, Any]:
 
 
 def _links(db: sqlite_utils.Database, user: str) -> list[dict[str, Any]]:
-    """The user's public share links (the token is the secret part of their URL /s/<token>, which is
-    the owner's to keep); the password itself is only stored hashed and stays out. Empty on a database
-    without share links."""
+    """The user's public share links: the start of their URL (the token is stored only hashed, so the
+    full URL exists only where the owner put it); the password is only stored hashed and stays out. Empty on a
+    database without share links."""
     if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'share_links'").fetchone() is None:
         return []
-    return [{"url_path": f"/s/{r['token']}", "folder": r["folder"], "path": r["path"], "is_dir": bool(r["is_dir"]),
+    return [{"url_start": f"/s/{r['token_prefix']}…", "folder": r["folder"], "path": r["path"], "is_dir": bool(r["is_dir"]),
              "mode": r["mode"], "label": r["label"], "has_password": r["password_hash"] is not None,
              "expires_at": r["expires_at"], "downloads": r["downloads"], "created_at": r["created_at"],
              "revoked_at": r["revoked_at"]}

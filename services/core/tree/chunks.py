@@ -28,6 +28,7 @@ from pyfastcdc import FastCDC
 
 from ..durable import fsync_directory, sync_filesystem
 from ..errors import BadRequest, NotFound
+from ..private import FILE_MODE, private_dir
 
 MIN_SIZE = 256 * 1024
 AVG_SIZE = 1024 * 1024
@@ -160,8 +161,7 @@ class ChunkStore(BlobStore):
     """Chunks as files `<blobs_dir>/ab/cd/<id>`, written temp + fsync + rename."""
 
     def __init__(self, blobs_dir: Path):
-        self.root = Path(blobs_dir)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = private_dir(Path(blobs_dir))
 
     def path(self, id: str) -> Path:
         check_chunk_id(id)
@@ -207,10 +207,10 @@ class ChunkStore(BlobStore):
             return None
         created = not target.parent.exists()
         if created:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(target.parent)
         tmp = target.parent / f".{id}.{secrets.token_hex(4)}.tmp"
         try:
-            with open(tmp, "wb") as out:
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE), "wb") as out:
                 out.write(data)
                 if sync:
                     out.flush()

@@ -14,7 +14,6 @@ from services.core.tree import ChunkStore
 
 from .api import ROUTES
 from .public import public_app
-from .unlock import limiter_for
 
 __all__ = ["ROUTES", "add_routes"]
 
@@ -24,4 +23,4 @@ def add_routes(app: web.Application) -> None:
     for route in ROUTES:
         app.router.add_route(route.method, route.path, guarded(route))
     store = ChunkStore(app[CONFIG].data_path("blobs"))
-    app.add_subapp("/s", public_app(store, limiter_for(app)))
+    app.add_subapp("/s", public_app(store))

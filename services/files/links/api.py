@@ -30,7 +30,9 @@ class LinkIn(BaseModel):
 
 class LinkOut(BaseModel):
     id: int
-    url: str = Field(description="the public address, relative to the server's origin: /s/<token>")
+    url: str | None = Field(description="the public address, relative to the server's origin: /s/<token>; "
+                                        "only in the answer that created the link (the server keeps no copy)")
+    shown_url: str = Field(description="the start of the address, /s/Zq3v…, to tell links apart; it opens nothing")
     folder: int
     path: str
     is_dir: bool
@@ -44,7 +46,8 @@ class LinkOut(BaseModel):
 
     @classmethod
     def of(cls, link: Link, now: str) -> "LinkOut":
-        return cls(id=link.id, url=f"/s/{link.token}", folder=link.folder_id, path=link.path,
+        return cls(id=link.id, url=f"/s/{link.token}" if link.token else None, shown_url=link.shown_url,
+                   folder=link.folder_id, path=link.path,
                    is_dir=link.is_dir, mode=link.mode, label=link.label, has_password=link.has_password,
                    expires_at=link.expires_at, expired=link.expires_at is not None and link.expires_at <= now,
                    downloads=link.downloads, created_at=link.created_at)

@@ -167,13 +167,10 @@ async def unlock(request: web.Request) -> web.Response:
     return back
 
 
-def public_app(store: BlobStore, limiter) -> web.Application:
+def public_app(store: BlobStore) -> web.Application:
     """The sub-application mounted at /s: its own HTML error pages; the parent's database and config."""
-    from .unlock import LIMITER
-
     app = web.Application(middlewares=[html_errors])
     app[BLOBS] = store
-    app[LIMITER] = limiter
     app.router.add_get("/{token}", show)
     app.router.add_get("/{token}/", show)
     app.router.add_get("/{token}/download", download)

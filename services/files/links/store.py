@@ -3,6 +3,12 @@
 Like services.core.accounts, every function takes a sqlite_utils.Database and
 leaves the transaction to the caller; argon2 hashing of a link password is
 slow, so the caller hashes before the write (`accounts.hash_password`).
+
+A token is the whole secret of a link, so it is stored like an app password:
+only its SHA-256 (it is random enough that a fast hash suffices) and its first
+TOKEN_SHOWN characters, which tell the owner's links apart (`/s/Zq3v…`) but
+open nothing. The full token exists only in the answer that created the link
+and in the visitor's URL.
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
-from services.core.accounts import now_iso
+from services.core.accounts import now_iso, token_hash
 from services.core.errors import BadRequest, HTTPError, NotFound
 from services.core.tree import normalize_path
 
@@ -21,6 +27,7 @@ from ..resources import lookup
 
 MODES = ("read", "read-write", "upload-only")
 MAX_LABEL_LENGTH = 100
+TOKEN_SHOWN = 4
 _DURATION = re.compile(r"(\d{1,5})([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -34,7 +41,8 @@ class Gone(HTTPError):
 @dataclass(frozen=True)
 class Link:
     id: int
-    token: str
+    token: str | None  # known only when the link was just created or opened by its token
+    token_prefix: str
     owner: str
     folder_id: int
     folder_name: str
@@ -48,6 +56,11 @@ class Link:
     downloads: int
     created_at: str
     revoked_at: str | None
+
+    @property
+    def shown_url(self) -> str:
+        """How the link is named once created: the start of its URL, which opens nothing."""
+        return f"/s/{self.token_prefix}…"
 
     @property
     def name(self) -> str:
@@ -131,13 +144,14 @@ def create_link(db: sqlite_utils.Database, owner: str, folder_id: int, path: str
         is_dir = entry.kind == "dir"
     if not is_dir and mode != "read":
         raise BadRequest(f"a file can only be shared read-only ({mode!r} is for folders)")
+    token = secrets.token_urlsafe(24)
     cursor = db.execute("""
-        INSERT INTO share_links (token, owner, folder_id, path, is_dir, mode, label, password_hash,
-                                 expires_at, created_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        [secrets.token_urlsafe(24), owner, folder_id, path, int(is_dir), mode, label, password_hash,
-         expires_at, now_iso()])
-    return _get(db, "l.id = ?", cursor.lastrowid)
+        INSERT INTO share_links (token_hash, token_prefix, owner, folder_id, path, is_dir, mode, label,
+                                 password_hash, expires_at, created_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [token_hash(token), token[:TOKEN_SHOWN], owner, folder_id, path, int(is_dir), mode, label,
+         password_hash, expires_at, now_iso()])
+    return _link(next(iter(db.query(f"{_SELECT} WHERE l.id = ?", [cursor.lastrowid]))), token)
 
 
 def list_links(db: sqlite_utils.Database, owner: str) -> list[Link]:
@@ -158,10 +172,10 @@ def open_link(db: sqlite_utils.Database, token: str, now: str | None = None) -> 
     """The usable link with this token: NotFound if there is none, Gone if revoked or expired."""
     if not isinstance(token, str) or len(token) > 100:
         raise NotFound("no such link")
-    row = next(iter(db.query(_SELECT + " WHERE l.token = ?", [token])), None)
+    row = next(iter(db.query(_SELECT + " WHERE l.token_hash = ?", [token_hash(token)])), None)
     if row is None:
         raise NotFound("no such link")
-    link = _link(row)
+    link = _link(row, token)
     if link.revoked_at is not None:
         raise Gone("this link was revoked by its owner")
     if row["folder_deleted_at"] is not None:
@@ -184,12 +198,8 @@ _SELECT = """SELECT l.*, f.name AS folder_name, f.deleted_at AS folder_deleted_a
              FROM share_links l JOIN folders f ON f.id = l.folder_id"""
 
 
-def _get(db: sqlite_utils.Database, where: str, value) -> Link:
-    return _link(next(iter(db.query(f"{_SELECT} WHERE {where}", [value]))))
-
-
-def _link(row: dict) -> Link:
-    return Link(row["id"], row["token"], row["owner"], row["folder_id"], row["folder_name"], row["path"],
+def _link(row: dict, token: str | None = None) -> Link:
+    return Link(row["id"], token, row["token_prefix"], row["owner"], row["folder_id"], row["folder_name"], row["path"],
                 bool(row["is_dir"]), row["mode"], row["label"], row["password_hash"] is not None,
                 row["password_hash"], row["expires_at"], row["downloads"], row["created_at"],
                 row["revoked_at"])

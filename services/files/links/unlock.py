@@ -12,15 +12,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import math
 import time
 
 from aiohttp import web
 
 from services.core import accounts
 from services.core.auth import client_address
-from services.core.errors import TooManyRequests
-from services.core.http import CONFIG
+from services.core.http import CONFIG, DATABASE
 from services.core.numbers import whole_number
 from services.core.ratelimit import FailureLimiter
 
@@ -30,12 +28,10 @@ COOKIE = "hearth_link"
 UNLOCKED_FOR = 12 * 3600  # seconds a correct password is remembered
 MAX_PASSWORD_BYTES = 1024
 
-LIMITER = web.AppKey("link_password_limiter", FailureLimiter)
-
-
-def limiter_for(app: web.Application) -> FailureLimiter:
-    auth = app[CONFIG].auth
-    return FailureLimiter(auth.max_failures, auth.failure_window)
+def limiter_for(request: web.Request) -> FailureLimiter:
+    """Wrong link passwords, counted per address in the shared database like failed logins."""
+    auth = request.config_dict[CONFIG].auth
+    return FailureLimiter(request.config_dict[DATABASE], "link-password", auth.max_failures, auth.failure_window)
 
 
 def _signature(link: Link, expires: int) -> str:
@@ -54,21 +50,14 @@ def is_unlocked(request: web.Request, link: Link) -> bool:
     return hmac.compare_digest(signature, _signature(link, until))
 
 
-def _check_limit(limiter: FailureLimiter, address: str) -> None:
-    wait = limiter.retry_after(address)
-    if wait is not None:
-        seconds = max(1, math.ceil(wait))
-        raise TooManyRequests(f"too many wrong passwords; try again in {seconds} s", retry_after=seconds)
-
-
 async def try_password(request: web.Request, link: Link, password: str) -> bool:
     """Check a submitted password (TooManyRequests while this address is locked out); a wrong one counts."""
-    limiter, address = request.config_dict[LIMITER], client_address(request)
-    _check_limit(limiter, address)
+    limiter, address = limiter_for(request), client_address(request)
+    await limiter.check(address, "wrong passwords")
     if len(password.encode()) <= MAX_PASSWORD_BYTES and await asyncio.to_thread(
             accounts.verify_password, link.password_hash, password):
         return True
-    limiter.record_failure(address)
+    await limiter.record_failure(address)
     return False
 
 

@@ -15,7 +15,6 @@ async function refresh() {
   const folders = new Map(folderList.map((folder) => [folder.id, folder.name]));
   document.querySelector("#links tbody").replaceChildren(...links.map((link) => {
     const what = describe(link, folders);
-    const url = serverRoot() + link.url;
     return el("tr", {},
       el("th", { scope: "row" }, what),
       el("td", {}, MODES[link.mode] ?? link.mode),
@@ -23,7 +22,8 @@ async function refresh() {
       el("td", {}, link.expires_at ? `${formatTime(link.expires_at)}${link.expired ? " (expired)" : ""}` : "never"),
       el("td", {}, String(link.downloads)),
       el("td", {}, link.label),
-      el("td", {}, el("a", { href: url, class: "link-url" }, url)),
+      // Only the start of the address: the server keeps no copy of a link's secret part.
+      el("td", {}, el("span", { class: "link-url" }, serverRoot() + link.shown_url)),
       el("td", {}, el("button", {
         type: "button", class: "danger", "aria-label": `Revoke the link to ${what}`, onclick: () => revoke(link, what),
       }, "Revoke")));

@@ -2,10 +2,13 @@ import { announce, RequestFailed } from "./lib.js";
 
 const form = document.getElementById("login");
 
-// Only a path on this server: a crafted ?next= must not send anyone elsewhere.
+// Only a page of this server: a crafted ?next= must not send anyone elsewhere. The server judged it
+// (web/next_page.py); this browser's own URL parser has the last word, and only an absolute URL of
+// this origin is followed.
 function nextPage() {
-  const next = new URLSearchParams(location.search).get("next") ?? "";
-  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+  const wanted = document.querySelector('meta[name="next"]')?.content || "/";
+  const target = new URL(wanted, location.origin);
+  return target.origin === location.origin ? target.href : "/";
 }
 
 form.addEventListener("submit", async (event) => {

@@ -1,0 +1,74 @@
+"""One failed-login limit for the whole suite: the API and the DAV daemon as their own processes over one
+data directory count a client address's failures together, and a restart forgets none of them."""
+from __future__ import annotations
+
+import base64
+import sqlite3
+import time
+
+import pytest
+
+from tests.daemons import LoopbackDaemon, serving
+from tests.dav_harness import DavDaemon
+
+MAX_FAILURES, WINDOW = 4, 10  # long enough to restart a daemon inside it on a busy machine
+
+
+class ApiDaemon(LoopbackDaemon):
+    module, section = "services.api", "api"
+
+    def healthy(self) -> bool:
+        return self.exchange("GET", "/healthz")[0] == 200
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """(api, dav): two daemons, one database, [auth] max_failures = 4 within 10 s."""
+    limit = f"[auth]\nmax_failures = {MAX_FAILURES}\nfailure_window = {WINDOW}\n"
+    (tmp_path / "api").mkdir()
+    api = ApiDaemon(tmp_path / "api")
+    api.config.write_text(api.config.read_text() + limit)
+    (tmp_path / "dav").mkdir()
+    dav = DavDaemon(tmp_path / "dav")
+    dav.config.write_text(dav.config.read_text().replace('data_dir = "var"', f'data_dir = "{api.home / "var"}"')
+                          + limit)
+    with serving(api, "alice"), serving(dav):
+        yield api, dav
+
+
+def test_failures_on_two_daemons_are_counted_together_survive_a_restart_and_age_out(pair):
+    api, dav = pair
+    me, principal = "/api/v1/me", "/dav/principals/alice/"
+    assert api.exchange("GET", me, user="alice")[0] == 200  # a success writes nothing
+    database = api.home / "var" / "db" / "hearth.sqlite3"
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM auth_failures").fetchone()[0] == 0
+
+    wrong = basic("alice", "a guess")
+    started = time.time()
+    assert api.exchange("GET", me, headers=wrong)[0] == 401
+    assert api.exchange("GET", me, headers=wrong)[0] == 401
+    assert dav.exchange("PROPFIND", principal, headers=wrong)[0] == 401
+    assert dav.exchange("PROPFIND", principal, headers=wrong)[0] == 401
+    # Four failures in all: both daemons now refuse this address, even the right password.
+    status, headers, body = api.exchange("GET", me, user="alice")
+    assert status == 429 and 1 <= int(headers["retry-after"]) <= WINDOW, body
+    assert dav.exchange("PROPFIND", principal, user="alice")[0] == 429
+
+    dav.stop()
+    dav.start()
+    status, headers, _ = dav.exchange("PROPFIND", principal, user="alice")
+    assert time.time() < started + WINDOW, "the restart took longer than the window: nothing left to remember"
+    assert status == 429 and "retry-after" in headers
+
+    # Once the oldest failure is older than the window, the address is let in again.
+    deadline = started + WINDOW + 10
+    while api.exchange("GET", me, user="alice")[0] == 429:
+        assert time.time() < deadline, "still refused long after the window"
+        time.sleep(0.2)
+    assert time.time() >= started + WINDOW
+    assert dav.exchange("PROPFIND", principal, user="alice")[0] == 207
