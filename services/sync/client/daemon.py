@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise ConfigError(f"{root} is not a directory")
     (root / STATE_DIR).mkdir(exist_ok=True)
+    # the pid is in the lock file from here on: a SIGUSR1 from `hearth sync confirm-deletes` before
+    # the runner listens for it (or under --once) must not end the client
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     with _lock(root):
         state = ClientState(root / STATE_DIR / STATE_FILE)
         try:
