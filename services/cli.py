@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         "changed, keep both versions when both sides changed, never propagate a mass deletion unasked.",
         epilog="related commands:\n"
                "  hearth sync status DIR     what the client did last, what is pending, the last error\n"
+               "  hearth sync confirm-deletes DIR, hearth sync undo-deletes DIR\n"
+               "                             send, or bring back, deletions the mass-deletion guard held back\n"
                "  hearth sync versions DIR PATH, hearth sync restore DIR PATH [--revision ID], hearth sync trash DIR\n"
                "                             the server's kept versions and deleted files\n"
                "  hearth sync check [--verify]\n"
@@ -125,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     sync_commands.configure_status(command(
         "sync status", "services.sync.client.status:run",
         "Show a synced directory's state: in sync, N pending, problems, last error (exit 1 unless in sync)."))
+    sync_commands.configure_status(command(
+        "sync confirm-deletes", "services.sync.client.hold_commands:run_confirm",
+        "Send the deletions the mass-deletion guard held back in a synced directory (they go to the "
+        "server's trash)."))
+    sync_commands.configure_status(command(
+        "sync undo-deletes", "services.sync.client.hold_commands:run_undo",
+        "Bring the files whose deletion the mass-deletion guard held back to the directory again, "
+        "from the server."))
     sync_commands.configure_versions(command(
         "sync versions", "services.sync.client.history_commands:run_versions",
         "List every kept revision of a file in a synced directory (newest first, delete markers included)."))
@@ -174,7 +184,7 @@ TRAILING_COMMAND = frozenset({"deploy"})
 
 # `hearth sync status DIR` and `hearth sync check` are their own commands inside, since `hearth sync DIR`
 # takes a directory where they take a verb.
-SYNC_VERBS = frozenset({"status", "check", "versions", "restore", "trash"})
+SYNC_VERBS = frozenset({"status", "check", "versions", "restore", "trash", "confirm-deletes", "undo-deletes"})
 # Likewise `hearth deploy cloudflared|caddy`: generated front doors, where `hearth deploy NAME` takes a
 # [[service]] (which may not be named so: RESERVED_SERVICE_NAMES).
 FRONT_DOORS = frozenset({"cloudflared", "caddy"})

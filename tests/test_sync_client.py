@@ -333,11 +333,11 @@ def test_mass_deletion_guard_holds_until_confirmed(server, tmp_path, running):
 
     for name in names:
         (a.root / name).unlink()
-    Client.wait_for(lambda: "--confirm-deletes" in a.status().stdout, timeout=20,
+    Client.wait_for(lambda: "hearth sync confirm-deletes" in a.status().stdout, timeout=20,
                     what="A to report the held-back deletes")
     time.sleep(2)  # give it every chance to send them anyway
     status = a.status()
-    assert status.returncode == 1 and "--confirm-deletes" in status.stdout, status.stdout
+    assert status.returncode == 1 and "hearth sync confirm-deletes" in status.stdout, status.stdout
     b.once()
     assert sorted(b.tree()) == names
     fid = folder_id(server, "alice", "alice", "mass-delete")

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from services.sync.client.guard import deletion_guard
+from services.sync.client.guard import PendingDeletions, deletion_guard
 from services.sync.client.hashing import hash_bytes, hash_fd
 from services.sync.client.ignore import IgnoreRules
 from services.sync.client.localfs import (
@@ -353,3 +353,17 @@ def test_deletion_guard(tmp_path):
     few = ScanResult(deleted=[f"f{i}" for i in range(10)])
     assert deletion_guard(root, few, 12) is None  # 10 files is under the minimum
     assert "cannot be read" in deletion_guard(root, ScanResult(errors=[("", "denied")]), 3)
+
+
+def test_pending_deletions_gather_across_batches_and_settle():
+    pending = PendingDeletions(settle=30.0, quick=0.0)
+    pending.update(ScanResult(deleted=["a/1", "a/2"]), {"a/1", "a/2"}, [])
+    assert pending.files == {"a/1", "a/2"} and pending.settle_in() == 0.0  # a few: no wait here
+    batch = ScanResult(deleted=[f"b/{i}" for i in range(10)], unchanged=["a/2"])  # a/2 is back
+    pending.update(batch, {"b", "a/2"}, ["b"])
+    assert pending.files == {"a/1", *batch.deleted} and pending.dirs == {"b"}
+    assert 29.0 < pending.settle_in() <= 30.0  # more than ten: the whole window from the last one
+    pending.update(ScanResult(deleted=["a/1", "c"], dirs={"c"}), None, [])  # a full scan is the truth
+    assert pending.files == {"a/1"} and pending.dirs == set()  # c became a directory: no deletion
+    pending.discard(["a/1"])
+    assert not pending and pending.settle_in() == 0.0

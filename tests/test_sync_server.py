@@ -367,6 +367,40 @@ def test_batch_commit_reports_each_item(sync):
     assert status == 400 and body["reason"].startswith("commits.0.")
 
 
+def test_batch_deletes_check_each_base_revision(sync):
+    fid = folder(sync, "alice", "Many deletes")
+    chunks = upload(sync, "alice", fid, b"to be deleted")
+    revisions = {name: commit(sync, "alice", fid, name, chunks)[1] for name in ("x.txt", "y.txt", "d/z.txt")}
+    status, directory = sync.request("POST", f"/sync/v1/folders/{fid}/mkdir", {"path": "d", "device": "pc"},
+                                     user="alice")
+    status, edited = commit(sync, "alice", fid, "y.txt", upload(sync, "alice", fid, b"edited elsewhere"),
+                            base=revisions["y.txt"]["id"])
+    status, feed = sync.request("GET", f"/sync/v1/folders/{fid}/changes?since=0", user="alice")
+
+    def gone(path, base):
+        return {"path": path, "base_revision": base, "device": "laptop", "recursive": False}
+
+    status, body = sync.request("POST", f"/sync/v1/folders/{fid}/commits", {
+        "commits": [commit_item("new.txt", chunks)],
+        "deletes": [gone("x.txt", revisions["x.txt"]["id"]), gone("y.txt", revisions["y.txt"]["id"]),
+                    gone("never.txt", None), gone("d", directory["id"]), gone("new.txt", None)],
+    }, user="alice")
+    assert status == 200, body
+    created, done, stale, absent, not_empty, after_commit = body["results"]  # commits first, then deletes
+    assert created["ok"] and done["ok"] and done["revision"]["deleted"]
+    assert after_commit["status"] == 409 and after_commit["current"] == created["revision"]  # sees the commit
+    assert stale["status"] == 409 and stale["current"] == edited
+    assert absent["status"] == 404
+    assert not_empty["status"] == 409 and "not empty" in not_empty["reason"]
+    status, changes = sync.request("GET", f"/sync/v1/folders/{fid}/changes?since={feed['cursor']}", user="alice")
+    assert {c["path"]: c["deleted"] for c in changes["changes"]} == {"x.txt": True, "new.txt": False}
+
+    assert sync.request("POST", f"/sync/v1/folders/{fid}/commits", {"deletes": []}, user="alice")[0] == 400
+    too_many = {"commits": [commit_item("a", chunks)] * 500, "deletes": [gone("a", None)] * 501}
+    status, body = sync.request("POST", f"/sync/v1/folders/{fid}/commits", too_many, user="alice")
+    assert status == 400 and "1000" in body["reason"], body
+
+
 def test_read_only_share_fetches_but_cannot_batch_commit(sync):
     fid = folder(sync, "alice", "Read only batch")
     chunks = upload(sync, "alice", fid, b"shared for reading")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import socket
 
+from services.sync.client.guard import DEFAULT_SETTLE, QUICK_SETTLE
+
 
 def configure_sync(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", metavar="DIR", help="the local directory to keep in sync")
@@ -25,6 +27,10 @@ def configure_sync(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--confirm-deletes", action="store_true",
                         help="send deletions the mass-deletion guard held back (an emptied or mostly "
                              "deleted folder)")
+    parser.add_argument("--delete-settle", type=float, default=DEFAULT_SETTLE, metavar="S",
+                        help="seconds without a new deletion before more than 10 pending deletions are "
+                             f"judged together and sent (default {DEFAULT_SETTLE:g}); a few wait "
+                             f"{QUICK_SETTLE:g} s")
     parser.add_argument("--scan-interval", type=float, default=60.0, metavar="S",
                         help="seconds between full rescans, a safety net behind the watcher (default 60)")
     parser.add_argument("--debounce", type=int, default=100, metavar="MS",

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.sync.client.guard import DEFAULT_SETTLE, PendingDeletions
 from services.sync.client.ignore import STATE_DIR, IgnoreRules
 from services.sync.client.remote import Remote
 from services.sync.client.state import ClientState
@@ -41,6 +42,7 @@ class Report:
     fetched_chunks: int = 0   # chunks that came over the network
     reused_chunks: int = 0    # chunks found on the local disk instead
     pending: int = 0          # work that must be retried (unstable files, failed writes, 409s)
+    settle_in: float = 0.0    # deletions wait this many seconds more for a spree to settle
     problems: list[str] = field(default_factory=list)  # reported, not retried until something changes
 
     def add(self, other: "Report") -> None:
@@ -70,13 +72,14 @@ class Context:
     """What pull and push share: the folder on disk, its state, the server, who we are."""
 
     def __init__(self, root: Path, state: ClientState, remote: Remote, folder: int, device: str,
-                 confirm_deletes: bool = False):
+                 confirm_deletes: bool = False, settle: float = DEFAULT_SETTLE):
         self.root = root
         self.state = state
         self.remote = remote
         self.folder = folder
         self.device = device
         self.confirm_deletes = confirm_deletes
+        self.deletions = PendingDeletions(settle)
         self.ignore = IgnoreRules.load(root)
         self.identity = self._identity()
         self.reported: set[str] = set()   # problems already logged (each is logged once)

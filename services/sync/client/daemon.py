@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise ConfigError(f"{root} is not a directory")
     (root / STATE_DIR).mkdir(exist_ok=True)
+    # the pid is in the lock file from here on: a SIGUSR1 from `hearth sync confirm-deletes` before
+    # the runner listens for it (or under --once) must not end the client
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     with _lock(root):
         state = ClientState(root / STATE_DIR / STATE_FILE)
         try:
@@ -122,7 +125,9 @@ async def _main(args, root: Path, state: ClientState, server: str, user: str, se
         folder, folder_name = await _with_backoff(
             lambda: bind_folder(remote, state, user, args.folder, root.name), once=args.once)
         _remember(state, server, user, folder_name, folder, args.device)
-        context = Context(root, state, remote, folder, args.device, confirm_deletes=args.confirm_deletes)
+        # --once sees the whole folder in one scan: nothing to wait for
+        context = Context(root, state, remote, folder, args.device, confirm_deletes=args.confirm_deletes,
+                          settle=0.0 if args.once else args.delete_settle)
         log.info("syncing %s with folder %s (id %d) on %s as %s", root, folder_name, folder, server, args.device)
         if args.once:
             return await _once(context)
@@ -222,6 +227,7 @@ class Runner:
         self.cycled = asyncio.Event()
         self.stopping = asyncio.Event()
         self.folder_deleted = False
+        self.settle_timer: asyncio.TimerHandle | None = None
 
     def _stop_for_deleted_folder(self, error: RemoteError) -> None:
         """Sync nothing and delete nothing here; the change-feed watcher's retries wake the worker, so
@@ -237,6 +243,8 @@ class Runner:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
+        # `hearth sync confirm-deletes|undo-deletes DIR` answered a held-back deletion
+        loop.add_signal_handler(signal.SIGUSR1, self._schedule, set())
         tasks = [asyncio.create_task(self._worker()), asyncio.create_task(self._remote_watcher()),
                  asyncio.create_task(self._ticker())]
         if not self.args.no_watch:
@@ -306,14 +314,19 @@ class Runner:
                          self.context.root)
                 self.folder_deleted = False
             offline, delay = False, BACKOFF_START
-            clean = not report.pending and not report.problems
+            busy = report.changed or report.pending or report.settle_in
+            clean = not report.pending and not report.problems and not report.settle_in
             _record_status(self.context, report, "in sync" if clean and not report.changed else
-                           "syncing" if report.changed or report.pending else "not in sync")
+                           "syncing" if busy else "not in sync")
             if report.transferred:
                 log.info("synced: %s", report.summary())
             elif report.changed:
                 log.debug("synced: %s", report.summary())
             self.cycled.set()
+            if report.settle_in:  # pending deletions are judged once the spree has settled
+                if self.settle_timer is not None:
+                    self.settle_timer.cancel()
+                self.settle_timer = asyncio.get_running_loop().call_later(report.settle_in, self._schedule, set())
             if report.changed:
                 self._schedule(set())  # one more pass: what we did may have woken nothing else
             elif report.pending:

@@ -1,13 +1,15 @@
 """The mass-deletion guard: refuse to propagate deletes that look like an accident.
 
 An unmounted disk, a renamed sync folder or a wiped directory looks, to a naive
-scanner, like "the user deleted everything". The daemon calls deletion_guard()
-before sending deletes; a non-None reason means: stop, tell the user, and only
-proceed with an explicit override flag.
+scanner, like "the user deleted everything". The client gathers every pending
+deletion of the folder (PendingDeletions) and calls deletion_guard() on the
+whole set before sending any; a non-None reason means: hold them, tell the user,
+and proceed only when they confirm (see hold.py).
 """
 from __future__ import annotations
 
 import os
+import time
 
 from services.sync.client.ignore import STATE_DIR
 from services.sync.client.scan import ScanResult
@@ -37,6 +39,58 @@ def deletion_guard(root: str | os.PathLike, scan_result: ScanResult, tracked_cou
                     "is the disk mounted?")
     deleted = len(scan_result.deleted)
     if tracked_count and deleted > min_deletes and deleted / tracked_count > max_share:
-        return (f"{deleted} of {tracked_count} tracked files would be deleted at once "
-                f"(limit {max_share:.0%}); confirm to proceed")
+        return f"{deleted} of {tracked_count} tracked files deleted here at once (more than {max_share:.0%})"
     return None
+
+
+QUICK_SETTLE = 0.25    # seconds of quiet before a few deletions (at most MIN_DELETES) are sent ...
+DEFAULT_SETTLE = 3.0   # ... and before more are: long enough that a spree arriving in pieces is seen whole
+
+
+class PendingDeletions:
+    """Tracked files and directories found missing here and not yet deleted on the server.
+
+    Kept across cycles, so the guard judges every pending deletion of the folder together
+    however the watcher cut a spree into batches. The set is sent only once no deletion has
+    been added to it for a settle window: a few files wait a moment, more wait `settle`
+    seconds. A set above the guard's limit is held at once, whatever the window.
+    """
+
+    def __init__(self, settle: float = DEFAULT_SETTLE, quick: float = QUICK_SETTLE):
+        self.settle, self.quick = settle, min(quick, settle)
+        self.files: set[str] = set()
+        self.dirs: set[str] = set()
+        self.grew_at = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self.files or self.dirs)
+
+    def update(self, result: ScanResult, hints: set[str] | None, gone_dirs: list[str]) -> None:
+        """Take in a scan: a full one (`hints` None) says what is missing now; a hinted one adds
+        what it found missing and drops what it found present again."""
+        missing = set(result.deleted) - set(result.dirs)  # a file replaced by a directory is no deletion
+        if hints is None:
+            grew = bool(missing - self.files) or bool(set(gone_dirs) - self.dirs)
+            self.files, self.dirs = missing, set(gone_dirs)
+        else:
+            present = {*result.changed, *result.touched, *result.unchanged, *result.unstable}
+            grew = bool(missing - self.files) or bool(set(gone_dirs) - self.dirs)
+            self.files = (self.files - present) | missing
+            self.dirs = (self.dirs - result.dirs) | set(gone_dirs)
+        if grew:
+            self.grew_at = time.monotonic()
+
+    def discard(self, relpaths) -> None:
+        self.files.difference_update(relpaths)
+        self.dirs.difference_update(relpaths)
+
+    def clear(self) -> None:
+        self.files.clear()
+        self.dirs.clear()
+
+    def settle_in(self) -> float:
+        """Seconds until the set may be sent (0: now)."""
+        if not self:
+            return 0.0
+        window = self.quick if len(self.files) <= MIN_DELETES else self.settle
+        return max(0.0, self.grew_at + window - time.monotonic())

@@ -5,8 +5,9 @@ reappears under a new name is a rename (no upload). New content is cut into
 chunks in one read (never committed if the file moved during it); the server
 is asked which chunks it lacks, only those are sent, in batches, and then up
 to 1000 files are committed in one request, each against the revision it was
-based on. Deletes pass the mass-deletion guard first and are sent
-non-recursively, so nothing the server has and this device never saw is
+based on. Deletes are gathered across cycles and judged whole by the
+mass-deletion guard (see guard.PendingDeletions), then sent many per request
+and non-recursively, so nothing the server has and this device never saw is
 removed with a directory.
 """
 from __future__ import annotations
@@ -15,10 +16,12 @@ import asyncio
 import dataclasses
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Mapping
 
 from services.sync.client.context import Context, Report
+from services.sync.client import hold
 from services.sync.client.guard import deletion_guard
 from services.sync.client.names import case_clashes
 from services.sync.client.progress import Progress
@@ -54,30 +57,24 @@ class Batch:
 
 
 async def push(context: Context, report: Report, hints: set[str] | None) -> None:
-    if hints is not None and not hints:
+    deletions = context.deletions
+    if hints is not None and not hints and not deletions:
         return
     previous = context.state.file_states() if hints is None else context.state.tracked_view()
     result = await asyncio.to_thread(scan, context.root, context.ignore, previous, only=hints, hash_new=False)
     _report_scan(context, report, result, hints)
-    rows = {p: context.state.get_file(p) for p in result.deleted}
     retyped = [p for p in result.deleted if p in result.dirs]  # a file replaced by a directory
-    await _delete_files(context, report, retyped, rows)
+    deletions.update(result, hints, _gone_dirs(context, result, hints))
+    rows = {p: context.state.get_file(p) for p in (*deletions.files, *retyped)}
+    await _send_deletes(context, report, retyped, [], rows)
     await _mkdirs(context, report, result, hints)
     skip = {p.relpath for p in result.name_problems if p.severity == "error"}
     changed = [p for p in sorted(result.changed) if p not in skip
                and not _blocked(context, report, p, result.changed[p])]
-    uploads = Uploads(context, report, previous, rows)
+    uploads = Uploads(context, report, previous, rows)  # a pending deletion may be a rename's source
     await uploads.run(changed, result.touched)
-    deletes = [p for p in result.deleted if p not in uploads.moved_away and p not in retyped]
-    gone_dirs = _gone_dirs(context, result, hints)
-    reason = deletion_guard(context.root, dataclasses.replace(result, deleted=deletes), len(previous))
-    if reason and not context.confirm_deletes:
-        if deletes or gone_dirs:
-            context.problem(report, f"not deleting {len(deletes)} files on the server ({reason}); "
-                                    "if this is what you want, run once with --confirm-deletes")
-        return
-    await _delete_files(context, report, deletes, rows)
-    await _delete_dirs(context, report, gone_dirs)
+    deletions.discard(uploads.moved_away)
+    await _judge_deletes(context, report, result, rows, len(previous))
     await uploads.run_deferred()
 
 
@@ -362,38 +359,90 @@ async def _send_chunks(context: Context, report: Report, batch: Batch) -> list[t
 
 # --- deletes ------------------------------------------------------------------
 
-async def _delete_files(context: Context, report: Report, deletes: list[str], rows) -> None:
-    for relpath in deletes:
+DELETE_BATCH = 1000  # deletes per request, as many as the server takes in one
+
+
+async def _judge_deletes(context: Context, report: Report, result: ScanResult, rows, tracked: int) -> None:
+    """Send the folder's pending deletions, hold them back, or wait for them to settle.
+
+    The guard sees every pending deletion of the folder at once. Above its limit they are
+    held until the user answers (`hearth sync confirm-deletes|undo-deletes DIR`, or
+    --confirm-deletes); below it they are sent once no new deletion has come for the
+    settle window."""
+    deletions, state = context.deletions, context.state
+    deletions.discard([p for p in deletions.files if rows.get(p) is None or os.path.lexists(context.path(p))])
+    tracked_dirs = state.directories()
+    deletions.discard([d for d in deletions.dirs if d not in tracked_dirs or _is_directory(context.path(d))])
+    files = sorted(p for p in deletions.files if p not in context.blocked)  # refused: reported, not judged
+    dirs = sorted(deletions.dirs, key=_depth, reverse=True)
+    if files or dirs:
+        reason = deletion_guard(context.root, ScanResult(deleted=files, errors=result.errors), tracked)
+        if reason and not context.confirm_deletes:
+            held = hold.Hold(hold.hold_id([*files, *dirs]), len(files), tracked, reason, time.time())
+            answered = hold.answer(state)
+            if answered == (held.id, hold.UNDO):
+                _undo_deletes(context, report, files, dirs)
+                return
+            if answered != (held.id, hold.CONFIRM):
+                hold.record(state, held)
+                context.problem(report, f"not deleting {len(files)} files on the server ({reason}); see "
+                                        f"`hearth sync status {context.root}` to confirm or undo")
+                return
+            log.info("sending %d deletions the user confirmed", len(files))
+        elif deletions.settle_in():
+            report.settle_in = deletions.settle_in()
+            return
+    hold.clear(state)
+    await _send_deletes(context, report, sorted(deletions.files), dirs, rows)
+
+
+def _undo_deletes(context: Context, report: Report, files: list[str], dirs: list[str]) -> None:
+    """Forget the held-back paths and read the server's journal again: the next pull brings them back."""
+    context.state.delete_files([*files, *dirs])
+    context.state.set_cursor(0)
+    context.deletions.clear()
+    hold.clear(context.state)
+    report.other += len(files) + len(dirs)
+    log.info("undoing %d held-back deletions: bringing the files back from the server", len(files))
+
+
+async def _send_deletes(context: Context, report: Report, files: list[str], dirs: list[str], rows) -> None:
+    """Delete these files, then these directories (deepest first), on the server, DELETE_BATCH a
+    request; each against its base revision, and non-recursively, so nothing this device never saw
+    is removed with a directory."""
+    items: list[tuple[str, TrackedFile | None]] = []
+    for relpath in files:
         row = rows.get(relpath)
         if row is None:
             continue
         if relpath in context.blocked:
             report.problems.append(context.blocked[relpath][1])
             continue
+        items.append((relpath, row))
+    items += [(relpath, context.state.get_file(relpath)) for relpath in dirs]
+    for start in range(0, len(items), DELETE_BATCH):
+        batch = items[start:start + DELETE_BATCH]
         try:
-            await context.remote.delete(context.folder, relpath, row.revision, context.device)
+            results = await context.remote.deletes(context.folder, [
+                {"path": relpath, "base_revision": row.revision if row else None, "device": context.device,
+                 "recursive": False} for relpath, row in batch])
         except RemoteError as error:
-            if error.status == 404:
-                context.state.delete_file(relpath)
-            elif error.status in (403, 507):
-                _refused(context, report, relpath, None, error, "not deleted on the server", block=True)
+            if error.status not in (403, 507):
+                raise
+            results = [{"ok": False, "status": error.status, "error": error.code, "reason": error.reason}] * len(batch)
+        done = []
+        for (relpath, row), outcome in zip(batch, results):
+            is_dir = row is None or row.kind == "dir"
+            if outcome["ok"]:
+                done.append(relpath)
+                report.deleted_remote += 1
+                log.debug("deleted %s on the server", relpath)
+            elif outcome["status"] in (403, 507):
+                _refused(context, report, relpath, None, RemoteError(outcome["status"], outcome["error"],
+                         outcome["reason"]), "not deleted on the server", block=not is_dir)
+            elif outcome["status"] == 404 or is_dir:
+                done.append(relpath)  # gone there too; a directory's 409: it holds files the pull brings
             else:
                 report.pending += 1  # changed on the server: the next pull brings it back
-            continue
-        context.state.delete_file(relpath)
-        report.deleted_remote += 1
-        log.debug("deleted %s on the server", relpath)
-
-
-async def _delete_dirs(context: Context, report: Report, gone: list[str]) -> None:
-    for relpath in gone:
-        row = context.state.get_file(relpath)
-        try:
-            await context.remote.delete(context.folder, relpath, row.revision if row else None, context.device)
-            report.deleted_remote += 1
-        except RemoteError as error:
-            if error.status in (403, 507):
-                _refused(context, report, relpath, None, error, "not deleted on the server")
-                continue
-            # 404: gone there too; 409: it holds files this device has not seen, which the pull brings
-        context.state.delete_file(relpath)
+        context.state.delete_files(done)
+        context.deletions.discard([p for p, _ in batch if p not in context.blocked])  # refused: reported each cycle

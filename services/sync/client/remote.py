@@ -70,10 +70,9 @@ class Remote:
     async def commits(self, folder: int, items: list[dict]) -> list[dict]:
         return (await self._json("POST", f"/folders/{folder}/commits", {"commits": items}))["results"]
 
-    async def delete(self, folder: int, path: str, base: int | None, device: str, *,
-                     recursive: bool = False) -> dict:
-        return await self._json("POST", f"/folders/{folder}/delete", {
-            "path": path, "base_revision": base, "device": device, "recursive": recursive})
+    async def deletes(self, folder: int, items: list[dict]) -> list[dict]:
+        """Many deletes in one request (the commits endpoint's `deletes`), one result each, in order."""
+        return (await self._json("POST", f"/folders/{folder}/commits", {"deletes": items}))["results"]
 
     async def rename(self, folder: int, src: str, dst: str, base: int | None, device: str) -> dict:
         return await self._json("POST", f"/folders/{folder}/rename", {

@@ -3,7 +3,9 @@
 Read from the directory itself, without the network: the client's own record
 of its last cycle (state, pending work, problems), whether a client holds the
 directory's lock right now, and a metadata-only look at the disk (nothing is
-read or hashed) for local changes not synced yet.
+read or hashed) for local changes not synced yet. Deletions the mass-deletion
+guard holds back are explained in three lines: what happened, how to confirm,
+how to undo.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from services.core.errors import ConfigError
 from services.core.exitcodes import ExitStatus
+from services.sync.client import hold
 from services.sync.client.context import STATE_FILE
 from services.sync.client.daemon import LOCK_FILE
 from services.sync.client.folder_events import DELETED_STATE
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if in_sync else int(ExitStatus.ERROR)
 
 
-def _client_pid(root: Path) -> int | None:
+def client_pid(root: Path) -> int | None:
     """The pid of the client holding the directory's lock, or None if none runs."""
     try:
         handle = open(root / STATE_DIR / LOCK_FILE, "r")
@@ -71,7 +74,7 @@ def _ago(stamp: float | None) -> str:
 
 def describe(root: Path, state: ClientState) -> tuple[list[str], bool]:
     status = json.loads(state.get_meta("status") or "{}")
-    pid = _client_pid(root)
+    pid = client_pid(root)
     local = scan(root, IgnoreRules.load(root), state.file_states(), quick=True)
     tracked_dirs = state.directories()
     up = len(local.changed) + len(set(local.dirs) - tracked_dirs)
@@ -103,6 +106,11 @@ def describe(root: Path, state: ClientState) -> tuple[list[str], bool]:
     ]
     if not pid and in_sync:
         lines[3] = "state:        in sync as of the last run (no client is running to see server changes)"
+    held = hold.current(state)
+    if held is not None and deletes:  # (a hold the files came back from is old news)
+        in_sync = False
+        lines += held.lines(root)
+        problems = [p for p in problems if not p.startswith("not deleting ")]  # said above, in three lines
     lines += [f"problem:      {p}" for p in problems[:10]]
     if len(problems) > 10:
         lines.append(f"              ... and {len(problems) - 10} more")
