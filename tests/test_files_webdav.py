@@ -169,3 +169,33 @@ def test_dead_properties_are_kept(files):
     ask = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:Z="urn:z"><D:prop><Z:colour/></D:prop></D:propfind>'
     _, _, found = files.exchange("PROPFIND", "/files/alice/Docs/p.txt", ask, user="alice", headers={"Depth": "0"})
     assert b">blue</" in found
+
+
+def test_move_over_a_locked_destination_keeps_its_lock_for_the_save_that_follows(files):
+    """davfs2's editor save, as its access log shows it: `.name.swp` (locked, still empty) is moved over
+    the locked `name` with both tokens, then `name`'s lock is refreshed and the content PUT and UNLOCKed
+    with name's token. The lock belongs to the URL and stays (RFC 4918 §7.5), so the content arrives."""
+    base = "/files/alice/Docs/"
+    url = f"http://127.0.0.1:{files.port}{base}"
+    assert files.exchange("PUT", base + "saved.txt", b"old\n", user="alice")[0] == 201
+    tokens = {}
+    for name in ("saved.txt", ".saved.txt.swp"):
+        status, headers, _ = files.exchange("LOCK", base + name, LOCKINFO, user="alice",
+                                            headers={"Timeout": "Second-600"})
+        assert status in (200, 201)
+        tokens[name] = headers["lock-token"]
+    assert files.exchange("MOVE", base + ".saved.txt.swp", user="alice",
+                          headers={"Destination": url + "saved.txt", "Overwrite": "T"})[0] == 423
+    both = f"<{url}saved.txt> ({tokens['saved.txt']}) <{url}.saved.txt.swp> ({tokens['.saved.txt.swp']})"
+    assert files.exchange("MOVE", base + ".saved.txt.swp", user="alice",
+                          headers={"Destination": url + "saved.txt", "Overwrite": "T", "If": both})[0] == 204
+    assert files.exchange("PUT", base + "saved.txt", b"someone else\n", user="alice")[0] == 423
+    own = {"If": f"({tokens['saved.txt']})"}
+    assert files.exchange("LOCK", base + "saved.txt", user="alice", headers={**own, "Timeout": "Second-600"})[0] == 200
+    assert files.exchange("PUT", base + "saved.txt", b"old\nnew line\n", user="alice",
+                          headers={"If": f"<{url}saved.txt> ({tokens['saved.txt']})"})[0] == 204
+    assert files.exchange("UNLOCK", base + "saved.txt", user="alice",
+                          headers={"Lock-Token": tokens["saved.txt"]})[0] == 204
+    assert files.exchange("GET", base + "saved.txt", user="alice")[2] == b"old\nnew line\n"
+    # The source's lock ended with the source: its name is free for the next save.
+    assert files.exchange("PUT", base + ".saved.txt.swp", b"next", user="alice")[0] == 201
