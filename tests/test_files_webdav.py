@@ -5,6 +5,7 @@ import os
 import socket
 import sqlite3
 import time
+from urllib.parse import unquote
 
 import pytest
 
@@ -129,6 +130,31 @@ def test_path_tricks_are_refused(files, path):
     assert status in (400, 404), status
     with files.db() as db:
         assert db.execute("SELECT COUNT(*) FROM entries WHERE path LIKE '%x' AND path != 'x.txt'").fetchone()[0] == 0
+
+
+REFUSED_NAMES = {"tab": "a%09b.txt", "cr": "a%0Db.txt", "del": "a%7Fb.txt", "c1": "a%C2%85b.txt",
+                 "rlo": "invoice%E2%80%AEtxt.exe", "isolate": "a%E2%81%A6b.txt", "256 bytes": "x" * 256}
+
+
+@pytest.mark.parametrize("name", REFUSED_NAMES.values(), ids=REFUSED_NAMES.keys())
+def test_names_with_control_or_bidi_characters_or_over_255_bytes_are_refused(files, name):
+    """Each way of making a name answers 400 with the reason, and nothing is stored."""
+    url = "/files/alice/Docs/" + name
+    files.exchange("PUT", "/files/alice/Docs/plain.txt", b"plain", user="alice")
+    for method, headers in [("PUT", {}), ("MKCOL", {}), ("LOCK", {"Timeout": "Second-60"})]:
+        status, _, body = files.exchange(method, url, LOCKINFO if method == "LOCK" else b"", user="alice",
+                                         headers=headers)
+        assert status == 400 and b"choose another name" in body, (method, status, body)
+    for method in ("MOVE", "COPY"):
+        status, _, body = files.exchange(method, "/files/alice/Docs/plain.txt", user="alice",
+                                         headers={"Destination": url})
+        assert status == 400 and b"choose another name" in body, (method, status, body)
+    status, _, body = files.exchange("MKCOL", "/files/alice/" + name + "/", user="alice")  # a new folder
+    assert status == 400 and b"invalid folder name" in body
+    with files.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM entries WHERE path = ?", [unquote(name)]).fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM folders WHERE name = ?", [unquote(name)]).fetchone()[0] == 0
+    assert files.exchange("PUT", "/files/alice/Docs/" + "y" * 255, b"at the limit", user="alice")[0] in (201, 204)
 
 
 def test_interrupted_upload_leaves_nothing(files):

@@ -258,6 +258,15 @@ def test_read_write_lists_downloads_and_adds_new_files(links, tree):
     assert bad == 400
 
 
+@pytest.mark.parametrize("name", ["invoice\u202etxt.exe", "a\u2068b.txt", "tab\there.txt", "c1\x85.txt",
+                                  "x" * 256])
+def test_uploads_refuse_the_names_the_journal_refuses(links, tree, name):
+    link = links.link(tree["docs"], "a/b", mode="read-write")
+    status, _, page = links.upload(link["url"] + "/upload", {name: b"named"})
+    assert status == 400, page
+    assert not any(path.startswith("a/b/") and name in path for path in links.paths(tree["docs"]))
+
+
 def test_revocation_is_immediate(links, tree):
     link = links.link(tree["docs"], "report.txt")
     assert links.public("GET", link["url"] + "/download")[0] == 200

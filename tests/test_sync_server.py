@@ -366,6 +366,24 @@ def test_batch_commit_reports_each_item(sync):
     assert status == 400 and body["reason"].startswith("commits.0.")
 
 
+def test_commits_refuse_names_with_control_or_bidi_characters_or_over_255_bytes(sync):
+    fid = folder(sync, "alice", "Names")
+    chunks = upload(sync, "alice", fid, b"named")
+    refused = ["tab\there.txt", "line\rend.txt", "del\x7f.txt", "c1\x85.txt", "invoice\u202etxt.exe",
+               "iso\u2067late.txt", "d\u202a/inside.txt", "é" * 128]
+    status, body = sync.request("POST", f"/sync/v1/folders/{fid}/commits", {"commits": [
+        commit_item(path, chunks) for path in refused + ["é" * 127 + "x"]]}, user="alice")
+    assert status == 200, body
+    *bad, fine = body["results"]
+    assert [(item["status"], "choose another name" in item["reason"]) for item in bad] == [(400, True)] * len(bad)
+    assert fine["ok"] is True
+    status, body = sync.request("POST", f"/sync/v1/folders/{fid}/mkdir", {"path": "dir\u202e", "device": "x"},
+                                user="alice")
+    assert status == 400 and "bidirectional" in body["reason"], body
+    status, body = sync.request("POST", "/sync/v1/folders", {"name": "new\tfolder"}, user="alice")
+    assert status == 400 and "control character" in body["reason"], body
+
+
 def test_read_only_share_fetches_but_cannot_batch_commit(sync):
     fid = folder(sync, "alice", "Read only batch")
     chunks = upload(sync, "alice", fid, b"shared for reading")

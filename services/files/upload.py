@@ -17,7 +17,7 @@ import sqlite_utils
 from aiohttp import web
 
 from services.core.errors import BadRequest, Conflict, MethodNotAllowed
-from services.core.tree import BlobStore, QuotaExceeded, chunk_stream, commit_file, usage
+from services.core.tree import BlobStore, QuotaExceeded, chunk_stream, commit_file, creatable_path, usage
 
 from .context import DEVICE, STORE, Call, call_of, check_http_conditions, check_if, check_locks, resource_at, writable
 from .namespace import Location, locate
@@ -62,6 +62,7 @@ def _check_target(db: sqlite_utils.Database, call: Call, location: Location) -> 
     folder = writable(db, call, location)
     if location.path == "":
         raise MethodNotAllowed("a folder is a collection: PUT files inside it")
+    creatable_path(location.path)  # a refused name is refused before the body is read, not after
     current = resource_at(db, location)
     if current is not None and current.is_collection:
         raise MethodNotAllowed(f"{location.path} is a collection")

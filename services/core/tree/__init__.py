@@ -9,7 +9,7 @@ from .folders import (Folder, QuotaExceeded, create_folder, folder_access, list_
 from .gc import collect_chunks, collect_garbage, expire_versions
 from .history import changes_since, trash, versions
 from .journal import MissingChunks, Revision, StaleRevision, commit_file, delete, mkdir, rename, restore
-from .paths import normalize_path
+from .paths import creatable_path, name_problem, normalize_path
 
 __all__ = [
     "AVG_SIZE", "MAX_SIZE", "MIN_SIZE", "BlobStore", "Chunk", "ChunkStore", "chunk_id", "chunk_stream",
@@ -17,5 +17,5 @@ __all__ = [
     "usage",
     "collect_chunks", "collect_garbage", "expire_versions",
     "MissingChunks", "Revision", "StaleRevision", "changes_since", "commit_file", "delete", "mkdir",
-    "rename", "restore", "trash", "versions", "normalize_path",
+    "rename", "restore", "trash", "versions", "creatable_path", "name_problem", "normalize_path",
 ]

@@ -7,6 +7,7 @@ import sqlite_utils
 
 from ..errors import BadRequest, Conflict, Forbidden, HTTPError, NotFound
 from .clock import utcnow
+from .paths import name_problem
 
 ACCESS_MODES = ("ro", "rw")
 
@@ -32,10 +33,13 @@ def _folder(row, access: str) -> Folder:
 
 
 def create_folder(db: sqlite_utils.Database, owner: str, name: str) -> Folder:
-    """A new empty folder. BadRequest for a blank name or one with '/' or NUL; Conflict if the owner has one by that name."""
+    """A new empty folder. BadRequest for a blank name, one with '/', or one paths.name_problem refuses;
+    Conflict if the owner has one by that name."""
     name = (name or "").strip()
-    if not name or "/" in name or "\x00" in name or len(name) > 255:
+    if not name or "/" in name:
         raise BadRequest(f"invalid folder name: {name!r}")
+    if problem := name_problem(name):
+        raise BadRequest(f"invalid folder name: {problem}")
     if db.execute("SELECT 1 FROM folders WHERE owner = ? AND name = ?", [owner, name]).fetchone():
         raise Conflict(f"{owner} already has a folder named {name!r}")
     cursor = db.execute("INSERT INTO folders (owner, name, created_at) VALUES (?, ?, ?)",

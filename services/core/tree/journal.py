@@ -21,7 +21,7 @@ from ..errors import BadRequest, Conflict, NotFound
 from .chunks import BlobStore, check_chunk_id
 from .clock import utcnow
 from .folders import check_quota
-from .paths import normalize_path, parent_and_descendants_pattern
+from .paths import creatable_path, normalize_path, parent_and_descendants_pattern
 
 MAX_MISSING_LISTED = 10
 
@@ -65,12 +65,13 @@ def commit_file(db: sqlite_utils.Database, folder: int, path: str, base_revision
     """Make `path` these chunks, if it is still at `base_revision`.
 
     base_revision is None for a new file (also accepted, like the delete marker's
-    id, when the path was deleted). Raises BadRequest (bad path or chunk list),
-    MissingChunks (a BadRequest; checked when `store` is given), StaleRevision (a
-    Conflict with `.current`), Conflict (path or a parent is a directory/file in
-    the way), QuotaExceeded (owner over `quota` bytes), NotFound (no folder).
+    id, when the path was deleted). Raises BadRequest (bad path, a name that
+    paths.name_problem refuses, bad chunk list), MissingChunks (a BadRequest;
+    checked when `store` is given), StaleRevision (a Conflict with `.current`),
+    Conflict (path or a parent is a directory/file in the way), QuotaExceeded
+    (owner over `quota` bytes), NotFound (no folder).
     """
-    path = normalize_path(path)
+    path = creatable_path(path)
     chunk_list = _check_chunks(chunks, size)
     entry = _entry(db, folder, path)
     _check_base(entry, path, base_revision)
@@ -89,7 +90,7 @@ def commit_file(db: sqlite_utils.Database, folder: int, path: str, base_revision
 
 def mkdir(db: sqlite_utils.Database, folder: int, path: str, device: str) -> Revision:
     """Create a directory entry; an existing directory is returned as is. Conflict if a file is there."""
-    path = normalize_path(path)
+    path = creatable_path(path)
     entry = _entry(db, folder, path)
     if entry and not entry["deleted"]:
         if entry["kind"] == "dir":
@@ -129,7 +130,7 @@ def rename(db: sqlite_utils.Database, folder: int, src: str, dst: str, base_revi
     Returns dst's new revision. NotFound (no src), StaleRevision (src changed),
     Conflict (something lives at dst), BadRequest (same path, or dst inside src).
     """
-    src, dst = normalize_path(src), normalize_path(dst)
+    src, dst = normalize_path(src), creatable_path(dst)
     if src == dst or dst.startswith(src + "/"):
         raise BadRequest(f"cannot move {src} to {dst}")
     entry = _entry(db, folder, src)
