@@ -225,3 +225,66 @@ def test_move_over_a_locked_destination_keeps_its_lock_for_the_save_that_follows
     assert files.exchange("GET", base + "saved.txt", user="alice")[2] == b"old\nnew line\n"
     # The source's lock ended with the source: its name is free for the next save.
     assert files.exchange("PUT", base + ".saved.txt.swp", b"next", user="alice")[0] == 201
+
+
+LASTMODIFIED = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getlastmodified/></D:prop></D:propfind>'
+
+
+def _journal_mtime_ns(files, path: str) -> int:
+    """The time the journal holds, which sync clients give their copies."""
+    with files.db() as db:
+        return db.execute("SELECT mtime_ns FROM entries WHERE path = ? AND deleted = 0", [path]).fetchone()[0]
+
+
+def test_put_keeps_the_time_the_client_sends_in_x_oc_mtime(files):
+    status, headers, _ = files.exchange("PUT", "/files/alice/Docs/dated.txt", b"from 2000", user="alice",
+                                        headers={"X-OC-Mtime": "946684800"})
+    assert status == 201 and headers["x-oc-mtime"] == "accepted"
+    _, _, body = files.exchange("PROPFIND", "/files/alice/Docs/dated.txt", LASTMODIFIED, user="alice",
+                                headers={"Depth": "0"})
+    assert b"<D:getlastmodified>Sat, 01 Jan 2000 00:00:00 GMT</D:getlastmodified>" in body
+    assert files.exchange("GET", "/files/alice/Docs/dated.txt", user="alice")[1]["last-modified"] == \
+        "Sat, 01 Jan 2000 00:00:00 GMT"
+    assert _journal_mtime_ns(files, "dated.txt") == 946684800 * 10**9
+    files.exchange("PUT", "/files/alice/Docs/dated.txt", b"fraction", user="alice",
+                   headers={"X-OC-Mtime": "1700000000.25"})
+    assert _journal_mtime_ns(files, "dated.txt") == 1700000000_250000000
+    status, headers, _ = files.exchange("PUT", "/files/alice/Docs/dated.txt", b"now", user="alice")
+    assert status == 204 and "x-oc-mtime" not in headers and _journal_mtime_ns(files, "dated.txt") > 1700000001 * 10**9
+
+
+@pytest.mark.parametrize("value", ["yesterday", "-5", "0", "1e9", "nan", "0x10", "99999999999", ""])
+def test_nonsense_x_oc_mtime_is_refused_and_stores_nothing(files, value):
+    status, _, body = files.exchange("PUT", "/files/alice/Docs/undated.txt", b"x", user="alice",
+                                     headers={"X-OC-Mtime": value})
+    assert status == 400 and b"X-OC-Mtime" in body
+    assert files.exchange("GET", "/files/alice/Docs/undated.txt", user="alice")[0] == 404
+
+
+def _proppatch(files, path: str, props: str, action: str = "set") -> bytes:
+    body = (f'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:W="urn:schemas-microsoft-com:"'
+            f' xmlns:Z="urn:z"><D:{action}><D:prop>{props}</D:prop></D:{action}></D:propertyupdate>')
+    status, _, answer = files.exchange("PROPPATCH", path, body, user="alice")
+    assert status == 207, answer
+    return answer
+
+
+def test_proppatch_of_getlastmodified_sets_the_files_time(files):
+    path = "/files/alice/Docs/touched.txt"
+    files.exchange("PUT", path, b"same content", user="alice")
+    answer = _proppatch(files, path, "<D:getlastmodified>Mon, 02 Jan 2006 15:04:05 GMT</D:getlastmodified>")
+    assert b"200 OK" in answer and b"403" not in answer
+    _, _, body = files.exchange("PROPFIND", path, LASTMODIFIED, user="alice", headers={"Depth": "0"})
+    assert b"Mon, 02 Jan 2006 15:04:05 GMT" in body
+    assert _journal_mtime_ns(files, "touched.txt") == 1136214245 * 10**9
+    assert files.exchange("GET", path, user="alice")[2] == b"same content"
+    _proppatch(files, path, "<W:Win32LastModifiedTime>Tue, 03 Jan 2006 00:00:00 GMT</W:Win32LastModifiedTime>")
+    assert _journal_mtime_ns(files, "touched.txt") == 1136246400 * 10**9
+
+    answer = _proppatch(files, path, "<D:getlastmodified>not a date</D:getlastmodified><Z:colour>red</Z:colour>")
+    assert b"409 Conflict" in answer and b"424 Failed Dependency" in answer and b"200 OK" not in answer
+    answer = _proppatch(files, path, "<D:getlastmodified/>", action="remove")
+    assert b"403 Forbidden" in answer
+    answer = _proppatch(files, path, "<D:getetag>\"1\"</D:getetag>")
+    assert b"403 Forbidden" in answer
+    assert _journal_mtime_ns(files, "touched.txt") == 1136246400 * 10**9  # nothing changed by the refusals

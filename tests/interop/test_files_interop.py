@@ -2,6 +2,7 @@
 sync client."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -42,10 +44,10 @@ def test_litmus(files, suite, tmp_path):
     assert "WARNING" not in result.stdout
 
 
-def _rclone(files, *args: str) -> subprocess.CompletedProcess:
+def _rclone(files, *args: str, vendor: str = "other") -> subprocess.CompletedProcess:
     obscured = subprocess.run(["rclone", "obscure", PASSWORDS["alice"]], capture_output=True, text=True,
                               check=True).stdout.strip()
-    remote = (f":webdav,url='http://127.0.0.1:{files.port}/files/alice/',vendor=other,user=alice,"
+    remote = (f":webdav,url='http://127.0.0.1:{files.port}/files/alice/',vendor={vendor},user=alice,"
               f"pass='{obscured}':")
     argv = ["rclone", "--config", "/dev/null", *[a.replace("REMOTE:", remote) for a in args]]
     return subprocess.run(argv, capture_output=True, text=True, timeout=300)
@@ -71,6 +73,28 @@ def test_rclone_copies_a_tree_up_and_back_byte_identical(files, tmp_path):
     for path in up.rglob("*"):
         if path.is_file():
             assert (down / path.relative_to(up)).read_bytes() == path.read_bytes(), path
+
+
+def test_rclone_as_an_owncloud_client_keeps_file_dates(files, tmp_path):
+    """rclone's owncloud vendor sends each file's time in X-OC-Mtime with the upload; it comes back in
+    listings and downloads."""
+    _need("rclone")
+    up = tmp_path / "up"
+    up.mkdir()
+    old = 1_000_000_000  # 2001-09-09 01:46:40 UTC
+    (up / "old.txt").write_text("written long ago\n")
+    os.utime(up / "old.txt", (old, old))
+    result = _rclone(files, "copy", str(up), "REMOTE:Docs/dated", vendor="owncloud")
+    assert result.returncode == 0, result.stderr
+    listing = _rclone(files, "lsjson", "REMOTE:Docs/dated", vendor="owncloud")
+    assert listing.returncode == 0, listing.stderr
+    [entry] = json.loads(listing.stdout)
+    assert datetime.fromisoformat(entry["ModTime"].replace("Z", "+00:00")).timestamp() == old, entry
+    assert files.exchange("HEAD", "/files/alice/Docs/dated/old.txt", user="alice")[1]["last-modified"] == \
+        "Sun, 09 Sep 2001 01:46:40 GMT"
+    down = tmp_path / "down"
+    assert _rclone(files, "copy", "REMOTE:Docs/dated", str(down), vendor="owncloud").returncode == 0
+    assert int((down / "old.txt").stat().st_mtime) == old
 
 
 @contextmanager

@@ -8,7 +8,8 @@ from .folders import (Folder, QuotaExceeded, create_folder, folder_access, list_
                       share_folder, usage)
 from .gc import collect_chunks, collect_garbage, expire_versions
 from .history import changes_since, trash, versions
-from .journal import MissingChunks, Revision, StaleRevision, commit_file, delete, mkdir, rename, restore
+from .journal import (MissingChunks, Revision, StaleRevision, commit_file, delete, mkdir, rename, restore,
+                      set_mtime)
 from .paths import creatable_path, name_problem, normalize_path
 
 __all__ = [
@@ -17,5 +18,5 @@ __all__ = [
     "usage",
     "collect_chunks", "collect_garbage", "expire_versions",
     "MissingChunks", "Revision", "StaleRevision", "changes_since", "commit_file", "delete", "mkdir",
-    "rename", "restore", "trash", "versions", "creatable_path", "name_problem", "normalize_path",
+    "rename", "restore", "set_mtime", "trash", "versions", "creatable_path", "name_problem", "normalize_path",
 ]

@@ -183,6 +183,22 @@ def restore(db: sqlite_utils.Database, folder: int, path: str, revision_id: int,
                    bool(old["executable"]), _chunks(old["chunks"]), device)
 
 
+def set_mtime(db: sqlite_utils.Database, folder: int, path: str, base_revision: int | None, mtime_ns: int,
+              device: str) -> Revision:
+    """Give `path` (a file or a directory entry) a new modification time, as a new revision with the same
+    content: every sync client then sets the time on its copy, and downloads nothing. An unchanged time
+    makes no revision. NotFound (no such path), StaleRevision (it changed since `base_revision`)."""
+    path = normalize_path(path)
+    entry = _entry(db, folder, path)
+    if entry is None or entry["deleted"]:
+        raise NotFound(f"no {path}")
+    _check_base(entry, path, base_revision)
+    if entry["mtime_ns"] == mtime_ns:
+        return _revision(db, entry["revision_id"])
+    return _record(db, folder, path, entry, entry["kind"], False, entry["size"], mtime_ns,
+                   bool(entry["executable"]), _chunks(entry["chunks"]), device)
+
+
 # --- internals -------------------------------------------------------------
 
 def _record(db, folder: int, path: str, entry: dict | None, kind: str, deleted: bool, size: int,
