@@ -89,6 +89,22 @@ def test_propfind_depths_and_properties(files):
     assert status == 207 and b"quota-used-bytes>" in body and b"quota-available-bytes>" in body
 
 
+@pytest.mark.parametrize("name, content_type, attachment", [
+    ("page.html", "text/html", True), ("drawing.svg", "image/svg+xml", True), ("feed.rss", "application/x-rss+xml", True),
+    ("code.js", "text/plain", False), ("photo.jpg", "image/jpeg", False), ("notes.txt", "text/plain", False)])
+def test_user_content_is_sandboxed_and_active_types_are_attachments(files, name, content_type, attachment):
+    """However a browser reaches a file (core.user_content), its bytes never run as this origin."""
+    files.exchange("PUT", f"/files/alice/Docs/{name}", b"<script>parent.stolen = document.cookie</script>",
+                   user="alice")
+    for method in ("GET", "HEAD"):
+        status, headers, _ = files.exchange(method, f"/files/alice/Docs/{name}", user="alice")
+        assert status == 200 and headers["content-type"] == content_type
+        assert (headers["content-security-policy"], headers["x-content-type-options"]) == ("sandbox", "nosniff")
+        assert headers.get("content-disposition", "").startswith("attachment;") == attachment
+    _, headers, _ = files.exchange("GET", "/files/alice/Docs/", user="alice")  # the listing, names escaped
+    assert headers["content-security-policy"] == "sandbox"
+
+
 def test_shared_folders_appear_with_their_owner_and_ro_refuses_writes(files):
     _, _, body = files.exchange("PROPFIND", "/files/alice/", PROPFIND_ALL, user="alice", headers={"Depth": "1"})
     assert b"/files/alice/Shared%20%28bob%29/" in body and b"/files/alice/Open%20%28bob%29/" in body

@@ -117,6 +117,7 @@ def test_file_link_page_download_range_and_counter(links, tree):
     assert status == 200 and data == b"0123456789abcdefghij"
     assert headers["content-disposition"] == "attachment; filename=\"report.txt\"; filename*=UTF-8''report.txt"
     assert headers["accept-ranges"] == "bytes"
+    assert (headers["content-security-policy"], headers["x-content-type-options"]) == ("sandbox", "nosniff")
     status, headers, data = links.public("GET", link["url"] + "/download", headers={"Range": "bytes=5-9"})
     assert (status, data, headers["content-range"]) == (206, b"56789", "bytes 5-9/20")
     status, _, data = links.public("GET", link["url"] + "/download", headers={"Range": "bytes=-3"})

@@ -366,6 +366,16 @@ def test_batch_commit_reports_each_item(sync):
     assert status == 400 and body["reason"].startswith("commits.0.")
 
 
+def test_a_chunk_is_served_as_sandboxed_bytes(sync):
+    fid = folder(sync, "alice", "Sandboxed")
+    [[cid, _]] = upload(sync, "alice", fid, b"<script>alert(document.cookie)</script>")
+    commit(sync, "alice", fid, "page.html", [[cid, 39]])
+    status, headers, data = sync.exchange("GET", f"/sync/v1/folders/{fid}/chunks/{cid}", user="alice")
+    assert status == 200 and data.startswith(b"<script>")
+    assert headers["content-type"] == "application/octet-stream"
+    assert (headers["content-security-policy"], headers["x-content-type-options"]) == ("sandbox", "nosniff")
+
+
 def test_commits_refuse_names_with_control_or_bidi_characters_or_over_255_bytes(sync):
     fid = folder(sync, "alice", "Names")
     chunks = upload(sync, "alice", fid, b"named")
