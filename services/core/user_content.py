@@ -8,7 +8,7 @@ Every response carrying a user's bytes therefore has:
 
 - `Content-Security-Policy: sandbox`: the browser shows it in an opaque origin
   with scripts, forms, popups and plugins off; it can read no cookie and call
-  no API. Viewing a photo, a PDF or a text file inline is unaffected.
+  no API. A photo or a text file still shows inline.
 - `X-Content-Type-Options: nosniff`: the declared type is the only one used,
   so no content turns a file into HTML or a script.
 - Types a browser would run as a document (HTML, and XML of any kind: XHTML,

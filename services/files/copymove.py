@@ -6,13 +6,13 @@ chunk lists under the new paths: no byte is copied. Folders themselves (the
 top level of a tree) are neither copied nor moved.
 
 Locks belong to URLs. A source's locks never travel with it (a MOVE ends them
-with the source); a lock on the destination must be submitted, and then keeps
-covering the destination, now holding what was copied or moved there: "if there is an
-existing lock at the destination, the server MUST add the moved resource to the
-destination lock scope" (RFC 4918 §7.5). Apache mod_dav, lighttpd and Go's
-x/net/webdav keep it too, and clients rely on it: davfs2 saves an editor's
-`.name.swp` with a MOVE over the locked `name`, then refreshes that lock and
-PUTs the content with its token.
+with the source); a lock on the destination must be submitted (423 otherwise,
+§9.9.4), and then keeps covering the destination, now holding what was copied
+or moved there: "if there is an existing lock at the destination, the server
+MUST add the moved resource to the destination lock scope" (RFC 4918 §7.5).
+Apache mod_dav, lighttpd and Go's x/net/webdav keep it too, and clients rely on
+it: davfs2 saves an editor's `.name.swp` with a MOVE over the locked `name`,
+then refreshes that lock and PUTs the content with its token.
 """
 from __future__ import annotations
 
