@@ -65,6 +65,7 @@ def test_the_zip_holds_exactly_what_hearth_export_writes(world, tmp_path):
     assert headers["content-disposition"].startswith('attachment; filename="hearth-export-alice-')
     assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers  # streamed as made
     assert headers["cache-control"] == "no-store"
+    assert (headers["content-security-policy"], headers["x-content-type-options"]) == ("sandbox", "nosniff")
     assert archive.testzip() is None  # every entry's CRC checks out
 
     out = tmp_path / "export"

@@ -5,6 +5,7 @@ import os
 import socket
 import sqlite3
 import time
+from urllib.parse import unquote
 
 import pytest
 
@@ -88,6 +89,22 @@ def test_propfind_depths_and_properties(files):
     assert status == 207 and b"quota-used-bytes>" in body and b"quota-available-bytes>" in body
 
 
+@pytest.mark.parametrize("name, content_type, attachment", [
+    ("page.html", "text/html", True), ("drawing.svg", "image/svg+xml", True), ("feed.rss", "application/x-rss+xml", True),
+    ("code.js", "text/plain", False), ("photo.jpg", "image/jpeg", False), ("notes.txt", "text/plain", False)])
+def test_user_content_is_sandboxed_and_active_types_are_attachments(files, name, content_type, attachment):
+    """However a browser reaches a file (core.user_content), its bytes never run as this origin."""
+    files.exchange("PUT", f"/files/alice/Docs/{name}", b"<script>parent.stolen = document.cookie</script>",
+                   user="alice")
+    for method in ("GET", "HEAD"):
+        status, headers, _ = files.exchange(method, f"/files/alice/Docs/{name}", user="alice")
+        assert status == 200 and headers["content-type"] == content_type
+        assert (headers["content-security-policy"], headers["x-content-type-options"]) == ("sandbox", "nosniff")
+        assert headers.get("content-disposition", "").startswith("attachment;") == attachment
+    _, headers, _ = files.exchange("GET", "/files/alice/Docs/", user="alice")  # the listing, names escaped
+    assert headers["content-security-policy"] == "sandbox"
+
+
 def test_shared_folders_appear_with_their_owner_and_ro_refuses_writes(files):
     _, _, body = files.exchange("PROPFIND", "/files/alice/", PROPFIND_ALL, user="alice", headers={"Depth": "1"})
     assert b"/files/alice/Shared%20%28bob%29/" in body and b"/files/alice/Open%20%28bob%29/" in body
@@ -131,6 +148,31 @@ def test_path_tricks_are_refused(files, path):
         assert db.execute("SELECT COUNT(*) FROM entries WHERE path LIKE '%x' AND path != 'x.txt'").fetchone()[0] == 0
 
 
+REFUSED_NAMES = {"tab": "a%09b.txt", "cr": "a%0Db.txt", "del": "a%7Fb.txt", "c1": "a%C2%85b.txt",
+                 "rlo": "invoice%E2%80%AEtxt.exe", "isolate": "a%E2%81%A6b.txt", "256 bytes": "x" * 256}
+
+
+@pytest.mark.parametrize("name", REFUSED_NAMES.values(), ids=REFUSED_NAMES.keys())
+def test_names_with_control_or_bidi_characters_or_over_255_bytes_are_refused(files, name):
+    """Each way of making a name answers 400 with the reason, and nothing is stored."""
+    url = "/files/alice/Docs/" + name
+    files.exchange("PUT", "/files/alice/Docs/plain.txt", b"plain", user="alice")
+    for method, headers in [("PUT", {}), ("MKCOL", {}), ("LOCK", {"Timeout": "Second-60"})]:
+        status, _, body = files.exchange(method, url, LOCKINFO if method == "LOCK" else b"", user="alice",
+                                         headers=headers)
+        assert status == 400 and b"choose another name" in body, (method, status, body)
+    for method in ("MOVE", "COPY"):
+        status, _, body = files.exchange(method, "/files/alice/Docs/plain.txt", user="alice",
+                                         headers={"Destination": url})
+        assert status == 400 and b"choose another name" in body, (method, status, body)
+    status, _, body = files.exchange("MKCOL", "/files/alice/" + name + "/", user="alice")  # a new folder
+    assert status == 400 and b"invalid folder name" in body
+    with files.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM entries WHERE path = ?", [unquote(name)]).fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM folders WHERE name = ?", [unquote(name)]).fetchone()[0] == 0
+    assert files.exchange("PUT", "/files/alice/Docs/" + "y" * 255, b"at the limit", user="alice")[0] in (201, 204)
+
+
 def test_interrupted_upload_leaves_nothing(files):
     with socket.create_connection(("127.0.0.1", files.port)) as raw:
         token = __import__("base64").b64encode(f"alice:{PASSWORDS['alice']}".encode()).decode()
@@ -169,3 +211,96 @@ def test_dead_properties_are_kept(files):
     ask = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:Z="urn:z"><D:prop><Z:colour/></D:prop></D:propfind>'
     _, _, found = files.exchange("PROPFIND", "/files/alice/Docs/p.txt", ask, user="alice", headers={"Depth": "0"})
     assert b">blue</" in found
+
+
+def test_move_over_a_locked_destination_keeps_its_lock_for_the_save_that_follows(files):
+    """davfs2's editor save, as its access log shows it: `.name.swp` (locked, still empty) is moved over
+    the locked `name` with both tokens, then `name`'s lock is refreshed and the content PUT and UNLOCKed
+    with name's token. The lock belongs to the URL and stays (RFC 4918 §7.5), so the content arrives."""
+    base = "/files/alice/Docs/"
+    url = f"http://127.0.0.1:{files.port}{base}"
+    assert files.exchange("PUT", base + "saved.txt", b"old\n", user="alice")[0] == 201
+    tokens = {}
+    for name in ("saved.txt", ".saved.txt.swp"):
+        status, headers, _ = files.exchange("LOCK", base + name, LOCKINFO, user="alice",
+                                            headers={"Timeout": "Second-600"})
+        assert status in (200, 201)
+        tokens[name] = headers["lock-token"]
+    assert files.exchange("MOVE", base + ".saved.txt.swp", user="alice",
+                          headers={"Destination": url + "saved.txt", "Overwrite": "T"})[0] == 423
+    both = f"<{url}saved.txt> ({tokens['saved.txt']}) <{url}.saved.txt.swp> ({tokens['.saved.txt.swp']})"
+    assert files.exchange("MOVE", base + ".saved.txt.swp", user="alice",
+                          headers={"Destination": url + "saved.txt", "Overwrite": "T", "If": both})[0] == 204
+    assert files.exchange("PUT", base + "saved.txt", b"someone else\n", user="alice")[0] == 423
+    own = {"If": f"({tokens['saved.txt']})"}
+    assert files.exchange("LOCK", base + "saved.txt", user="alice", headers={**own, "Timeout": "Second-600"})[0] == 200
+    assert files.exchange("PUT", base + "saved.txt", b"old\nnew line\n", user="alice",
+                          headers={"If": f"<{url}saved.txt> ({tokens['saved.txt']})"})[0] == 204
+    assert files.exchange("UNLOCK", base + "saved.txt", user="alice",
+                          headers={"Lock-Token": tokens["saved.txt"]})[0] == 204
+    assert files.exchange("GET", base + "saved.txt", user="alice")[2] == b"old\nnew line\n"
+    # The source's lock ended with the source: its name is free for the next save.
+    assert files.exchange("PUT", base + ".saved.txt.swp", b"next", user="alice")[0] == 201
+
+
+LASTMODIFIED = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getlastmodified/></D:prop></D:propfind>'
+
+
+def _journal_mtime_ns(files, path: str) -> int:
+    """The time the journal holds, which sync clients give their copies."""
+    with files.db() as db:
+        return db.execute("SELECT mtime_ns FROM entries WHERE path = ? AND deleted = 0", [path]).fetchone()[0]
+
+
+def test_put_keeps_the_time_the_client_sends_in_x_oc_mtime(files):
+    status, headers, _ = files.exchange("PUT", "/files/alice/Docs/dated.txt", b"from 2000", user="alice",
+                                        headers={"X-OC-Mtime": "946684800"})
+    assert status == 201 and headers["x-oc-mtime"] == "accepted"
+    _, _, body = files.exchange("PROPFIND", "/files/alice/Docs/dated.txt", LASTMODIFIED, user="alice",
+                                headers={"Depth": "0"})
+    assert b"<D:getlastmodified>Sat, 01 Jan 2000 00:00:00 GMT</D:getlastmodified>" in body
+    assert files.exchange("GET", "/files/alice/Docs/dated.txt", user="alice")[1]["last-modified"] == \
+        "Sat, 01 Jan 2000 00:00:00 GMT"
+    assert _journal_mtime_ns(files, "dated.txt") == 946684800 * 10**9
+    files.exchange("PUT", "/files/alice/Docs/dated.txt", b"fraction", user="alice",
+                   headers={"X-OC-Mtime": "1700000000.25"})
+    assert _journal_mtime_ns(files, "dated.txt") == 1700000000_250000000
+    status, headers, _ = files.exchange("PUT", "/files/alice/Docs/dated.txt", b"now", user="alice")
+    assert status == 204 and "x-oc-mtime" not in headers and _journal_mtime_ns(files, "dated.txt") > 1700000001 * 10**9
+
+
+@pytest.mark.parametrize("value", ["yesterday", "-5", "0", "1e9", "nan", "0x10", "99999999999", ""])
+def test_nonsense_x_oc_mtime_is_refused_and_stores_nothing(files, value):
+    status, _, body = files.exchange("PUT", "/files/alice/Docs/undated.txt", b"x", user="alice",
+                                     headers={"X-OC-Mtime": value})
+    assert status == 400 and b"X-OC-Mtime" in body
+    assert files.exchange("GET", "/files/alice/Docs/undated.txt", user="alice")[0] == 404
+
+
+def _proppatch(files, path: str, props: str, action: str = "set") -> bytes:
+    body = (f'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:W="urn:schemas-microsoft-com:"'
+            f' xmlns:Z="urn:z"><D:{action}><D:prop>{props}</D:prop></D:{action}></D:propertyupdate>')
+    status, _, answer = files.exchange("PROPPATCH", path, body, user="alice")
+    assert status == 207, answer
+    return answer
+
+
+def test_proppatch_of_getlastmodified_sets_the_files_time(files):
+    path = "/files/alice/Docs/touched.txt"
+    files.exchange("PUT", path, b"same content", user="alice")
+    answer = _proppatch(files, path, "<D:getlastmodified>Mon, 02 Jan 2006 15:04:05 GMT</D:getlastmodified>")
+    assert b"200 OK" in answer and b"403" not in answer
+    _, _, body = files.exchange("PROPFIND", path, LASTMODIFIED, user="alice", headers={"Depth": "0"})
+    assert b"Mon, 02 Jan 2006 15:04:05 GMT" in body
+    assert _journal_mtime_ns(files, "touched.txt") == 1136214245 * 10**9
+    assert files.exchange("GET", path, user="alice")[2] == b"same content"
+    _proppatch(files, path, "<W:Win32LastModifiedTime>Tue, 03 Jan 2006 00:00:00 GMT</W:Win32LastModifiedTime>")
+    assert _journal_mtime_ns(files, "touched.txt") == 1136246400 * 10**9
+
+    answer = _proppatch(files, path, "<D:getlastmodified>not a date</D:getlastmodified><Z:colour>red</Z:colour>")
+    assert b"409 Conflict" in answer and b"424 Failed Dependency" in answer and b"200 OK" not in answer
+    answer = _proppatch(files, path, "<D:getlastmodified/>", action="remove")
+    assert b"403 Forbidden" in answer
+    answer = _proppatch(files, path, "<D:getetag>\"1\"</D:getetag>")
+    assert b"403 Forbidden" in answer
+    assert _journal_mtime_ns(files, "touched.txt") == 1136246400 * 10**9  # nothing changed by the refusals

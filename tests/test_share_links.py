@@ -117,6 +117,7 @@ def test_file_link_page_download_range_and_counter(links, tree):
     assert status == 200 and data == b"0123456789abcdefghij"
     assert headers["content-disposition"] == "attachment; filename=\"report.txt\"; filename*=UTF-8''report.txt"
     assert headers["accept-ranges"] == "bytes"
+    assert (headers["content-security-policy"], headers["x-content-type-options"]) == ("sandbox", "nosniff")
     status, headers, data = links.public("GET", link["url"] + "/download", headers={"Range": "bytes=5-9"})
     assert (status, data, headers["content-range"]) == (206, b"56789", "bytes 5-9/20")
     status, _, data = links.public("GET", link["url"] + "/download", headers={"Range": "bytes=-3"})
@@ -256,6 +257,15 @@ def test_read_write_lists_downloads_and_adds_new_files(links, tree):
     assert status == 200 and data == BIG
     bad, _, _ = links.upload(link["url"] + "/upload", {"..": b"x"})
     assert bad == 400
+
+
+@pytest.mark.parametrize("name", ["invoice\u202etxt.exe", "a\u2068b.txt", "tab\there.txt", "c1\x85.txt",
+                                  "x" * 256])
+def test_uploads_refuse_the_names_the_journal_refuses(links, tree, name):
+    link = links.link(tree["docs"], "a/b", mode="read-write")
+    status, _, page = links.upload(link["url"] + "/upload", {name: b"named"})
+    assert status == 400, page
+    assert not any(path.startswith("a/b/") and name in path for path in links.paths(tree["docs"]))
 
 
 def test_revocation_is_immediate(links, tree):

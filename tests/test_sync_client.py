@@ -451,6 +451,27 @@ def test_non_nfc_name_is_reported_not_uploaded(server, tmp_path):
     assert os.listdir(a.root).count(nfd) == 1  # not renamed behind the user's back
 
 
+def test_names_the_server_refuses_are_reported_once_and_never_sent(server, tmp_path):
+    """A TAB, a right-to-left override, a directory with DEL: each is one line saying why, nothing of it is
+    sent, and the next cycle does not try again."""
+    a = Client(server, tmp_path / "A", device="A", folder="refused names")
+    refused = ["tab\there.txt", "invoice\u202etxt.exe"]
+    for name in refused:
+        write(a.root / name, "refused\n")
+    write(a.root / "bad\x7fdir" / "inside.txt", "below a refused directory\n")
+    write(a.root / "fine.txt", "fine\n")
+    for _ in range(2):
+        result = a.once(check=False)
+        assert result.returncode == 1
+        for name in refused + ["bad\x7fdir", "bad\x7fdir/inside.txt"]:
+            logged = [line for line in result.stderr.splitlines() if " WARNING " in line and f"{name}: " in line]
+            assert len(logged) == 1, result.stderr
+        assert "which the server refuses" in result.stderr and "server refused" not in result.stderr
+    fid = folder_id(server, "alice", "alice", "refused names")
+    assert sorted(server_files(server, "alice", fid)) == ["fine.txt"]
+    assert "/commit" not in "".join(line for line in server.log().splitlines() if " 400 " in line)
+
+
 def test_names_differing_only_by_case_are_reported_never_merged(server, tmp_path):
     a = Client(server, tmp_path / "A", device="A", folder="case")
     b = Client(server, tmp_path / "B", device="B", folder="case")

@@ -156,6 +156,13 @@ def test_check_name_reports_nfd_and_windows_problems():
     assert check_name("console.txt") == []
 
 
+def test_check_name_calls_the_names_the_server_refuses_errors():
+    for relpath in ("tab\there.txt", "d\u202e/x.txt", "x\u2069", "a/" + "é" * 128):
+        assert [(p.severity, p.code) for p in check_name(relpath) if p.code == "refused-name"] == \
+            [("error", "refused-name")], relpath
+    assert check_name("é" * 127 + "x") == []
+
+
 def test_case_clashes():
     nfc, nfd = unicodedata.normalize("NFC", "Café"), unicodedata.normalize("NFD", "CAFÉ")
     clashes = case_clashes(["a/README.md", "a/readme.md", "b.txt", nfc, nfd, "a/Readme.MD", "B.TXT"])

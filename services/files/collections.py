@@ -45,9 +45,10 @@ async def mkcol(request: web.Request) -> web.StreamResponse:
     return web.Response(status=201)
 
 
-def remove_tree(db: sqlite_utils.Database, folder: int, path: str) -> None:
-    """Delete what is at `path` (everything below a collection), with its properties and locks. An
-    implied directory has no entry of its own: its members are deleted one by one."""
+def remove_tree(db: sqlite_utils.Database, folder: int, path: str, *, keep_own_lock: bool = False) -> None:
+    """Delete what is at `path` (everything below a collection), with its properties and locks (but for
+    the lock of `path` itself with `keep_own_lock`: see copymove). An implied directory has no entry of
+    its own: its members are deleted one by one."""
     revision = _current(db, folder, path)
     if revision is not None:
         delete(db, folder, path, revision, DEVICE)
@@ -57,7 +58,7 @@ def remove_tree(db: sqlite_utils.Database, folder: int, path: str) -> None:
             if still is not None:
                 delete(db, folder, member.path, still, DEVICE)
     drop_properties(db, folder, path)
-    locks.drop_below(db, folder, path)
+    locks.drop_below(db, folder, path, keep_own=keep_own_lock)
 
 
 def _current(db: sqlite_utils.Database, folder: int, path: str) -> int | None:

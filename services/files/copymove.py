@@ -5,6 +5,15 @@ nothing is uploaded again. COPY, and MOVE between folders, commit the same
 chunk lists under the new paths: no byte is copied. Folders themselves (the
 top level of a tree) are not copied; a MOVE to a new top-level name renames one
 (top_folders).
+
+Locks belong to URLs. A source's locks never travel with it (a MOVE ends them
+with the source); a lock on the destination must be submitted (423 otherwise,
+§9.9.4), and then keeps covering the destination, now holding what was copied
+or moved there: "if there is an existing lock at the destination, the server
+MUST add the moved resource to the destination lock scope" (RFC 4918 §7.5).
+Apache mod_dav, lighttpd and Go's x/net/webdav keep it too, and clients rely on
+it: davfs2 saves an editor's `.name.swp` with a MOVE over the locked `name`,
+then refreshes that lock and PUTs the content with its token.
 """
 from __future__ import annotations
 
@@ -89,7 +98,7 @@ def _transfer(call: Call, move: bool):
         if replaced is not None:
             if not overwrite:
                 raise PreconditionFailed(f"{dst.path} exists and Overwrite is F")
-            remove_tree(db, dst.folder.id, dst.path)
+            remove_tree(db, dst.folder.id, dst.path, keep_own_lock=True)
         if move and src.folder.id == dst.folder.id and resource.revision_id is not None:
             rename(db, src.folder.id, src.path, dst.path, resource.revision_id, DEVICE)
             copy_properties(db, src.folder.id, src.path, dst.folder.id, dst.path)

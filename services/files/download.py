@@ -13,11 +13,12 @@ import sqlite_utils
 from aiohttp import web
 
 from services.core.errors import BadRequest, RangeNotSatisfiable
+from services.core.user_content import SANDBOX, user_content_headers
 
 from .context import STORE, call_of, check_http_conditions, check_if, existing, modified
 from .namespace import locate
 from .propfind import members_of
-from .resources import Resource, content_type
+from .resources import Resource
 
 READ_PIECE = 1024 * 1024
 
@@ -48,8 +49,9 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def _headers(resource: Resource) -> dict[str, str]:
+    """Validators, and what keeps the file's content from running as this origin (core.user_content)."""
     return {"ETag": resource.etag or "", "Last-Modified": format_datetime(modified(resource), usegmt=True),
-            "Accept-Ranges": "bytes", "Content-Type": content_type(resource.name)}
+            "Accept-Ranges": "bytes", **user_content_headers(resource.name)}
 
 
 async def get(request: web.Request) -> web.StreamResponse:
@@ -103,5 +105,6 @@ def _index(location, members) -> web.Response:
                     f'{html.escape(loc.top if loc.is_folder else res.name)}{"/" if res.is_collection else ""}</a></li>'
                     for loc, res in members)
     body = f"<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1><ul>{items}</ul>\n"
-    return web.Response(text=body, content_type="text/html", charset="utf-8")  # aiohttp sends no body to HEAD
+    # Names are escaped, and the page is sandboxed as user content is: it needs no script. (No body to HEAD.)
+    return web.Response(text=body, content_type="text/html", charset="utf-8", headers=SANDBOX)
 

@@ -10,11 +10,12 @@ import sqlite_utils
 
 from services.core.multistatus import element
 from services.core.tree import usage
+from services.core.user_content import content_type
 
 from . import locks
 from .context import modified
 from .namespace import Location, shown_name
-from .resources import Resource, content_type
+from .resources import Resource
 from .xmlio import dav
 
 ALLPROP = ("resourcetype", "getcontentlength", "getcontenttype", "getetag", "getlastmodified",

@@ -116,13 +116,15 @@ def remove(db: sqlite_utils.Database, token: str) -> None:
     db.execute("DELETE FROM files_locks WHERE token = ?", [token])
 
 
-def drop_below(db: sqlite_utils.Database, folder: int, path: str) -> None:
-    """Forget locks on `path` and below it: the resource is gone or moved (locks do not move with it)."""
-    if path == "":
-        db.execute("DELETE FROM files_locks WHERE folder_id = ?", [folder])
-        return
-    db.execute("DELETE FROM files_locks WHERE folder_id = ? AND (path = ? OR substr(path, 1, ?) = ?)",
-               [folder, path, len(path) + 1, path + "/"])
+def drop_below(db: sqlite_utils.Database, folder: int, path: str, *, keep_own: bool = False) -> None:
+    """Forget locks on `path` and below it: the resource is gone or moved (locks do not move with it).
+
+    With `keep_own`, the lock of `path` itself stays: a MOVE or COPY replaced the resource there, and a
+    lock belongs to its URL (RFC 4918 §7.5)."""
+    below, args = ("substr(path, 1, ?) = ?", [len(path) + 1, path + "/"]) if path else ("path != ''", [])
+    if not keep_own:
+        below, args = f"(path = ? OR {below})", [path, *args]
+    db.execute(f"DELETE FROM files_locks WHERE folder_id = ? AND {below}", [folder, *args])
 
 
 def delete_locks_of(db: sqlite_utils.Database, user: dict) -> None:

@@ -1,4 +1,4 @@
-"""PROPFIND (RFC 4918 §9.1) at depth 0 or 1, and PROPPATCH (§9.2) of dead properties.
+"""PROPFIND (RFC 4918 §9.1) at depth 0 or 1, and PROPPATCH (§9.2) of dead properties and the modification time.
 
 Depth infinity (and a missing Depth header, which means infinity) is refused
 with 403 DAV:propfind-finite-depth: a client walks a tree one level at a time.
@@ -12,11 +12,12 @@ from aiohttp import web
 
 from services.core.errors import BadRequest, Forbidden, Precondition
 from services.core.multistatus import DAV, MultistatusWriter, element, multistatus, response_element, xml_bytes_response
-from services.core.tree import list_folders
+from services.core.tree import list_folders, set_mtime
 
 from . import locks
-from .context import call_of, check_if, check_locks, existing, writable
+from .context import DEVICE, call_of, check_if, check_locks, existing, writable
 from .liveprops import ALLPROP, LIVE, PropertyContext, live_property
+from .mtimes import SETS_MTIME, property_mtime_ns
 from .namespace import Location, locate, shown_name
 from .properties import remove_property, set_property
 from .resources import Resource, children, folder_root
@@ -191,8 +192,25 @@ def _updates(root: ET.Element | None) -> list[tuple[str, ET.Element]]:
     return updates
 
 
+def _refusals(updates: list[tuple[str, ET.Element]], resource: Resource) -> tuple[dict[str, int], int | None]:
+    """The updates that cannot be made, with why (RFC 4918 §9.2.1: 403 a protected property, 409 a value the
+    property cannot take), and the modification time the others set (None: they set none)."""
+    refused, mtime = {}, None
+    for action, prop in updates:
+        if prop.tag in SETS_MTIME:
+            # A time can be changed, not removed; the folder itself and implied directories keep none.
+            if action == "remove" or resource.revision_id is None:
+                refused[prop.tag] = 403
+            elif (mtime := property_mtime_ns(prop.text)) is None:
+                refused[prop.tag] = 409
+        elif prop.tag in LIVE:
+            refused[prop.tag] = 403
+    return refused, mtime
+
+
 async def proppatch(request: web.Request) -> web.StreamResponse:
-    """All or nothing (RFC 4918 §9.2): a protected live property fails with 403, the rest with 424."""
+    """All or nothing (RFC 4918 §9.2): what cannot be set fails with 403 or 409, the rest with 424.
+    getlastmodified (and Windows' Win32LastModifiedTime) set the file's time in the journal."""
     call = await call_of(request)
     updates = _updates(await read_xml(request))
 
@@ -204,17 +222,22 @@ async def proppatch(request: web.Request) -> web.StreamResponse:
         writable(db, call, location)
         check_if(db, call, location, resource)
         check_locks(db, call, location)
-        refused = [prop.tag for _, prop in updates if prop.tag in LIVE]
+        href = location.href(resource.is_collection)
+        refused, mtime = _refusals(updates, resource)
         if refused:
-            statuses = {403: [element(t) for t in refused],
-                        424: [element(p.tag) for _, p in updates if p.tag not in LIVE]}
-            return response_element(location.href(resource.is_collection), statuses)
+            statuses: dict[int, list[ET.Element]] = {}
+            for _, prop in updates:
+                statuses.setdefault(refused.get(prop.tag, 424), []).append(element(prop.tag))
+            return response_element(href, statuses)
         for action, prop in updates:
+            if prop.tag in SETS_MTIME:
+                continue
             if action == "set":
                 set_property(db, location.folder.id, location.path, prop)
             else:
                 remove_property(db, location.folder.id, location.path, prop.tag)
-        return response_element(location.href(resource.is_collection), {200: [element(p.tag) for _, p in updates]})
+        if mtime is not None:
+            set_mtime(db, location.folder.id, location.path, resource.revision_id, mtime, DEVICE)
+        return response_element(href, {200: [element(p.tag) for _, p in updates]})
 
     return multistatus([await call.database.write(apply)])
-

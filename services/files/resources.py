@@ -7,7 +7,6 @@ only: no HTTP.
 from __future__ import annotations
 
 import json
-import mimetypes
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -120,8 +119,3 @@ def _subdirectory_names(db: sqlite_utils.Database, folder: int, prefix: str) -> 
         WHERE parent IS NOT NULL""",
         {"folder": folder, "prefix": prefix, "end": prefix[:-1] + "0", "n": len(prefix)})
     return [name for name, in rows]
-
-
-def content_type(name: str) -> str:
-    guessed, _ = mimetypes.guess_type(name, strict=False)
-    return guessed or "application/octet-stream"

@@ -4,7 +4,6 @@ devices follow and nothing is lost: a deleted folder is restored from the sync t
 from __future__ import annotations
 
 import sqlite_utils
-from aiohttp import web
 
 from services.core.errors import Conflict, Forbidden, PreconditionFailed
 from services.core.tree import delete_folder, rename_folder

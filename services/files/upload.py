@@ -17,10 +17,11 @@ import sqlite_utils
 from aiohttp import web
 
 from services.core.errors import BadRequest, Conflict, MethodNotAllowed
-from services.core.tree import BlobStore, QuotaExceeded, chunk_stream, commit_file, usage
+from services.core.tree import BlobStore, QuotaExceeded, chunk_stream, commit_file, creatable_path, usage
 from services.core.tree.holders import record_uploads
 
 from .context import DEVICE, STORE, Call, call_of, check_http_conditions, check_if, check_locks, resource_at, writable
+from .mtimes import ACCEPTED, header_mtime_ns
 from .namespace import Location, locate
 from .properties import drop_properties
 from .resources import Resource, lookup
@@ -63,6 +64,7 @@ def _check_target(db: sqlite_utils.Database, call: Call, location: Location) -> 
     folder = writable(db, call, location)
     if location.path == "":
         raise MethodNotAllowed("a folder is a collection: PUT files inside it")
+    creatable_path(location.path)  # a refused name is refused before the body is read, not after
     current = resource_at(db, location)
     if current is not None and current.is_collection:
         raise MethodNotAllowed(f"{location.path} is a collection")
@@ -82,6 +84,7 @@ async def put(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Content-Range"):
         raise BadRequest("Content-Range on PUT is not supported: send the whole file")
     store, quota = request.config_dict[STORE], call.quota()
+    client_mtime = header_mtime_ns(request)  # checked before the body is read
 
     def before(db: sqlite_utils.Database):
         location = locate(db, call.user, call.segments)
@@ -107,8 +110,9 @@ async def put(request: web.Request) -> web.StreamResponse:
         if current is None:
             drop_properties(db, folder, location.path)  # a new resource starts without properties
         record_uploads(db, call.user, [cid for cid, _ in chunks])  # they sent the bytes: theirs to commit
-        return commit_file(db, folder, location.path, base, chunks, size, time.time_ns(), False, DEVICE,
-                           store=store, quota=quota)
+        return commit_file(db, folder, location.path, base, chunks, size, client_mtime or time.time_ns(), False,
+                           DEVICE, store=store, quota=quota)
 
     revision = await call.database.write(commit)
-    return web.Response(status=204 if current else 201, headers={"ETag": f'"{revision.id}"'})
+    headers = {"ETag": f'"{revision.id}"', **(ACCEPTED if client_mtime else {})}
+    return web.Response(status=204 if current else 201, headers=headers)

@@ -1,10 +1,17 @@
-"""Real WebDAV clients against the files daemon: litmus's suites, rclone, and a running sync client."""
+"""Real WebDAV clients against the files daemon: litmus's suites, rclone, a davfs2 mount and a running
+sync client."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -54,10 +61,10 @@ def test_litmus_at_the_top_of_a_users_tree_runs_again_and_its_folder_can_be_dele
                           ).fetchone()[0] == 2
 
 
-def _rclone(files, *args: str) -> subprocess.CompletedProcess:
+def _rclone(files, *args: str, vendor: str = "other") -> subprocess.CompletedProcess:
     obscured = subprocess.run(["rclone", "obscure", PASSWORDS["alice"]], capture_output=True, text=True,
                               check=True).stdout.strip()
-    remote = (f":webdav,url='http://127.0.0.1:{files.port}/files/alice/',vendor=other,user=alice,"
+    remote = (f":webdav,url='http://127.0.0.1:{files.port}/files/alice/',vendor={vendor},user=alice,"
               f"pass='{obscured}':")
     argv = ["rclone", "--config", "/dev/null", *[a.replace("REMOTE:", remote) for a in args]]
     return subprocess.run(argv, capture_output=True, text=True, timeout=300)
@@ -83,6 +90,96 @@ def test_rclone_copies_a_tree_up_and_back_byte_identical(files, tmp_path):
     for path in up.rglob("*"):
         if path.is_file():
             assert (down / path.relative_to(up)).read_bytes() == path.read_bytes(), path
+
+
+def test_rclone_as_an_owncloud_client_keeps_file_dates(files, tmp_path):
+    """rclone's owncloud vendor sends each file's time in X-OC-Mtime with the upload; it comes back in
+    listings and downloads."""
+    _need("rclone")
+    up = tmp_path / "up"
+    up.mkdir()
+    old = 1_000_000_000  # 2001-09-09 01:46:40 UTC
+    (up / "old.txt").write_text("written long ago\n")
+    os.utime(up / "old.txt", (old, old))
+    result = _rclone(files, "copy", str(up), "REMOTE:Docs/dated", vendor="owncloud")
+    assert result.returncode == 0, result.stderr
+    listing = _rclone(files, "lsjson", "REMOTE:Docs/dated", vendor="owncloud")
+    assert listing.returncode == 0, listing.stderr
+    [entry] = json.loads(listing.stdout)
+    assert datetime.fromisoformat(entry["ModTime"].replace("Z", "+00:00")).timestamp() == old, entry
+    assert files.exchange("HEAD", "/files/alice/Docs/dated/old.txt", user="alice")[1]["last-modified"] == \
+        "Sun, 09 Sep 2001 01:46:40 GMT"
+    down = tmp_path / "down"
+    assert _rclone(files, "copy", "REMOTE:Docs/dated", str(down), vendor="owncloud").returncode == 0
+    assert int((down / "old.txt").stat().st_mtime) == old
+
+
+@contextmanager
+def _davfs2_mount(files, user: str) -> Iterator[Path]:
+    """/files/USER/ mounted with davfs2 (Debian's mount.davfs, as root, through /dev/fuse); unmounting
+    at the end waits until davfs2 has uploaded everything in its cache."""
+    _need("mount.davfs")
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
+        pytest.skip("mount.davfs needs root and /dev/fuse")
+    work = Path(tempfile.mkdtemp(prefix="hearth-davfs2-"))  # not under pytest's 0700 tmp: davfs2 runs as davfs2
+    try:
+        work.chmod(0o755)
+        cache = work / "cache"
+        cache.mkdir()
+        shutil.chown(cache, group="davfs2")
+        cache.chmod(0o775)
+        mountpoint = work / "mnt"
+        mountpoint.mkdir()
+        url = f"http://127.0.0.1:{files.port}/files/{user}/"
+        secrets = work / "secrets"
+        secrets.write_text(f'{url} {user} "{PASSWORDS[user]}"\n')
+        secrets.chmod(0o600)
+        config = work / "davfs2.conf"  # locks on (the default), no questions, nothing looked up elsewhere
+        config.write_text(f"use_locks 1\nask_auth 0\nsecrets {secrets}\ncache_dir {cache}\n")
+        env = {"PATH": os.environ["PATH"]}  # no proxy variables: straight to loopback
+        mounted = subprocess.run(["mount.davfs", "-o", f"conf={config}", url, str(mountpoint)], env=env,
+                                 capture_output=True, text=True, timeout=60)
+        assert mounted.returncode == 0, mounted.stderr
+        try:
+            yield mountpoint
+        finally:
+            unmounted = subprocess.run(["umount", str(mountpoint)], capture_output=True, text=True, timeout=300)
+            if unmounted.returncode != 0:
+                subprocess.run(["umount", "-l", str(mountpoint)], timeout=60)
+            assert unmounted.returncode == 0, unmounted.stderr
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _editor_save(path: Path, content: bytes) -> None:
+    """Save as vim and most editors do: write `.name.swp` beside the file, then rename it over the file."""
+    swap = path.with_name(f".{path.name}.swp")
+    swap.write_bytes(content)
+    os.rename(swap, path)
+
+
+def test_editor_saves_through_a_davfs2_mount_reach_the_server(files):
+    """davfs2 moves the (locked) swap file over the locked file, then PUTs the content with the file's own
+    lock token: the destination's lock must survive the MOVE (RFC 4918 §7.5) or the file ends up empty.
+    Driven by path, as an editor does (listing a directory through FUSE fails in some sandboxes)."""
+    assert files.exchange("PUT", "/files/alice/Docs/existing.txt", b"from the server\n", user="alice")[0] in (201, 204)
+    with _davfs2_mount(files, "alice") as mountpoint:
+        docs = mountpoint / "Docs"
+        fresh = docs / "fresh.txt"
+        fresh.write_bytes(b"one\n")
+        _editor_save(fresh, b"one\ntwo\n")
+        with open(fresh, "ab") as appending:
+            appending.write(b"three\n")
+        _editor_save(fresh, fresh.read_bytes() + b"four\n")
+        existing = docs / "existing.txt"
+        _editor_save(existing, existing.read_bytes() + b"edited in the mount\n")
+        with open(existing, "ab") as appending:
+            appending.write(b"appended\n")
+    assert files.exchange("GET", "/files/alice/Docs/fresh.txt", user="alice")[2] == b"one\ntwo\nthree\nfour\n"
+    assert files.exchange("GET", "/files/alice/Docs/existing.txt", user="alice")[2] == \
+        b"from the server\nedited in the mount\nappended\n"
+    for swap in (".fresh.txt.swp", ".existing.txt.swp"):
+        assert files.exchange("GET", f"/files/alice/Docs/{swap}", user="alice")[0] == 404
 
 
 def test_webdav_and_a_running_sync_client_see_each_other(tmp_path):

@@ -10,8 +10,9 @@ from .lifecycle import (DeletedFolder, delete_folder, deleted_folders, folder_by
                         rename_folder, restore_folder)
 from .gc import collect_chunks, collect_garbage, expire_versions
 from .history import changes_since, trash, versions
-from .journal import MissingChunks, Revision, StaleRevision, commit_file, delete, mkdir, rename, restore
-from .paths import normalize_path
+from .journal import (MissingChunks, Revision, StaleRevision, commit_file, delete, mkdir, rename, restore,
+                      set_mtime)
+from .paths import creatable_path, name_problem, normalize_path
 
 __all__ = [
     "AVG_SIZE", "MAX_SIZE", "MIN_SIZE", "BlobStore", "Chunk", "ChunkStore", "chunk_id", "chunk_stream",
@@ -21,5 +22,5 @@ __all__ = [
     "rename_folder", "restore_folder",
     "collect_chunks", "collect_garbage", "expire_versions",
     "MissingChunks", "Revision", "StaleRevision", "changes_since", "commit_file", "delete", "mkdir",
-    "rename", "restore", "trash", "versions", "normalize_path",
+    "rename", "restore", "set_mtime", "trash", "versions", "creatable_path", "name_problem", "normalize_path",
 ]

@@ -7,6 +7,7 @@ import sqlite_utils
 
 from ..errors import BadRequest, Conflict, Forbidden, HTTPError, NotFound
 from .clock import utcnow
+from .paths import name_problem
 
 ACCESS_MODES = ("ro", "rw")
 
@@ -38,10 +39,12 @@ def _folder(row, access: str) -> Folder:
 
 
 def check_folder_name(name: str | None) -> str:
-    """The name stripped; BadRequest for a blank name, one with '/' or NUL, or one over 255 characters."""
+    """The name stripped; BadRequest for a blank name, one with '/', or one paths.name_problem refuses."""
     name = (name or "").strip()
-    if not name or "/" in name or "\x00" in name or len(name) > 255:
+    if not name or "/" in name:
         raise BadRequest(f"invalid folder name: {name!r}")
+    if problem := name_problem(name):
+        raise BadRequest(f"invalid folder name: {problem}")
     return name
 
 

@@ -22,7 +22,7 @@ from .chunks import BlobStore, check_chunk_id
 from .clock import utcnow
 from .folders import check_quota
 from .holders import held
-from .paths import normalize_path, parent_and_descendants_pattern
+from .paths import creatable_path, normalize_path, parent_and_descendants_pattern
 
 MAX_MISSING_LISTED = 10
 
@@ -72,12 +72,13 @@ def commit_file(db: sqlite_utils.Database, folder: int, path: str, base_revision
     user whose client sent the chunk list) be one that user holds (holders.py):
     one they do not hold counts as missing. Without `committer` the list comes
     from the server itself (bytes it just received, or an entry it copies).
-    Raises BadRequest (bad path or chunk list, a length other than the stored
+    Raises BadRequest (bad path, a name that paths.name_problem
+    refuses, bad chunk list, a length other than the stored
     chunk's), MissingChunks (a BadRequest), StaleRevision (a Conflict with
     `.current`), Conflict (path or a parent is a directory/file in the way),
     QuotaExceeded (owner over `quota` bytes), NotFound (no folder).
     """
-    path = normalize_path(path)
+    path = creatable_path(path)
     chunk_list = _check_chunks(chunks, size)
     entry = _entry(db, folder, path)
     _check_base(entry, path, base_revision)
@@ -93,7 +94,7 @@ def commit_file(db: sqlite_utils.Database, folder: int, path: str, base_revision
 
 def mkdir(db: sqlite_utils.Database, folder: int, path: str, device: str) -> Revision:
     """Create a directory entry; an existing directory is returned as is. Conflict if a file is there."""
-    path = normalize_path(path)
+    path = creatable_path(path)
     entry = _entry(db, folder, path)
     if entry and not entry["deleted"]:
         if entry["kind"] == "dir":
@@ -133,7 +134,7 @@ def rename(db: sqlite_utils.Database, folder: int, src: str, dst: str, base_revi
     Returns dst's new revision. NotFound (no src), StaleRevision (src changed),
     Conflict (something lives at dst), BadRequest (same path, or dst inside src).
     """
-    src, dst = normalize_path(src), normalize_path(dst)
+    src, dst = normalize_path(src), creatable_path(dst)
     if src == dst or dst.startswith(src + "/"):
         raise BadRequest(f"cannot move {src} to {dst}")
     entry = _entry(db, folder, src)
@@ -184,6 +185,22 @@ def restore(db: sqlite_utils.Database, folder: int, path: str, revision_id: int,
     check_quota(db, folder, 0 if entry["deleted"] else entry["size"], old["size"], quota)
     return _record(db, folder, path, entry, "file", False, old["size"], old["mtime_ns"],
                    bool(old["executable"]), _chunks(old["chunks"]), device)
+
+
+def set_mtime(db: sqlite_utils.Database, folder: int, path: str, base_revision: int | None, mtime_ns: int,
+              device: str) -> Revision:
+    """Give `path` (a file or a directory entry) a new modification time, as a new revision with the same
+    content: every sync client then sets the time on its copy, and downloads nothing. An unchanged time
+    makes no revision. NotFound (no such path), StaleRevision (it changed since `base_revision`)."""
+    path = normalize_path(path)
+    entry = _entry(db, folder, path)
+    if entry is None or entry["deleted"]:
+        raise NotFound(f"no {path}")
+    _check_base(entry, path, base_revision)
+    if entry["mtime_ns"] == mtime_ns:
+        return _revision(db, entry["revision_id"])
+    return _record(db, folder, path, entry, entry["kind"], False, entry["size"], mtime_ns,
+                   bool(entry["executable"]), _chunks(entry["chunks"]), device)
 
 
 # --- internals -------------------------------------------------------------

@@ -1,11 +1,23 @@
-"""Paths inside a synced folder: NFC, '/'-separated, relative, confined."""
+"""Paths inside a synced folder: NFC, '/'-separated, relative, confined; and the names a new entry may have.
+
+Every surface that creates entries (sync commits, WebDAV, share-link uploads)
+does so through the journal, which refuses a name `name_problem` objects to: the
+same names are refused everywhere, with the same reason. Paths that already
+exist are only normalised, so an older entry with such a name can still be read,
+renamed or deleted.
+"""
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from ..errors import BadRequest
 
 MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255  # one segment, UTF-8: what ext4, APFS, NTFS and ZFS hold
+# C0 controls, DEL and C1 controls break terminals, logs and line-based tools; bidirectional overrides and
+# isolates make a name display as another one ("invoice\u202etxt.exe" shows as "invoiceexe.txt").
+_REFUSED_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def normalize_path(path: str) -> str:
@@ -28,6 +40,27 @@ def normalize_path(path: str) -> str:
     for segment in path.split("/"):
         if segment in ("", ".", ".."):
             raise BadRequest(f"path has an empty, '.' or '..' segment: {path!r}")
+    return path
+
+
+def name_problem(path: str) -> str | None:
+    """Why an entry may not be created at the normalised `path`, or None: a segment with a control character
+    or a bidirectional override or isolate, or one over MAX_NAME_BYTES."""
+    for segment in path.split("/"):
+        if found := _REFUSED_CHARACTERS.search(segment):
+            kind = "a bidirectional override or isolate" if found.group() >= "\u202a" else "a control character"
+            return f"the name {segment!r} contains {kind} (U+{ord(found.group()):04X})"
+        if (size := len(segment.encode("utf-8"))) > MAX_NAME_BYTES:
+            return f"the name {segment[:40]!r}... has {size} bytes; a name may have at most {MAX_NAME_BYTES}"
+    return None
+
+
+def creatable_path(path: str) -> str:
+    """normalize_path for a path an entry is created at (or given content at): BadRequest when
+    `name_problem` refuses its name."""
+    path = normalize_path(path)
+    if problem := name_problem(path):
+        raise BadRequest(f"{problem}; choose another name")
     return path
 
 

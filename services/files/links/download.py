@@ -10,13 +10,13 @@ import asyncio
 import json
 import logging
 from typing import Awaitable, Callable
-from urllib.parse import quote
 
 import blake3
 from aiohttp import hdrs, web
 
 from services.core.errors import HTTPError, NotFound
 from services.core.tree import BlobStore
+from services.core.user_content import SANDBOX
 
 from .tree_view import Item
 
@@ -32,12 +32,6 @@ class RangeNotSatisfiable(HTTPError):
 def content_etag(item: Item) -> str:
     digest = blake3.blake3(json.dumps(item.chunks, separators=(",", ":")).encode()).hexdigest()
     return f'"{digest[:32]}"'
-
-
-def attachment(name: str) -> str:
-    """Content-Disposition for a download: an ASCII fallback and the exact UTF-8 name (RFC 6266)."""
-    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\%' else "_" for ch in name)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def byte_range(request: web.Request, item: Item, etag: str) -> tuple[int, int] | None:
@@ -74,7 +68,7 @@ async def send_file(request: web.Request, item: Item, store: BlobStore, *, dispo
     """
     etag = content_etag(item)
     headers = {hdrs.ETAG: etag, hdrs.ACCEPT_RANGES: "bytes", hdrs.CONTENT_DISPOSITION: disposition,
-               hdrs.CONTENT_TYPE: "application/octet-stream", "X-Content-Type-Options": "nosniff"}
+               hdrs.CONTENT_TYPE: "application/octet-stream", **SANDBOX}
     if request.headers.get(hdrs.IF_NONE_MATCH, "").strip() in (etag, "*"):
         return web.Response(status=304, headers={hdrs.ETAG: etag})
     wanted = byte_range(request, item, etag)

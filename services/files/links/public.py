@@ -14,9 +14,10 @@ from aiohttp import web
 from services.core.errors import Forbidden, HTTPError, NotFound
 from services.core.http import CONFIG, DATABASE
 from services.core.tree import BlobStore, quota_bytes
+from services.core.user_content import attachment
 
 from . import pages
-from .download import attachment, send_file
+from .download import send_file
 from .store import Link, count_download, open_link
 from .tree_view import Item, children, live_entry
 from .unlock import is_unlocked, remember, try_password

@@ -19,14 +19,13 @@ from aiohttp import BodyPartReader, web
 
 from services.core.errors import BadRequest, Conflict
 from services.core.http import DATABASE
-from services.core.tree import BlobStore, Revision, chunk_stream, commit_file, normalize_path
+from services.core.tree import BlobStore, Revision, chunk_stream, commit_file, creatable_path
 
 from .store import Link
 from .tree_view import live_entry, taken
 
 PIECES_IN_FLIGHT = 16  # ~1 MiB of request body between the event loop and the chunker
 MAX_CLASH_NUMBER = 1000
-MAX_NAME_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -69,11 +68,9 @@ class _PieceStream:
 def upload_name(filename: str | None) -> str:
     """The file name to store: the last component of what the browser sent, checked like a path segment."""
     name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    if not name or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        raise BadRequest("each uploaded file needs a plain file name")
-    if len(name.encode()) > MAX_NAME_BYTES:
-        raise BadRequest(f"file name is longer than {MAX_NAME_BYTES} bytes")
-    return normalize_path(name)  # rejects '.', '..'
+    if not name:
+        raise BadRequest("each uploaded file needs a file name")
+    return creatable_path(name)  # the journal's rules: no '.', '..', control characters, bidi overrides, long names
 
 
 def free_path(db: sqlite_utils.Database, folder_id: int, directory: str, name: str) -> str:

@@ -2,6 +2,9 @@
 
 - Non-NFC names (macOS HFS+ and some tools write NFD): an error. The client
   reports them and does not rename the user's file.
+- Names the server refuses to create (control characters, bidirectional
+  overrides, over 255 bytes: services.core.tree.paths.name_problem, the rule the
+  server applies): an error, reported once instead of uploaded and refused.
 - Names Windows or macOS cannot hold (reserved device names, trailing dot or
   space, `:*?"<>|` and control characters): warnings; the file still syncs to
   platforms that can hold it.
@@ -16,6 +19,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable
 
+from services.core.tree.paths import name_problem
+
 WINDOWS_RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL"] + [f"COM{i}" for i in range(1, 10)] + [f"LPT{i}" for i in range(1, 10)])
 _WINDOWS_BAD_CHARS = re.compile(r'[\x00-\x1f:*?"<>|\\]')
@@ -25,7 +30,7 @@ _WINDOWS_BAD_CHARS = re.compile(r'[\x00-\x1f:*?"<>|\\]')
 class NameProblem:
     relpath: str
     severity: str  # "error" (will not sync as-is) or "warning" (some platforms cannot hold it)
-    code: str      # "not-nfc", "windows-reserved", "trailing-dot-or-space", "invalid-char"
+    code: str      # "not-nfc", "refused-name", "windows-reserved", "trailing-dot-or-space", "invalid-char"
     message: str
 
 
@@ -35,6 +40,9 @@ def check_name(relpath: str) -> list[NameProblem]:
     if unicodedata.normalize("NFC", relpath) != relpath:
         problems.append(NameProblem(relpath, "error", "not-nfc",
                                     "name is not in Unicode NFC form; rename it (hearth will not)"))
+    if refused := name_problem(unicodedata.normalize("NFC", relpath)):
+        problems.append(NameProblem(relpath, "error", "refused-name",
+                                    f"{refused}, which the server refuses; rename it (hearth will not)"))
     for part in relpath.split("/"):
         if not part:
             continue

@@ -67,8 +67,8 @@ async def push(context: Context, report: Report, hints: set[str] | None) -> None
     deletions.update(result, hints, _gone_dirs(context, result, hints))
     rows = {p: context.state.get_file(p) for p in (*deletions.files, *retyped)}
     await _send_deletes(context, report, retyped, [], rows)
-    await _mkdirs(context, report, result, hints)
     skip = {p.relpath for p in result.name_problems if p.severity == "error"}
+    await _mkdirs(context, report, result, skip)
     changed = [p for p in sorted(result.changed) if p not in skip
                and not _blocked(context, report, p, result.changed[p])]
     uploads = Uploads(context, report, previous, rows)  # a pending deletion may be a rename's source
@@ -116,9 +116,9 @@ def _depth(relpath: str) -> int:
     return relpath.count("/")
 
 
-async def _mkdirs(context: Context, report: Report, result: ScanResult, hints) -> None:
+async def _mkdirs(context: Context, report: Report, result: ScanResult, skip: set[str]) -> None:
     """Create new directories on the server, several requests at a time (the server
-    does not need a parent to exist first)."""
+    does not need a parent to exist first); not those whose name is in `skip`."""
     tracked = context.state.directories()
     slots = asyncio.Semaphore(MKDIRS_IN_FLIGHT)
 
@@ -134,7 +134,7 @@ async def _mkdirs(context: Context, report: Report, result: ScanResult, hints) -
 
     try:
         async with asyncio.TaskGroup() as group:
-            for relpath in sorted((d for d in result.dirs if d not in tracked), key=_depth):
+            for relpath in sorted((d for d in result.dirs if d not in tracked and d not in skip), key=_depth):
                 group.create_task(mkdir(relpath))
     except ExceptionGroup as failure:
         raise failure.exceptions[0] from None

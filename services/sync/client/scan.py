@@ -171,7 +171,8 @@ def _visit(path: str, relpath: str, st: os.stat_result, ignore: IgnoreRules, pre
            stack: list[str]) -> None:
     if stat.S_ISDIR(st.st_mode):
         if not ignore.ignored(relpath, is_dir=True) and relpath not in result.dirs:
-            result.dirs.add(relpath)
+            result.dirs.add(relpath)  # walked even when refused: what lies below is still judged file by file
+            result.name_problems.extend(p for p in check_name(relpath) if p.code == "refused-name")
             stack.append(relpath)
         return
     if ignore.ignored(relpath):

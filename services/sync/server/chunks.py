@@ -21,6 +21,7 @@ from services.core.http import DATABASE, read_json
 from services.core.routing import Route, respond
 from services.core.tree.chunks import check_chunk_id
 from services.core.tree.holders import held, record_uploads
+from services.core.user_content import SANDBOX
 
 from .common import FOLDER_ID, PREFIX, STORE, folder_for
 
@@ -92,7 +93,7 @@ async def get_chunk(request: web.Request) -> web.StreamResponse:
         raise NotFound(f"no chunk {cid} in folder {folder}")
     data = await asyncio.to_thread(request.app[STORE].get, cid)
     return web.Response(body=data, content_type=OCTETS,
-                        headers={"Cache-Control": "private, max-age=31536000, immutable"})
+                        headers={"Cache-Control": "private, max-age=31536000, immutable", **SANDBOX})
 
 
 ROUTES = (
