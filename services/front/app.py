@@ -99,6 +99,8 @@ class Front:
             response = self.error_response(request, HTTPError("internal error; the front end's log has details"),
                                            route, client)
         if not response.prepared:
+            if request.transport is None or request.transport.is_closing():
+                return self.abandon(request, exchange, 499)  # hung up while we worked on the answer
             exchange.status = response.status
             exchange.sent = response.content_length or 0
         self.access_log.log(request, exchange)
