@@ -22,8 +22,9 @@ _SUSPECT = re.compile(r'[^\x20-\x7e]|["\\]')
 _SUSPECT_NON_PRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 # /s/TOKEN at the start of a path, after a space or quote, or after a URL's authority (a Referer).
-_SHARE_TOKEN = re.compile(r'((?:^|[\s"\'=(])(?:[a-z][a-z0-9+.-]*://[^/\s"]*)?/s/)([A-Za-z0-9_%-]{4})[A-Za-z0-9_%-]+')
 TOKEN_SHOWN = 4
+_SHARE_TOKEN = re.compile(r'((?:^|[\s"\'=(])(?:[a-z][a-z0-9+.-]*://[^/\s"]*)?/s/)'
+                          rf"([A-Za-z0-9_%-]{{{TOKEN_SHOWN}}})[A-Za-z0-9_%-]+")
 
 
 def escape(text: str, *, quotes: bool = True) -> str:

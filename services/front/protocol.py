@@ -15,7 +15,7 @@
   address).
 Each of these is logged once, at info, with the address and the reason.
 A request head aiohttp parses but the door does not serve (no HTTP version,
-a missing or malformed Host: request_head.py) gets 400 the same way. Other
+a malformed Host: request_head.py) gets 400 the same way, with the reason. Other
 malformed requests get aiohttp's 400, logged once at info instead of
 aiohttp's error-level traceback.
 

@@ -11,9 +11,9 @@ Failures become errors with a reason, raised before the response starts:
 refused, or closed without answering, and nothing is restarting it), 503 with
 Retry-After (its supervisor is restarting it), 504 (no answer within
 idle_timeout). A client that hangs up before the response starts is
-`ClientGone`, logged as 499 like nginx does. Once the response has started there is no status left to
-send: the client's connection is closed mid-body, so it sees a truncated
-transfer instead of a complete-looking one.
+`ClientGone`, logged as 499 as nginx does. Once the response has started
+there is no status left to send: the client's connection is closed
+mid-body, so it sees a truncated transfer instead of a complete-looking one.
 """
 from __future__ import annotations
 
@@ -165,12 +165,12 @@ class Proxy:
         headers = end_to_end(upstream.headers)
         decorate(headers)
         response.headers.extend(headers)
+        # Hung up while the upstream was thinking: nginx's 499, not a status nobody received.
+        if request.transport is None or request.transport.is_closing():
+            raise ClientGone("client went away before the response")
         try:
-            if request.transport is None or request.transport.is_closing():
-                raise ConnectionResetError("closed before the answer")
             await response.prepare(request)
         except ConnectionError:
-            # Hung up while the upstream was thinking: nginx's 499, not the status nobody received.
             raise ClientGone("client went away before the response") from None
         exchange.status = upstream.status
         reader = upstream.content
