@@ -25,6 +25,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def listening(port: int, pid: int | str = "self") -> bool:
+    """Whether a TCP socket listens on `port`, as process `pid`'s network namespace sees it (Linux).
+
+    Read from /proc rather than by connecting: a probe connection is a client
+    the server under test would serve, or log, as a real one.
+    """
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except FileNotFoundError:  # no IPv6 in this kernel
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            if state == "0A" and int(local.rpartition(":")[2], 16) == port:  # 0A: TCP_LISTEN
+                return True
+    return False
+
+
 def http_get(port: int, path: str) -> tuple[int, bytes]:
     """One plain GET on loopback, on a fresh connection: (status, body)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)

@@ -146,6 +146,13 @@ def wait_until(check, what: str, timeout: float = 20.0, process: subprocess.Pope
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def accepts(path: Path) -> bool:
+    """Whether a connection to the Unix socket at `path` is accepted."""
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.connect(str(path))
+    return True
+
+
 class Setup:
     """An upstream on TCP, the same app on a Unix socket, and the front end routing to both."""
 
@@ -198,7 +205,7 @@ class Setup:
                                       cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr)
         self.processes.append(self.front)
         wait_until(lambda: self.get_direct("/_state")[0] == 200, "the TCP upstream")
-        wait_until(lambda: self.socket.exists(), "the Unix upstream")
+        wait_until(lambda: accepts(self.socket), "the Unix upstream")  # bound is not yet listening
         wait_until(lambda: self.request("GET", "/healthz")[0] == 200, "the front end", process=self.front)
 
     @property

@@ -155,8 +155,10 @@ def test_an_agent_with_the_relays_key_pinned_connects_and_stays_connected_and_a_
 
 def test_connections_that_never_say_where_they_go_are_capped_and_the_excess_turned_away_at_once(tmp_path):
     with Topology(tmp_path, max_unrouted=3) as topology:
+        # The agent's logins count as unrouted too: let its whole pool (4) log in first.
+        wait_until("the agent's full pool", lambda: topology.status()["agents"]["home"]["idle_connections"] == 4)
         silent = [socket.create_connection(("127.0.0.1", topology.ports["public"]), timeout=5) for _ in range(3)]
-        time.sleep(0.3)   # the relay's handlers are running for all three
+        wait_until("the relay to hold all three", lambda: topology.status()["unrouted"] == 3)
         started = time.monotonic()
         for port in ("public", "http"):
             with socket.create_connection(("127.0.0.1", topology.ports[port]), timeout=5) as extra:

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from services.core.proxy_protocol import proxy_v2_header
 from services.tunnel.agent_state import describe, read_agent_state
 from services.tunnel.relay_trust import matches_pin, subject_public_key_info
-from tests.installation import free_port
+from tests.installation import free_port, http_get, listening
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -46,6 +46,7 @@ SLOW_CHUNKS, SLOW_CHUNK, SLOW_GAP = 16, 64 * 1024, 0.25
 # -- the upstream behind the front end: echoes a marker, streams slowly ---------------------------
 
 def start_upstream(port: int) -> None:
+    """Serve the upstream from a thread; returns once its socket is bound."""
     async def echo(request: web.Request) -> web.Response:
         return web.Response(text=f"echo {request.headers.get('X-Marker', '')} from "
                                  f"{request.headers.get('X-Forwarded-For', '')}",
@@ -60,6 +61,8 @@ def start_upstream(port: int) -> None:
             await asyncio.sleep(SLOW_GAP)
         return response
 
+    bound = threading.Event()
+
     async def main() -> None:
         app = web.Application()
         app.router.add_get("/echo", echo)
@@ -67,9 +70,11 @@ def start_upstream(port: int) -> None:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
+        bound.set()
         await asyncio.Event().wait()
 
     threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
+    assert bound.wait(timeout=20), "the upstream did not bind"
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -206,7 +211,11 @@ max_streams = {max_streams}
         start_upstream(self.ports["upstream"])
         self.api.start()
         self.front.start()
+        # Each thing the tests use, waited for itself: the front's /healthz does not count an
+        # API no supervisor runs, nor the route's own upstream (hearth cannot know it is meant to be up).
+        wait_until("the API", lambda: http_get(self.ports["api"], "/healthz")[0] == 200, process=self.api)
         wait_until("the front end", lambda: self.front_health() == 200, process=self.front)
+        wait_until("the front's PROXY-protocol port", lambda: listening(self.ports["proxied"]), process=self.front)
         self.start_relay()
         self.agent.start()
         wait_until("the agent to connect", lambda: self.agent_state().get("state") == "connected",
@@ -270,6 +279,11 @@ async def phone_get(topology: Topology, path: str, headers: dict | None = None, 
     return int(head.split()[1]), body
 
 
+def open_streams(topology: Topology) -> int:
+    """Phone connections the relay is passing to the agent right now."""
+    return topology.status()["agents"]["home"]["open_streams"]
+
+
 def run(coroutine):
     return asyncio.run(coroutine)
 
@@ -312,7 +326,7 @@ def test_a_small_request_is_not_held_up_by_ten_slow_downloads(topology):
             return time.monotonic() - started
 
         slow_tasks = [asyncio.create_task(slow()) for _ in range(10)]
-        await asyncio.sleep(1.0)  # all ten are streaming now
+        await asyncio.to_thread(wait_until, "all ten downloads to hold a stream", lambda: open_streams(topology) >= 10)
         assert not any(task.done() for task in slow_tasks)
         started = time.monotonic()
         status, body = await phone_get(topology, "/up/echo", headers={"X-Marker": "small"})
@@ -421,7 +435,7 @@ def test_killed_relay_comes_back_and_the_agent_reconnects(topology):
         with pytest.raises((ConnectionError, OSError, ssl.SSLError, IndexError, AssertionError,
                             asyncio.IncompleteReadError)):
             task = asyncio.create_task(phone_get(topology, "/up/slow", timeout=30))
-            await asyncio.sleep(1.0)
+            await asyncio.to_thread(wait_until, "the download to hold a stream", lambda: open_streams(topology) >= 1)
             topology.relay.process.send_signal(signal.SIGKILL)
             status, body = await task
             assert len(body) == SLOW_CHUNKS * SLOW_CHUNK  # a cut transfer cannot be whole

@@ -78,8 +78,7 @@ def run_app_daemon(argv: list[str] | None, *, name: str, description: str, app_f
         app = getattr(importlib.import_module(module_name), function)(config)
 
         def run() -> None:
-            logging.getLogger(name).info("serving on %s", address)
-            serve(app, address)
+            serve(app, address, ready=lambda: logging.getLogger(name).info("serving on %s", address))
 
         return run
 

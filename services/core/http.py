@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from pydantic import BaseModel, ValidationError
 
 from .config import Config
@@ -163,17 +164,40 @@ async def _handle_sighup(app: web.Application) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
-def serve(app: web.Application, address: ListenAddress) -> None:
-    """Run until SIGTERM/SIGINT; aiohttp finishes in-flight requests on the way out."""
+def serve(app: web.Application, address: ListenAddress, ready: Callable[[], None] = lambda: None) -> None:
+    """Run until SIGTERM/SIGINT; aiohttp finishes in-flight requests on the way out.
+
+    `ready` runs once the socket is bound and listening, never before, so whoever
+    reads "serving on" can connect at once. (aiohttp's run_app calls its `print`
+    hook after every site has started; tests/test_daemon_ready.py pins that.)
+    """
     app.on_startup.append(_handle_sighup)
+
+    def started(_message: str) -> None:
+        ready()
+
+    where = {"path": str(address.path)} if address.path else {"host": address.host, "port": address.port}
     if address.path:
         address.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_socket(address.path)
-        web.run_app(app, path=str(address.path), print=None, access_log_format=ACCESS_LOG_FORMAT)
-    else:
-        web.run_app(app, host=address.host, port=address.port, print=None,
-                    access_log_format=ACCESS_LOG_FORMAT)
+    web.run_app(app, **where, print=started, access_log_class=RequestLog)
 
 
-# Combined-log-like, one line, with the duration in seconds.
-ACCESS_LOG_FORMAT = '%a "%r" %s %b "%{Referer}i" "%{User-Agent}i" %Tfs'
+def request_line(request: web.BaseRequest) -> str:
+    """The request line as the client sent it: the target keeps its percent-encoding (`%00` stays `%00`)."""
+    return f"{request.method} {request.raw_path} HTTP/{request.version.major}.{request.version.minor}"
+
+
+class RequestLog(AbstractAccessLogger):
+    """One line per request: `127.0.0.1 "GET /x HTTP/1.1" 200 12 "-" "curl/8.5.0" 0.001234s`.
+
+    Combined-log-like, without the time (the log line has one). Every field is
+    a logging argument, so the formatter escapes it and shortens share tokens
+    (core.log): what a client sends cannot forge a line or leak a link.
+    """
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        headers = request.headers
+        self.logger.info('%s "%s" %s %s "%s" "%s" %.6fs', request.remote or "-", request_line(request),
+                         response.status, response.body_length, headers.get("Referer", "-"),
+                         headers.get("User-Agent", "-"), time)

@@ -8,6 +8,9 @@ fail2ban and friends read it, followed by the seconds the request took and
 the upstream that answered ("-" when the door answered itself). The user is
 the name in a Basic Authorization header, unverified (like nginx's
 $remote_user): good for reading logs, not for trusting. Times are UTC.
+Every field is escaped as nginx does (core.log.escape), and a share link's
+token is cut to its first characters in the request line and the Referer:
+the log must not open anyone's share.
 
 The lines go to stderr, which the supervisor's wrapper writes into
 var/log/front.log (and rotates); they are written whole, so lines never mix.
@@ -23,8 +26,10 @@ from typing import TextIO
 
 from aiohttp import web
 
+from services.core.http import request_line
+from services.core.log import escape, hide_share_tokens
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)} | {ord('"'): "\\x22", ord("\\"): "\\x5c"}
 
 
 @dataclass
@@ -48,19 +53,15 @@ class AccessLog:
         stream = self.stream or sys.stderr
         duration = time.monotonic() - exchange.started
         headers = request.headers
-        line = (f"{exchange.client or '-'} - {_escape(remote_user(request))} [{_now()}] "
-                f'"{_escape(request_line(request))}" {exchange.status} {exchange.sent or "-"} '
-                f'"{_escape(headers.get("Referer", "-"))}" "{_escape(headers.get("User-Agent", "-"))}" '
-                f"{duration:.3f} {_escape(exchange.upstream)}\n")
+        line = (f"{exchange.client or '-'} - {escape(remote_user(request))} [{_now()}] "
+                f'"{escape(hide_share_tokens(request_line(request)))}" {exchange.status} {exchange.sent or "-"} '
+                f'"{escape(hide_share_tokens(headers.get("Referer", "-")))}" '
+                f'"{escape(headers.get("User-Agent", "-"))}" {duration:.3f} {escape(exchange.upstream)}\n')
         try:
             stream.write(line)
             stream.flush()
         except (OSError, ValueError):
             pass  # stderr gone (wrapper dying): the request itself must not fail for its log line
-
-
-def request_line(request: web.BaseRequest) -> str:
-    return f"{request.method} {request.raw_path} HTTP/{request.version.major}.{request.version.minor}"
 
 
 def remote_user(request: web.BaseRequest) -> str:
@@ -77,8 +78,3 @@ def remote_user(request: web.BaseRequest) -> str:
 def _now() -> str:
     t = time.gmtime()
     return f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
-
-
-def _escape(text: str) -> str:
-    """Quotes, backslashes and control characters as \\xHH, as nginx does: one field, one line."""
-    return text.translate(_ESCAPES)

@@ -100,6 +100,8 @@ class Front:
             response = self.error_response(request, HTTPError("internal error; the front end's log has details"),
                                            route, client)
         if not response.prepared:
+            if request.transport is None or request.transport.is_closing():
+                return self.abandon(request, exchange, 499)  # hung up while we worked on the answer
             exchange.status = response.status
             exchange.sent = response.content_length or 0
         self.access_log.log(request, exchange)
@@ -194,6 +196,12 @@ async def serve(front: Front, config: Config, address: ListenAddress) -> None:
     runner = web.ServerRunner(build_server(front, config), shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     runner_cleanups: list = []
+    # Handlers first: whoever sees "serving on" may send SIGTERM at once, and must get a clean stop.
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopped.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: reload(front))
     try:
         if address.path:
             address.path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,11 +219,6 @@ async def serve(front: Front, config: Config, address: ListenAddress) -> None:
             await proxied.start()
             runner_cleanups.append(proxied.close)
             log.info("serving PROXY-protocol connections on %s:%d", *front.proxy_protocol_address)
-        stopped = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopped.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: reload(front))
         await stopped.wait()
         log.info("stopping")
     finally:

@@ -6,7 +6,9 @@ Each upstream is reported with a state:
   `health` URL, else a connection is accepted).
 - `failing`: its supervisor says it runs, but it does not answer.
 - `restarting`: its supervisor is restarting it (backoff or starting).
-- `down`: stopped, gave up, or never started: `hearth status` says why.
+- `down`: stopped, gave up, or never started, and not answering: `hearth
+  status` says why. One that answers though the supervisor does not run it
+  (started by hand, or by systemd) is `ok`: the report says what listens.
 - `not-installed`: a hearth daemon this installation does not have yet.
 - `reachable` / `unreachable`: an upstream hearth does not run (a route's
   `upstream = "host:port"`); reported, never counted, since hearth cannot
@@ -93,6 +95,9 @@ class Health:
         supervised = supervision(address, self.data_dir)
         if supervised.state == "unsupervised":
             entry["state"] = "reachable" if await self._connects(address) else "unreachable"
+        elif supervised.state == "down" and await self._answers(address):
+            # Started by hand or by another init (systemd): it is up, whatever hearth's supervisor knows.
+            entry.update(state="ok", reason=f"{address.label} answers; hearth's supervisor does not run it")
         elif supervised.state in {"down", "not-installed", "restarting"}:
             entry.update(state=supervised.state, reason=supervised.reason)
         elif await self._answers(address):

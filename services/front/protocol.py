@@ -14,7 +14,9 @@
   trusted_proxies are not capped (every client behind them shares their
   address).
 Each of these is logged once, at info, with the address and the reason.
-Other malformed requests get aiohttp's 400, logged once at info instead of
+A request head aiohttp parses but the door does not serve (no HTTP version,
+a malformed Host: request_head.py) gets 400 the same way, with the reason. Other
+malformed requests get aiohttp's 400, logged once at info instead of
 aiohttp's error-level traceback.
 
 This relies on aiohttp internals, pinned by tests/test_front_limits.py:
@@ -39,6 +41,7 @@ from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from services.core.config import Config, ConfigError
 
 from .limits import KIB, ConnectionLimiter
+from .request_head import head_problem
 
 log = logging.getLogger("front.protocol")
 
@@ -200,6 +203,14 @@ class FrontRequestHandler(RequestHandler):
         """
         self._stop_header_timer()
         messages = self._messages
+        for index in range(queued, len(messages)):
+            message = messages[index][0]
+            problem = None if isinstance(message, _ErrInfo) else head_problem(message)
+            if problem is not None:
+                while len(messages) > index:  # a deque: no slices
+                    messages.pop()
+                self._refuse(400, problem)
+                return
         last, payload = messages[-1]
         if isinstance(last, _ErrInfo):
             self._refused = True  # aiohttp answers 400 (431 in handle_error) and closes
@@ -249,14 +260,15 @@ class FrontRequestHandler(RequestHandler):
     def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
         if isinstance(exc, Refusal):
-            return _refusal_response(exc.code)
+            return _refusal_response(exc.code, exc.message)
         if isinstance(exc, HttpProcessingError) and status == 400:
             if _is_header_size_error(exc):
                 log.info("%s: request header field longer than %d KiB or too many fields: answered 431",
                          self._address, self._front.max_head // KIB)
                 return _refusal_response(431)
-            log.info("%s: bad request: %s: answered 400", self._address, exc.message.splitlines()[0])
-            return _refusal_response(400)
+            reason = exc.message.splitlines()[0].rstrip(":.")
+            log.info("%s: bad request: %s: answered 400", self._address, reason)
+            return _refusal_response(400, reason)
         return super().handle_error(request, status, exc, message)
 
 
@@ -264,10 +276,11 @@ def _is_header_size_error(exc: HttpProcessingError) -> bool:
     return isinstance(exc, LineTooLong) or "Too many headers" in exc.message
 
 
-def _refusal_response(status: int) -> web.Response:
+def _refusal_response(status: int, reason: str | None = None) -> web.Response:
+    """The door's own plain-text refusal, with the reason when there is one."""
     phrase = HTTPStatus(status).phrase
-    response = web.Response(status=status, text=f"{status} {phrase}\n",
-                            headers={"Connection": "close"})
+    response = web.Response(status=status, text=f"{status} {phrase}" + (f": {reason}" if reason else "") + "\n",
+                            headers={"Connection": "close", "X-Content-Type-Options": "nosniff"})
     if status == 429:
         response.headers["Retry-After"] = str(CONNECTIONS_RETRY_AFTER)
     response.force_close()

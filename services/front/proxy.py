@@ -10,9 +10,10 @@ Failures become errors with a reason, raised before the response starts:
 413 (body over the limit), 408 (client stopped sending), 502 (upstream
 refused, or closed without answering, and nothing is restarting it), 503 with
 Retry-After (its supervisor is restarting it), 504 (no answer within
-idle_timeout). Once the response has started there is no status left to
-send: the client's connection is closed mid-body, so it sees a truncated
-transfer instead of a complete-looking one.
+idle_timeout). A client that hangs up before the response starts is
+`ClientGone`, logged as 499 as nginx does. Once the response has started
+there is no status left to send: the client's connection is closed
+mid-body, so it sees a truncated transfer instead of a complete-looking one.
 """
 from __future__ import annotations
 
@@ -164,8 +165,14 @@ class Proxy:
         headers = end_to_end(upstream.headers)
         decorate(headers)
         response.headers.extend(headers)
+        # Hung up while the upstream was thinking: nginx's 499, not a status nobody received.
+        if request.transport is None or request.transport.is_closing():
+            raise ClientGone("client went away before the response")
+        try:
+            await response.prepare(request)
+        except ConnectionError:
+            raise ClientGone("client went away before the response") from None
         exchange.status = upstream.status
-        await response.prepare(request)
         reader = upstream.content
         while True:
             try:

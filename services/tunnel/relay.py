@@ -281,7 +281,7 @@ class Relay:
 
     def status(self) -> dict:
         return {"agents": {name: pool.status() for name, pool in self.pools.items()},
-                "refused": dict(self.refused)}
+                "refused": dict(self.refused), "unrouted": self.unrouted_now}
 
     async def status_page(self, request: web.Request) -> web.Response:
         return web.Response(text=json.dumps(self.status(), indent=1) + "\n", content_type="application/json")
@@ -392,6 +392,12 @@ def _peer(writer: asyncio.StreamWriter) -> str:
 async def run_relay(config: RelayConfig) -> None:
     """Serve until SIGTERM or SIGINT."""
     relay = Relay(config)
+    # Handlers first: whoever sees the relay's log line may stop it at once, and must get a clean stop.
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopped.set)
+    loop.add_signal_handler(signal.SIGHUP, relay.reload)
     servers = [
         # Each TLS handshake here is bounded by hello_timeout; max_unrouted counts from the login on.
         await asyncio.start_server(relay.handle_agent, config.control_listen.host, config.control_listen.port,
@@ -419,11 +425,6 @@ async def run_relay(config: RelayConfig) -> None:
     log.info("relay: agents on %s (TLS), public on %s, %s, status on %s", config.control_listen,
              config.public_listen, f"http on {config.http_listen}" if config.http_listen else "no http",
              config.status_listen or "(off)")
-    stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopped.set)
-    loop.add_signal_handler(signal.SIGHUP, relay.reload)
     await stopped.wait()
     log.info("relay: stopping")
     for server in servers:

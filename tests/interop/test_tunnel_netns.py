@@ -31,6 +31,7 @@ import trustme
 
 from services.tunnel.agent_state import read_agent_state
 from tests.daemons import PASSWORDS
+from tests.installation import listening
 from tests.interop.netns import Network, firewall_tool, unavailable
 from tests.test_tunnel import Process, wait_until
 
@@ -162,6 +163,8 @@ max_streams = 64
         for daemon, probe in zip(daemons, ("/api/openapi.json", "/files/", "/dav/")):
             wait_until(f"{daemon.name} behind the front end", lambda: self.home_probe(probe) not in ("000", "502", "503"),
                        timeout=30, process=daemon)
+        wait_until("the front's PROXY-protocol port", lambda: listening(PROXIED_PORT, self.front.process.pid),
+                   process=self.front)
         self.relay = Process("relay", self.public.argv(sys.executable, "-m", "services.cli", "relay", "--config",
                                                        str(self.public_dir / "relay.toml")),
                              self.public_dir, {**self.env, "HEARTH_RELAY_TAP": str(self.tap)})
