@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from services.core.log import escape
 from tests.daemons import serving
 from tests.sync_harness import Client
 from tests.test_api import free_port
@@ -464,8 +465,10 @@ def test_names_the_server_refuses_are_reported_once_and_never_sent(server, tmp_p
         result = a.once(check=False)
         assert result.returncode == 1
         for name in refused + ["bad\x7fdir", "bad\x7fdir/inside.txt"]:
-            logged = [line for line in result.stderr.splitlines() if " WARNING " in line and f"{name}: " in line]
+            logged = [line for line in result.stderr.splitlines()
+                      if " WARNING " in line and f"{escape(name)}: " in line]  # logs show control characters as \xHH
             assert len(logged) == 1, result.stderr
+        assert not any(char in result.stderr for char in "\t\x7f\u202e"), result.stderr  # not even on the terminal
         assert "which the server refuses" in result.stderr and "server refused" not in result.stderr
     fid = folder_id(server, "alice", "alice", "refused names")
     assert sorted(server_files(server, "alice", fid)) == ["fine.txt"]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from services.core.errors import CommandError, ConfigError
 from services.core.exitcodes import ExitStatus
-from services.core.log import setup_logging
+from services.core.log import escape, setup_logging
 from services.sync.client.context import STATE_FILE, Context, FolderGone, Report
 from services.sync.client.engine import cycle
 from services.sync.client.folder_events import (DELETED_STATE, FolderDeletedOnServer, bind_folder, deleted_line,
@@ -193,7 +193,7 @@ async def _once(context: Context) -> int:
     if in_sync:
         return 0
     for problem in report.problems:
-        print(f"hearth sync: {problem}", file=sys.stderr)
+        print(f"hearth sync: {escape(problem, quotes=False)}", file=sys.stderr)  # a file name may hold anything
     if report.pending:
         print(f"hearth sync: not in sync: {report.pending} change(s) still pending", file=sys.stderr)
     return int(ExitStatus.ERROR)
