@@ -262,3 +262,40 @@ def test_the_app_password_is_listed_by_hearth_token_and_revoking_it_locks_the_ap
 ])
 def test_device_labels_from_user_agents(agent, label):
     assert device_label(agent) == label
+
+
+def test_the_apps_own_avatar_is_a_png_and_anyone_elses_is_not_found(api):
+    status, headers, body = api.exchange("GET", "/index.php/avatar/alice/64", headers=basic("alice", "alice password"))
+    assert status == 200 and headers["content-type"] == "image/png" and body.startswith(b"\x89PNG\r\n\x1a\n")
+    assert body[16:24] == (64).to_bytes(4, "big") * 2          # IHDR: 64 × 64
+    status, _, again = api.exchange("GET", "/index.php/avatar/alice/64",
+                                    headers={**basic("alice", "alice password"), "If-None-Match": headers["etag"]})
+    assert (status, again) == (304, b"")
+    assert api.exchange("GET", "/index.php/avatar/bob/64", headers=basic("alice", "alice password"))[0] == 404
+    assert api.exchange("GET", "/index.php/avatar/alice/huge", headers=basic("alice", "alice password"))[0] == 400
+    assert api.exchange("GET", "/index.php/avatar/alice/64")[0] == 401
+
+
+def test_logging_out_of_the_app_revokes_its_app_password(api):
+    token, endpoint, login_path = start_flow(api, IOS_UA)
+    assert decide(api, login_path, True)[0] == 200
+    password = json.loads(poll(api, endpoint, token)[1])["appPassword"]
+    status, _, body = api.exchange("DELETE", "/ocs/v2.php/core/apppassword?format=json",
+                                   headers={**basic("alice", password), **OCS})
+    assert status == 200 and ocs_data(body, 200) == []
+    assert cloud_user(api, 2, "alice", password)[0] == 401
+    # the account password is not an app password: nothing to revoke, and it keeps working
+    status, _, _ = api.exchange("DELETE", "/ocs/v2.php/core/apppassword", headers={**basic("alice", "alice password"), **OCS})
+    assert status == 403 and cloud_user(api, 2, "alice", "alice password")[0] == 200
+
+
+def test_the_ios_app_finds_the_apps_hearth_lacks_empty(api):
+    for path in ("/ocs/v2.php/apps/files/api/v1/directEditing", "/ocs/v2.php/apps/dashboard/api/v1/widgets",
+                 "/ocs/v2.php/core/navigation/apps"):
+        status, _, body = api.exchange("GET", path + "?format=json", headers={**basic("alice", "alice password"), **OCS})
+        assert status == 200, (path, body)
+        assert not any(ocs_data(body, 200).values()) if path.endswith("directEditing") else ocs_data(body, 200) == []
+    # registering for push would make it wait for pushes that never come
+    status, _, _ = api.exchange("POST", "/ocs/v2.php/apps/notifications/api/v2/push", "pushTokenHash=x",
+                                headers={**basic("alice", "alice password"), **OCS})
+    assert status in (404, 405)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import discovery, login_flow
+from . import absent_apps, avatars, discovery, login_flow
 
 ROUTES = (
     ("GET", "/status.php", discovery.status),
     ("GET", "/index.php/204", discovery.no_content),
     ("GET", "/ocs/v1.php/config", discovery.server_config),
+    ("GET", "/index.php/avatar/{user}/{size}", avatars.avatar),
+    ("DELETE", "/ocs/v2.php/core/apppassword", login_flow.forget_app_password),
+    *(("GET", path, absent_apps.nothing_here) for path in absent_apps.EMPTY),
     ("POST", "/index.php/login/v2", login_flow.start_v2),
     ("POST", "/index.php/login/v2/poll", login_flow.poll_v2),
     ("GET", login_flow.V2_LOGIN_PREFIX + "{token}", login_flow.show_v2),

@@ -22,13 +22,14 @@ from pydantic import BaseModel, ConfigDict
 
 from services.core import accounts
 from services.core.auth import AUTHENTICATOR, require_user
-from services.core.errors import BadRequest
+from services.core.errors import BadRequest, Forbidden
 from services.core.http import DATABASE, read_json
 
 from ..devices import server_address
 from ..web.pages import Page, html_page, render, to_login
 from . import flows
 from .devices import device_label
+from .ocs import ocs_response
 
 CONNECT = Page("/index.php/login/flow", "Connect a device", "connect", in_nav=False)
 V2_LOGIN_PREFIX = "/index.php/login/v2/flow/"
@@ -114,3 +115,13 @@ def nc_login_url(server: str, user: str, password: str) -> str:
     """`nc://login/server:…&user:…&password:…`: the server as it is, user and password form-encoded
     (space as +), which the Android app's URLDecoder reverses."""
     return f"nc://login/server:{server}&user:{quote_plus(user, safe='')}&password:{quote_plus(password, safe='')}"
+
+
+async def forget_app_password(request: web.Request) -> web.Response:
+    """DELETE /ocs/v2.php/core/apppassword: the app logs out and revokes the app password it signed in with."""
+    identity = await require_user(request)
+    if identity.via != "app-password" or identity.app_password_id is None:
+        raise Forbidden("this request was made with the account password: there is no app password to revoke")
+    await request.app[DATABASE].write(
+        lambda db: accounts.revoke_app_password(db, identity.user, identity.app_password_id))
+    return ocs_response(request, [])
