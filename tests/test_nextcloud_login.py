@@ -255,6 +255,8 @@ def test_the_app_password_is_listed_by_hearth_token_and_revoking_it_locks_the_ap
     (DESKTOP_UA, "Nextcloud desktop 3.7.3 (debian-6.1.0)"),
     (ANDROID_UA, "Nextcloud Android 33.0.1"),
     (IOS_UA, "Nextcloud iOS 6.1.4"),
+    ("Mozilla/5.0 (Linux) mirall/3.7.3git (nextcloudcmd, debian-6.1.0 ClientArchitecture: x86_64 "
+     "OsArchitecture: x86_64)", "nextcloudcmd 3.7.3 (debian-6.1.0)"),
     ("Mozilla/5.0 (Android) Nextcloud-android", "Mozilla/5.0 (Android) Nextcloud-android"),
     ("curl/8.5.0\x00\x1b[31m", "curl/8.5.0[31m"),
     ("", "unknown device"),

@@ -3,7 +3,8 @@
 The apps' User-Agents (desktop `… mirall/3.7.3git (Nextcloud, debian-6.1.0 …)`,
 `Mozilla/5.0 (Android) Nextcloud-android/33.0.1`, `Mozilla/5.0 (iOS)
 Nextcloud-iOS/6.1`) become "Nextcloud desktop 3.7.3 (debian-6.1.0)", "Nextcloud
-Android 33.0.1", "Nextcloud iOS 6.1"; anything else is kept as sent, cut to
+Android 33.0.1", "Nextcloud iOS 6.1" (and the command-line client, which says
+`(nextcloudcmd, …)`, "nextcloudcmd 3.7.3 (…)"); anything else is kept as sent, cut to
 the label's length, so `hearth token list` still tells devices apart.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 
 from services.core.accounts import MAX_LABEL_LENGTH
 
-_DESKTOP = re.compile(r"mirall/(?P<version>[0-9.]+)\S*(?: \((?:[^,)]*), (?P<os>[^ )]+))?")
+_DESKTOP = re.compile(r"mirall/(?P<version>[0-9.]+)\S*(?: \((?P<app>[^,)]*), (?P<os>[^ )]+))?")
 _MOBILE = re.compile(r"Nextcloud-(?P<os>android|iOS)/(?P<version>[0-9.]+)", re.IGNORECASE)
 _UNKNOWN = "unknown device"
 
@@ -23,7 +24,8 @@ def device_label(user_agent: str | None) -> str:
     desktop = _DESKTOP.search(agent)
     if desktop:
         where = f" ({desktop['os']})" if desktop["os"] else ""
-        return f"Nextcloud desktop {desktop['version']}{where}"[:MAX_LABEL_LENGTH]
+        app = "nextcloudcmd" if desktop["app"] == "nextcloudcmd" else "Nextcloud desktop"
+        return f"{app} {desktop['version']}{where}"[:MAX_LABEL_LENGTH]
     mobile = _MOBILE.search(agent)
     if mobile:
         system = "Android" if mobile["os"].lower() == "android" else "iOS"
