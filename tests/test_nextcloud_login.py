@@ -141,7 +141,8 @@ def test_account_setup_with_login_flow_v2_as_the_phone_apps_send_it(api, agent, 
     assert status == 200, body
     user = ocs_data(body, 200)
     assert user["id"] == "alice" and user["display-name"] == "alice" and user["enabled"] is True
-    assert user["quota"]["quota"] == -3 and user["quota"]["used"] == 0   # no [sync] quota_mb
+    assert user["quota"]["quota"] == -3 and user["quota"]["used"] == 0   # no [sync] quota_mb: unlimited,
+    assert user["quota"]["free"] > 0 and user["quota"]["total"] == user["quota"]["free"]  # but for the disk
     # (the next request, PROPFIND /remote.php/dav/files/alice/, is the files daemon's)
 
 
@@ -155,6 +156,17 @@ def test_desktop_client_with_the_account_password_reads_v1_and_the_user(api):
     assert status == 200 and ocs_data(body, 100)["id"] == "alice"
     status, body = cloud_user(api, 1, "alice", "wrong")
     assert status == 401
+
+
+def test_the_user_sees_their_use_of_the_quota(tmp_path):
+    daemon = ApiDaemon(tmp_path)
+    with daemon.config.open("a") as config:
+        config.write("[sync]\nquota_mb = 2\n")   # the one per-user quota, [sync]'s
+    with serving(daemon, "carol"):
+        status, body = cloud_user(daemon, 2, "carol", "carol password")
+    quota = ocs_data(body, 200)["quota"]
+    assert status == 200 and quota == {"free": 2 * 1024 * 1024, "used": 0, "total": 2 * 1024 * 1024,
+                                       "relative": 0.0, "quota": 2 * 1024 * 1024}
 
 
 def test_ocs_speaks_xml_unless_json_is_asked_for(api):

@@ -9,8 +9,10 @@ answers it (the desktop client assumes it is on when the key is missing).
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import shutil
 
 from aiohttp import web
 
@@ -83,8 +85,10 @@ async def cloud_user(request: web.Request) -> web.Response:
     identity = await require_user(request)
     used = await request.app[DATABASE].read(lambda db: usage(db, identity.user))
     quota = quota_bytes(request.app[CONFIG])
-    if quota is None:
-        space = {"free": -3, "used": used, "total": used, "relative": 0.0, "quota": QUOTA_UNLIMITED}
+    if quota is None:  # what is left is the data directory's disk, as Nextcloud reports it
+        free = (await asyncio.to_thread(shutil.disk_usage, request.app[CONFIG].data_dir)).free
+        space = {"free": free, "used": used, "total": used + free,
+                 "relative": round(100 * used / (used + free), 2) if used + free else 0.0, "quota": QUOTA_UNLIMITED}
     else:
         space = {"free": max(0, quota - used), "used": used, "total": quota,
                  "relative": round(100 * used / quota, 2), "quota": quota}
