@@ -313,3 +313,14 @@ def test_the_ios_app_finds_the_apps_hearth_lacks_empty(api):
     status, _, _ = api.exchange("POST", "/ocs/v2.php/apps/notifications/api/v2/push", "pushTokenHash=x",
                                 headers={**basic("alice", "alice password"), **OCS})
     assert status in (404, 405)
+
+
+def test_an_app_trades_the_account_password_for_an_app_password(api):
+    status, _, body = api.exchange("GET", "/ocs/v2.php/core/getapppassword",
+                                   headers={**basic("bob", "bob password"), **OCS, "User-Agent": IOS_UA})
+    assert status == 200, body
+    password = ET.fromstring(body).findtext("data/apppassword")   # NextcloudKit reads the XML
+    assert cloud_user(api, 2, "bob", password)[0] == 200
+    status, _, _ = api.exchange("GET", "/ocs/v2.php/core/getapppassword",
+                                headers={**basic("bob", password), **OCS, "User-Agent": IOS_UA})
+    assert status == 403

@@ -16,6 +16,7 @@ ROUTES = (
     ("GET", "/ocs/v1.php/config", discovery.server_config),
     ("GET", "/index.php/avatar/{user}/{size}", avatars.avatar),
     ("DELETE", "/ocs/v2.php/core/apppassword", login_flow.forget_app_password),
+    ("GET", "/ocs/v2.php/core/getapppassword", login_flow.exchange_password),
     *(("GET", path, absent_apps.nothing_here) for path in absent_apps.EMPTY),
     ("POST", "/index.php/login/v2", login_flow.start_v2),
     ("POST", "/index.php/login/v2/poll", login_flow.poll_v2),

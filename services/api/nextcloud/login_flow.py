@@ -125,3 +125,15 @@ async def forget_app_password(request: web.Request) -> web.Response:
     await request.app[DATABASE].write(
         lambda db: accounts.revoke_app_password(db, identity.user, identity.app_password_id))
     return ocs_response(request, [])
+
+
+async def exchange_password(request: web.Request) -> web.Response:
+    """GET /ocs/v2.php/core/getapppassword: an app that logged in with the account password trades it for an
+    app password of its own (the iOS app does), named after its User-Agent like the flows' ones."""
+    identity = await require_user(request)
+    if identity.via != "password":
+        raise Forbidden("this request was made with an app password already: keep using it")
+    device = device_label(request.headers.get("User-Agent"))
+    _, password = await request.app[DATABASE].write(
+        lambda db: accounts.create_app_password(db, identity.user, device))
+    return ocs_response(request, {"apppassword": password})
