@@ -19,7 +19,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from services.api.nextcloud.devices import device_label
+from services.api.nextcloud.device_names import device_label
 from services.api.nextcloud.flows import FLOW_LIFETIME
 from tests.test_web_session import ApiDaemon, logged_in
 from tests.daemons import serving

@@ -10,7 +10,7 @@ which the app intercepts.
 
 Approve and deny are JSON requests from the page's module, carrying the
 session's CSRF token like every other change the web UI makes. The app
-password is labelled with the device the User-Agent names (devices.py), so it
+password is labelled with the device the User-Agent names (device_names.py), so it
 is listed and revoked with the others (`hearth token`, the Devices page).
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from services.core.http import DATABASE, read_json
 from ..devices import server_address
 from ..web.pages import Page, html_page, render, to_login
 from . import flows
-from .devices import device_label
+from .device_names import device_label
 from .ocs import ocs_response
 
 CONNECT = Page("/index.php/login/flow", "Connect a device", "connect", in_nav=False)
