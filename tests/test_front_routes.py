@@ -81,6 +81,9 @@ ROUTES = """
     ("hooks.example.org", "/healthz", "health"),               # the door's own, even under a catch-all
     ("h", "/", "api"),                                         # the web UI takes what nothing else does
     ("h", "/s/token", "files"),                                # share links
+    ("h", "/status.php", "api"),                               # the Nextcloud apps' discovery and login
+    ("h", "/index.php/login/v2/poll", "api"),
+    ("h", "/ocs/v2.php/cloud/capabilities", "api"),
 ])
 def test_first_match_wins_by_host_and_prefix(tmp_path, host, path, expected):
     assert target(table(tmp_path, ROUTES).match(host, path)) == expected
@@ -90,6 +93,14 @@ def test_an_explicit_catch_all_takes_what_the_built_ins_would(tmp_path):
     routes = table(tmp_path, '[[route]]\npath = "/"\nupstream = "127.0.0.1:9100"\n')
     assert target(routes.match("h", "/anything")) == "127.0.0.1:9100"
     assert target(routes.match("h", "/api/v1/me")) == "127.0.0.1:9100"
+
+
+def test_the_nextcloud_apps_reach_the_api_daemon_by_name_not_through_the_web_ui_catch_all(tmp_path):
+    routes = table(tmp_path, ROUTES)
+    for path in ("/status.php", "/index.php/204", "/index.php/login/flow", "/ocs/v1.php/cloud/user"):
+        assert routes.match("h", path).origin == "built-in", path
+    assert routes.match("h", "/login").origin == "built-in: web UI"
+    assert routes.match("h", "/status.phpx").origin == "built-in: web UI"   # prefixes end at a segment
 
 
 def test_strip_prefix_and_the_slash_redirect(tmp_path):

@@ -16,7 +16,7 @@ import textwrap
 import zipfile
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 
@@ -169,6 +169,38 @@ def test_devices_create_an_app_password_with_a_qr_code_and_revoke_it(page, heart
     page.get_by_role("button", name="Revoke Ann's <b>phone</b>").click()
     playwright_api.expect(page.locator("#devices tbody")).not_to_contain_text("Ann's")
     assert hearth.request("GET", "/api/v1/me", password=secret)[0] == 401
+
+
+def test_a_nextcloud_app_is_granted_access_from_the_browser_it_opens(browser, hearth, screenshots):
+    """Login Flow v2 as the Android app starts it, through the front end; the user approves in Chromium."""
+    agent = {"User-Agent": "Mozilla/5.0 (Android) Nextcloud-android/33.0.1"}
+    status, body = hearth.request("POST", "/index.php/login/v2", headers=agent)
+    assert status == 200, body
+    flow = json.loads(body)
+    form = {"Content-Type": "application/x-www-form-urlencoded", **agent}
+    poll = urlencode({"token": flow["poll"]["token"]}).encode()
+    assert hearth.request("POST", urlsplit(flow["poll"]["endpoint"]).path, body=poll, headers=form)[0] == 404
+
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    tab = context.new_page()
+    tab.goto(flow["login"])
+    tab.get_by_label("User name").fill("admin")   # the web UI's own login first
+    tab.get_by_label("Password").fill(ADMIN_PASSWORD)
+    tab.get_by_role("button", name="Log in").click()
+    tab.wait_for_url(flow["login"])
+    playwright_api.expect(tab.locator("#device")).to_have_text("Nextcloud Android 33.0.1")
+    tab.screenshot(path=screenshots / "nextcloud-login-approve.png", full_page=True)
+    tab.get_by_role("button", name="Grant access").click()
+    playwright_api.expect(tab.locator("#status")).to_contain_text("You can close this window")
+    context.close()
+
+    status, body = hearth.request("POST", urlsplit(flow["poll"]["endpoint"]).path, body=poll, headers=form)
+    assert status == 200, body
+    credentials = json.loads(body)
+    assert credentials["server"] == hearth.url and credentials["loginName"] == "admin"
+    status, body = hearth.request("GET", "/ocs/v2.php/cloud/user?format=json", user="admin",
+                                  password=credentials["appPassword"], headers={"OCS-APIRequest": "true"})
+    assert status == 200 and json.loads(body)["ocs"]["data"]["id"] == "admin"
 
 
 def test_calendars_page_shows_the_urls_to_paste(page, hearth, screenshots):

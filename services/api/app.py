@@ -8,6 +8,7 @@ from services.core.config import Config
 from services.core.http import create_base_app
 
 from . import admin_services, app_passwords, data_export, devices, me, openapi, session, usage, users
+from .nextcloud import add_nextcloud_routes
 from .web import add_web_routes
 from services.core.routing import guarded
 
@@ -24,4 +25,5 @@ def create_app(config: Config) -> web.Application:
         app.router.add_route(route.method, route.path, guarded(route))
     app[openapi.OPENAPI] = openapi.build_spec(ROUTES)
     add_web_routes(app)
+    add_nextcloud_routes(app)
     return app

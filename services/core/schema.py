@@ -392,5 +392,24 @@ def m002_entries_by_parent(db):
     db.execute(f"CREATE INDEX files_entries_parent ON entries(folder_id, {ENTRY_PARENT}) WHERE deleted = 0")
 
 
+login_flows = Migrations("login_flows")
+
+
+@login_flows()
+def m001_login_flows(db):
+    """Nextcloud Login Flow v2 (services/api/nextcloud/flows): a device waits, polling with one token, while
+    its user approves in the web UI at a URL holding another; both are stored as SHA-256 hashes only."""
+    db.execute("""
+        CREATE TABLE login_flows (
+            id INTEGER PRIMARY KEY,
+            poll_token_hash TEXT NOT NULL UNIQUE,
+            login_token_hash TEXT NOT NULL UNIQUE,
+            device TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            approved_by INTEGER REFERENCES users(id) ON DELETE CASCADE
+        )""")
+    db.execute("CREATE INDEX login_flows_created ON login_flows(created_at)")
+
+
 # Every daemon applies these at start; later subsystems append their own sets.
-MIGRATION_SETS = (core, files, dav, dav_scheduling, sessions, links, files_webdav)
+MIGRATION_SETS = (core, files, dav, dav_scheduling, sessions, links, files_webdav, login_flows)

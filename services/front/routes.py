@@ -2,7 +2,8 @@
 
 Order decides, not specificity: the user's `[[route]]` tables (in file order),
 then the routes of `[[service]]` tables, then the suite's built-ins (`/api/`,
-`/sync/`, `/dav/`, `/files/`, the `/.well-known/` redirects) and, last of all,
+`/sync/`, `/dav/`, `/files/`, the Nextcloud apps'
+`/status.php`, `/index.php/` and `/ocs/`, the `/.well-known/` redirects) and, last of all,
 `/` for the web UI, which the API daemon serves. The first route whose host
 and path prefix match wins, so the web UI gets only what nothing else claims,
 and a user's own `path = "/"` route replaces it. `/healthz` is the front
@@ -32,9 +33,13 @@ from .upstream import UpstreamAddress, parse_upstream
 
 Kind = Literal["proxy", "redirect", "health"]
 
+# The Nextcloud apps' discovery, OCS and login flows, which the API daemon answers: named here, not
+# left to the web UI's catch-all, so that a user's own `path = "/"` route does not take them away.
+NEXTCLOUD_PREFIXES = (("/status.php", "api"), ("/index.php/", "api"), ("/ocs/", "api"))
 # The suite's daemons and where they listen when their config section says nothing:
 # a Unix socket in var/run, named after the daemon.
-SUITE_PREFIXES = (("/api/", "api"), ("/sync/", "sync"), ("/dav/", "dav"), ("/files/", "files"), ("/s/", "files"))
+SUITE_PREFIXES = (("/api/", "api"), ("/sync/", "sync"), ("/dav/", "dav"), ("/files/", "files"), ("/s/", "files"),
+                  *NEXTCLOUD_PREFIXES)
 WELL_KNOWN_REDIRECTS = (("/.well-known/caldav", "/dav/"), ("/.well-known/carddav", "/dav/"))
 HEALTH_PATH = "/healthz"
 # hearth daemons a route may name with `service =` that do not speak HTTP.

@@ -64,11 +64,15 @@ def _nav(current: Page, identity: Identity) -> str:
             '<button type="button" id="logout">Log out</button></nav>')
 
 
-def render(page: Page, identity: Identity | None, next_page: str | None = None) -> str:
+def render(page: Page, identity: Identity | None, next_page: str | None = None,
+           data: dict[str, str] | None = None) -> str:
     """The page's HTML: head, navigation (when logged in), its template, and its module.
 
-    `next_page` (the login page's): a same-origin path to go to after logging in."""
+    `next_page` (the login page's): a same-origin path to go to after logging in. `data`: values for
+    the page's module, as meta tags it reads (escaped here, put in the page as text there)."""
     meta = "" if next_page is None else f'<meta name="next" content="{html.escape(next_page)}">'
+    for name, value in (data or {}).items():
+        meta += f'<meta name="{html.escape(name)}" content="{html.escape(value)}">'
     header = ""
     if identity is not None:
         meta += (f'<meta name="csrf-token" content="{html.escape(identity.csrf_token or "")}">'
@@ -97,27 +101,32 @@ def render(page: Page, identity: Identity | None, next_page: str | None = None) 
 """
 
 
-def _html(text: str, status: int = 200) -> web.Response:
+def html_page(text: str, status: int = 200) -> web.Response:
     response = web.Response(text=text, status=status, content_type="text/html")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["Cache-Control"] = "no-store"  # it carries the CSRF token
     return response
 
 
+def to_login(request: web.Request) -> web.HTTPSeeOther:
+    """The redirect to the login form, coming back to this request's page afterwards."""
+    return web.HTTPSeeOther(f"{LOGIN.path}?next={quote(request.path_qs, safe='/')}")
+
+
 def _page_handler(page: Page):
     async def show(request: web.Request) -> web.StreamResponse:
         identity = await request.app[AUTHENTICATOR].session_identity(request)
         if identity is None:
-            raise web.HTTPSeeOther(f"{LOGIN.path}?next={quote(request.path_qs, safe='/')}")
+            raise to_login(request)
         if page.admin_only and not identity.is_admin:
-            return _html(render(Page(page.path, "Not allowed", "forbidden", in_nav=False), identity), 403)
-        return _html(render(page, identity))
+            return html_page(render(Page(page.path, "Not allowed", "forbidden", in_nav=False), identity), 403)
+        return html_page(render(page, identity))
     show.__name__ = f"page_{page.template}"
     return show
 
 
 async def login_page(request: web.Request) -> web.Response:
-    return _html(render(LOGIN, None, same_origin_path(request.query.get("next"))))
+    return html_page(render(LOGIN, None, same_origin_path(request.query.get("next"))))
 
 
 async def home(request: web.Request) -> web.Response:
