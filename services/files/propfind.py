@@ -58,7 +58,7 @@ def _request_kind(root: ET.Element | None) -> tuple[str, list[str]]:
 
 def members_of(db: sqlite_utils.Database, location: Location, resource: Resource) -> list[tuple[Location, Resource]]:
     if location.is_root:
-        return [(Location(location.user, shown_name(f), f, ""), folder_root(f.created_at))
+        return [(Location(location.user, shown_name(f), f, ""), folder_root(db, f))
                 for f in list_folders(db, location.user)]
     if not resource.is_collection:
         return []
