@@ -29,7 +29,6 @@ def files(tmp_path_factory):
             ids = dict(db.execute("SELECT name, id FROM folders WHERE owner = 'bob'").fetchall())
             db.execute("INSERT INTO folder_shares VALUES (?, 'alice', 'ro')", [ids["Shared"]])
             db.execute("INSERT INTO folder_shares VALUES (?, 'alice', 'rw')", [ids["Open"]])
-            db.execute("INSERT OR IGNORE INTO tree_roots (user, file_id) VALUES ('alice', 999999)")
         yield daemon
     assert "unhandled error" not in daemon.log()
 

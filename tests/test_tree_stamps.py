@@ -105,3 +105,31 @@ def test_a_write_touches_the_same_rows_beside_10000_siblings(db):
         _put(db, folder, "deep/er/new.txt")
         return db.conn.total_changes - before
     assert rows_written(big) == rows_written(small)
+
+
+def test_the_migration_computes_the_stamps_every_change_keeps(db):
+    """A database from before stamps gets the same stamps the journal would have kept."""
+    from services.core.schema import m004_tree_stamps
+
+    folder = write(db, lambda d: create_folder(d, "alice", "Docs")).id
+    write(db, lambda d: share_folder(d, "alice", folder, "bob", "ro"))
+    for path, size in (("a/b/one.txt", 3), ("a/two.txt", 4), ("c/three.txt", 5), ("top.txt", 6)):
+        _put(db, folder, path, size)
+    revision = db.execute("SELECT revision_id FROM entries WHERE path = 'a/two.txt'").fetchone()[0]
+    write(db, lambda d: delete(d, folder, "a/two.txt", revision, "laptop"))
+    kept = db.execute("SELECT path, seq, size FROM tree_dirs ORDER BY path").fetchall()
+
+    def rebuild(d):
+        d.execute("DROP TABLE tree_dirs")
+        d.execute("DROP TABLE tree_roots")
+        d.execute("DROP TABLE tree_meta")
+        d.execute("ALTER TABLE entries DROP COLUMN file_id")
+        m004_tree_stamps(d)
+    write(db, rebuild)
+    assert db.execute("SELECT path, seq, size FROM tree_dirs ORDER BY path").fetchall() == kept
+    ids = [row[0] for row in db.execute("SELECT file_id FROM tree_dirs UNION ALL SELECT file_id FROM entries "
+                                        "UNION ALL SELECT file_id FROM tree_roots")]
+    assert len(ids) == len(set(ids)) and root_file_id(db, "bob") is not None
+    assert _put(db, folder, "a/after.txt")  # new ids continue after the migrated ones
+    new_id = _file_id(db, folder, "a/after.txt")
+    assert new_id > max(ids)
