@@ -79,6 +79,19 @@ def _owner(location) -> str:
     return location.folder.owner if location.folder else location.user
 
 
+def shared_by(location, resource, name: str) -> tuple | None:
+    """What the value of `name` depends on when many resources share it (None: each its own), so a big
+    listing computes it once per distinct key."""
+    if name in _CONSTANT:
+        return (name,)
+    if name == _PERMISSIONS:
+        return name, location.is_root, location.is_folder, location.folder and location.folder.access, \
+            resource.is_collection
+    if name in _BY_OWNER:
+        return name, _owner(location)
+    return None
+
+
 GETTERS: dict[str, Callable] = {
     oc("id"): lambda ctx, loc, res: _oc_id(ctx, res),
     oc("fileid"): lambda ctx, loc, res: _file_id(ctx, res),
@@ -97,3 +110,6 @@ GETTERS: dict[str, Callable] = {
 # What an allprop PROPFIND (iOS and other apps send one) lists besides the DAV: properties.
 ALLPROP = (oc("id"), oc("fileid"), oc("permissions"), oc("size"), oc("share-types"), oc("owner-id"),
            oc("owner-display-name"), nc("has-preview"))
+_CONSTANT = frozenset((oc("checksums"), nc("has-preview"), nc("is-encrypted")))
+_BY_OWNER = frozenset((oc("owner-id"), oc("owner-display-name")))
+_PERMISSIONS = oc("permissions")

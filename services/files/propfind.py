@@ -14,7 +14,7 @@ from services.core.errors import BadRequest, Forbidden, Precondition
 from services.core.multistatus import DAV, MultistatusWriter, element, multistatus, response_element, xml_bytes_response
 from services.core.tree import list_folders, set_mtime
 
-from . import locks
+from . import locks, ncprops
 from .context import DEVICE, call_of, check_if, check_locks, existing, writable
 from .liveprops import ALLPROP, LIVE, PropertyContext, live_property
 from .ncprops import NC, OC
@@ -120,7 +120,7 @@ class _LiveTexts:
             if folder not in self._folder_locks:
                 self._folder_locks[folder] = locks.locks_of(self.ctx.db, folder)
             return name, folder, tuple(lock.token for lock in self._folder_locks[folder] if lock.covers(location.path))
-        return None
+        return ncprops.shared_by(location, resource, name)
 
     def _compute(self, location: Location, resource: Resource, name: str) -> str | None:
         value = live_property(self.ctx, location, resource, name)
