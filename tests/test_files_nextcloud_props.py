@@ -143,8 +143,12 @@ def test_move_delete_and_folder_changes_change_etags_and_ids_follow_the_move(fil
     assert files.exchange("DELETE", "/files/alice/Docs/n/g.txt", user="alice")[0] == 204
     assert etag(files, "/files/alice/Docs/n/") != n and etag(files, "/files/alice/") != after["/files/alice/"]
     root = etag(files, "/files/alice/")
-    assert files.exchange("MKCOL", "/files/alice/Brand%20new/", user="alice")[0] == 201
-    assert etag(files, "/files/alice/") != root
+    status, headers, _ = files.exchange("MKCOL", "/files/alice/Brand%20new/", user="alice")
+    assert status == 201 and etag(files, "/files/alice/") != root
+    assert headers["oc-fileid"] == propfind(files, "/files/alice/")["/files/alice/Brand new/"][OC + "id"].text
+    status, headers, _ = files.exchange("MKCOL", "/files/alice/Brand%20new/inner/", user="alice")
+    assert headers["oc-fileid"] == propfind(files, "/files/alice/Brand%20new/inner/", depth="0")[
+        "/files/alice/Brand new/inner/"][OC + "id"].text
     root = etag(files, "/files/alice/")
     assert files.exchange("MOVE", "/files/alice/Brand%20new/", user="alice",
                           headers={"Destination": "/files/alice/Renamed/"})[0] == 201

@@ -40,6 +40,14 @@ def dav_file_id(file_id: int, instance: str) -> str:
     return f"{file_id:08d}{instance}"
 
 
+def dav_id_of(db: sqlite_utils.Database, folder: int, path: str) -> str | None:
+    """oc:id of what lives at `path` ('' the folder itself), as OC-FileId headers carry it; None if nothing."""
+    row = db.execute("""SELECT file_id FROM entries WHERE folder_id = ? AND path = ? AND deleted = 0 AND kind = 'file'
+                        UNION ALL SELECT file_id FROM tree_dirs WHERE folder_id = ? AND path = ?""",
+                     [folder, path, folder, path]).fetchone()
+    return None if row is None else dav_file_id(row[0], instance_id(db))
+
+
 def allocate_file_id(db: sqlite_utils.Database) -> int:
     return db.execute("UPDATE tree_meta SET value = value + 1 WHERE name = 'last_file_id' RETURNING value"
                       ).fetchone()[0]
