@@ -163,6 +163,48 @@ def m003_chunk_uploads(db):
     db.execute("CREATE INDEX chunk_uploads_chunk ON chunk_uploads(chunk_id)")
 
 
+@files()
+def m004_tree_stamps(db):
+    """Directory stamps, folder sizes and file ids (services/core/tree/stamps.py), computed once here
+    from the journal for the folders that already exist; every change keeps them current after."""
+    from .tree.stamps import ancestors, new_instance_id
+
+    db.execute("CREATE TABLE tree_meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID")
+    db.execute("""
+        CREATE TABLE tree_dirs (
+            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            file_id INTEGER NOT NULL,
+            PRIMARY KEY (folder_id, path)
+        ) WITHOUT ROWID""")
+    db.execute("CREATE TABLE tree_roots (user TEXT PRIMARY KEY, file_id INTEGER NOT NULL) WITHOUT ROWID")
+    db.execute("ALTER TABLE entries ADD COLUMN file_id INTEGER")
+    db.execute("UPDATE entries SET file_id = id")  # entry ids are unique: the existing files keep them
+    last = db.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()[0]
+    stamps: dict[tuple[int, str], list[int]] = {}
+    for folder, seq in db.execute("SELECT id, seq FROM folders").fetchall():
+        stamps[(folder, "")] = [seq, 0]
+    for folder, path, kind, deleted, size, seq in db.execute(
+            "SELECT folder_id, path, kind, deleted, size, seq FROM entries").fetchall():
+        live_bytes = size if kind == "file" and not deleted else 0
+        for directory in ancestors(path) + ([path] if kind == "dir" else []):
+            stamp = stamps.setdefault((folder, directory), [0, 0])
+            stamp[0], stamp[1] = max(stamp[0], seq), stamp[1] + live_bytes
+    rows = []
+    for (folder, path), (seq, size) in stamps.items():
+        last += 1
+        rows.append((folder, path, seq, size, last))
+    db.conn.executemany("INSERT INTO tree_dirs (folder_id, path, seq, size, file_id) VALUES (?, ?, ?, ?, ?)", rows)
+    users = db.execute("SELECT owner FROM folders UNION SELECT grantee FROM folder_shares").fetchall()
+    for user, in users:
+        last += 1
+        db.execute("INSERT INTO tree_roots (user, file_id) VALUES (?, ?)", [user, last])
+    db.conn.executemany("INSERT INTO tree_meta (name, value) VALUES (?, ?)",
+                        [("instance_id", new_instance_id()), ("last_file_id", last)])
+
+
 dav = Migrations("dav")
 
 

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from services.core.errors import Conflict, MethodNotAllowed, UnsupportedMediaType
 from services.core.tree import create_folder, delete, mkdir
+from services.core.tree.stamps import dav_id_of
 
 from . import locks
 from .context import DEVICE, call_of, check_http_conditions, check_if, check_locks, existing, writable
@@ -21,15 +22,14 @@ async def mkcol(request: web.Request) -> web.StreamResponse:
     if await request.content.read(1):
         raise UnsupportedMediaType("MKCOL with a body is not supported")
 
-    def make(db: sqlite_utils.Database) -> None:
+    def make(db: sqlite_utils.Database) -> str:
         location = locate(db, call.user, call.segments)
         if location.is_root or location.is_folder and location.folder is not None:
             raise MethodNotAllowed(f"{location.href(True)} already exists")
         if location.folder is None:  # a new top-level name: a new folder of the user's own
             if len(call.segments) > 2:
                 raise Conflict(f"no folder {location.top!r} to create {location.path} in")
-            create_folder(db, call.user, location.top)
-            return
+            return dav_id_of(db, create_folder(db, call.user, location.top).id, "")
         folder = writable(db, call, location)
         if lookup(db, folder, location.path) is not None:
             raise MethodNotAllowed(f"{location.path} already exists")
@@ -40,9 +40,10 @@ async def mkcol(request: web.Request) -> web.StreamResponse:
         check_locks(db, call, location)
         drop_properties(db, folder, location.path)
         mkdir(db, folder, location.path, DEVICE)
+        return dav_id_of(db, folder, location.path)
 
-    await call.database.write(make)
-    return web.Response(status=201)
+    # The new directory's oc:id: the Nextcloud desktop records it without asking again.
+    return web.Response(status=201, headers={"OC-FileId": await call.database.write(make)})
 
 
 def remove_tree(db: sqlite_utils.Database, folder: int, path: str, *, keep_own_lock: bool = False) -> None:

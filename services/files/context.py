@@ -19,7 +19,7 @@ from services.core.tree import BlobStore, folder_access, quota_bytes
 from . import locks
 from .ifheader import ConditionList, parse_if, submitted_tokens
 from .namespace import Location, locate, segments_of
-from .resources import Resource, folder_root, implied_dir, lookup
+from .resources import Resource, folder_root, lookup, user_root
 
 STORE = web.AppKey("files_chunk_store", BlobStore)
 DEVICE = "webdav"  # the journal's device name for changes made here
@@ -60,11 +60,11 @@ async def call_of(request: web.Request) -> Call:
 
 def resource_at(db: sqlite_utils.Database, location: Location) -> Resource | None:
     if location.is_root:
-        return implied_dir("")
+        return user_root(db, location.user)
     if location.folder is None:
         return None
     if location.path == "":
-        return folder_root(location.folder.created_at)
+        return folder_root(db, location.folder)
     return lookup(db, location.folder.id, location.path)
 
 

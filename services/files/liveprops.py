@@ -1,4 +1,5 @@
-"""Live properties (RFC 4918 §15, RFC 4331 quota): computed from the journal, never stored, protected."""
+"""Live properties (RFC 4918 §15, RFC 4331 quota, and the oc:/nc: ones of ncprops.py): computed from the
+journal, never stored, protected. Properties are named in Clark notation ({namespace}name)."""
 from __future__ import annotations
 
 import shutil
@@ -12,16 +13,16 @@ from services.core.multistatus import element
 from services.core.tree import usage
 from services.core.user_content import content_type
 
-from . import locks
+from . import locks, ncprops
 from .context import modified
 from .namespace import Location, shown_name
 from .resources import Resource
 from .xmlio import dav
 
-ALLPROP = ("resourcetype", "getcontentlength", "getcontenttype", "getetag", "getlastmodified",
-           "creationdate", "displayname", "supportedlock", "lockdiscovery")
+DAV_ALLPROP = ("resourcetype", "getcontentlength", "getcontenttype", "getetag", "getlastmodified",
+               "creationdate", "displayname", "supportedlock", "lockdiscovery")
 QUOTA = ("quota-available-bytes", "quota-used-bytes")  # RFC 4331: only when asked for by name
-LIVE = frozenset(dav(name) for name in ALLPROP + QUOTA)
+ALLPROP = tuple(dav(name) for name in DAV_ALLPROP) + ncprops.ALLPROP
 
 
 class PropertyContext:
@@ -30,6 +31,7 @@ class PropertyContext:
     def __init__(self, db: sqlite_utils.Database, quota: int | None, blobs_dir, user: str):
         self.db, self.quota, self.blobs_dir, self.user = db, quota, blobs_dir, user
         self._usage: dict[str, int] = {}
+        self.memo: dict = {}  # what one answer reads once for many resources (ncprops)
 
     def used(self, owner: str) -> int:
         if owner not in self._usage:
@@ -58,7 +60,7 @@ def _supportedlock() -> list[ET.Element]:
 
 
 def live_property(ctx: PropertyContext, location: Location, resource: Resource, name: str) -> ET.Element | None:
-    """The element for live property `name` (local DAV: name), or None when the resource has none."""
+    """The element for live property `name` (a Clark name), or None when the resource has none."""
     getter: Callable | None = _GETTERS.get(name)
     if getter is None:
         return None
@@ -66,8 +68,8 @@ def live_property(ctx: PropertyContext, location: Location, resource: Resource, 
     if value is None:
         return None
     if isinstance(value, list):
-        return element(dav(name), children=value)
-    return element(dav(name), str(value))
+        return element(name, children=value)
+    return element(name, str(value))
 
 
 def _displayname(ctx, location: Location, resource: Resource):
@@ -107,9 +109,10 @@ def _creationdate(ctx, location: Location, resource: Resource):
     return f"{stamp[:19]}Z" if stamp else None
 
 
-_GETTERS: dict[str, Callable] = {
+_DAV_GETTERS: dict[str, Callable] = {
     "resourcetype": lambda ctx, loc, res: [element(dav("collection"))] if res.is_collection else [],
-    "getcontentlength": lambda ctx, loc, res: None if res.is_collection else res.size,
+    # Numeric on collections too (the bytes below them): Android's parser reads every one as a number.
+    "getcontentlength": lambda ctx, loc, res: res.tree_size if res.is_collection else res.size,
     "getcontenttype": lambda ctx, loc, res: None if res.is_collection else content_type(res.name),
     "getetag": lambda ctx, loc, res: res.etag,
     "getlastmodified": lambda ctx, loc, res: format_datetime(modified(res), usegmt=True),
@@ -120,3 +123,5 @@ _GETTERS: dict[str, Callable] = {
     "quota-used-bytes": _quota_used,
     "quota-available-bytes": _quota_available,
 }
+_GETTERS: dict[str, Callable] = {dav(name): getter for name, getter in _DAV_GETTERS.items()} | ncprops.GETTERS
+LIVE = frozenset(_GETTERS)

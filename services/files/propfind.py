@@ -14,18 +14,18 @@ from services.core.errors import BadRequest, Forbidden, Precondition
 from services.core.multistatus import DAV, MultistatusWriter, element, multistatus, response_element, xml_bytes_response
 from services.core.tree import list_folders, set_mtime
 
-from . import locks
+from . import locks, ncprops
 from .context import DEVICE, call_of, check_if, check_locks, existing, writable
 from .liveprops import ALLPROP, LIVE, PropertyContext, live_property
+from .ncprops import NC, OC
 from .mtimes import SETS_MTIME, property_mtime_ns
 from .namespace import Location, locate, shown_name
 from .properties import remove_property, set_property
 from .resources import Resource, children, folder_root
 from .xmlio import dav, read_xml
 
-WRITER = MultistatusWriter({DAV: "D"})
-_ALLPROP_NAMES = [dav(name) for name in ALLPROP]
-_DAV_LOCAL = len(dav(""))  # where the local name starts in a DAV: Clark name
+WRITER = MultistatusWriter({DAV: "D", OC: "oc", NC: "nc"})
+_LOCKDISCOVERY, _RESOURCETYPE, _SUPPORTEDLOCK = dav("lockdiscovery"), dav("resourcetype"), dav("supportedlock")
 
 
 def _depth(request: web.Request) -> int:
@@ -58,7 +58,7 @@ def _request_kind(root: ET.Element | None) -> tuple[str, list[str]]:
 
 def members_of(db: sqlite_utils.Database, location: Location, resource: Resource) -> list[tuple[Location, Resource]]:
     if location.is_root:
-        return [(Location(location.user, shown_name(f), f, ""), folder_root(f.created_at))
+        return [(Location(location.user, shown_name(f), f, ""), folder_root(db, f))
                 for f in list_folders(db, location.user)]
     if not resource.is_collection:
         return []
@@ -102,7 +102,7 @@ class _LiveTexts:
         self._folder_locks: dict[int, list[locks.Lock]] = {}
 
     def text(self, location: Location, resource: Resource, name: str) -> str | None:
-        """The property's element as text (name: the local DAV: name), None when the resource has none."""
+        """The property's element as text (name: a Clark name), None when the resource has none."""
         key = self._shared_by(location, resource, name)
         if key is None:
             return self._compute(location, resource, name)
@@ -111,16 +111,16 @@ class _LiveTexts:
         return self._shared[key]
 
     def _shared_by(self, location: Location, resource: Resource, name: str) -> tuple | None:
-        if name == "supportedlock":
+        if name == _SUPPORTEDLOCK:
             return (name,)
-        if name == "resourcetype":
+        if name == _RESOURCETYPE:
             return name, resource.is_collection
-        if name == "lockdiscovery" and location.folder is not None:
+        if name == _LOCKDISCOVERY and location.folder is not None:
             folder = location.folder.id
             if folder not in self._folder_locks:
                 self._folder_locks[folder] = locks.locks_of(self.ctx.db, folder)
             return name, folder, tuple(lock.token for lock in self._folder_locks[folder] if lock.covers(location.path))
-        return None
+        return ncprops.shared_by(location, resource, name)
 
     def _compute(self, location: Location, resource: Resource, name: str) -> str | None:
         value = live_property(self.ctx, location, resource, name)
@@ -136,12 +136,12 @@ def _describe(live: _LiveTexts, location: Location, resource: Resource, kind: st
     """One DAV:response as text: allprop lists what exists, a property asked for by name may be a 404."""
     href = location.href(resource.is_collection)
     if kind == "propname":
-        return WRITER.response_xml(href, {200: [WRITER.property_xml(dav(n)) for n in ALLPROP]
+        return WRITER.response_xml(href, {200: [WRITER.property_xml(n) for n in ALLPROP]
                                                + [WRITER.property_xml(name) for name in dead]})
     found, missing = [], []
-    for name in _ALLPROP_NAMES + list(dead) if kind == "allprop" else names:
+    for name in list(ALLPROP) + list(dead) if kind == "allprop" else names:
         if name in LIVE:
-            text = live.text(location, resource, name[_DAV_LOCAL:])
+            text = live.text(location, resource, name)
             if text is not None:
                 found.append(text)
                 continue

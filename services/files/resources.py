@@ -12,11 +12,18 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from services.core.schema import ENTRY_PARENT
+from services.core.tree import Folder, list_folders
 from services.core.tree.paths import parent_and_descendants_pattern
+from services.core.tree.stamps import folder_stamp, root_file_id, root_tag, sizes_of_folders
 
-# In Resource's field order: a row becomes a Resource without naming its columns.
+# In Resource's field order: a row becomes a Resource without naming its columns. A directory's ETag
+# and size come from its stamp (services/core/tree/stamps.py), so they follow every change below it.
 _COLUMNS = """e.path, e.kind, e.revision_id, e.size, e.mtime_ns, e.chunks, r.created_at AS modified_at,
-              (SELECT created_at FROM revisions WHERE entry_id = e.id ORDER BY id LIMIT 1) AS created_at"""
+              (SELECT created_at FROM revisions WHERE entry_id = e.id ORDER BY id LIMIT 1) AS created_at,
+              'd' || s.folder_id || '.' || s.seq AS tree_tag, COALESCE(s.size, e.size) AS tree_size,
+              COALESCE(s.file_id, e.file_id) AS file_id"""
+_ENTRIES = """entries e JOIN revisions r ON r.id = e.revision_id
+              LEFT JOIN tree_dirs s ON e.kind = 'dir' AND s.folder_id = e.folder_id AND s.path = e.path"""
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,9 @@ class Resource:
     chunks_json: str  # the journal's chunk list, parsed only when the content is read (a listing never does)
     modified_at: str | None  # journal timestamps (UTC text), None where there is no entry
     created_at: str | None
+    tree_tag: str | None = None  # a directory's: changes with anything below it
+    tree_size: int = 0  # a file's size; a directory's, the bytes of the current files below it
+    file_id: int | None = None  # stable across renames and moves within the folder (stamps.py)
 
     @property
     def is_collection(self) -> bool:
@@ -45,29 +55,46 @@ class Resource:
 
     @property
     def etag(self) -> str | None:
-        """Strong, revision-based: any change to the path makes a new revision, hence a new ETag."""
+        """Strong. A file's is revision-based: any change to the path makes a new revision, hence a new
+        ETag. A directory's is its stamp: any change below it makes a new one."""
+        if self.tree_tag is not None:
+            return f'"{self.tree_tag}"'
         if self.revision_id is None:
             return None
         return f'"{"d" if self.is_collection else ""}{self.revision_id}"'
 
 
-def folder_root(created_at: str) -> Resource:
-    return Resource("", "dir", None, 0, 0, "[]", None, created_at)
+def folder_root(db: sqlite_utils.Database, folder: Folder) -> Resource:
+    """The folder itself, as the top directory of its tree."""
+    return implied_dir(db, folder.id, "", folder.created_at)
 
 
-def implied_dir(path: str) -> Resource:
-    return Resource(path, "dir", None, 0, 0, "[]", None, None)
+def implied_dir(db: sqlite_utils.Database, folder: int, path: str, created_at: str | None = None) -> Resource:
+    """A directory without an entry of its own (the folder itself, or one a sync client made by committing
+    files below it): its stamp gives its ETag, size and file id."""
+    stamp = folder_stamp(db, folder, path)
+    if stamp is None:
+        return Resource(path, "dir", None, 0, 0, "[]", None, created_at)
+    seq, size, file_id = stamp
+    return Resource(path, "dir", None, 0, 0, "[]", None, created_at, f"d{folder}.{seq}", size, file_id)
+
+
+def user_root(db: sqlite_utils.Database, user: str) -> Resource:
+    """The top of a user's tree: their folders and those shared with them."""
+    folders = list_folders(db, user)
+    return Resource("", "dir", None, 0, 0, "[]", None, None, root_tag(folders),
+                    sizes_of_folders(db, (f.id for f in folders)), root_file_id(db, user))
 
 
 def lookup(db: sqlite_utils.Database, folder: int, path: str) -> Resource | None:
     """The live resource at `path` ("" is not asked here), or None."""
-    row = db.execute(f"""SELECT {_COLUMNS} FROM entries e JOIN revisions r ON r.id = e.revision_id
+    row = db.execute(f"""SELECT {_COLUMNS} FROM {_ENTRIES}
                          WHERE e.folder_id = ? AND e.path = ? AND e.deleted = 0""", [folder, path]).fetchone()
     if row is not None:
         return Resource(*row)
     below = db.execute("SELECT 1 FROM entries WHERE folder_id = ? AND deleted = 0 AND path GLOB ? LIMIT 1",
                        [folder, parent_and_descendants_pattern(path)]).fetchone()
-    return implied_dir(path) if below else None
+    return implied_dir(db, folder, path) if below else None
 
 
 def descendants(db: sqlite_utils.Database, folder: int, path: str) -> list[Resource]:
@@ -76,7 +103,7 @@ def descendants(db: sqlite_utils.Database, folder: int, path: str) -> list[Resou
         where, args = "AND e.path GLOB ?", [parent_and_descendants_pattern(path)]
     else:
         where, args = "", []
-    cursor = db.execute(f"""SELECT {_COLUMNS} FROM entries e JOIN revisions r ON r.id = e.revision_id
+    cursor = db.execute(f"""SELECT {_COLUMNS} FROM {_ENTRIES}
                             WHERE e.folder_id = ? AND e.deleted = 0 {where} ORDER BY e.path""",
                         [folder, *args])
     return [Resource(*row) for row in cursor]
@@ -90,13 +117,13 @@ def children(db: sqlite_utils.Database, folder: int, path: str) -> list[Resource
     index seek per subdirectory, skipping its whole subtree), of which those without an entry of
     their own are implied directories."""
     prefix = f"{path}/" if path else ""
-    cursor = db.execute(f"""SELECT {_COLUMNS} FROM entries e JOIN revisions r ON r.id = e.revision_id
+    cursor = db.execute(f"""SELECT {_COLUMNS} FROM {_ENTRIES}
                             WHERE e.id IN (SELECT id FROM entries WHERE folder_id = ? AND deleted = 0
                                            AND {ENTRY_PARENT} = ?)""", [folder, prefix])
     members = {item.name: item for item in (Resource(*row) for row in cursor)}
     for name in _subdirectory_names(db, folder, prefix):
         if name not in members:
-            members[name] = implied_dir(prefix + name)
+            members[name] = implied_dir(db, folder, prefix + name)
     return [members[name] for name in sorted(members)]
 
 

@@ -44,6 +44,8 @@ def delete_user_folders(db: sqlite_utils.Database, user: dict) -> None:
     db.execute(f"DELETE FROM revision_chunks WHERE revision_id IN ({_OWNED_REVISIONS})", [name])
     db.execute(f"DELETE FROM revisions WHERE entry_id IN ({_OWNED_ENTRIES})", [name])
     db.execute(f"DELETE FROM entries WHERE folder_id IN ({_OWNED_FOLDERS})", [name])
+    db.execute(f"DELETE FROM tree_dirs WHERE folder_id IN ({_OWNED_FOLDERS})", [name])
+    db.execute("DELETE FROM tree_roots WHERE user = ?", [name])
     db.execute(f"DELETE FROM folder_shares WHERE folder_id IN ({_OWNED_FOLDERS}) OR grantee = ?", [name, name])
     db.execute("DELETE FROM folders WHERE owner = ?", [name])
     forget_uploads_of(db, name)

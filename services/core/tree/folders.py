@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from ..errors import BadRequest, Conflict, Forbidden, HTTPError, NotFound
+from . import stamps
 from .clock import utcnow
 from .paths import name_problem
 
@@ -68,6 +69,7 @@ def open_or_create_folder(db: sqlite_utils.Database, owner: str, name: str) -> t
                              ON CONFLICT (owner, name) WHERE deleted_at IS NULL DO NOTHING RETURNING id""",
                           [owner, name, utcnow()]).fetchone()
     if inserted is not None:
+        stamps.start_folder(db, inserted[0], owner)
         return _folder(_row(db, inserted[0]), "owner"), True
     existing = db.execute("SELECT id FROM folders WHERE owner = ? AND name = ? AND deleted_at IS NULL",
                           [owner, name]).fetchone()
@@ -111,6 +113,7 @@ def share_folder(db: sqlite_utils.Database, owner: str, folder_id: int, grantee:
         return
     if mode not in ACCESS_MODES:
         raise BadRequest(f"share mode must be 'ro' or 'rw', not {mode!r}")
+    stamps.ensure_root(db, grantee)
     db.execute("""INSERT INTO folder_shares (folder_id, grantee, mode) VALUES (?, ?, ?)
                   ON CONFLICT (folder_id, grantee) DO UPDATE SET mode = excluded.mode""",
                [folder_id, grantee, mode])

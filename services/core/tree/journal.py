@@ -18,6 +18,7 @@ from typing import Iterable
 import sqlite_utils
 
 from ..errors import BadRequest, Conflict, NotFound
+from . import stamps
 from .chunks import BlobStore, check_chunk_id
 from .clock import utcnow
 from .folders import check_quota
@@ -154,10 +155,13 @@ def rename(db: sqlite_utils.Database, folder: int, src: str, dst: str, base_revi
     moved = None
     for old, new_path in moves:
         revision = _record(db, folder, new_path, targets[new_path], old["kind"], False, old["size"],
-                           old["mtime_ns"], bool(old["executable"]), _chunks(old["chunks"]), device)
+                           old["mtime_ns"], bool(old["executable"]), _chunks(old["chunks"]), device,
+                           file_id=old["file_id"])
         moved = moved or revision
     for old, _ in reversed(moves):
         _record(db, folder, old["path"], old, old["kind"], True, 0, 0, False, [], device)
+    if entry["kind"] == "dir":
+        stamps.carry_directory_ids(db, folder, src, dst)
     return moved
 
 
@@ -206,7 +210,10 @@ def set_mtime(db: sqlite_utils.Database, folder: int, path: str, base_revision: 
 # --- internals -------------------------------------------------------------
 
 def _record(db, folder: int, path: str, entry: dict | None, kind: str, deleted: bool, size: int,
-            mtime_ns: int, executable: bool, chunk_list: list, device: str) -> Revision:
+            mtime_ns: int, executable: bool, chunk_list: list, device: str, *,
+            file_id: int | None = None) -> Revision:
+    """Write one revision and make it the entry's current state. A path that comes (back) into
+    existence gets a new file id unless `file_id` carries one (a moved entry keeps its own)."""
     seq = _next_seq(db, folder)
     chunks_json = json.dumps(chunk_list, separators=(",", ":"))
     if entry is None:
@@ -214,6 +221,8 @@ def _record(db, folder: int, path: str, entry: dict | None, kind: str, deleted: 
                               [folder, path, kind, seq]).lastrowid
     else:
         entry_id = entry["id"]
+    if file_id is None:
+        file_id = entry["file_id"] if entry and not entry["deleted"] else stamps.allocate_file_id(db)
     revision_id = db.execute("""
         INSERT INTO revisions (entry_id, seq, path, kind, deleted, size, mtime_ns, executable,
                                chunks, device, created_at)
@@ -223,10 +232,17 @@ def _record(db, folder: int, path: str, entry: dict | None, kind: str, deleted: 
     db.conn.executemany("INSERT OR IGNORE INTO revision_chunks (revision_id, chunk_id) VALUES (?, ?)",
                         [(revision_id, cid) for cid, _ in chunk_list])
     db.execute("""UPDATE entries SET kind = ?, revision_id = ?, deleted = ?, size = ?, mtime_ns = ?,
-                  executable = ?, chunks = ?, device = ?, seq = ? WHERE id = ?""",
+                  executable = ?, chunks = ?, device = ?, seq = ?, file_id = ? WHERE id = ?""",
                [kind, revision_id, int(deleted), size, mtime_ns, int(executable), chunks_json, device,
-                seq, entry_id])
+                seq, file_id, entry_id])
+    stamps.touch(db, folder, path, kind == "dir", seq, _live_bytes(kind, deleted, size) - (
+        _live_bytes(entry["kind"], entry["deleted"], entry["size"]) if entry else 0))
     return _revision(db, revision_id)
+
+
+def _live_bytes(kind: str, deleted, size: int) -> int:
+    """What an entry adds to the sizes of the directories above it."""
+    return size if kind == "file" and not deleted else 0
 
 
 def _next_seq(db, folder: int) -> int:
