@@ -10,7 +10,6 @@ from services.core.tree import create_folder, delete, mkdir
 
 from . import locks
 from .context import DEVICE, call_of, check_http_conditions, check_if, check_locks, existing, writable
-from .namespace import locate
 from .properties import drop_properties
 from .resources import descendants, lookup
 from .top_folders import delete_top_folder
@@ -22,7 +21,7 @@ async def mkcol(request: web.Request) -> web.StreamResponse:
         raise UnsupportedMediaType("MKCOL with a body is not supported")
 
     def make(db: sqlite_utils.Database) -> None:
-        location = locate(db, call.user, call.segments)
+        location = call.locate(db)
         if location.is_root or location.is_folder and location.folder is not None:
             raise MethodNotAllowed(f"{location.href(True)} already exists")
         if location.folder is None:  # a new top-level name: a new folder of the user's own
@@ -71,7 +70,7 @@ async def delete_resource(request: web.Request) -> web.StreamResponse:
     call = await call_of(request)
 
     def remove(db: sqlite_utils.Database) -> None:
-        location = locate(db, call.user, call.segments)
+        location = call.locate(db)
         resource = existing(db, location)
         if location.path == "":
             delete_top_folder(db, call, location, resource)
