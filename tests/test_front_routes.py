@@ -81,6 +81,9 @@ ROUTES = """
     ("hooks.example.org", "/healthz", "health"),               # the door's own, even under a catch-all
     ("h", "/", "api"),                                         # the web UI takes what nothing else does
     ("h", "/s/token", "files"),                                # share links
+    ("h", "/remote.php/dav/files/ann/x", "files"),             # the Nextcloud apps' file tree ...
+    ("h", "/remote.php/webdav/x", "files"),                    # ... its legacy address
+    ("h", "/remote.php/dav/uploads/ann/1/00000000", "files"),  # ... and their chunked uploads
 ])
 def test_first_match_wins_by_host_and_prefix(tmp_path, host, path, expected):
     assert target(table(tmp_path, ROUTES).match(host, path)) == expected

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from typing import Callable
 
 import sqlite_utils
 from aiohttp import web
@@ -90,6 +91,15 @@ async def put(request: web.Request) -> web.StreamResponse:
     call = await call_of(request)
     if request.headers.get("Content-Range"):
         raise BadRequest("Content-Range on PUT is not supported: send the whole file")
+    return await write_file(call, lambda: _BodyFromLoop(request.content, asyncio.get_running_loop()),
+                            request.content_length)
+
+
+async def write_file(call: Call, open_body: Callable[[], io.RawIOBase], length: int | None) -> web.StreamResponse:
+    """Store a file at the call's location (PUT, and a chunked upload's final MOVE): the request's
+    conditions checked before `open_body()` is read, its X-OC-Mtime and OC-Checksum honoured, the
+    quota checked against the final size only. `length`: the size announced, if any."""
+    request = call.request
     store, quota = request.config_dict[STORE], call.quota()
     client_mtime = header_mtime_ns(request)  # checked before the body is read
     checksum = expected_checksum(request)
@@ -100,15 +110,14 @@ async def put(request: web.Request) -> web.StreamResponse:
         allowed = None
         if quota is not None:
             allowed = quota - usage(db, location.folder.owner) + (current.size if current else 0)
-            if request.content_length is not None and request.content_length > allowed:
+            if length is not None and length > allowed:
                 raise QuotaExceeded(f"{location.folder.owner} would go over their quota with this upload")
         return location, current, allowed
 
     location, current, allowed = await call.database.write(before)
-    body = _BodyFromLoop(request.content, asyncio.get_running_loop())
-    chunks, size = await asyncio.to_thread(receive, body, store, allowed, location.folder.owner, checksum)
-    if request.content_length is not None and size != request.content_length:
-        raise BadRequest(f"body has {size} bytes, Content-Length said {request.content_length}")
+    chunks, size = await asyncio.to_thread(receive, open_body(), store, allowed, location.folder.owner, checksum)
+    if length is not None and size != length:
+        raise BadRequest(f"body has {size} bytes, {length} were announced")
 
     def commit(db: sqlite_utils.Database):
         folder = location.folder.id
