@@ -24,7 +24,7 @@ PROPFIND_NC = (b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:reso
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     with serving(FilesDaemon(tmp_path_factory.mktemp("files"), quota_mb=64), "alice", "bob") as daemon:
-        assert daemon.exchange("MKCOL", f"{DAV}/Docs/", user="alice")[0] == 201
+        assert daemon.exchange("MKCOL", "/files/alice/Docs/", user="alice")[0] == 201
         yield daemon
     assert "unhandled error" not in daemon.log()
 
@@ -97,6 +97,16 @@ def test_a_file_put_at_the_root_is_stored_listed_and_synced(files, sync):
     assert files.exchange("GET", "/files/alice/renamed.jpg", user="alice")[2] == b"jpeg bytes"
     assert files.exchange("DELETE", "/files/alice/renamed.jpg", user="alice")[0] == 204
     assert "/files/alice/renamed.jpg" not in propfind(files, "/files/alice/")
+
+
+def test_webdav_clients_put_files_at_the_root_too(files):
+    status, headers, _ = files.exchange("PUT", "/files/alice/todo.txt", b"milk", user="alice")
+    assert status == 201 and headers["oc-fileid"]
+    assert files.exchange("GET", f"{WEBDAV}/todo.txt", user="alice")[2] == b"milk"
+    assert "/files/alice/todo.txt" in propfind(files, "/files/alice/")
+    status, _, body = files.exchange("PUT", "/files/alice/sum.txt", b"milk", user="alice",
+                                     headers={"OC-Checksum": "SHA1:" + hashlib.sha1(b"eggs").hexdigest()})
+    assert status == 400 and files.exchange("GET", "/files/alice/sum.txt", user="alice")[0] == 404
 
 
 @pytest.mark.parametrize("kind, digest", [
