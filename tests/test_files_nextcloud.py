@@ -12,7 +12,7 @@ import zlib
 import pytest
 
 from tests.daemons import PASSWORDS, serving
-from tests.test_files_webdav import FilesDaemon
+from tests.test_files_webdav import LOCKINFO, FilesDaemon
 from tests.test_sync_server import SyncDaemon
 
 DAV = "/remote.php/dav/files/alice"
@@ -107,6 +107,15 @@ def test_webdav_clients_put_files_at_the_root_too(files):
     status, _, body = files.exchange("PUT", "/files/alice/sum.txt", b"milk", user="alice",
                                      headers={"OC-Checksum": "SHA1:" + hashlib.sha1(b"eggs").hexdigest()})
     assert status == 400 and files.exchange("GET", "/files/alice/sum.txt", user="alice")[0] == 404
+    # Editors through a mount lock a new name before writing it (RFC 4918 §7.3): an empty root-level file
+    assert files.exchange("LOCK", "/files/alice/draft.txt", LOCKINFO, user="alice")[0] == 201
+    assert "/files/alice/draft.txt" in propfind(files, "/files/alice/")
+
+
+def stored_checksum(files, etag: str) -> str | None:
+    with files.db() as db:
+        row = db.execute("SELECT checksum FROM files_checksums WHERE revision_id = ?", [int(etag.strip('"'))])
+        return (row.fetchone() or [None])[0]
 
 
 @pytest.mark.parametrize("kind, digest", [
@@ -123,6 +132,7 @@ def test_oc_checksum_is_verified_and_the_answer_names_etag_and_file_id(files, ki
                                         headers={"OC-Checksum": f"{kind}:{digest(data)}"})
     assert status == 201 and headers["etag"] == headers["oc-etag"] and headers["oc-fileid"]
     assert files.exchange("GET", path, user="alice")[1]["etag"] == headers["etag"]
+    assert stored_checksum(files, headers["etag"]) == f"{kind.upper()}:{digest(data)}"
 
 
 def test_a_stale_if_match_is_412_and_overwrites_nothing(files):
@@ -174,6 +184,7 @@ def test_desktop_chunked_upload_assembles_and_updates_only_with_the_current_etag
     assert headers["oc-fileid"] and headers["etag"] == headers["oc-etag"] and headers["x-oc-mtime"] == "accepted"
     status, got, content = files.exchange("GET", "/files/alice/Docs/big.iso", user="alice")
     assert content == data and got["etag"] == headers["etag"]
+    assert stored_checksum(files, headers["etag"]) == f"SHA1:{hashlib.sha1(data).hexdigest()}"
     assert files.exchange("PROPFIND", f"{UPLOADS}/3141592", PROPFIND_NC, user="alice",
                           headers={"Depth": "1"})[0] == 404  # the upload folder is gone
     # An update names the ETag it replaces in an If header (the path inside <> is not encoded)

@@ -4,6 +4,9 @@ The header is `TYPE:hex` (`SHA1:2fd4…`; the desktop client's default), TYPE on
 of SHA1, MD5, Adler32, SHA256, SHA3-256, in any case. The digest is computed
 while the body streams through the chunker, and a mismatch refuses the upload
 before anything is published: a file the client did not send is never stored.
+A verified checksum is kept for the revision it came with (files_checksums),
+so a later change of the file, which makes a new revision, never shows a
+stale one.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
+import sqlite_utils
 from aiohttp import web
 
 from services.core.errors import BadRequest
@@ -45,6 +49,10 @@ class Expected:
 
     def __post_init__(self):
         self.digest = ALGORITHMS[self.kind]()
+
+    @property
+    def text(self) -> str:
+        return f"{self.kind}:{self.hex}"
 
     def check(self) -> None:
         if self.digest.hexdigest() != self.hex:
@@ -79,3 +87,15 @@ class Digesting(io.RawIOBase):
         if count:
             self.expected.digest.update(memoryview(buffer)[:count])
         return count
+
+
+def keep(db: sqlite_utils.Database, revision_id: int, checksum: Expected) -> None:
+    """Record the verified checksum of the revision the upload made."""
+    db.execute("INSERT OR REPLACE INTO files_checksums (revision_id, checksum) VALUES (?, ?)",
+               [revision_id, checksum.text])
+
+
+def checksum_of(db: sqlite_utils.Database, revision_id: int) -> str | None:
+    """`TYPE:hex` as the client sent it with this revision's bytes, or None."""
+    row = db.execute("SELECT checksum FROM files_checksums WHERE revision_id = ?", [revision_id]).fetchone()
+    return row[0] if row else None

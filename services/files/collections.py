@@ -25,8 +25,8 @@ async def mkcol(request: web.Request) -> web.StreamResponse:
         if location.is_root or location.is_folder and location.folder is not None:
             raise MethodNotAllowed(f"{location.href(True)} already exists")
         if location.folder is None:  # a new top-level name: a new folder of the user's own
-            if len(call.segments) > 2:
-                raise Conflict(f"no folder {location.top!r} to create {location.path} in")
+            if location.in_root_files:
+                raise Conflict(f"no collection {location.parent_path} to create {location.path} in")
             create_folder(db, call.user, location.top)
             return
         folder = writable(db, call, location)

@@ -19,7 +19,7 @@ from . import locks
 from .context import DEVICE, call_of, check_if, check_locks, lock_href, resource_at, writable
 from .errors import DAV
 from .liveprops import activelock
-from .namespace import Location
+from .namespace import Location, placed
 from .resources import lookup
 from .xmlio import dav, read_xml
 
@@ -54,7 +54,7 @@ async def lock(request: web.Request) -> web.StreamResponse:
         raise BadRequest("LOCK Depth must be 0 or infinity")
 
     def run(db: sqlite_utils.Database) -> tuple[locks.Lock, Location, int]:
-        location = call.locate(db)
+        location = placed(db, call.locate(db))  # locking a new name at the top makes a root-level file
         folder = writable(db, call, location)
         resource = resource_at(db, location)
         check_if(db, call, location, resource)

@@ -22,6 +22,7 @@ from services.core.tree import BlobStore, QuotaExceeded, chunk_stream, commit_fi
 from services.core.tree.holders import record_uploads
 
 from .checksums import Digesting, Expected
+from .checksums import keep as keep_checksum
 from .checksums import expected as expected_checksum
 from .context import DEVICE, STORE, Call, call_of, check_http_conditions, check_if, check_locks, resource_at, writable
 from .fileids import file_id
@@ -129,6 +130,8 @@ async def write_file(call: Call, open_body: Callable[[], io.RawIOBase], length: 
         record_uploads(db, call.user, [cid for cid, _ in chunks])  # they sent the bytes: theirs to commit
         revision = commit_file(db, folder, location.path, base, chunks, size, client_mtime or time.time_ns(), False,
                                DEVICE, store=store, quota=quota)
+        if checksum is not None:
+            keep_checksum(db, revision.id, checksum)
         return revision, file_id(db, folder, location.path)
 
     revision, oc_file_id = await call.database.write(commit)
