@@ -217,6 +217,10 @@ def test_v2_chunked_upload_resumes_with_the_missing_chunks_only(files):
     assert early[0] == 400 and b"missing" in early[2]
     for name in sorted(set(pieces) - set(received)):
         assert files.exchange("PUT", f"{UPLOADS}/a1b2c3/{name}", pieces[name], user="alice", headers=common)[0] == 201
+    # If-Match names a file that is not there (any more): 412, and the chunks stay for another try
+    assert files.exchange("MOVE", f"{UPLOADS}/a1b2c3/.file", user="alice",
+                          headers={**common, "If-Match": '"12345"'})[0] == 412
+    assert len(listed_chunks(files, "a1b2c3")) == 3
     status, headers, _ = files.exchange("MOVE", f"{UPLOADS}/a1b2c3/.file", user="alice",
                                         headers={**common, "X-OC-Mtime": "1600000000", "Overwrite": "T"})
     assert status == 201 and headers["oc-fileid"] and headers["etag"]

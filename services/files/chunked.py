@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from email.utils import formatdate
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -59,7 +60,7 @@ async def _folders(request: web.Request) -> tuple[str, UploadFolders]:
 
 
 def _href(user: str, upload_id: str, name: str | None = None) -> str:
-    return f"{PREFIX}{user}/{upload_id}/" + (name or "")
+    return f"{PREFIX}{quote(user, safe='')}/{upload_id}/" + (name or "")  # ids and names are URL-safe already
 
 
 async def folder(request: web.Request) -> web.StreamResponse:

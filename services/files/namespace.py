@@ -57,10 +57,11 @@ MOUNTS = (FILES, Mount("/remote.php/dav/files/", True), Mount("/remote.php/webda
 
 @dataclass(frozen=True)
 class Location:
-    """A URL inside a user's tree. `folder` is None at the user's root and for an unknown top-level name."""
+    """A URL inside a user's tree. `folder` is None at the user's root, for a new top-level name, and for
+    a root-level path while ROOT_FILES does not exist yet."""
 
     user: str
-    top: str | None  # the top-level name (a folder's name as the user sees it); None: the user's root
+    top: str | None  # a folder's name as the user sees it; "": a root-level path (in ROOT_FILES); None: the root
     folder: Folder | None
     path: str  # folder-relative journal path; "" is the folder itself
     mount: Mount = FILES  # the prefix the client asked with: hrefs use it
@@ -165,13 +166,13 @@ def locate(db: sqlite_utils.Database, user: str, segments: list[str], mount: Mou
         raise Forbidden(f"{user} cannot reach another user's files at {mount.prefix}{segments[0]}/")
     if len(segments) == 1:
         return Location(user, None, None, "", mount)
-    top = segments[1]
-    folder = next((f for f in top_folders(db, user) if shown_name(f) == top), None)
+    top, folders = segments[1], list_folders(db, user)
+    folder = next((f for f in folders if shown_name(f) == top and not is_root_files(f)), None)
     if folder is not None:
         path = normalize_path("/".join(segments[2:])) if len(segments) > 2 else ""
         return Location(user, top, folder, path, mount)
     path = normalize_path("/".join(segments[1:]))
-    root_files = root_files_folder(db, user)
+    root_files = next((f for f in folders if is_root_files(f)), None)
     if len(segments) > 2 or (root_files is not None and _has(db, root_files.id, path)):
         return Location(user, "", root_files, path, mount)
     return Location(user, top, None, "", mount)
