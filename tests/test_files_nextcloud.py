@@ -6,6 +6,8 @@ import hashlib
 import os
 import re
 import socket
+import subprocess
+import sys
 import time
 import zlib
 
@@ -263,6 +265,13 @@ def test_chunks_count_against_the_free_quota_once(tmp_path):
                                          headers={"Destination": f"{DAV}/Docs/q.bin"})
         assert status == 201, body  # 600 kB under a 1 MiB quota: the chunks are not counted a second time
         assert files.exchange("PUT", f"{UPLOADS}/r/000001", b"c" * 600_000, user="alice")[0] == 507
+        # An unfinished upload is part of what `hearth user del` erases
+        assert files.exchange("PUT", f"{UPLOADS}/r/000001", b"c" * 1000, user="alice")[0] == 201
+        assert (tmp_path / "var" / "uploads" / "alice" / "r" / "000001").exists()
+        deleted = subprocess.run([sys.executable, "-m", "services.cli", "--config", str(files.config), "user", "del",
+                                  "alice", "--yes"], capture_output=True, text=True, env=files.env, timeout=60)
+        assert deleted.returncode == 0, deleted.stderr
+        assert not (tmp_path / "var" / "uploads" / "alice").exists()
 
 
 def _memory_kib(pid: int) -> dict[str, int]:
