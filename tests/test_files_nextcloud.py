@@ -246,6 +246,7 @@ def test_an_upload_folder_untouched_for_a_day_expires(files):
     assert files.exchange("MKCOL", f"{UPLOADS}/forgotten", user="alice")[0] == 201
     assert files.exchange("PUT", f"{UPLOADS}/forgotten/000001", b"z" * 100, user="alice")[0] == 201
     folder = files.home / "var" / "uploads" / "alice" / "forgotten"
+    assert (folder.stat().st_mode & 0o777, (folder / "000001").stat().st_mode & 0o777) == (0o700, 0o600)
     day_ago = time.time() - 24 * 3600 - 60
     os.utime(folder, (day_ago, day_ago))
     assert files.exchange("MKCOL", f"{UPLOADS}/recent", user="alice")[0] == 201

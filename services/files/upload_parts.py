@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from services.core.errors import BadRequest, NotFound
+from services.core.private import DIR_MODE, FILE_MODE, private_dir
 
 EXPIRY_SECONDS = 24 * 3600
 _ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
@@ -66,11 +67,11 @@ class UploadFolders:
         return self.folder(upload_id).is_dir()
 
     def create(self, upload_id: str) -> bool:
-        """Make the folder; False when it was there already."""
+        """Make the folder (private, as all data: services/core/private.py); False when it was there already."""
         path = self.folder(upload_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         try:
-            path.mkdir()
+            path.mkdir(mode=DIR_MODE)
         except FileExistsError:
             return False
         return True
@@ -103,7 +104,7 @@ class UploadFolders:
 
     def part_writer(self, upload_id: str, name: str) -> "PartWriter":
         folder = self.folder(upload_id)
-        folder.mkdir(parents=True, exist_ok=True)  # a chunk PUT without MKCOL makes the folder (Nextcloud does)
+        private_dir(folder)  # a chunk PUT without MKCOL makes the folder (Nextcloud does)
         return PartWriter(folder / check_part(name))
 
     def remove_part(self, upload_id: str, name: str) -> bool:
@@ -153,7 +154,7 @@ class PartWriter:
     def __init__(self, target: Path):
         self.target = target
         self.temp = target.with_name(f"{_TEMP}{secrets.token_hex(6)}-{target.name}")
-        self.file = open(self.temp, "xb")
+        self.file = os.fdopen(os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE), "wb")
         self.size = 0
 
     def write(self, data: bytes) -> None:
