@@ -59,6 +59,7 @@ def test_both_nextcloud_prefixes_serve_the_tree_with_hrefs_in_the_prefix_asked_w
     assert propfind(files, f"{WEBDAV}/Docs/") == [f"{WEBDAV}/Docs/", f"{WEBDAV}/Docs/a%20b.txt"]
     assert propfind(files, f"{WEBDAV}/", "0") == [f"{WEBDAV}/"]
     assert propfind(files, f"{DAV}//")[:2] == [f"{DAV}/", f"{DAV}/Docs/"]  # the desktop's double slash
+    assert propfind(files, DAV, "0") == [f"{DAV}/"]  # iOS asks without the slash
     # MOVE and COPY: Destination as a bare path (desktop) or a full URL (Android, iOS), under either prefix
     assert files.exchange("MOVE", f"{DAV}/Docs/a%20b.txt", user="alice",
                           headers={"Destination": f"{DAV}/Docs/b.txt"})[0] == 201
