@@ -179,3 +179,16 @@ def test_conditions_still_hold_with_folder_etags(files):
 def test_allprop_lists_the_ids_and_permissions(files):
     props = propfind(files, "/files/alice/Docs/", depth="0", body=PROPFIND_ALL)["/files/alice/Docs/"]
     assert {OC + "id", OC + "fileid", OC + "permissions", OC + "size", "{DAV:}getetag"} <= props.keys()
+
+
+def test_an_uploads_oc_fileid_is_the_oc_id_the_listing_shows_and_survives_a_move(files):
+    """The desktop client stores the OC-FileId of its PUT and compares it with oc:id later: they must agree,
+    and a MOVE within the folder keeps it."""
+    status, headers, _ = files.exchange("PUT", "/files/alice/Docs/ids.txt", b"id", user="alice")
+    assert status == 201
+    listed = propfind(files, "/files/alice/Docs/ids.txt", depth="0")["/files/alice/Docs/ids.txt"]
+    assert headers["oc-fileid"] == listed[OC + "id"].text
+    assert files.exchange("MOVE", "/files/alice/Docs/ids.txt", user="alice",
+                          headers={"Destination": "/files/alice/Docs/moved.txt"})[0] == 201
+    moved = propfind(files, "/files/alice/Docs/moved.txt", depth="0")["/files/alice/Docs/moved.txt"]
+    assert moved[OC + "id"].text == headers["oc-fileid"]

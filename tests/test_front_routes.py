@@ -84,6 +84,9 @@ ROUTES = """
     ("h", "/status.php", "api"),                               # the Nextcloud apps' discovery and login
     ("h", "/index.php/login/v2/poll", "api"),
     ("h", "/ocs/v2.php/cloud/capabilities", "api"),
+    ("h", "/remote.php/dav/files/ann/x", "files"),             # the Nextcloud apps' file tree ...
+    ("h", "/remote.php/webdav/x", "files"),                    # ... its legacy address
+    ("h", "/remote.php/dav/uploads/ann/1/00000000", "files"),  # ... and their chunked uploads
 ])
 def test_first_match_wins_by_host_and_prefix(tmp_path, host, path, expected):
     assert target(table(tmp_path, ROUTES).match(host, path)) == expected

@@ -142,6 +142,7 @@ def _user_del(args: argparse.Namespace) -> int:
         started = time.time()
         chunks = write(db, lambda db: _delete_user_listing_chunks(db, name))
         erased = _erase_chunks(args, db, chunks, started)
+        _erase_unfinished_uploads(args, name)
     print(f"deleted user {name} ({erased} stored chunks erased)")
     return ExitStatus.OK
 
@@ -155,6 +156,16 @@ def _delete_user_listing_chunks(db, name: str) -> list[str]:
     chunks = chunks_of_user(db, name)
     accounts.delete_user(db, name)
     return chunks
+
+
+def _erase_unfinished_uploads(args: argparse.Namespace, name: str) -> None:
+    """The chunks of uploads the user had not finished (services/files/upload_parts.py keeps them in
+    var/uploads/USER/ until the final MOVE; left alone, its 24-hour expiry would remove them)."""
+    import shutil
+
+    from .config import load_config
+
+    shutil.rmtree(load_config(args.config).data_path("uploads", name), ignore_errors=True)
 
 
 def _erase_chunks(args: argparse.Namespace, db, chunks: list[str], started: float) -> int:

@@ -434,6 +434,17 @@ def m002_entries_by_parent(db):
     db.execute(f"CREATE INDEX files_entries_parent ON entries(folder_id, {ENTRY_PARENT}) WHERE deleted = 0")
 
 
+@files_webdav()
+def m003_revision_checksums(db):
+    """The OC-Checksum a client sent with a file's bytes (verified), as `TYPE:hex`, for the revision it
+    made: Nextcloud clients read it back (oc:checksums) to tell an identical file from a conflict."""
+    db.execute("""
+        CREATE TABLE files_checksums (
+            revision_id INTEGER PRIMARY KEY REFERENCES revisions(id) ON DELETE CASCADE,
+            checksum TEXT NOT NULL
+        )""")
+
+
 login_flows = Migrations("login_flows")
 
 

@@ -11,7 +11,6 @@ from services.core.tree.stamps import dav_id_of
 
 from . import locks
 from .context import DEVICE, call_of, check_http_conditions, check_if, check_locks, existing, writable
-from .namespace import locate
 from .properties import drop_properties
 from .resources import descendants, lookup
 from .top_folders import delete_top_folder
@@ -23,12 +22,12 @@ async def mkcol(request: web.Request) -> web.StreamResponse:
         raise UnsupportedMediaType("MKCOL with a body is not supported")
 
     def make(db: sqlite_utils.Database) -> str:
-        location = locate(db, call.user, call.segments)
+        location = call.locate(db)
         if location.is_root or location.is_folder and location.folder is not None:
             raise MethodNotAllowed(f"{location.href(True)} already exists")
         if location.folder is None:  # a new top-level name: a new folder of the user's own
-            if len(call.segments) > 2:
-                raise Conflict(f"no folder {location.top!r} to create {location.path} in")
+            if location.in_root_files:
+                raise Conflict(f"no collection {location.parent_path} to create {location.path} in")
             return dav_id_of(db, create_folder(db, call.user, location.top).id, "")
         folder = writable(db, call, location)
         if lookup(db, folder, location.path) is not None:
@@ -72,7 +71,7 @@ async def delete_resource(request: web.Request) -> web.StreamResponse:
     call = await call_of(request)
 
     def remove(db: sqlite_utils.Database) -> None:
-        location = locate(db, call.user, call.segments)
+        location = call.locate(db)
         resource = existing(db, location)
         if location.path == "":
             delete_top_folder(db, call, location, resource)

@@ -18,7 +18,7 @@ from services.core.tree import BlobStore, folder_access, quota_bytes
 
 from . import locks
 from .ifheader import ConditionList, parse_if, submitted_tokens
-from .namespace import Location, locate, segments_of
+from .namespace import Location, Mount, destination_segments, locate, segments_of
 from .resources import Resource, folder_root, lookup, user_root
 
 STORE = web.AppKey("files_chunk_store", BlobStore)
@@ -31,8 +31,18 @@ class Call:
 
     request: web.Request
     user: str
+    mount: Mount  # the prefix the request came under: its hrefs use it
     segments: list[str]
     if_lists: list[ConditionList] | None
+
+    def locate(self, db: sqlite_utils.Database) -> Location:
+        """Where the request URL points."""
+        return locate(db, self.user, self.segments, self.mount)
+
+    def destination(self, db: sqlite_utils.Database) -> Location:
+        """Where the Destination header points: a path or a full URL, under any of the tree's mounts."""
+        mount, segments = destination_segments(self.request.headers.get("Destination"), self.user)
+        return locate(db, self.user, segments, mount)
 
     @property
     def submitted(self) -> set[str]:
@@ -53,9 +63,9 @@ class Call:
 
 async def call_of(request: web.Request) -> Call:
     identity = await require_user(request)
-    segments = segments_of(request.raw_path)
+    mount, segments = segments_of(request.raw_path, identity.user)
     header = request.headers.get("If")
-    return Call(request, identity.user, segments, parse_if(header) if header else None)
+    return Call(request, identity.user, mount, segments, parse_if(header) if header else None)
 
 
 def resource_at(db: sqlite_utils.Database, location: Location) -> Resource | None:
@@ -63,7 +73,7 @@ def resource_at(db: sqlite_utils.Database, location: Location) -> Resource | Non
         return user_root(db, location.user)
     if location.folder is None:
         return None
-    if location.path == "":
+    if location.path == "" and not location.in_root_files:
         return folder_root(db, location.folder)
     return lookup(db, location.folder.id, location.path)
 
@@ -86,7 +96,7 @@ def writable(db: sqlite_utils.Database, call: Call, location: Location) -> int:
 
 def lock_href(location: Location):
     """How a lock of `location`'s folder is named in a DAV:error body."""
-    return lambda lock: Location(location.user, location.top, location.folder, lock.path).href(False)
+    return lambda lock: location.at(lock.path).href(False)
 
 
 def check_locks(db: sqlite_utils.Database, call: Call, location: Location, *, below: bool = False) -> None:
@@ -100,7 +110,8 @@ def _holds(db: sqlite_utils.Database, call: Call, each: ConditionList, default: 
     location, found = default, resource
     if each.resource is not None:
         try:
-            location = locate(db, call.user, segments_of(_path_of(each.resource)))
+            mount, segments = segments_of(_path_of(each.resource), call.user)
+            location = locate(db, call.user, segments, mount)
         except Exception:  # a tag naming something we cannot resolve matches nothing
             return False
         found = resource_at(db, location)

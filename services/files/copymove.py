@@ -26,7 +26,7 @@ from services.core.tree import commit_file, mkdir, rename
 from . import locks
 from .collections import remove_tree
 from .context import DEVICE, Call, call_of, check_http_conditions, check_if, check_locks, existing, writable
-from .namespace import Location, destination_segments, locate
+from .namespace import Location, placed
 from .properties import copy_properties, drop_properties
 from .resources import Resource, descendants, lookup
 from .top_folders import is_folder_rename, rename_top_folder
@@ -65,16 +65,16 @@ def _copy(db: sqlite_utils.Database, src: Location, resource: Resource, dst: Loc
 def _transfer(call: Call, move: bool):
     request = call.request
     overwrite = _overwrite(request)
-    dst_segments = destination_segments(request.headers.get("Destination"))
     quota = call.quota()
 
     def run(db: sqlite_utils.Database) -> bool:
-        src = locate(db, call.user, call.segments)
+        src = call.locate(db)
         resource = existing(db, src)
-        dst = locate(db, call.user, dst_segments)
+        dst = call.destination(db)
         if move and is_folder_rename(src, dst):
             _depth(request, resource, move)
             return rename_top_folder(db, call, src, resource, dst, overwrite)
+        dst = placed(db, dst)
         if src.folder is None or src.path == "" or dst.path == "":
             raise Forbidden("folders themselves are not copied, nor moved into another folder; a MOVE to a new "
                             "name at the top renames one")

@@ -16,7 +16,6 @@ from services.core.errors import BadRequest, RangeNotSatisfiable
 from services.core.user_content import SANDBOX, user_content_headers
 
 from .context import STORE, call_of, check_http_conditions, check_if, existing, modified
-from .namespace import locate
 from .propfind import members_of
 from .resources import Resource
 
@@ -59,7 +58,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     head = request.method == "HEAD"
 
     def find(db: sqlite_utils.Database):
-        location = locate(db, call.user, call.segments)
+        location = call.locate(db)
         resource = existing(db, location)
         check_if(db, call, location, resource)
         members = members_of(db, location, resource) if resource.is_collection else []

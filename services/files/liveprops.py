@@ -83,7 +83,7 @@ def _displayname(ctx, location: Location, resource: Resource):
 def _lockdiscovery(ctx, location: Location, resource: Resource):
     if location.folder is None:
         return []
-    return [activelock(lock, Location(location.user, location.top, location.folder, lock.path).href(lock.path == ""))
+    return [activelock(lock, location.at(lock.path).href(lock.path == ""))
             for lock in locks.covering(ctx.db, location.folder.id, location.path)]
 
 

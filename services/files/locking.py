@@ -19,7 +19,7 @@ from . import locks
 from .context import DEVICE, call_of, check_if, check_locks, lock_href, resource_at, writable
 from .errors import DAV
 from .liveprops import activelock
-from .namespace import Location, locate
+from .namespace import Location, placed
 from .resources import lookup
 from .xmlio import dav, read_xml
 
@@ -40,7 +40,7 @@ def _lockinfo(root: ET.Element) -> tuple[str, str]:
 
 
 def _answer(lock: locks.Lock, location: Location, status: int) -> web.Response:
-    root_href = Location(location.user, location.top, location.folder, lock.path).href(lock.path == "")
+    root_href = location.at(lock.path).href(lock.path == "")
     body = element(dav("prop"), children=[element(dav("lockdiscovery"), children=[activelock(lock, root_href)])])
     return xml_response(body, status=status, headers={"Lock-Token": f"<{lock.token}>"})
 
@@ -54,7 +54,7 @@ async def lock(request: web.Request) -> web.StreamResponse:
         raise BadRequest("LOCK Depth must be 0 or infinity")
 
     def run(db: sqlite_utils.Database) -> tuple[locks.Lock, Location, int]:
-        location = locate(db, call.user, call.segments)
+        location = placed(db, call.locate(db))  # locking a new name at the top makes a root-level file
         folder = writable(db, call, location)
         resource = resource_at(db, location)
         check_if(db, call, location, resource)
@@ -93,7 +93,7 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     token = token[1:-1]
 
     def run(db: sqlite_utils.Database) -> None:
-        location = locate(db, call.user, call.segments)
+        location = call.locate(db)
         held = locks.by_token(db, token)
         if held is None or location.folder is None or held.folder_id != location.folder.id \
                 or not held.covers(location.path):

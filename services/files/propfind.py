@@ -12,14 +12,14 @@ from aiohttp import web
 
 from services.core.errors import BadRequest, Forbidden, Precondition
 from services.core.multistatus import DAV, MultistatusWriter, element, multistatus, response_element, xml_bytes_response
-from services.core.tree import list_folders, set_mtime
+from services.core.tree import set_mtime
 
 from . import locks, ncprops
 from .context import DEVICE, call_of, check_if, check_locks, existing, writable
 from .liveprops import ALLPROP, LIVE, PropertyContext, live_property
 from .ncprops import NC, OC
 from .mtimes import SETS_MTIME, property_mtime_ns
-from .namespace import Location, locate, shown_name
+from .namespace import Location, root_files_folder, shown_name, top_folders
 from .properties import remove_property, set_property
 from .resources import Resource, children, folder_root
 from .xmlio import dav, read_xml
@@ -57,9 +57,15 @@ def _request_kind(root: ET.Element | None) -> tuple[str, list[str]]:
 
 
 def members_of(db: sqlite_utils.Database, location: Location, resource: Resource) -> list[tuple[Location, Resource]]:
-    if location.is_root:
-        return [(Location(location.user, shown_name(f), f, ""), folder_root(db, f))
-                for f in list_folders(db, location.user)]
+    if location.is_root:  # the folders, then the root-level files a folder's name does not hide
+        folders = [(location.within(shown_name(f), f, ""), folder_root(db, f))
+                   for f in top_folders(db, location.user)]
+        root_files = root_files_folder(db, location.user)
+        if root_files is None:
+            return folders
+        taken = {loc.top for loc, _ in folders}
+        return folders + [(location.within("", root_files, member.path), member)
+                          for member in children(db, root_files.id, "") if member.name not in taken]
     if not resource.is_collection:
         return []
     return [(location.child(member.name), member) for member in children(db, location.folder.id, location.path)]
@@ -160,7 +166,7 @@ async def propfind(request: web.Request) -> web.StreamResponse:
     blobs = call.config.data_path("blobs")
 
     def describe(db: sqlite_utils.Database) -> bytes:
-        location = locate(db, call.user, call.segments)
+        location = call.locate(db)
         resource = existing(db, location)
         live = _LiveTexts(PropertyContext(db, call.quota(), blobs, call.user))
         found = [(location, resource)] + (members_of(db, location, resource) if depth else [])
@@ -215,7 +221,7 @@ async def proppatch(request: web.Request) -> web.StreamResponse:
     updates = _updates(await read_xml(request))
 
     def apply(db: sqlite_utils.Database) -> ET.Element:
-        location = locate(db, call.user, call.segments)
+        location = call.locate(db)
         resource = existing(db, location)
         if location.folder is None:
             raise Forbidden("the top of your tree has no properties to set")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from typing import Callable
 
 import sqlite_utils
 from aiohttp import web
@@ -19,10 +20,14 @@ from aiohttp import web
 from services.core.errors import BadRequest, Conflict, MethodNotAllowed
 from services.core.tree import BlobStore, QuotaExceeded, chunk_stream, commit_file, creatable_path, usage
 from services.core.tree.holders import record_uploads
+from services.core.tree.stamps import dav_id_of
 
+from .checksums import Digesting, Expected
+from .checksums import keep as keep_checksum
+from .checksums import expected as expected_checksum
 from .context import DEVICE, STORE, Call, call_of, check_http_conditions, check_if, check_locks, resource_at, writable
 from .mtimes import ACCEPTED, header_mtime_ns
-from .namespace import Location, locate
+from .namespace import Location, placed
 from .properties import drop_properties
 from .resources import Resource, lookup
 
@@ -42,17 +47,21 @@ class _BodyFromLoop(io.RawIOBase):
         return len(data)
 
 
-def _receive(body: io.RawIOBase, store: BlobStore, allowed: int | None, owner: str) -> tuple[list, int]:
+def receive(body: io.RawIOBase, store: BlobStore, allowed: int | None, owner: str,
+            checksum: Expected | None = None) -> tuple[list, int]:
     """Chunk, verify and stage the whole body: ([(chunk id, length)], size). Staged chunks are discarded
-    when anything fails, published (durable, then visible) when the body is complete."""
+    when anything fails (the quota, the client's OC-Checksum), published (durable, then visible) when the
+    body is complete and checks out."""
     staged, chunks, size = [], [], 0
     try:
-        for chunk in chunk_stream(io.BufferedReader(body, 1024 * 1024)):
+        for chunk in chunk_stream(io.BufferedReader(Digesting(body, checksum) if checksum else body, 1024 * 1024)):
             size += chunk.length
             if allowed is not None and size > allowed:
                 raise QuotaExceeded(f"{owner} would go over their quota with this upload")
             staged.append(store.stage(chunk.id, chunk.data))
             chunks.append((chunk.id, chunk.length))
+        if checksum is not None:
+            checksum.check()
         store.publish(staged)
     except BaseException:
         store.discard(staged)
@@ -83,24 +92,33 @@ async def put(request: web.Request) -> web.StreamResponse:
     call = await call_of(request)
     if request.headers.get("Content-Range"):
         raise BadRequest("Content-Range on PUT is not supported: send the whole file")
+    return await write_file(call, lambda: _BodyFromLoop(request.content, asyncio.get_running_loop()),
+                            request.content_length)
+
+
+async def write_file(call: Call, open_body: Callable[[], io.RawIOBase], length: int | None) -> web.StreamResponse:
+    """Store a file at the call's location (PUT, and a chunked upload's final MOVE): the request's
+    conditions checked before `open_body()` is read, its X-OC-Mtime and OC-Checksum honoured, the
+    quota checked against the final size only. `length`: the size announced, if any."""
+    request = call.request
     store, quota = request.config_dict[STORE], call.quota()
     client_mtime = header_mtime_ns(request)  # checked before the body is read
+    checksum = expected_checksum(request)
 
     def before(db: sqlite_utils.Database):
-        location = locate(db, call.user, call.segments)
+        location = placed(db, call.locate(db))
         current = _check_target(db, call, location)
         allowed = None
         if quota is not None:
             allowed = quota - usage(db, location.folder.owner) + (current.size if current else 0)
-            if request.content_length is not None and request.content_length > allowed:
+            if length is not None and length > allowed:
                 raise QuotaExceeded(f"{location.folder.owner} would go over their quota with this upload")
         return location, current, allowed
 
-    location, current, allowed = await call.database.read(before)
-    body = _BodyFromLoop(request.content, asyncio.get_running_loop())
-    chunks, size = await asyncio.to_thread(_receive, body, store, allowed, location.folder.owner)
-    if request.content_length is not None and size != request.content_length:
-        raise BadRequest(f"body has {size} bytes, Content-Length said {request.content_length}")
+    location, current, allowed = await call.database.write(before)
+    chunks, size = await asyncio.to_thread(receive, open_body(), store, allowed, location.folder.owner, checksum)
+    if length is not None and size != length:
+        raise BadRequest(f"body has {size} bytes, {length} were announced")
 
     def commit(db: sqlite_utils.Database):
         folder = location.folder.id
@@ -110,9 +128,19 @@ async def put(request: web.Request) -> web.StreamResponse:
         if current is None:
             drop_properties(db, folder, location.path)  # a new resource starts without properties
         record_uploads(db, call.user, [cid for cid, _ in chunks])  # they sent the bytes: theirs to commit
-        return commit_file(db, folder, location.path, base, chunks, size, client_mtime or time.time_ns(), False,
-                           DEVICE, store=store, quota=quota)
+        revision = commit_file(db, folder, location.path, base, chunks, size, client_mtime or time.time_ns(), False,
+                               DEVICE, store=store, quota=quota)
+        if checksum is not None:
+            keep_checksum(db, revision.id, checksum)
+        return revision, dav_id_of(db, folder, location.path)
 
-    revision = await call.database.write(commit)
-    headers = {"ETag": f'"{revision.id}"', **(ACCEPTED if client_mtime else {})}
-    return web.Response(status=204 if current else 201, headers=headers)
+    revision, oc_file_id = await call.database.write(commit)
+    return web.Response(status=204 if current else 201,
+                        headers=written_headers(revision.id, oc_file_id, client_mtime is not None))
+
+
+def written_headers(revision: int, oc_file_id: str, mtime_set: bool) -> dict[str, str]:
+    """What a Nextcloud client needs in the answer to a write: the new ETag (as OC-ETag too: the desktop
+    reads that first), the file's id, and whether its X-OC-Mtime was kept."""
+    etag = f'"{revision}"'
+    return {"ETag": etag, "OC-ETag": etag, "OC-FileId": oc_file_id, **(ACCEPTED if mtime_set else {})}

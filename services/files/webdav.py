@@ -1,4 +1,5 @@
-"""The WebDAV protocol under /files/: one route per path, the method picks the handler."""
+"""The WebDAV protocol under each of the tree's mounts (/files/, /remote.php/dav/files/,
+/remote.php/webdav/; see namespace): one route per path, the method picks the handler."""
 from __future__ import annotations
 
 from aiohttp import web
@@ -10,6 +11,7 @@ from .context import call_of
 from .copymove import copy, move
 from .download import get
 from .locking import lock, unlock
+from .namespace import MOUNTS
 from .propfind import propfind, proppatch
 from .upload import put
 
@@ -35,6 +37,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    """The catch-all for /files/: register it after every more specific route."""
-    app.router.add_route("*", "/files/{tail:.*}", dispatch)
-    app.router.add_route("*", "/files", dispatch)
+    """The catch-alls of the mounts: register them after every more specific route."""
+    for mount in MOUNTS:
+        app.router.add_route("*", mount.prefix + "{tail:.*}", dispatch)
+        app.router.add_route("*", mount.prefix.rstrip("/"), dispatch)

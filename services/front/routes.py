@@ -39,7 +39,9 @@ NEXTCLOUD_PREFIXES = (("/status.php", "api"), ("/index.php/", "api"), ("/ocs/", 
 # The suite's daemons and where they listen when their config section says nothing:
 # a Unix socket in var/run, named after the daemon.
 SUITE_PREFIXES = (("/api/", "api"), ("/sync/", "sync"), ("/dav/", "dav"), ("/files/", "files"), ("/s/", "files"),
-                  *NEXTCLOUD_PREFIXES)
+                  # the Nextcloud apps' file tree and chunked uploads (services/files/namespace.py, chunked.py)
+                  ("/remote.php/dav/files/", "files"), ("/remote.php/dav/uploads/", "files"),
+                  ("/remote.php/webdav/", "files"), *NEXTCLOUD_PREFIXES)
 WELL_KNOWN_REDIRECTS = (("/.well-known/caldav", "/dav/"), ("/.well-known/carddav", "/dav/"))
 HEALTH_PATH = "/healthz"
 # hearth daemons a route may name with `service =` that do not speak HTTP.

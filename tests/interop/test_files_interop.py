@@ -2,6 +2,7 @@
 sync client."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -61,10 +62,10 @@ def test_litmus_at_the_top_of_a_users_tree_runs_again_and_its_folder_can_be_dele
                           ).fetchone()[0] == 2
 
 
-def _rclone(files, *args: str, vendor: str = "other") -> subprocess.CompletedProcess:
+def _rclone(files, *args: str, vendor: str = "other", base: str = "/files/alice/") -> subprocess.CompletedProcess:
     obscured = subprocess.run(["rclone", "obscure", PASSWORDS["alice"]], capture_output=True, text=True,
                               check=True).stdout.strip()
-    remote = (f":webdav,url='http://127.0.0.1:{files.port}/files/alice/',vendor={vendor},user=alice,"
+    remote = (f":webdav,url='http://127.0.0.1:{files.port}{base}',vendor={vendor},user=alice,"
               f"pass='{obscured}':")
     argv = ["rclone", "--config", "/dev/null", *[a.replace("REMOTE:", remote) for a in args]]
     return subprocess.run(argv, capture_output=True, text=True, timeout=300)
@@ -112,6 +113,37 @@ def test_rclone_as_an_owncloud_client_keeps_file_dates(files, tmp_path):
     down = tmp_path / "down"
     assert _rclone(files, "copy", "REMOTE:Docs/dated", str(down), vendor="owncloud").returncode == 0
     assert int((down / "old.txt").stat().st_mtime) == old
+
+
+@pytest.mark.parametrize("base", ["/remote.php/dav/files/alice/", "/remote.php/webdav/"])
+def test_rclone_as_a_nextcloud_client_syncs_the_root_of_the_tree(files, tmp_path, base):
+    """rclone's nextcloud vendor at the apps' addresses: files at the top of the tree (kept in "Root
+    files", listed at the root), folders, dates and its OC-Checksum, up and back byte for byte."""
+    _need("rclone")
+    up = tmp_path / "up"
+    (up / "Photos" / "2026").mkdir(parents=True)
+    (up / "at the root.txt").write_text("top level\n")
+    (up / "Photos" / "2026" / "img.jpg").write_bytes(os.urandom(3 * 1024 * 1024))
+    os.utime(up / "at the root.txt", (1_500_000_000, 1_500_000_000))
+    result = _rclone(files, "copy", str(up), "REMOTE:", vendor="nextcloud", base=base)
+    assert result.returncode == 0, result.stderr
+    listing = _rclone(files, "lsf", "-R", "REMOTE:", vendor="nextcloud", base=base)
+    assert listing.returncode == 0, listing.stderr
+    assert set(listing.stdout.split("\n")) >= {"at the root.txt", "Photos/", "Photos/2026/img.jpg"}
+    assert files.exchange("GET", "/files/alice/at%20the%20root.txt", user="alice")[2] == b"top level\n"
+    with files.db() as db:  # rclone sent OC-Checksum: verified, and kept
+        assert db.execute("""SELECT c.checksum FROM files_checksums c JOIN entries e ON e.revision_id = c.revision_id
+                             WHERE e.path = 'at the root.txt' AND e.deleted = 0""").fetchone()[0] == \
+            "SHA1:" + hashlib.sha1(b"top level\n").hexdigest()
+    down = tmp_path / "down"
+    result = _rclone(files, "copy", "REMOTE:", str(down), vendor="nextcloud", base=base)
+    assert result.returncode == 0, result.stderr
+    for path in up.rglob("*"):
+        if path.is_file():
+            assert (down / path.relative_to(up)).read_bytes() == path.read_bytes(), path
+    assert int((down / "at the root.txt").stat().st_mtime) == 1_500_000_000
+    for name in ("at%20the%20root.txt", "Photos/"):
+        assert files.exchange("DELETE", f"/files/alice/{name}", user="alice")[0] == 204
 
 
 @contextmanager
