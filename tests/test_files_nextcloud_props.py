@@ -9,7 +9,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests.daemons import serving
-from tests.test_files_webdav import PROPFIND_ALL, FilesDaemon
+from tests.test_files_webdav import PROPFIND_ALL, FilesDaemon, share_with_alice
 
 OC, NC = "{http://owncloud.org/ns}", "{http://nextcloud.org/ns}"
 DESKTOP_PROPS = b"""<?xml version="1.0" ?>
@@ -25,10 +25,7 @@ def files(tmp_path_factory):
         for user, folder in (("alice", "Docs"), ("alice", "Other"), ("bob", "Shared"), ("bob", "Open")):
             assert daemon.exchange("MKCOL", f"/files/{user}/{folder}/", user=user)[0] == 201
         daemon.exchange("PUT", "/files/bob/Shared/read.txt", b"read me", user="bob")
-        with daemon.db() as db:  # bob shares one folder read-only, one read-write (as `hearth` would)
-            ids = dict(db.execute("SELECT name, id FROM folders WHERE owner = 'bob'").fetchall())
-            db.execute("INSERT INTO folder_shares VALUES (?, 'alice', 'ro')", [ids["Shared"]])
-            db.execute("INSERT INTO folder_shares VALUES (?, 'alice', 'rw')", [ids["Open"]])
+        share_with_alice(daemon)
         yield daemon
     assert "unhandled error" not in daemon.log()
 

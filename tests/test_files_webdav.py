@@ -33,16 +33,21 @@ class FilesDaemon(LoopbackDaemon):
         return sqlite3.connect(self.home / "var" / "db" / "hearth.sqlite3")
 
 
+def share_with_alice(daemon) -> None:
+    """bob shares his folder Shared with alice read-only and Open read-write (as `hearth share` would)."""
+    with daemon.db() as db:
+        ids = dict(db.execute("SELECT name, id FROM folders WHERE owner = 'bob'").fetchall())
+        db.execute("INSERT INTO folder_shares VALUES (?, 'alice', 'ro')", [ids["Shared"]])
+        db.execute("INSERT INTO folder_shares VALUES (?, 'alice', 'rw')", [ids["Open"]])
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     with serving(FilesDaemon(tmp_path_factory.mktemp("files")), "alice", "bob") as daemon:
         assert daemon.exchange("MKCOL", "/files/alice/Docs/", user="alice")[0] == 201
         assert daemon.exchange("MKCOL", "/files/bob/Shared/", user="bob")[0] == 201
         assert daemon.exchange("MKCOL", "/files/bob/Open/", user="bob")[0] == 201
-        with daemon.db() as db:  # bob shares one folder read-only, one read-write (as `hearth` would)
-            ids = dict(db.execute("SELECT name, id FROM folders WHERE owner = 'bob'").fetchall())
-            db.execute("INSERT INTO folder_shares VALUES (?, 'alice', 'ro')", [ids["Shared"]])
-            db.execute("INSERT INTO folder_shares VALUES (?, 'alice', 'rw')", [ids["Open"]])
+        share_with_alice(daemon)
         yield daemon
     assert "unhandled error" not in daemon.log()
 
