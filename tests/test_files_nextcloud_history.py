@@ -66,3 +66,53 @@ def test_the_trashbin_is_private_and_purged_by_retention_only(files):
     assert files.exchange("DELETE", item["href"], user="alice")[0] == 403
     assert files.exchange("DELETE", f"{TRASH}/", user="alice")[0] == 403
     assert any(i["trashbin-filename"] == "keep.txt" for i in trash_listing(files))
+
+
+VERSION_PROPS = (b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getcontentlength/>'
+                 b'<d:getlastmodified/><d:getetag/></d:prop></d:propfind>')
+
+
+def file_id(files, path: str) -> str:
+    body = files.exchange("PROPFIND", path, b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:" '
+                          b'xmlns:oc="http://owncloud.org/ns"><d:prop><oc:fileid/></d:prop></d:propfind>',
+                          user="alice", headers={"Depth": "0"})[2]
+    return re.search(r"<oc:fileid>(\d+)</oc:fileid>", body.decode()).group(1)
+
+
+def version_listing(files, versions: str) -> list[dict[str, str]]:
+    status, _, body = files.exchange("PROPFIND", versions, VERSION_PROPS, user="alice", headers={"Depth": "1"})
+    assert status == 207, body
+    responses = re.findall(r"<d:response>(.*?)</d:response>", body.decode())
+    assert re.search(r"<d:href>([^<]*)</d:href>", responses[0]).group(1) == versions
+    return [dict(re.findall(r"<d:([a-z-]+)>([^<]*)</", each)) for each in responses[1:]]
+
+
+def test_an_overwritten_files_versions_are_listed_downloaded_and_restored(files):
+    path = f"{DAV}/Docs/notes.md"
+    for mtime, text in (("1700000000", b"first draft"), ("1700000100", b"second"), ("1700000200", b"final")):
+        assert files.exchange("PUT", path, text, user="alice", headers={"X-OC-Mtime": mtime})[0] in (201, 204)
+    fid = file_id(files, path)
+    versions = f"/remote.php/dav/versions/alice/versions/{fid}/"
+    listed = {v["href"].rsplit("/", 1)[1]: v for v in version_listing(files, versions)}
+    assert sorted(listed) == ["1700000000", "1700000100"]  # the current content is not a version
+    assert listed["1700000000"]["getcontentlength"] == "11"
+    assert listed["1700000000"]["getlastmodified"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+    status, headers, body = files.exchange("GET", f"{versions}1700000000", user="alice")
+    assert status == 200 and body == b"first draft"
+    assert headers["content-security-policy"] == "sandbox" and headers["x-content-type-options"] == "nosniff"
+    # Android moves the version to restore/<fileid>; the file keeps its id and the replaced content stays a version
+    assert files.exchange("MOVE", f"{versions}1700000000", user="alice", headers={
+        "Destination": f"https://phone.example/remote.php/dav/versions/alice/restore/{fid}"})[0] == 204
+    assert files.exchange("GET", path, user="alice")[2] == b"first draft"
+    assert file_id(files, path) == fid
+    assert sorted(v["href"].rsplit("/", 1)[1] for v in version_listing(files, versions)) == [
+        "1700000000", "1700000100", "1700000200"]
+    assert files.exchange("COPY", f"{versions}1700000200", user="alice", headers={
+        "Destination": "/remote.php/dav/versions/alice/restore/target"})[0] == 204
+    assert files.exchange("GET", path, user="alice")[2] == b"final"
+    assert files.exchange("MOVE", f"{versions}1700000100", user="alice", headers={
+        "Destination": f"{DAV}/Docs/elsewhere.md"})[0] == 400
+    assert files.exchange("PROPFIND", f"/remote.php/dav/versions/bob/versions/{fid}/", VERSION_PROPS,
+                          user="alice", headers={"Depth": "1"})[0] == 403
+    assert files.exchange("PROPFIND", "/remote.php/dav/versions/alice/versions/999999/", VERSION_PROPS,
+                          user="alice", headers={"Depth": "1"})[0] == 404

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import sqlite_utils
 from aiohttp import web
 
-from services.core.auth import require_user
-from services.core.errors import BadRequest, Conflict, Forbidden, MethodNotAllowed, NotFound
+from services.core.errors import Conflict, Forbidden, MethodNotAllowed, NotFound
 from services.core.http import CONFIG, DATABASE
 from services.core.multistatus import DAV, MultistatusWriter, xml_bytes_response
 from services.core.tree import Revision, list_folders, quota_bytes, restore, trash
@@ -31,6 +29,7 @@ from services.core.tree.stamps import dav_file_id, instance_id
 
 from .context import DEVICE
 from .namespace import is_root_files
+from .ncspaces import check_restore_destination, http_date, space_user, unique_name, unix_seconds
 from .ncprops import NC, OC, nc, oc
 from .xmlio import dav
 
@@ -50,13 +49,6 @@ class Item:
     file_id: int
 
 
-def _unix(stamp: str | None) -> int:
-    if not stamp:
-        return 0
-    moment = datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
-    return int(moment.timestamp())
-
-
 def items(db: sqlite_utils.Database, user: str) -> list[Item]:
     """The user's restorable deleted files, newest deletion first (expired ones have no content left)."""
     found: list[Item] = []
@@ -69,24 +61,12 @@ def items(db: sqlite_utils.Database, user: str) -> list[Item]:
         for marker, last in trash(db, folder.id):
             if last is None:
                 continue
-            deleted_at = _unix(marker.created_at)
-            base = f"{marker.path.rpartition('/')[2]}.d{deleted_at}"
-            name, n = base, 1
-            while name in taken:  # two files of one name deleted in the same second
-                n += 1
-                name = f"{base}-{n}"
-            taken.add(name)
+            deleted_at = unix_seconds(marker.created_at)
+            name = unique_name(f"{marker.path.rpartition('/')[2]}.d{deleted_at}", taken)
             location = marker.path if is_root_files(folder) else f"{folder.name}/{marker.path}"
             found.append(Item(name, folder.id, marker.path, location, deleted_at, last, ids[marker.path]))
     found.sort(key=lambda item: -item.deleted_at)
     return found
-
-
-async def _user(request: web.Request) -> str:
-    identity = await require_user(request)
-    if request.match_info["user"] != identity.user:
-        raise Forbidden(f"{identity.user} cannot reach another user's trash")
-    return identity.user
 
 
 def _href(user: str, name: str = "") -> str:
@@ -95,10 +75,9 @@ def _href(user: str, name: str = "") -> str:
 
 def _describe(user: str, item: Item, instance: str) -> str:
     last = item.last
-    modified = datetime.fromtimestamp(last.mtime_ns // 1_000_000_000, timezone.utc)
     props = [WRITER.property_xml(dav("resourcetype")),
              WRITER.property_xml(dav("getcontentlength"), str(last.size)),
-             WRITER.property_xml(dav("getlastmodified"), modified.strftime("%a, %d %b %Y %H:%M:%S GMT")),
+             WRITER.property_xml(dav("getlastmodified"), http_date(last.mtime_ns)),
              WRITER.property_xml(oc("size"), str(last.size)),
              WRITER.property_xml(oc("id"), dav_file_id(item.file_id, instance)),
              WRITER.property_xml(oc("fileid"), str(item.file_id)),
@@ -109,7 +88,7 @@ def _describe(user: str, item: Item, instance: str) -> str:
 
 
 async def trash_collection(request: web.Request) -> web.StreamResponse:
-    user = await _user(request)
+    user = await space_user(request, "trash")
     if request.method == "PROPFIND":
         depth = request.headers.get("Depth", "1").strip()
 
@@ -129,7 +108,7 @@ async def trash_collection(request: web.Request) -> web.StreamResponse:
 
 
 async def trash_item(request: web.Request) -> web.StreamResponse:
-    user = await _user(request)
+    user = await space_user(request, "trash")
     name = unquote(request.match_info["item"])
     if request.method == "DELETE":
         raise Forbidden("trashed files are purged by hearth's retention, not by a client")
@@ -139,9 +118,7 @@ async def trash_item(request: web.Request) -> web.StreamResponse:
         return xml_bytes_response(await request.config_dict[DATABASE].read(one))
     if request.method != "MOVE":
         raise MethodNotAllowed(f"{request.method} is not served on a trashed file", headers={"Allow": ALLOW})
-    destination = urlsplit(request.headers.get("Destination", "")).path
-    if not destination.startswith(f"{PREFIX}{quote(user, safe='')}/restore/"):
-        raise BadRequest(f"a trashed file is restored by a MOVE to {PREFIX}{user}/restore/…")
+    check_restore_destination(request, PREFIX, user)
     quota = quota_bytes(request.config_dict[CONFIG])
 
     def bring_back(db: sqlite_utils.Database) -> None:

@@ -42,6 +42,7 @@ SUITE_PREFIXES = (("/api/", "api"), ("/sync/", "sync"), ("/dav/", "dav"), ("/fil
                   # the Nextcloud apps' file tree and chunked uploads (services/files/namespace.py, chunked.py)
                   ("/remote.php/dav/files/", "files"), ("/remote.php/dav/uploads/", "files"),
                   ("/remote.php/dav/trashbin/", "files"),
+                  ("/remote.php/dav/versions/", "files"),
                   ("/remote.php/webdav/", "files"), *NEXTCLOUD_PREFIXES)
 WELL_KNOWN_REDIRECTS = (("/.well-known/caldav", "/dav/"), ("/.well-known/carddav", "/dav/"))
 HEALTH_PATH = "/healthz"
