@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import sqlite_utils
 from aiohttp import web
@@ -109,7 +109,7 @@ async def trash_collection(request: web.Request) -> web.StreamResponse:
 
 async def trash_item(request: web.Request) -> web.StreamResponse:
     user = await space_user(request, "trash")
-    name = unquote(request.match_info["item"])
+    name = request.match_info["item"]
     if request.method == "DELETE":
         raise Forbidden("trashed files are purged by hearth's retention, not by a client")
     if request.method == "PROPFIND":
