@@ -120,12 +120,12 @@ def test_an_overwritten_files_versions_are_listed_downloaded_and_restored(files)
 
 def test_a_file_of_a_deleted_directory_comes_back_with_its_directory(files):
     assert files.exchange("MKCOL", f"{DAV}/Docs/Old%20stuff", user="alice")[0] == 201
-    assert files.exchange("PUT", f"{DAV}/Docs/Old%20stuff/100%25%20done.txt", b"done", user="alice")[0] == 201
+    assert files.exchange("PUT", f"{DAV}/Docs/Old%20stuff/100%2541%20done.txt", b"done", user="alice")[0] == 201
     assert files.exchange("DELETE", f"{DAV}/Docs/Old%20stuff", user="alice")[0] == 204
-    item = next(i for i in trash_listing(files) if i["trashbin-original-location"] == "Docs/Old stuff/100% done.txt")
-    assert item["href"].startswith(f"{TRASH}/100%25%20done.txt.d")
+    item = next(i for i in trash_listing(files) if i["trashbin-original-location"] == "Docs/Old stuff/100%41 done.txt")
+    assert item["href"].startswith(f"{TRASH}/100%2541%20done.txt.d")
     assert files.exchange("MOVE", item["href"], user="alice", headers={
-        "Destination": "/remote.php/dav/trashbin/alice/restore/100%25%20done.txt"})[0] == 201
-    assert files.exchange("GET", f"{DAV}/Docs/Old%20stuff/100%25%20done.txt", user="alice")[2] == b"done"
+        "Destination": "/remote.php/dav/trashbin/alice/restore/100%2541%20done.txt"})[0] == 201
+    assert files.exchange("GET", f"{DAV}/Docs/Old%20stuff/100%2541%20done.txt", user="alice")[2] == b"done"
     status, _, body = files.exchange("PROPFIND", f"{DAV}/Docs/", TRASH_PROPS, user="alice", headers={"Depth": "1"})
     assert f"{DAV}/Docs/Old%20stuff/" in body.decode()
