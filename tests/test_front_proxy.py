@@ -351,6 +351,17 @@ def test_redirects(front):
     assert (status, headers["Location"]) == (308, "/tcp/?a=1")
 
 
+def test_the_nextcloud_apps_dav_addresses_lead_to_their_dav_twins(front):
+    status, headers, _ = front.request("PROPFIND", "/remote.php/dav/")
+    assert (status, headers["Location"]) == (308, "/dav/")
+    status, headers, _ = front.request("REPORT", "/remote.php/dav/calendars/ann/caf%C3%A9/?x=1", body=b"<r/>")
+    assert (status, headers["Location"]) == (308, "/dav/calendars/ann/caf%C3%A9/?x=1")
+    status, headers, _ = front.request("PROPFIND", "/remote.php/dav/principals")
+    assert (status, headers["Location"]) == (308, "/remote.php/dav/principals/")  # the slash first, then /dav/
+    status, headers, _ = front.request("GET", "/remote.php/dav/addressbooks/ann/contacts/a.vcf")
+    assert (status, headers["Location"]) == (308, "/dav/addressbooks/ann/contacts/a.vcf")
+
+
 def test_preflight_is_answered_at_the_door(front):
     before = len(front.upstream_state()["seen"])
     status, headers, _ = front.request("OPTIONS", "/tcp/echo", [

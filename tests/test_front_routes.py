@@ -87,6 +87,11 @@ ROUTES = """
     ("h", "/remote.php/dav/files/ann/x", "files"),             # the Nextcloud apps' file tree ...
     ("h", "/remote.php/webdav/x", "files"),                    # ... its legacy address
     ("h", "/remote.php/dav/uploads/ann/1/00000000", "files"),  # ... and their chunked uploads
+    ("h", "/remote.php/dav/trashbin/ann/trash/", "files"),     # ... trash bin and versions
+    ("h", "/remote.php/dav/versions/ann/versions/8/", "files"),
+    ("h", "/remote.php/dav/calendars/ann/x/", "redirect /dav/calendars/"),  # their calendars and contacts
+    ("h", "/remote.php/dav/addressbooks/ann/", "redirect /dav/addressbooks/"),
+    ("h", "/remote.php/dav/principals/ann/", "redirect /dav/principals/"),
 ])
 def test_first_match_wins_by_host_and_prefix(tmp_path, host, path, expected):
     assert target(table(tmp_path, ROUTES).match(host, path)) == expected

@@ -122,6 +122,9 @@ def test_calendars_and_contacts_through_the_front_door(hearth):
     well_known = caldav.DAVClient(url=f"http://127.0.0.1:{hearth.front_port}/.well-known/caldav",
                                   username="admin", password=ADMIN_PASSWORD, require_tls=False)
     assert well_known.principal().url.path == "/dav/principals/admin/"
+    nextcloud = caldav.DAVClient(url=f"http://127.0.0.1:{hearth.front_port}/remote.php/dav/", username="admin",
+                                 password=ADMIN_PASSWORD, require_tls=False)  # as a Nextcloud account's address
+    assert nextcloud.principal().calendar_home_set.url.path == "/dav/calendars/admin/"
 
     family = principal.make_calendar(name="Family", cal_id="family")
     family.save_event(STANDUP)

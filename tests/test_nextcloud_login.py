@@ -68,6 +68,7 @@ def discover(api: ApiDaemon, agent: str) -> None:
     assert isinstance(capabilities["core"]["pollinterval"], int)
     assert capabilities["dav"] == {"chunking": "1.0"}      # never bulkupload
     assert capabilities["files"]["bigfilechunking"] is True and "locking" not in capabilities["files"]
+    assert capabilities["files"]["undelete"] is True and capabilities["files"]["versioning"] is True  # trash, versions
     assert capabilities["checksums"] == {"supportedTypes": ["SHA1"], "preferredUploadType": "SHA1"}
     assert capabilities["files_sharing"]["api_enabled"] is False   # no share API yet
     assert not {"end-to-end-encryption", "notify_push"} & set(capabilities)

@@ -47,7 +47,7 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
-def _headers(resource: Resource) -> dict[str, str]:
+def content_headers(resource: Resource) -> dict[str, str]:
     """Validators, and what keeps the file's content from running as this origin (core.user_content)."""
     return {"ETag": resource.etag or "", "Last-Modified": format_datetime(modified(resource), usegmt=True),
             "Accept-Ranges": "bytes", **user_content_headers(resource.name)}
@@ -67,7 +67,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     location, resource, members = await call.database.read(find)
     if resource.is_collection:
         return _index(location, members)
-    headers = _headers(resource)
+    headers = content_headers(resource)
     if not check_http_conditions(request, resource, safe=True):
         return web.Response(status=304, headers={k: headers[k] for k in ("ETag", "Last-Modified")})
     size, wanted = resource.size, None
@@ -81,12 +81,12 @@ async def get(request: web.Request) -> web.StreamResponse:
     response.content_length = last - first + 1 if size else 0
     await response.prepare(request)
     if not head and size:
-        await _send(request.config_dict[STORE], response, resource, first, last)
+        await send_bytes(request.config_dict[STORE], response, resource, first, last)
     await response.write_eof()
     return response
 
 
-async def _send(store, response: web.StreamResponse, resource: Resource, first: int, last: int) -> None:
+async def send_bytes(store, response: web.StreamResponse, resource: Resource, first: int, last: int) -> None:
     offset = 0
     for cid, length in resource.chunks:
         start, end = offset, offset + length - 1

@@ -138,7 +138,7 @@ class Front:
                 status=308, headers={"Location": base + "/" + sep + query}))
         if route.kind == "redirect":
             return self.decorated(request, route, client, web.Response(
-                status=route.redirect_status, headers={"Location": route.redirect or "/"}))
+                status=route.redirect_status, headers={"Location": route.location(request.raw_path)}))
         if is_websocket(request):
             return await relay(request, route, client, exchange, self.proxy, self.forwarded)
 

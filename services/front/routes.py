@@ -3,7 +3,8 @@
 Order decides, not specificity: the user's `[[route]]` tables (in file order),
 then the routes of `[[service]]` tables, then the suite's built-ins (`/api/`,
 `/sync/`, `/dav/`, `/files/`, the Nextcloud apps'
-`/status.php`, `/index.php/` and `/ocs/`, the `/.well-known/` redirects) and, last of all,
+`/status.php`, `/index.php/` and `/ocs/`, the `/.well-known/` redirects, the redirects of
+their `/remote.php/dav/` calendars and contacts to `/dav/`) and, last of all,
 `/` for the web UI, which the API daemon serves. The first route whose host
 and path prefix match wins, so the web UI gets only what nothing else claims,
 and a user's own `path = "/"` route replaces it. `/healthz` is the front
@@ -41,6 +42,8 @@ NEXTCLOUD_PREFIXES = (("/status.php", "api"), ("/index.php/", "api"), ("/ocs/", 
 SUITE_PREFIXES = (("/api/", "api"), ("/sync/", "sync"), ("/dav/", "dav"), ("/files/", "files"), ("/s/", "files"),
                   # the Nextcloud apps' file tree and chunked uploads (services/files/namespace.py, chunked.py)
                   ("/remote.php/dav/files/", "files"), ("/remote.php/dav/uploads/", "files"),
+                  ("/remote.php/dav/trashbin/", "files"),
+                  ("/remote.php/dav/versions/", "files"),
                   ("/remote.php/webdav/", "files"), *NEXTCLOUD_PREFIXES)
 WELL_KNOWN_REDIRECTS = (("/.well-known/caldav", "/dav/"), ("/.well-known/carddav", "/dav/"))
 HEALTH_PATH = "/healthz"
@@ -64,6 +67,7 @@ class Route:
     security_headers: bool = True
     origin: str = "built-in"    # where it came from, for messages: "[[route]] #2", "service 'hello'"
     method: str | None = None   # only requests with this method, at exactly `path` (DAV discovery)
+    keeps_rest: bool = False    # a redirect whose target gets what followed `path` (and the query)
 
     def matches_host(self, host: str) -> bool:
         if self.host is None:
@@ -79,6 +83,15 @@ class Route:
         if prefix == "/" or path == prefix.rstrip("/") or path == prefix:
             return True
         return path.startswith(prefix if prefix.endswith("/") else prefix + "/")
+
+    def location(self, raw_path: str) -> str:
+        """Where a redirect sends `raw_path` (the target as the client sent it)."""
+        target = self.redirect or "/"
+        if not self.keeps_rest:
+            return target
+        base, sep, query = raw_path.partition("?")
+        rest = base[len(self.path):] if base.startswith(self.path) else ""
+        return target + rest + sep + query
 
     def wants_slash(self, path: str) -> bool:
         """The request is `/hello` on a `/hello/` route: answer 308 to `/hello/`."""
@@ -107,6 +120,16 @@ class Route:
 # send it to the DAV root. 308 keeps the method and the body; no web page uses PROPFIND.
 DAV_DISCOVERY = Route("redirect", path="/", redirect="/dav/", redirect_status=308, method="PROPFIND",
                       origin="built-in: DAV discovery at the server root")
+# The Nextcloud apps (and DAVx⁵'s "log in with Nextcloud") look for calendars and contacts under
+# /remote.php/dav/: the DAV daemon serves them at /dav/, so each address goes to its /dav/ twin.
+# 308 keeps the method and the body (PROPFIND, REPORT, PUT), and the DAV daemon's hrefs are /dav/ ones,
+# so a client asks there directly from then on.
+NEXTCLOUD_DAV_REDIRECTS = (
+    Route("redirect", path="/remote.php/dav/", redirect="/dav/", redirect_status=308, method="PROPFIND",
+          origin="built-in: DAV discovery at the Nextcloud apps' DAV root"),
+    *(Route("redirect", path=f"/remote.php/dav/{space}/", redirect=f"/dav/{space}/", redirect_status=308,
+            keeps_rest=True, origin="built-in: the Nextcloud apps' calendars and contacts")
+      for space in ("calendars", "addressbooks", "principals")))
 
 
 def normalise_host(header: str | None) -> str:
@@ -150,6 +173,7 @@ class RouteTable:
             routes.append(Route("proxy", path=prefix, upstream=suite_upstream(config, daemon)))
         for path, target in WELL_KNOWN_REDIRECTS:
             routes.append(Route("redirect", path=path, redirect=target))
+        routes.extend(NEXTCLOUD_DAV_REDIRECTS)
         routes.append(Route("proxy", path="/", upstream=suite_upstream(config, "api"), origin="built-in: web UI"))
         slotted = {spec.name: slot_addresses(spec, config) for spec in config.services if spec.slots}
         return cls(routes, slotted)

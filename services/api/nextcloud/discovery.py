@@ -38,7 +38,7 @@ CAPABILITIES = {
     "capabilities": {
         "core": {"pollinterval": POLL_INTERVAL, "webdav-root": "remote.php/webdav", "mod-rewrite-working": False},
         "dav": {"chunking": "1.0"},
-        "files": {"bigfilechunking": True, "undelete": False, "versioning": False,
+        "files": {"bigfilechunking": True, "undelete": True, "versioning": True,
                   "blacklisted_files": [".htaccess"]},
         "checksums": {"supportedTypes": ["SHA1"], "preferredUploadType": "SHA1"},
         "files_sharing": {"api_enabled": False, "resharing": False, "public": {"enabled": False},
