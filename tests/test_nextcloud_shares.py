@@ -10,13 +10,15 @@ import pytest
 
 from services.core.db import migrate, open_db, write
 from services.core.schema import MIGRATION_SETS
-from services.core.tree import create_folder, mkdir
+from services.core.tree import ROOT_FILES, ChunkStore, create_folder, mkdir
 from tests.daemons import serving
 from tests.test_files_webdav import FilesDaemon
+from tests.test_share_links import put_file
 from tests.test_sync_server import SyncDaemon
 from tests.test_web_session import ApiDaemon
 
 SHARES = "/ocs/v2.php/apps/files_sharing/api/v1/shares"
+PHOTO = b"\xff\xd8\xff\xe0 a photo the app dropped at the root"
 FORM = {"OCS-APIRequest": "true", "Content-Type": "application/x-www-form-urlencoded"}
 
 
@@ -34,6 +36,8 @@ def daemons(tmp_path_factory):
         with open_db(db_path) as db:
             docs = write(db, lambda db: create_folder(db, "alice", "Docs")).id
             write(db, lambda db: mkdir(db, docs, "inbox", "test"))
+            root_files = write(db, lambda db: create_folder(db, "alice", ROOT_FILES)).id
+            put_file(db, ChunkStore(api.home / "var" / "blobs"), root_files, "photo.jpg", PHOTO)
         files = on_same_data(FilesDaemon(tmp_path_factory.mktemp("nextcloud-shares-files")), api)
         sync = on_same_data(SyncDaemon(tmp_path_factory.mktemp("nextcloud-shares-sync")), api)
         with serving(files), serving(sync):
@@ -55,8 +59,11 @@ def ocs(api: ApiDaemon, method: str, path: str, form: dict | None = None, user: 
     root = ET.fromstring(body)
     meta = {child.tag: child.text for child in root.find("meta")}
     meta["statuscode"] = int(meta["statuscode"])
-    shares = [{field.tag: field.text for field in element} for element in root.find("data").findall("element")]
-    return status, {"meta": meta, "data": shares}
+    data = root.find("data")
+    if data.find("element") is not None or not len(data):  # a list of shares
+        return status, {"meta": meta, "data": [{field.tag: field.text for field in element}
+                                               for element in data.findall("element")]}
+    return status, {"meta": meta, "data": {field.tag: field.text for field in data}}  # the share just made
 
 
 def test_public_link_with_password_and_expiry_lifecycle(daemons):
@@ -97,6 +104,22 @@ def test_public_link_with_password_and_expiry_lifecycle(daemons):
     assert files.exchange("GET", urlsplit(share["url"]).path)[0] == 410
     status, gone = ocs(api, "GET", f"{SHARES}/{share['id']}")
     assert status == 404 and gone["meta"]["statuscode"] == 404
+
+
+def test_link_to_a_root_level_file(daemons):
+    api, files, _ = daemons
+    status, document = ocs(api, "POST", SHARES, {"path": "/photo.jpg", "shareType": "3"}, json_format=False)
+    assert status == 200 and document["meta"]["statuscode"] == 200, document
+    made = document["data"]
+    assert (made["path"], made["item_type"], made["mimetype"], made["share_type"], made["permissions"]) == \
+        ("/photo.jpg", "file", "image/jpeg", "3", "1")
+    assert made["url"].endswith("/s/" + made["token"]) and made["expiration"] is None
+    status, _, data = files.exchange("GET", f"/s/{made['token']}/download")
+    assert (status, data) == (200, PHOTO)
+    status, listed = ocs(api, "GET", SHARES + "?path=/photo.jpg")
+    assert [(s["id"], s["path"], s["token"], s["url"]) for s in listed["data"]] == [(made["id"], "/photo.jpg", "", "")]
+    status, _ = ocs(api, "DELETE", f"{SHARES}/{made['id']}")
+    assert status == 200
 
 
 def test_user_share_of_a_top_level_folder_read_only(daemons):

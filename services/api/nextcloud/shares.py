@@ -19,13 +19,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from services.core.accounts import get_user, now_iso
+from services.core.accounts import get_user
 from services.core.auth import AUTHENTICATOR, require_user
 from services.core.errors import BadRequest, HTTPError
 from services.core.http import DATABASE
 from services.core.share_links import Link, create_link, entry_kind, find_link, list_links, parse_expiry, \
     revoke_link, update_link
-from services.core.tree import normalize_path, share_folder
+from services.core.tree import ROOT_FILES, normalize_path, share_folder
 
 from ..session import came_over_https
 from .ocs import ocs_error, ocs_response
@@ -104,8 +104,7 @@ def _common(owner: str, path: str, is_dir: bool, file_id: int) -> dict:
 
 
 def link_share(request: web.Request, db, link: Link) -> dict:
-    path = "/" + link.folder_name + (f"/{link.path}" if link.path else "")
-    share = _common(link.owner, path, link.is_dir, _file_id(db, link.folder_id, link.path, link.is_dir))
+    share = _common(link.owner, app_path(link.folder_name, link.path), link.is_dir, _file_id(db, link.folder_id, link.path, link.is_dir))
     share.update(id=str(link_share_id(link.id)), share_type=LINK, permissions=LINK_PERMISSIONS[link.mode],
                  stime=_epoch(link.created_at), expiration=_expiration(link.expires_at), label=link.label,
                  token=link.token or "", url=f"{_origin(request)}/s/{quote(link.token)}" if link.token else "",
@@ -116,7 +115,7 @@ def link_share(request: web.Request, db, link: Link) -> dict:
 
 
 def user_share(db, row: dict) -> dict:
-    share = _common(row["owner"], "/" + row["name"], True, _file_id(db, row["folder_id"], "", True))
+    share = _common(row["owner"], app_path(row["name"], ""), True, _file_id(db, row["folder_id"], "", True))
     share.update(id=str(user_share_id(row["rowid"])), share_type=USER,
                  permissions=READ if row["mode"] == "ro" else READ | UPDATE | CREATE | DELETE,
                  stime=_epoch(row["created_at"]), expiration=None, token=None, url=None,
@@ -133,18 +132,36 @@ def _user_share_rows(db, where: str, args: list) -> list[dict]:
 
 
 def resolve(db, user: str, path: str) -> tuple[dict, str, bool]:
-    """(the user's own folder, the path inside it, is a directory) for an app's `/Folder/a/b`; 404 like
-    Nextcloud's "Wrong path" otherwise (a folder shared with the user cannot be shared on)."""
-    parts = path.strip("/").split("/", 1)
-    folder = db.execute("SELECT id, name FROM folders WHERE owner = ? AND name = ? AND deleted_at IS NULL",
-                        [user, parts[0]]).fetchone() if parts[0] else None
-    if folder is None:
+    """(the user's own folder, the path inside it, is a directory) for an app's `/Folder/a/b`, or for a
+    root-level `/photo.jpg` (kept in ROOT_FILES; a folder by that name wins, as in the file tree); 404
+    like Nextcloud's "Wrong path" otherwise (a folder shared with the user cannot be shared on)."""
+    path = path.strip("/")
+    top = path.split("/", 1)[0]
+    folder = _own_folder(db, user, top) if top and top != ROOT_FILES else None
+    if folder is not None:
+        inside = path[len(top):].strip("/")
+    else:
+        folder, inside = _own_folder(db, user, ROOT_FILES), path
+    if folder is None or (folder["name"] == ROOT_FILES and not inside):  # the root itself is not shared
         raise OcsFailure(404, "Wrong path, file/folder doesn't exist")
-    inside = normalize_path(parts[1].strip("/")) if len(parts) > 1 and parts[1].strip("/") else ""
-    kind = entry_kind(db, folder[0], inside) if inside else "dir"
+    inside = normalize_path(inside) if inside else ""
+    kind = entry_kind(db, folder["id"], inside) if inside else "dir"
     if kind is None:
         raise OcsFailure(404, "Wrong path, file/folder doesn't exist")
-    return {"id": folder[0], "name": folder[1]}, inside, kind == "dir"
+    return folder, inside, kind == "dir"
+
+
+def _own_folder(db, user: str, name: str) -> dict | None:
+    row = db.execute("SELECT id, name FROM folders WHERE owner = ? AND name = ? AND deleted_at IS NULL",
+                     [user, name]).fetchone()
+    return None if row is None else {"id": row[0], "name": row[1]}
+
+
+def app_path(folder_name: str, inside: str) -> str:
+    """The path the apps see: root-level files sit at the top, not in ROOT_FILES."""
+    if folder_name == ROOT_FILES:
+        return "/" + inside
+    return "/" + folder_name + (f"/{inside}" if inside else "")
 
 
 def _listed(request: web.Request, db, user: str) -> list[dict]:
@@ -204,6 +221,11 @@ def _permissions(form, default: int) -> int:
     return int(text)
 
 
+def _folder_mode(permissions: int) -> str:
+    """Read-write as soon as any writing bit is asked for; the share bit (16) alone changes nothing."""
+    return "rw" if permissions & (UPDATE | CREATE | DELETE) else "ro"
+
+
 def _link_mode(permissions: int, public_upload: bool) -> str:
     if permissions == CREATE:
         return "upload-only"
@@ -247,7 +269,7 @@ async def create_share(request: web.Request) -> web.Response:
             return link_share(request, db, link)
         return ocs_response(request, await database.write(create))
     grantee = form.get("shareWith", "")
-    mode = "ro" if _permissions(form, READ) == READ else "rw"
+    mode = _folder_mode(_permissions(form, READ))
     def grant(db):
         folder, inside, _ = resolve(db, identity.user, path)
         if inside:
@@ -268,7 +290,7 @@ async def change_share(request: web.Request) -> web.Response:
     if share_id % 2:
         if "permissions" not in form:
             raise OcsFailure(400, "a user share can only change its permissions")
-        mode = "ro" if _permissions(form, READ) == READ else "rw"
+        mode = _folder_mode(_permissions(form, READ))
         def regrant(db):
             _share_by_id(request, db, identity.user, share_id)  # 404 unless it is the user's
             row = _user_share_rows(db, "s.rowid = ?", [share_id // 2])[0]
