@@ -122,6 +122,17 @@ def test_link_to_a_root_level_file(daemons):
     assert status == 200
 
 
+def test_the_user_picker_finds_only_an_exact_name(daemons):
+    api, _, _ = daemons
+    sharees = SHARES.replace("/shares", "/sharees")
+    status, found = ocs(api, "GET", sharees + "?search=bob&itemType=folder")
+    assert status == 200 and found["data"]["exact"]["users"] == [
+        {"label": "bob", "value": {"shareType": 0, "shareWith": "bob"}}]
+    assert found["data"]["users"] == [] and found["data"]["groups"] == []
+    for partial in ("bo", "alice", ""):  # no listing of the household's accounts, not oneself
+        assert ocs(api, "GET", sharees + f"?search={partial}")[1]["data"]["exact"]["users"] == []
+
+
 def test_user_share_of_a_top_level_folder_read_only(daemons):
     api, _, sync = daemons
     status, document = ocs(api, "POST", SHARES, {"path": "/Docs", "shareType": "0", "shareWith": "bob",
@@ -134,6 +145,10 @@ def test_user_share_of_a_top_level_folder_read_only(daemons):
     assert [(s["share_type"], s["share_with"], s["permissions"], s["path"]) for s in mine["data"]] == \
         [(0, "bob", 1, "/Docs")]
     share_id = mine["data"][0]["id"]
+    status, changed = ocs(api, "PUT", f"{SHARES}/{share_id}", {"permissions": "31"})
+    assert status == 200 and changed["data"]["permissions"] == 15, changed
+    status, folders = sync.request("GET", "/sync/v1/folders", user="bob")
+    assert [f["access"] for f in folders if f["owner"] == "alice"] == ["rw"]
     status, _ = ocs(api, "DELETE", f"{SHARES}/{share_id}", user="bob")  # not bob's share to end
     assert status == 404
     status, _ = ocs(api, "DELETE", f"{SHARES}/{share_id}")

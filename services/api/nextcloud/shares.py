@@ -30,7 +30,6 @@ from services.core.tree import ROOT_FILES, normalize_path, share_folder
 from ..session import came_over_https
 from .ocs import ocs_error, ocs_response
 
-PREFIX = "/apps/files_sharing/api/v1/shares"
 USER, LINK = 0, 3
 READ, UPDATE, CREATE, DELETE = 1, 2, 4, 8
 LINK_PERMISSIONS = {"read": READ, "read-write": READ | UPDATE | CREATE | DELETE, "upload-only": CREATE}
@@ -323,8 +322,23 @@ async def delete_share(request: web.Request) -> web.Response:
     return ocs_response(request, [])
 
 
-ROUTES = tuple((method, f"/ocs/v{version}.php{PREFIX}{suffix}", answering(handler))
+async def find_sharees(request: web.Request) -> web.Response:
+    """GET …/sharees?search=NAME: the share dialog's user picker. Only an exact user name is found,
+    so the picker never lists the household's accounts to whoever asks."""
+    identity = await require_user(request)
+    search = request.query.get("search", "").strip()
+    found = await request.app[DATABASE].read(lambda db: get_user(db, search) if search else None)
+    exact = [] if found is None or found["name"] == identity.user else [
+        {"label": found["name"], "value": {"shareType": USER, "shareWith": found["name"]}}]
+    nobody = {"users": [], "groups": [], "remotes": [], "emails": [], "circles": [], "rooms": []}
+    return ocs_response(request, {"exact": {**nobody, "users": exact}, **nobody, "lookup": [],
+                                  "lookupEnabled": False})
+
+
+ROUTES = tuple((method, f"/ocs/v{version}.php/apps/files_sharing/api/v1{suffix}", answering(handler))
                for version in (1, 2)
-               for method, suffix, handler in (("GET", "", list_shares), ("POST", "", create_share),
-                                               ("GET", "/{id}", get_share), ("PUT", "/{id}", change_share),
-                                               ("DELETE", "/{id}", delete_share)))
+               for method, suffix, handler in (("GET", "/shares", list_shares), ("POST", "/shares", create_share),
+                                               ("GET", "/shares/{id}", get_share),
+                                               ("PUT", "/shares/{id}", change_share),
+                                               ("DELETE", "/shares/{id}", delete_share),
+                                               ("GET", "/sharees", find_sharees)))
