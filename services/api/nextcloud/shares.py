@@ -103,12 +103,13 @@ def _common(owner: str, path: str, is_dir: bool, file_id: int) -> dict:
 
 
 def link_share(request: web.Request, db, link: Link) -> dict:
-    share = _common(link.owner, app_path(link.folder_name, link.path), link.is_dir, _file_id(db, link.folder_id, link.path, link.is_dir))
+    share = _common(link.owner, app_path(link.folder_name, link.path), link.is_dir,
+                    _file_id(db, link.folder_id, link.path, link.is_dir))
     share.update(id=str(link_share_id(link.id)), share_type=LINK, permissions=LINK_PERMISSIONS[link.mode],
                  stime=_epoch(link.created_at), expiration=_expiration(link.expires_at), label=link.label,
                  token=link.token or "", url=f"{_origin(request)}/s/{quote(link.token)}" if link.token else "",
                  share_with=None, share_with_displayname="")
-    if link.has_password:
+    if link.has_password:  # the apps show "password set" when these are filled; the hash stays private
         share.update(share_with="(password)", password="(password)")
     return share
 
