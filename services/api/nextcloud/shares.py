@@ -96,7 +96,8 @@ def _common(owner: str, path: str, is_dir: bool, file_id: int) -> dict:
     return {"uid_owner": owner, "displayname_owner": owner, "uid_file_owner": owner,
             "displayname_file_owner": owner, "parent": None, "note": "", "label": "", "path": path,
             "item_type": "folder" if is_dir else "file",
-            "mimetype": "httpd/unix-directory" if is_dir else mimetypes.guess_type(name)[0] or "application/octet-stream",
+            "mimetype": "httpd/unix-directory" if is_dir
+            else mimetypes.guess_type(name)[0] or "application/octet-stream",
             "has_preview": False, "storage_id": f"home::{owner}", "storage": 1, "item_source": file_id,
             "file_source": file_id, "file_parent": 0, "file_target": "/" + name, "mail_send": 0,
             "hide_download": 0, "attributes": None, "send_password_by_talk": False, "tags": []}
