@@ -106,7 +106,7 @@ class World:
         write(db, lambda db: share_folder(db, "alice", folders["Photos"], "bob", "rw"))
         self.links = has_table(db, "share_links")
         if self.links:  # public share links, once the schema has them (services/files/links)
-            from services.files.links.store import create_link
+            from services.core.share_links import create_link
             self.link = write(db, lambda db: create_link(db, "alice", folders["Photos"], "cat.jpg",
                                                          label="for grandma"))
 

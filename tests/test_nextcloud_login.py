@@ -70,7 +70,8 @@ def discover(api: ApiDaemon, agent: str) -> None:
     assert capabilities["files"]["bigfilechunking"] is True and "locking" not in capabilities["files"]
     assert capabilities["files"]["undelete"] is True and capabilities["files"]["versioning"] is True  # trash, versions
     assert capabilities["checksums"] == {"supportedTypes": ["SHA1"], "preferredUploadType": "SHA1"}
-    assert capabilities["files_sharing"]["api_enabled"] is False   # no share API yet
+    assert capabilities["files_sharing"]["api_enabled"] is True and capabilities["files_sharing"]["resharing"] is False
+    assert capabilities["files_sharing"]["public"]["enabled"] is True
     assert not {"end-to-end-encryption", "notify_push"} & set(capabilities)
     # Android revalidates its cached copy
     status, _, body = api.exchange("GET", "/ocs/v2.php/cloud/capabilities?format=json",

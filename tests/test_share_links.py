@@ -401,7 +401,7 @@ def test_a_token_is_kept_only_as_a_hash_and_shown_only_when_created(links, tree)
 
 def test_plaintext_tokens_of_an_older_version_are_hashed_in_place_and_keep_working(tmp_path):
     from services.core.schema import links as link_migrations
-    from services.files.links.store import open_link
+    from services.core.share_links import open_link
 
     path = tmp_path / "db" / "hearth.sqlite3"
     path.parent.mkdir()

@@ -65,7 +65,7 @@ def _add(args: argparse.Namespace) -> int:
     from services.core.command_support import database, require_user
     from services.core.db import write
 
-    from .links.store import create_link, parse_expiry
+    from services.core.share_links import create_link, parse_expiry
 
     folder_name, _, path = args.target.strip("/").partition("/")
     expires_at = parse_expiry(args.expires)
@@ -98,7 +98,7 @@ def _list(args: argparse.Namespace) -> int:
     from services.core.accounts import now_iso
     from services.core.command_support import database, print_table, require_user
 
-    from .links.store import list_links
+    from services.core.share_links import list_links
 
     with database(args) as db:
         found = list_links(db, require_user(db, args.user)["name"])
@@ -118,7 +118,7 @@ def _revoke(args: argparse.Namespace) -> int:
     from services.core.command_support import database, require_user
     from services.core.db import write
 
-    from .links.store import revoke_link
+    from services.core.share_links import revoke_link
 
     with database(args) as db:
         owner = require_user(db, args.user)["name"]

@@ -29,11 +29,10 @@ from urllib.parse import quote, unquote, urlsplit
 import sqlite_utils
 
 from services.core.errors import BadGateway, BadRequest, Forbidden
-from services.core.tree import Folder, list_folders, normalize_path, open_or_create_folder
+from services.core.tree import ROOT_FILES, Folder, list_folders, normalize_path, open_or_create_folder
 from services.core.tree.paths import parent_and_descendants_pattern
 
 PREFIX = "/files/"
-ROOT_FILES = "Root files"  # the user's folder whose members are listed at the top of their tree
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The Nextcloud apps' way in: discovery (status.php, OCS capabilities, config, the user) and login flows.
+"""The Nextcloud apps' way in: discovery (status.php, OCS capabilities, config, the user), login flows
+and the OCS share API.
 
 The routes sit where the apps look for them, outside /api/; the front end sends
 /status.php, /index.php/ and /ocs/ here (services/front/routes.py). The files
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import absent_apps, avatars, discovery, login_flow
+from . import absent_apps, avatars, discovery, login_flow, shares
 
 ROUTES = (
     ("GET", "/status.php", discovery.status),
@@ -27,6 +28,7 @@ ROUTES = (
     *((method, f"/ocs/v{version}.php/cloud/{name}", handler)
       for version in (1, 2) for method, name, handler in (("GET", "capabilities", discovery.capabilities),
                                                           ("GET", "user", discovery.cloud_user))),
+    *shares.ROUTES,
 )
 
 

@@ -4,8 +4,9 @@ hearth presents itself as a Nextcloud 31 server: the desktop client needs 16
 or later for Login Flow v2 and Android 20 or later, and Android nags about an
 outdated server for 30 and below. Capabilities advertise only what hearth
 does: chunked upload ("1.0"), never bulk upload, file locking, end-to-end
-encryption or push notifications, and the share API as disabled until hearth
-answers it (the desktop client assumes it is on when the key is missing).
+encryption or push notifications; sharing as hearth does it (public links with
+an optional password and expiry, upload-only drops, user shares; no groups,
+email, federation or resharing).
 """
 from __future__ import annotations
 
@@ -41,8 +42,13 @@ CAPABILITIES = {
         "files": {"bigfilechunking": True, "undelete": True, "versioning": True,
                   "blacklisted_files": [".htaccess"]},
         "checksums": {"supportedTypes": ["SHA1"], "preferredUploadType": "SHA1"},
-        "files_sharing": {"api_enabled": False, "resharing": False, "public": {"enabled": False},
-                          "user": {"send_mail": False}, "federation": {"outgoing": False, "incoming": False}},
+        "files_sharing": {
+            "api_enabled": True, "resharing": False, "default_permissions": 31, "group_sharing": False,
+            "public": {"enabled": True, "upload": True, "supports_upload_only": True, "multiple": True,
+                       "password": {"enforced": False, "askForOptionalPassword": False},
+                       "expire_date": {"enabled": False}, "expire_date_internal": {"enabled": False},
+                       "expire_date_remote": {"enabled": False}},
+            "user": {"send_mail": False}, "federation": {"outgoing": False, "incoming": False}},
         "theming": {"name": "hearth", "url": "", "slogan": "", "color": "#0082c9", "color-text": "#ffffff"},
     },
 }

@@ -54,3 +54,17 @@ def _fill(element: ET.Element, value: Any) -> None:
         element.text = "1" if value else ""
     elif value is not None:
         element.text = str(value)
+
+
+def ocs_error(request: web.Request, statuscode: int, message: str) -> web.Response:
+    """A failed OCS answer: v1 always says HTTP 200 (the code is in meta), v2 passes a 4xx code through
+    and answers 400 for codes outside HTTP's range, as Nextcloud does."""
+    version = api_version(request)
+    meta: dict[str, Any] = {"status": "failure", "statuscode": statuscode, "message": message}
+    if version == 1:
+        meta.update(totalitems="", itemsperpage="")
+    http_status = 200 if version == 1 else (statuscode if 400 <= statuscode < 600 else 400)
+    body = {"ocs": {"meta": meta, "data": []}}
+    if wants_json(request):
+        return web.json_response(body, status=http_status)
+    return web.Response(body=_xml(body), status=http_status, content_type="text/xml", charset="utf-8")

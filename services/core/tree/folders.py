@@ -12,6 +12,8 @@ from .paths import name_problem
 
 ACCESS_MODES = ("ro", "rw")
 
+ROOT_FILES = "Root files"  # the user's folder whose members the WebDAV and Nextcloud views list at the top
+
 
 class FolderDeleted(HTTPError):
     """410 Gone: the folder is in its owner's trash; its shares grant nothing until it is restored."""

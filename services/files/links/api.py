@@ -11,7 +11,7 @@ from services.core.auth import AUTHENTICATOR, require_user
 from services.core.http import DATABASE, read_json
 from services.core.routing import Route, int_param, respond
 
-from .store import MAX_LABEL_LENGTH, Link, create_link, list_links, parse_expiry, revoke_link
+from services.core.share_links import MAX_LABEL_LENGTH, Link, create_link, list_links, parse_expiry, revoke_link
 
 PREFIX = "/files/api/v1"
 Mode = Literal["read", "read-write", "upload-only"]

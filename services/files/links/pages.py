@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
-from .store import Link
+from services.core.share_links import Link
 from .tree_view import Item
 
 STYLE = """

@@ -18,7 +18,7 @@ from services.core.user_content import attachment
 
 from . import pages
 from .download import send_file
-from .store import Link, count_download, open_link
+from services.core.share_links import Link, count_download, open_link
 from .tree_view import Item, children, live_entry
 from .unlock import is_unlocked, remember, try_password
 from .upload import receive

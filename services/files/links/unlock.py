@@ -22,7 +22,7 @@ from services.core.http import CONFIG, DATABASE
 from services.core.numbers import whole_number
 from services.core.ratelimit import FailureLimiter
 
-from .store import Link
+from services.core.share_links import Link
 
 COOKIE = "hearth_link"
 UNLOCKED_FOR = 12 * 3600  # seconds a correct password is remembered

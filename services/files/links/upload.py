@@ -21,7 +21,7 @@ from services.core.errors import BadRequest, Conflict
 from services.core.http import DATABASE
 from services.core.tree import BlobStore, Revision, chunk_stream, commit_file, creatable_path
 
-from .store import Link
+from services.core.share_links import Link
 from .tree_view import live_entry, taken
 
 PIECES_IN_FLIGHT = 16  # ~1 MiB of request body between the event loop and the chunker

@@ -1,4 +1,8 @@
-"""Share links as rows: create, list, revoke, find by token, count downloads. No HTTP.
+"""Share links as rows: create, list, change, revoke, find by token, count downloads. No HTTP.
+
+In core because two daemons serve them: the files daemon (the public pages,
+the owner's /files/api/v1/links) and the API daemon (the Nextcloud apps' OCS
+share API).
 
 Like services.core.accounts, every function takes a sqlite_utils.Database and
 leaves the transaction to the caller; argon2 hashing of a link password is
@@ -22,8 +26,7 @@ import sqlite_utils
 from services.core.accounts import now_iso, token_hash
 from services.core.errors import BadRequest, HTTPError, NotFound
 from services.core.tree import normalize_path
-
-from ..resources import lookup
+from services.core.tree.paths import parent_and_descendants_pattern
 
 MODES = ("read", "read-write", "upload-only")
 MAX_LABEL_LENGTH = 100
@@ -138,10 +141,10 @@ def create_link(db: sqlite_utils.Database, owner: str, folder_id: int, path: str
     path = normalize_path(path.strip("/")) if path.strip("/") else ""
     is_dir = True
     if path:
-        entry = lookup(db, folder_id, path)  # implied directories (sync commits file by file) included
-        if entry is None:
+        kind = entry_kind(db, folder_id, path)
+        if kind is None:
             raise NotFound(f"no {path} in folder {folder[0]!r}")
-        is_dir = entry.kind == "dir"
+        is_dir = kind == "dir"
     if not is_dir and mode != "read":
         raise BadRequest(f"a file can only be shared read-only ({mode!r} is for folders)")
     token = secrets.token_urlsafe(24)
@@ -152,6 +155,54 @@ def create_link(db: sqlite_utils.Database, owner: str, folder_id: int, path: str
         [token_hash(token), token[:TOKEN_SHOWN], owner, folder_id, path, int(is_dir), mode, label,
          password_hash, expires_at, now_iso()])
     return _link(next(iter(db.query(f"{_SELECT} WHERE l.id = ?", [cursor.lastrowid]))), token)
+
+
+def entry_kind(db: sqlite_utils.Database, folder_id: int, path: str) -> str | None:
+    """'file' or 'dir' for the live entry at `path`, None if there is none; a directory without an
+    entry of its own (sync commits file by file) counts when something lives below it."""
+    row = db.execute("SELECT kind FROM entries WHERE folder_id = ? AND path = ? AND deleted = 0",
+                     [folder_id, path]).fetchone()
+    if row is not None:
+        return row[0]
+    below = db.execute("SELECT 1 FROM entries WHERE folder_id = ? AND deleted = 0 AND path GLOB ? LIMIT 1",
+                       [folder_id, parent_and_descendants_pattern(path)]).fetchone()
+    return "dir" if below else None
+
+
+def find_link(db: sqlite_utils.Database, owner: str, link_id: int) -> Link:
+    """One of the owner's links that is not revoked; NotFound otherwise."""
+    row = next(iter(db.query(_SELECT + " WHERE l.id = ? AND l.owner = ? AND l.revoked_at IS NULL",
+                             [link_id, owner])), None)
+    if row is None:
+        raise NotFound(f"{owner!r} has no active share link {link_id}")
+    return _link(row)
+
+
+_UNCHANGED = object()
+
+
+def update_link(db: sqlite_utils.Database, owner: str, link_id: int, *, mode: str | None = None,
+                password_hash=_UNCHANGED, expires_at=_UNCHANGED) -> Link:
+    """Change a link's mode, password (None removes it) or expiry (None: never); the token stays.
+
+    NotFound if not the owner's active link, BadRequest for an unknown mode or a mode other than
+    read on a file.
+    """
+    link = find_link(db, owner, link_id)
+    changes: dict = {}
+    if mode is not None:
+        if mode not in MODES:
+            raise BadRequest(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if not link.is_dir and mode != "read":
+            raise BadRequest(f"a file can only be shared read-only ({mode!r} is for folders)")
+        changes["mode"] = mode
+    if password_hash is not _UNCHANGED:
+        changes["password_hash"] = password_hash
+    if expires_at is not _UNCHANGED:
+        changes["expires_at"] = expires_at
+    if changes:
+        db["share_links"].update(link_id, changes)
+    return find_link(db, owner, link_id)
 
 
 def list_links(db: sqlite_utils.Database, owner: str) -> list[Link]:
