@@ -185,7 +185,12 @@ def test_cloudflared_config_has_a_rule_per_route_in_front_end_order_and_the_catc
         (home, "^/hello(/|$)"),
         (home, "^/api(/|$)"), (home, "^/sync(/|$)"), (home, "^/dav(/|$)"), (home, "^/files(/|$)"),
         (home, "^/s(/|$)"),
+        # the Nextcloud apps' file tree, uploads, trash and versions (files), then discovery and login (api)
+        *[(home, rf"^/remote\.php/{p}(/|$)") for p in ("dav/files", "dav/uploads", "dav/trashbin",
+                                                        "dav/versions", "webdav")],
+        (home, r"^/status\.php(/|$)"), (home, r"^/index\.php(/|$)"), (home, "^/ocs(/|$)"),
         (home, r"^/\.well\-known/caldav(/|$)"), (home, r"^/\.well\-known/carddav(/|$)"),
+        *[(home, rf"^/remote\.php/dav/{p}(/|$)") for p in ("calendars", "addressbooks", "principals")],
         (home, None),
     ]
     # The regexes match what the front end's prefixes match, on segment boundaries.

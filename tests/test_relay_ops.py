@@ -164,7 +164,8 @@ def test_connections_that_never_say_where_they_go_are_capped_and_the_excess_turn
             with socket.create_connection(("127.0.0.1", topology.ports[port]), timeout=5) as extra:
                 assert closed_by_peer(extra)
         assert time.monotonic() - started < 1.0   # turned away, not timed out (hello_timeout is 2 s)
-        assert topology.status()["refused"]["busy"] == 2
+        # Both of ours; on a loaded machine an agent's replacement dial may meet the cap as well.
+        assert topology.status()["refused"]["busy"] >= 2
         assert count_lines(topology.relay, "already wait to say where they go (max_unrouted 3)") == 1
         # The silent ones time out after hello_timeout, and the relay has room again.
         wait_until("the silent ones to time out", lambda: topology.status()["refused"].get("slow") == 3)
