@@ -1,0 +1,177 @@
+"""The real Nextcloud command-line client (`nextcloudcmd` 3.7, Debian nextcloud-desktop-cmd) syncing a
+tree with `hearth up`: a first sync of 2,000 small files and a 200 MiB chunked upload, changes made on
+either side, a conflict, and a re-sync with nothing changed, every byte checked with SHA-256 through
+`/files/USER/` and every request read from the front's access log.
+
+The tests run in order on one installation and one local folder: each starts from the state the one
+before left (the client's journal lives in the local folder, as it does on a laptop).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.installation import ADMIN_PASSWORD, Installation, free_port, running
+from tests.interop.test_nextcloud_login_interop import client_requests
+
+SMALL_FILES = 2000
+FOLDERS = ["Docs", "Photos", "Music", "Notes"]
+BIG = 200 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def hearth(tmp_path_factory):
+    if shutil.which("nextcloudcmd") is None:
+        pytest.skip("nextcloudcmd is not installed (Debian package nextcloud-desktop-cmd; .ci/run installs it)")
+    port = free_port()
+    installation = Installation(tmp_path_factory.mktemp("nextcloudcmd-sync"), textwrap.dedent(f"""\
+        data_dir = "var"
+        [front]
+        listen = "127.0.0.1:{port}"
+        [supervisor]
+        ready_timeout = 30
+        """))
+    installation.url = f"http://127.0.0.1:{port}"
+    with running(installation):
+        yield installation
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("laptop")
+
+
+def sync(hearth: Installation, local: Path) -> float:
+    """One `nextcloudcmd` run (asserted to succeed); its wall time in seconds."""
+    started = time.monotonic()
+    result = subprocess.run(["nextcloudcmd", "--non-interactive", "--max-sync-retries", "1", "-u", "admin",
+                             "-p", ADMIN_PASSWORD, str(local), hearth.url],
+                            capture_output=True, text=True, timeout=600)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return elapsed
+
+
+def request(hearth: Installation, method: str, path: str, body: bytes | None = None,
+            headers: dict | None = None) -> tuple[int, bytes]:
+    auth = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    req = urllib.request.Request(hearth.url + urllib.request.quote(path), data=body, method=method,
+                                 headers={"Authorization": f"Basic {auth}", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def server_bytes(hearth: Installation, path: str) -> bytes | None:
+    """The file's content through /files/admin/, or None when it is not there."""
+    status, body = request(hearth, "GET", f"/files/admin/{path}")
+    assert status in (200, 404), (path, status, body[:200])
+    return body if status == 200 else None
+
+
+def local_files(local: Path) -> dict[str, str]:
+    """Every synced file under `local` by its relative path: its SHA-256 (the client's own files left out)."""
+    return {str(p.relative_to(local)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in local.rglob("*") if p.is_file() and not p.name.startswith((".sync_", "._sync_"))
+            and ".sync-exclude" not in p.name}
+
+
+def requests_since(hearth: Installation, before: int) -> list[tuple[str, str, int]]:
+    """The client's requests after the first `before`, once the run's root listing is logged."""
+    return hearth.wait_for(lambda: [r for r in client_requests(hearth)[before:] if r[0] == "PROPFIND"]
+                           and client_requests(hearth)[before:], what="the run's PROPFIND in the log")
+
+
+def test_first_sync_uploads_2000_files_a_root_file_and_200_mib_whole(hearth, local):
+    for n in range(SMALL_FILES):
+        folder = local / FOLDERS[n % len(FOLDERS)] / f"sub{n % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"file{n:04}.txt").write_bytes(f"file {n}\n".encode() * (1 + n % 7))
+    (local / "Docs" / "big.bin").write_bytes(os.urandom(BIG))
+    (local / "readme.txt").write_text("at the root\n")
+    expected = local_files(local)
+
+    elapsed = sync(hearth, local)
+    print(f"first sync: {elapsed:.1f} s for {len(expected)} files")
+
+    assert {path: hashlib.sha256(server_bytes(hearth, path) or b"").hexdigest() for path in expected} == expected
+    requests = client_requests(hearth)
+    assert any(method == "MOVE" and target.startswith("/remote.php/dav/uploads/admin/")
+               for method, target, _ in requests), "the 200 MiB file did not go up in chunks"
+    status, listing = request(hearth, "GET", "/sync/v1/folders")
+    assert status == 200
+    for folder in FOLDERS + ["Root files"]:
+        assert f'"{folder}"'.encode() in listing, listing[:500]
+
+
+def test_a_resync_with_nothing_changed_only_discovers(hearth, local):
+    sync(hearth, local)  # the folders the first sync made have no etag in the journal yet: listed once
+    before = len(client_requests(hearth))
+    elapsed = sync(hearth, local)
+    requests = requests_since(hearth, before)
+    print(f"no-change re-sync: {elapsed:.2f} s, requests {requests}")
+    assert not [r for r in requests if r[0] not in ("GET", "PROPFIND") or
+                (r[0] == "GET" and r[1].startswith("/remote.php/"))], requests
+    assert [r for r in requests if r[0] == "PROPFIND"] == [("PROPFIND", "/remote.php/dav/files/admin/", 207)]
+
+
+def test_local_edit_rename_move_and_delete_reach_the_server(hearth, local):
+    edited = local / "Docs" / "sub0" / "file0000.txt"
+    edited.write_bytes(b"edited on the laptop, longer than before\n")
+    os.utime(edited, (time.time() + 5, time.time() + 5))
+    (local / "Photos" / "sub1" / "file0001.txt").rename(local / "Photos" / "sub1" / "renamed.txt")
+    (local / "Music" / "sub2" / "file0002.txt").rename(local / "Notes" / "moved.txt")
+    (local / "Notes" / "sub0" / "file0003.txt").unlink()
+
+    sync(hearth, local)
+
+    assert server_bytes(hearth, "Docs/sub0/file0000.txt") == b"edited on the laptop, longer than before\n"
+    assert server_bytes(hearth, "Photos/sub1/renamed.txt") == b"file 1\n" * 2
+    assert server_bytes(hearth, "Photos/sub1/file0001.txt") is None
+    assert server_bytes(hearth, "Notes/moved.txt") == b"file 2\n" * 3
+    assert server_bytes(hearth, "Music/sub2/file0002.txt") is None
+    assert server_bytes(hearth, "Notes/sub0/file0003.txt") is None
+
+
+def test_server_put_move_delete_and_a_folder_rename_reach_the_laptop(hearth, local):
+    assert request(hearth, "PUT", "/files/admin/Docs/from-server.txt", b"made on the server\n")[0] == 201
+    assert request(hearth, "MOVE", "/files/admin/Photos/sub0/file0004.txt",
+                   headers={"Destination": "/files/admin/Docs/moved-on-server.txt"})[0] == 201
+    assert request(hearth, "DELETE", "/files/admin/Photos/sub2/file0005.txt")[0] == 204
+    assert request(hearth, "MOVE", "/files/admin/Music/", headers={"Destination": "/files/admin/Songs/"})[0] == 201
+
+    sync(hearth, local)
+
+    assert (local / "Docs" / "from-server.txt").read_bytes() == b"made on the server\n"
+    assert (local / "Docs" / "moved-on-server.txt").read_bytes() == b"file 4\n" * 5
+    assert not (local / "Photos" / "sub0" / "file0004.txt").exists()
+    assert not (local / "Photos" / "sub2" / "file0005.txt").exists()
+    assert not (local / "Music").exists()
+    assert (local / "Songs" / "sub0" / "file0006.txt").read_bytes() == b"file 6\n" * 7
+    assert len(list((local / "Songs").rglob("*.txt"))) == SMALL_FILES // len(FOLDERS) - 1  # one moved out
+
+
+def test_the_same_file_edited_on_both_sides_keeps_both(hearth, local):
+    assert request(hearth, "PUT", "/files/admin/Notes/sub1/file0007.txt", b"server edit\n")[0] == 204
+    mine = local / "Notes" / "sub1" / "file0007.txt"
+    mine.write_bytes(b"laptop edit, not the same length\n")
+    os.utime(mine, (time.time() + 5, time.time() + 5))
+
+    sync(hearth, local)
+
+    contents = {p.read_bytes() for p in (local / "Notes" / "sub1").glob("file0007*")}
+    server = {server_bytes(hearth, "Notes/sub1/file0007.txt")}
+    assert {b"server edit\n", b"laptop edit, not the same length\n"} <= contents | server, contents
+    assert server == {b"server edit\n"} or server == {b"laptop edit, not the same length\n"}
