@@ -58,6 +58,7 @@ def sync(hearth: Installation, local: Path) -> float:
                              "-p", ADMIN_PASSWORD, str(local), hearth.url],
                             capture_output=True, text=True, timeout=600)
     elapsed = time.monotonic() - started
+    (local.parent / "nextcloudcmd.log").open("a").write(result.stdout + result.stderr)  # kept for a failure
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return elapsed
 
@@ -94,6 +95,7 @@ def requests_since(hearth: Installation, before: int) -> list[tuple[str, str, in
                            and client_requests(hearth)[before:], what="the run's PROPFIND in the log")
 
 
+# file N is FOLDERS[N % 4]/sub{N % 3}/fileNNNN.txt, holding f"file {N}\n" (1 + N % 7) times
 def test_first_sync_uploads_2000_files_a_root_file_and_200_mib_whole(hearth, local):
     for n in range(SMALL_FILES):
         folder = local / FOLDERS[n % len(FOLDERS)] / f"sub{n % 3}"
@@ -130,7 +132,7 @@ def test_a_resync_with_nothing_changed_only_discovers(hearth, local):
 def test_local_edit_rename_move_and_delete_reach_the_server(hearth, local):
     edited = local / "Docs" / "sub0" / "file0000.txt"
     edited.write_bytes(b"edited on the laptop, longer than before\n")
-    os.utime(edited, (time.time() + 5, time.time() + 5))
+    os.utime(edited, (1_600_000_000, 1_600_000_000))  # changed, and not "still being written"
     (local / "Photos" / "sub1" / "file0001.txt").rename(local / "Photos" / "sub1" / "renamed.txt")
     (local / "Music" / "sub2" / "file0002.txt").rename(local / "Notes" / "moved.txt")
     (local / "Notes" / "sub0" / "file0003.txt").unlink()
@@ -147,17 +149,17 @@ def test_local_edit_rename_move_and_delete_reach_the_server(hearth, local):
 
 def test_server_put_move_delete_and_a_folder_rename_reach_the_laptop(hearth, local):
     assert request(hearth, "PUT", "/files/admin/Docs/from-server.txt", b"made on the server\n")[0] == 201
-    assert request(hearth, "MOVE", "/files/admin/Photos/sub0/file0004.txt",
+    assert request(hearth, "MOVE", "/files/admin/Photos/sub2/file0005.txt",
                    headers={"Destination": "/files/admin/Docs/moved-on-server.txt"})[0] == 201
-    assert request(hearth, "DELETE", "/files/admin/Photos/sub2/file0005.txt")[0] == 204
+    assert request(hearth, "DELETE", "/files/admin/Photos/sub0/file0009.txt")[0] == 204
     assert request(hearth, "MOVE", "/files/admin/Music/", headers={"Destination": "/files/admin/Songs/"})[0] == 201
 
     sync(hearth, local)
 
     assert (local / "Docs" / "from-server.txt").read_bytes() == b"made on the server\n"
-    assert (local / "Docs" / "moved-on-server.txt").read_bytes() == b"file 4\n" * 5
-    assert not (local / "Photos" / "sub0" / "file0004.txt").exists()
+    assert (local / "Docs" / "moved-on-server.txt").read_bytes() == b"file 5\n" * 6
     assert not (local / "Photos" / "sub2" / "file0005.txt").exists()
+    assert not (local / "Photos" / "sub0" / "file0009.txt").exists()
     assert not (local / "Music").exists()
     assert (local / "Songs" / "sub0" / "file0006.txt").read_bytes() == b"file 6\n" * 7
     assert len(list((local / "Songs").rglob("*.txt"))) == SMALL_FILES // len(FOLDERS) - 1  # one moved out
@@ -167,7 +169,7 @@ def test_the_same_file_edited_on_both_sides_keeps_both(hearth, local):
     assert request(hearth, "PUT", "/files/admin/Notes/sub1/file0007.txt", b"server edit\n")[0] == 204
     mine = local / "Notes" / "sub1" / "file0007.txt"
     mine.write_bytes(b"laptop edit, not the same length\n")
-    os.utime(mine, (time.time() + 5, time.time() + 5))
+    os.utime(mine, (1_600_000_000, 1_600_000_000))  # changed, and not "still being written"
 
     sync(hearth, local)
 
