@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ import pytest
 from tests.installation import ADMIN_PASSWORD, Installation, free_port, running
 from tests.interop.test_nextcloud_login_interop import client_requests
 
+PASSWORDS = {"alice": "alice's long password", "bob": "bob's long password"}
 SMALL_FILES = 2000
 FOLDERS = ["Docs", "Photos", "Music", "Notes"]
 BIG = 200 * 1024 * 1024
@@ -51,11 +53,11 @@ def local(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("laptop")
 
 
-def sync(hearth: Installation, local: Path) -> float:
+def sync(hearth: Installation, local: Path, user: str = "admin", password: str = ADMIN_PASSWORD) -> float:
     """One `nextcloudcmd` run (asserted to succeed); its wall time in seconds."""
     started = time.monotonic()
-    result = subprocess.run(["nextcloudcmd", "--non-interactive", "--max-sync-retries", "1", "-u", "admin",
-                             "-p", ADMIN_PASSWORD, str(local), hearth.url],
+    result = subprocess.run(["nextcloudcmd", "--non-interactive", "--max-sync-retries", "1", "-u", user,
+                             "-p", password, str(local), hearth.url],
                             capture_output=True, text=True, timeout=600)
     elapsed = time.monotonic() - started
     (local.parent / "nextcloudcmd.log").open("a").write(result.stdout + result.stderr)  # kept for a failure
@@ -64,8 +66,8 @@ def sync(hearth: Installation, local: Path) -> float:
 
 
 def request(hearth: Installation, method: str, path: str, body: bytes | None = None,
-            headers: dict | None = None) -> tuple[int, bytes]:
-    auth = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+            headers: dict | None = None, user: str = "admin") -> tuple[int, bytes]:
+    auth = base64.b64encode(f"{user}:{PASSWORDS.get(user, ADMIN_PASSWORD)}".encode()).decode()
     req = urllib.request.Request(hearth.url + urllib.request.quote(path), data=body, method=method,
                                  headers={"Authorization": f"Basic {auth}", **(headers or {})})
     try:
@@ -146,6 +148,10 @@ def test_local_edit_rename_move_and_delete_reach_the_server(hearth, local):
     assert server_bytes(hearth, "Music/sub2/file0002.txt") is None
     assert server_bytes(hearth, "Notes/sub0/file0003.txt") is None
 
+    before = len(client_requests(hearth))
+    sync(hearth, local)
+    assert not [r for r in requests_since(hearth, before) if r[0] != "PROPFIND" and r[1].startswith("/remote.php/")]
+
 
 def test_server_put_move_delete_and_a_folder_rename_reach_the_laptop(hearth, local):
     assert request(hearth, "PUT", "/files/admin/Docs/from-server.txt", b"made on the server\n")[0] == 201
@@ -177,3 +183,29 @@ def test_the_same_file_edited_on_both_sides_keeps_both(hearth, local):
     server = {server_bytes(hearth, "Notes/sub1/file0007.txt")}
     assert {b"server edit\n", b"laptop edit, not the same length\n"} <= contents | server, contents
     assert server == {b"server edit\n"} or server == {b"laptop edit, not the same length\n"}
+
+
+def test_a_read_only_share_syncs_down_and_a_local_edit_is_never_uploaded(hearth, tmp_path):
+    for user in PASSWORDS:
+        hearth.hearth("user", "add", user, "--password-stdin", input=PASSWORDS[user] + "\n", check=True)
+    status, body = request(hearth, "POST", "/sync/v1/folders", b'{"name": "Family"}',
+                           {"Content-Type": "application/json"}, user="bob")
+    assert status == 201, body
+    folder = json.loads(body)["id"]
+    assert request(hearth, "PUT", "/files/bob/Family/recipe.txt", b"bob's recipe\n", user="bob")[0] == 201
+    assert request(hearth, "POST", f"/sync/v1/folders/{folder}/shares", b'{"user": "alice", "mode": "ro"}',
+                   {"Content-Type": "application/json"}, user="bob")[0] == 200
+    laptop = tmp_path / "alice"
+    laptop.mkdir()
+
+    sync(hearth, laptop, "alice", PASSWORDS["alice"])
+    [copy] = laptop.rglob("recipe.txt")
+    assert copy.read_bytes() == b"bob's recipe\n"
+    copy.chmod(0o644)  # the client made it read-only: a user can still force an edit
+    copy.write_bytes(b"alice's edit, which bob did not allow\n")
+    os.utime(copy, (1_600_000_000, 1_600_000_000))
+    before = len(client_requests(hearth))
+    sync(hearth, laptop, "alice", PASSWORDS["alice"])
+
+    assert request(hearth, "GET", "/files/bob/Family/recipe.txt", user="bob") == (200, b"bob's recipe\n")
+    assert not [r for r in requests_since(hearth, before) if r[0] in ("PUT", "MOVE", "DELETE", "MKCOL")]
