@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import textwrap
 import time
@@ -208,4 +209,38 @@ def test_a_read_only_share_syncs_down_and_a_local_edit_is_never_uploaded(hearth,
     sync(hearth, laptop, "alice", PASSWORDS["alice"])
 
     assert request(hearth, "GET", "/files/bob/Family/recipe.txt", user="bob") == (200, b"bob's recipe\n")
+    assert copy.read_bytes() == b"bob's recipe\n"  # the client put bob's back and kept the edit aside:
+    assert [p.read_bytes() for p in copy.parent.glob("recipe (conflicted copy*")] == [
+        b"alice's edit, which bob did not allow\n"]
     assert not [r for r in requests_since(hearth, before) if r[0] in ("PUT", "MOVE", "DELETE", "MKCOL")]
+
+
+def test_a_big_upload_killed_midway_arrives_whole_on_the_next_run(hearth, local, capsys):
+    data = os.urandom(BIG)
+    (local / "Docs" / "second-big.bin").write_bytes(data)
+    uploads = hearth.var / "uploads" / "admin"
+    before = len(client_requests(hearth))
+    client = subprocess.Popen(["nextcloudcmd", "--non-interactive", "-u", "admin", "-p", ADMIN_PASSWORD,
+                               str(local), hearth.url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:  # killed once the server holds a finished chunk of it (upload_parts: a part being received is ".part-…")
+        finished = hearth.wait_for(lambda: [p for p in uploads.glob("*/*") if not p.name.startswith(".part-")],
+                                   timeout=120, what="a chunk of the big file on the server")
+    finally:
+        client.send_signal(signal.SIGKILL)
+        client.wait()
+    assert server_bytes(hearth, "Docs/second-big.bin") is None
+    kept = {f"/remote.php/dav/uploads/admin/{p.parent.name}/{p.name}" for p in finished}
+    first = [r[1] for r in client_requests(hearth)[before:] if r[0] == "PUT" and "/uploads/" in r[1]]
+
+    resumed = len(client_requests(hearth))
+    sync(hearth, local)
+
+    assert hashlib.sha256(server_bytes(hearth, "Docs/second-big.bin") or b"").digest() == hashlib.sha256(data).digest()
+    second = [r[1] for r in client_requests(hearth)[resumed:] if r[0] == "PUT" and "/uploads/" in r[1]]
+    with capsys.disabled():
+        print(f"\ninterrupted upload: {len(first)} chunk PUTs before the kill ({len(kept)} finished), "
+              f"{len(second)} after: {second}")
+    upload_folder = next(iter(kept)).rpartition("/")[0]
+    assert second and all(target.startswith(upload_folder + "/") for target in second)  # the same upload,
+    assert not kept & set(second)  # without the chunks the server already had
+    assert not list(uploads.glob("*/*")), "the finished upload left its chunks behind"
