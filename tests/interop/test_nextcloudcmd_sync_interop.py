@@ -1,6 +1,7 @@
 """The real Nextcloud command-line client (`nextcloudcmd` 3.7, Debian nextcloud-desktop-cmd) syncing a
-tree with `hearth up`: a first sync of 2,000 small files and a 200 MiB chunked upload, changes made on
-either side, a conflict, and a re-sync with nothing changed, every byte checked with SHA-256 through
+tree with `hearth up`: a first sync of 2,000 small files and a 200 MiB chunked upload (pulled again by a
+`hearth sync` client), a re-sync with nothing changed, changes made on either side, a conflict, a
+read-only share, and a big upload killed midway then resumed; every byte checked with SHA-256 through
 `/files/USER/` and every request read from the front's access log.
 
 The tests run in order on one installation and one local folder: each starts from the state the one
@@ -119,6 +120,19 @@ def test_first_sync_uploads_2000_files_a_root_file_and_200_mib_whole(hearth, loc
     assert status == 200
     for folder in FOLDERS + ["Root files"]:
         assert f'"{folder}"'.encode() in listing, listing[:500]
+
+
+def test_a_hearth_sync_client_pulls_the_same_bytes(hearth, local, tmp_path):
+    """The one journal: what nextcloudcmd uploaded is what `hearth sync` gets (Docs holds the 200 MiB file)."""
+    pulled = tmp_path / "Docs"
+    pulled.mkdir()
+    started = time.monotonic()
+    result = hearth.hearth("sync", str(pulled), "--server", hearth.url, "--user", "admin", "--password-stdin",
+                           "--folder", "Docs", "--once", input=ADMIN_PASSWORD + "\n", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    print(f"hearth sync --once of Docs: {time.monotonic() - started:.1f} s")
+    theirs = {path: digest for path, digest in local_files(pulled).items() if not path.startswith(".hearth")}
+    assert theirs == local_files(local / "Docs")
 
 
 def test_a_resync_with_nothing_changed_only_discovers(hearth, local):
