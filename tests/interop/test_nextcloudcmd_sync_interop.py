@@ -122,14 +122,24 @@ def test_first_sync_uploads_2000_files_a_root_file_and_200_mib_whole(hearth, loc
         assert f'"{folder}"'.encode() in listing, listing[:500]
 
 
-def test_a_hearth_sync_client_pulls_the_same_bytes(hearth, local, tmp_path):
-    """The one journal: what nextcloudcmd uploaded is what `hearth sync` gets (Docs holds the 200 MiB file)."""
-    pulled = tmp_path / "Docs"
-    pulled.mkdir()
-    started = time.monotonic()
+@pytest.fixture(scope="module")
+def pulled(tmp_path_factory) -> Path:
+    """Where a `hearth sync` client keeps the folder Docs."""
+    path = tmp_path_factory.mktemp("other-laptop") / "Docs"
+    path.mkdir()
+    return path
+
+
+def hearth_sync(hearth: Installation, pulled: Path) -> None:
     result = hearth.hearth("sync", str(pulled), "--server", hearth.url, "--user", "admin", "--password-stdin",
                            "--folder", "Docs", "--once", input=ADMIN_PASSWORD + "\n", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_hearth_sync_client_pulls_the_same_bytes(hearth, local, pulled):
+    """The one journal: what nextcloudcmd uploaded is what `hearth sync` gets (Docs holds the 200 MiB file)."""
+    started = time.monotonic()
+    hearth_sync(hearth, pulled)
     print(f"hearth sync --once of Docs: {time.monotonic() - started:.1f} s")
     theirs = {path: digest for path, digest in local_files(pulled).items() if not path.startswith(".hearth")}
     assert theirs == local_files(local / "Docs")
@@ -198,6 +208,25 @@ def test_the_same_file_edited_on_both_sides_keeps_both(hearth, local):
     server = {server_bytes(hearth, "Notes/sub1/file0007.txt")}
     assert {b"server edit\n", b"laptop edit, not the same length\n"} <= contents | server, contents
     assert server == {b"server edit\n"} or server == {b"laptop edit, not the same length\n"}
+
+
+def test_the_same_file_edited_through_hearth_sync_and_nextcloudcmd_keeps_both(hearth, local, pulled):
+    hearth_sync(hearth, pulled)  # up to date with the changes above
+    theirs = pulled / "sub2" / "file0008.txt"
+    theirs.write_bytes(b"edited with hearth sync\n")
+    mine = local / "Docs" / "sub2" / "file0008.txt"
+    mine.write_bytes(b"edited under nextcloudcmd, another length\n")
+    os.utime(mine, (1_600_000_000, 1_600_000_000))
+    hearth_sync(hearth, pulled)
+
+    sync(hearth, local)
+    hearth_sync(hearth, pulled)
+
+    everywhere = {p.read_bytes() for p in (local / "Docs" / "sub2").glob("file0008*")} | \
+        {p.read_bytes() for p in (pulled / "sub2").glob("file0008*")} | {server_bytes(hearth, "Docs/sub2/file0008.txt")}
+    assert {b"edited with hearth sync\n", b"edited under nextcloudcmd, another length\n"} <= everywhere, everywhere
+    assert server_bytes(hearth, "Docs/sub2/file0008.txt") == mine.read_bytes()  # both clients agree on the file
+    assert (pulled / "sub2" / "file0008.txt").read_bytes() == mine.read_bytes()
 
 
 def test_a_read_only_share_syncs_down_and_a_local_edit_is_never_uploaded(hearth, tmp_path):
