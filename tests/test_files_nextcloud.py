@@ -115,9 +115,11 @@ def test_webdav_clients_put_files_at_the_root_too(files):
     assert "/files/alice/draft.txt" in propfind(files, "/files/alice/")
 
 
-def stored_checksum(files, etag: str) -> str | None:
+def stored_checksum(files, path: str) -> str | None:
+    """The checksum kept for the current revision of `path` (relative to its folder)."""
     with files.db() as db:
-        row = db.execute("SELECT checksum FROM files_checksums WHERE revision_id = ?", [int(etag.strip('"'))])
+        row = db.execute("SELECT c.checksum FROM files_checksums c JOIN entries e ON e.revision_id = c.revision_id"
+                         " WHERE e.path = ? AND NOT e.deleted", [path])
         return (row.fetchone() or [None])[0]
 
 
@@ -135,7 +137,7 @@ def test_oc_checksum_is_verified_and_the_answer_names_etag_and_file_id(files, ki
                                         headers={"OC-Checksum": f"{kind}:{digest(data)}"})
     assert status == 201 and headers["etag"] == headers["oc-etag"] and headers["oc-fileid"]
     assert files.exchange("GET", path, user="alice")[1]["etag"] == headers["etag"]
-    assert stored_checksum(files, headers["etag"]) == f"{kind.upper()}:{digest(data)}"
+    assert stored_checksum(files, f"sum-{kind}.bin") == f"{kind.upper()}:{digest(data)}"
 
 
 def test_a_stale_if_match_is_412_and_overwrites_nothing(files):
@@ -144,6 +146,22 @@ def test_a_stale_if_match_is_412_and_overwrites_nothing(files):
     assert files.exchange("PUT", path, b"second", user="alice", headers={"If-Match": old})[0] == 204
     assert files.exchange("PUT", path, b"stale edit", user="alice", headers={"If-Match": old})[0] == 412
     assert files.exchange("GET", path, user="alice")[2] == b"second"
+
+
+def test_a_file_keeps_its_etag_when_moved_and_gets_a_new_one_when_its_content_changes(files):
+    """The desktop client keeps the ETag it had across its own MOVE: a new one would make it download
+    the file again on its next sync (all 200 MiB of a renamed video)."""
+    put = files.exchange("PUT", f"{DAV}/Docs/before.txt", b"same bytes", user="alice")[1]["etag"]
+    assert files.exchange("MKCOL", f"{DAV}/Docs/sub", user="alice")[0] == 201
+    assert files.exchange("MOVE", f"{DAV}/Docs/before.txt", user="alice",
+                          headers={"Destination": f"{DAV}/Docs/sub/after.txt"})[0] == 201
+    assert files.exchange("GET", f"{DAV}/Docs/sub/after.txt", user="alice")[1]["etag"] == put
+    assert files.exchange("MOVE", f"{DAV}/Docs/sub/", user="alice",
+                          headers={"Destination": f"{DAV}/Docs/renamed/"})[0] == 201
+    assert files.exchange("GET", f"{DAV}/Docs/renamed/after.txt", user="alice")[1]["etag"] == put
+    edited = files.exchange("PUT", f"{DAV}/Docs/renamed/after.txt", b"other bytes", user="alice")[1]["etag"]
+    assert edited != put
+    assert files.exchange("GET", f"{DAV}/Docs/renamed/after.txt", user="alice")[1]["etag"] == edited
 
 
 UPLOADS = "/remote.php/dav/uploads/alice"
@@ -187,7 +205,7 @@ def test_desktop_chunked_upload_assembles_and_updates_only_with_the_current_etag
     assert headers["oc-fileid"] and headers["etag"] == headers["oc-etag"] and headers["x-oc-mtime"] == "accepted"
     status, got, content = files.exchange("GET", "/files/alice/Docs/big.iso", user="alice")
     assert content == data and got["etag"] == headers["etag"]
-    assert stored_checksum(files, headers["etag"]) == f"SHA1:{hashlib.sha1(data).hexdigest()}"
+    assert stored_checksum(files, "big.iso") == f"SHA1:{hashlib.sha1(data).hexdigest()}"
     assert files.exchange("PROPFIND", f"{UPLOADS}/3141592", PROPFIND_NC, user="alice",
                           headers={"Depth": "1"})[0] == 404  # the upload folder is gone
     # An update names the ETag it replaces in an If header (the path inside <> is not encoded)

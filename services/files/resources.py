@@ -6,7 +6,9 @@ only: no HTTP.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -55,13 +57,21 @@ class Resource:
 
     @property
     def etag(self) -> str | None:
-        """Strong. A file's is revision-based: any change to the path makes a new revision, hence a new
-        ETag. A directory's is its stamp: any change below it makes a new one."""
+        """Strong. A file's names its content (content_etag); a directory's is its stamp: any change
+        below it makes a new one."""
         if self.tree_tag is not None:
             return f'"{self.tree_tag}"'
         if self.revision_id is None:
             return None
-        return f'"{"d" if self.is_collection else ""}{self.revision_id}"'
+        return f'"d{self.revision_id}"' if self.is_collection else content_etag(self.chunks)
+
+
+def content_etag(chunks: Iterable[tuple[str, int]]) -> str:
+    """A file's ETag: a digest of its chunk list, whose ids name their bytes. Any change to the content
+    changes it; a rename or move keeps it, as the Nextcloud clients assume (they keep the ETag they had
+    across their own MOVE, and download again a file whose ETag differs)."""
+    listing = "\n".join(f"{chunk_id} {length}" for chunk_id, length in chunks)
+    return '"' + hashlib.sha256(listing.encode()).hexdigest()[:32] + '"'
 
 
 def folder_root(db: sqlite_utils.Database, folder: Folder) -> Resource:

@@ -18,7 +18,7 @@ import sqlite_utils
 from aiohttp import web
 
 from services.core.errors import BadRequest, Conflict, MethodNotAllowed
-from services.core.tree import BlobStore, QuotaExceeded, chunk_stream, commit_file, creatable_path, usage
+from services.core.tree import BlobStore, QuotaExceeded, Revision, chunk_stream, commit_file, creatable_path, usage
 from services.core.tree.holders import record_uploads
 from services.core.tree.stamps import dav_id_of
 
@@ -29,7 +29,7 @@ from .context import DEVICE, STORE, Call, call_of, check_http_conditions, check_
 from .mtimes import ACCEPTED, header_mtime_ns
 from .namespace import Location, placed
 from .properties import drop_properties
-from .resources import Resource, lookup
+from .resources import Resource, content_etag, lookup
 
 
 class _BodyFromLoop(io.RawIOBase):
@@ -136,11 +136,11 @@ async def write_file(call: Call, open_body: Callable[[], io.RawIOBase], length: 
 
     revision, oc_file_id = await call.database.write(commit)
     return web.Response(status=204 if current else 201,
-                        headers=written_headers(revision.id, oc_file_id, client_mtime is not None))
+                        headers=written_headers(revision, oc_file_id, client_mtime is not None))
 
 
-def written_headers(revision: int, oc_file_id: str, mtime_set: bool) -> dict[str, str]:
+def written_headers(revision: Revision, oc_file_id: str, mtime_set: bool) -> dict[str, str]:
     """What a Nextcloud client needs in the answer to a write: the new ETag (as OC-ETag too: the desktop
     reads that first), the file's id, and whether its X-OC-Mtime was kept."""
-    etag = f'"{revision}"'
+    etag = content_etag(revision.chunks)
     return {"ETag": etag, "OC-ETag": etag, "OC-FileId": oc_file_id, **(ACCEPTED if mtime_set else {})}
