@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import textwrap
+from contextlib import contextmanager
 
 import pytest
 
@@ -19,12 +20,13 @@ from tests.installation import ADMIN_PASSWORD, Installation, free_port, running
 ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<target>\S+) HTTP/1\.1" (?P<status>\d{3}) .*mirall/3')
 
 
-@pytest.fixture(scope="module")
-def hearth(tmp_path_factory):
+@contextmanager
+def hearth_for_nextcloudcmd(tmp_path_factory, name: str):
+    """`hearth up` on a free loopback port (skipped where nextcloudcmd is missing), as its `.url`."""
     if shutil.which("nextcloudcmd") is None:
         pytest.skip("nextcloudcmd is not installed (Debian package nextcloud-desktop-cmd; .ci/run installs it)")
     port = free_port()
-    installation = Installation(tmp_path_factory.mktemp("nextcloudcmd"), textwrap.dedent(f"""\
+    installation = Installation(tmp_path_factory.mktemp(name), textwrap.dedent(f"""\
         data_dir = "var"
         [front]
         listen = "127.0.0.1:{port}"
@@ -33,6 +35,12 @@ def hearth(tmp_path_factory):
         """))
     installation.url = f"http://127.0.0.1:{port}"
     with running(installation):
+        yield installation
+
+
+@pytest.fixture(scope="module")
+def hearth(tmp_path_factory):
+    with hearth_for_nextcloudcmd(tmp_path_factory, "nextcloudcmd") as installation:
         yield installation
 
 

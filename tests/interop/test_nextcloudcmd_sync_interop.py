@@ -13,10 +13,8 @@ import base64
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
-import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -24,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.installation import ADMIN_PASSWORD, Installation, free_port, running
-from tests.interop.test_nextcloud_login_interop import client_requests
+from tests.installation import ADMIN_PASSWORD, Installation
+from tests.interop.test_nextcloud_login_interop import client_requests, hearth_for_nextcloudcmd
 
 PASSWORDS = {"alice": "alice's long password", "bob": "bob's long password"}
 SMALL_FILES = 2000
@@ -35,18 +33,7 @@ BIG = 200 * 1024 * 1024
 
 @pytest.fixture(scope="module")
 def hearth(tmp_path_factory):
-    if shutil.which("nextcloudcmd") is None:
-        pytest.skip("nextcloudcmd is not installed (Debian package nextcloud-desktop-cmd; .ci/run installs it)")
-    port = free_port()
-    installation = Installation(tmp_path_factory.mktemp("nextcloudcmd-sync"), textwrap.dedent(f"""\
-        data_dir = "var"
-        [front]
-        listen = "127.0.0.1:{port}"
-        [supervisor]
-        ready_timeout = 30
-        """))
-    installation.url = f"http://127.0.0.1:{port}"
-    with running(installation):
+    with hearth_for_nextcloudcmd(tmp_path_factory, "nextcloudcmd-sync") as installation:
         yield installation
 
 
