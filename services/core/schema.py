@@ -205,6 +205,13 @@ def m004_tree_stamps(db):
                         [("instance_id", new_instance_id()), ("last_file_id", last)])
 
 
+@files()
+def m005_entries_by_file_id(db):
+    """Entries by file id: the Nextcloud apps name a file by its oc:fileid (versions, trash), and a restore
+    asks whether a trashed file's id is free again; without it each of these reads every entry."""
+    db.execute("CREATE INDEX entries_file_id ON entries(file_id)")
+
+
 dav = Migrations("dav")
 
 

@@ -188,7 +188,7 @@ def restore(db: sqlite_utils.Database, folder: int, path: str, revision_id: int,
     _check_parents(db, folder, path)
     check_quota(db, folder, 0 if entry["deleted"] else entry["size"], old["size"], quota)
     return _record(db, folder, path, entry, "file", False, old["size"], old["mtime_ns"],
-                   bool(old["executable"]), _chunks(old["chunks"]), device)
+                   bool(old["executable"]), _chunks(old["chunks"]), device, file_id=_restored_id(db, entry))
 
 
 def set_mtime(db: sqlite_utils.Database, folder: int, path: str, base_revision: int | None, mtime_ns: int,
@@ -238,6 +238,20 @@ def _record(db, folder: int, path: str, entry: dict | None, kind: str, deleted: 
     stamps.touch(db, folder, path, kind == "dir", seq, _live_bytes(kind, deleted, size) - (
         _live_bytes(entry["kind"], entry["deleted"], entry["size"]) if entry else 0))
     return _revision(db, revision_id)
+
+
+def _restored_id(db, entry: dict) -> int | None:
+    """The file id a file brought back from the trash takes: the one it had, as Nextcloud keeps it (the apps
+    match files by oc:fileid, so a restored photo is the same photo to them, not a new one). None (a new
+    id) when the file is live, as _record keeps a live file's id anyway, and when something else holds the
+    id now: a file renamed away takes its id along and leaves a delete marker at its old path, and an id
+    names one thing only."""
+    if not entry["deleted"] or entry["file_id"] is None:
+        return None
+    taken = db.execute("""SELECT 1 FROM entries WHERE file_id = ? AND deleted = 0
+                          UNION ALL SELECT 1 FROM tree_dirs WHERE file_id = ? LIMIT 1""",
+                       [entry["file_id"], entry["file_id"]]).fetchone()
+    return None if taken else entry["file_id"]
 
 
 def _live_bytes(kind: str, deleted, size: int) -> int:
