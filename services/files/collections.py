@@ -49,19 +49,20 @@ def remove_tree(db: sqlite_utils.Database, folder: int, path: str, *, keep_own_l
     """Delete what is at `path` (everything below a collection), with its properties and locks (but for
     the lock of `path` itself with `keep_own_lock`: see copymove). An implied directory has no entry of
     its own: its members are deleted one by one."""
-    revision = _current(db, folder, path)
+    revision = current_revision(db, folder, path)
     if revision is not None:
         delete(db, folder, path, revision, DEVICE)
     else:
         for member in descendants(db, folder, path):
-            still = _current(db, folder, member.path)  # None once deleted with a directory above it
+            still = current_revision(db, folder, member.path)  # None once deleted with a directory above it
             if still is not None:
                 delete(db, folder, member.path, still, DEVICE)
     drop_properties(db, folder, path)
     locks.drop_below(db, folder, path, keep_own=keep_own_lock)
 
 
-def _current(db: sqlite_utils.Database, folder: int, path: str) -> int | None:
+def current_revision(db: sqlite_utils.Database, folder: int, path: str) -> int | None:
+    """The revision of the live entry at `path`, None when there is none (nor for an implied directory)."""
     row = db.execute("SELECT revision_id FROM entries WHERE folder_id = ? AND path = ? AND deleted = 0",
                      [folder, path]).fetchone()
     return row[0] if row else None

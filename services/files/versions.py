@@ -23,6 +23,7 @@ from services.core.http import CONFIG, DATABASE
 from services.core.multistatus import DAV, MultistatusWriter, xml_bytes_response
 from services.core.tree import Revision, folder_access, list_folders, quota_bytes, restore, versions
 
+from .checksums import carry as carry_checksum
 from .context import DEVICE, STORE
 from .download import content_headers, send_bytes
 from .ncprops import NC, OC, oc
@@ -123,7 +124,8 @@ async def version(request: web.Request) -> web.StreamResponse:
     def bring_back(db: sqlite_utils.Database) -> None:
         found, revision = find(db)
         folder_access(db, user, found.folder, write=True)
-        restore(db, found.folder, found.path, revision.id, DEVICE, quota=quota)
+        restored = restore(db, found.folder, found.path, revision.id, DEVICE, quota=quota)
+        carry_checksum(db, revision.id, restored.id)
 
     await request.config_dict[DATABASE].write(bring_back)
     return web.Response(status=204)
