@@ -1,12 +1,17 @@
 """MKCOL and DELETE, through the journal: sync clients see them, deleted files go to the trash (a
-deleted top-level folder goes to its owner's trash of folders, see top_folders)."""
+deleted top-level folder goes to its owner's trash of folders, see top_folders). Each DELETE's files
+join the device's run of deletions in the folder, and a run that empties most of it is recorded as a
+mass deletion, undone in one step (services/core/tree/deletion_runs.py)."""
 from __future__ import annotations
+
+import logging
 
 import sqlite_utils
 from aiohttp import web
 
 from services.core.errors import Conflict, MethodNotAllowed, UnsupportedMediaType
 from services.core.tree import create_folder, delete, mkdir
+from services.core.tree.deletion_runs import WINDOW, DeletionRun, folder_seq, note_deletions
 from services.core.tree.stamps import dav_id_of
 
 from . import locks
@@ -14,6 +19,8 @@ from .context import DEVICE, call_of, check_http_conditions, check_if, check_loc
 from .properties import drop_properties
 from .resources import descendants, lookup
 from .top_folders import delete_top_folder
+
+log = logging.getLogger("files")
 
 
 async def mkcol(request: web.Request) -> web.StreamResponse:
@@ -71,17 +78,23 @@ def current_revision(db: sqlite_utils.Database, folder: int, path: str) -> int |
 async def delete_resource(request: web.Request) -> web.StreamResponse:
     call = await call_of(request)
 
-    def remove(db: sqlite_utils.Database) -> None:
+    def remove(db: sqlite_utils.Database) -> DeletionRun | None:
         location = call.locate(db)
         resource = existing(db, location)
         if location.path == "":
             delete_top_folder(db, call, location, resource)
-            return
-        writable(db, call, location)
+            return None
+        folder = writable(db, call, location)
         check_if(db, call, location, resource)
         check_http_conditions(request, resource, safe=False)
         check_locks(db, call, location, below=True)
-        remove_tree(db, location.folder.id, location.path)
+        before = folder_seq(db, folder)
+        remove_tree(db, folder, location.path)
+        return note_deletions(db, folder, call.user, call.credential, before)
 
-    await call.database.write(remove)
+    # Never refused for being many: the client has its own prompt, and a refused DELETE makes it retry forever.
+    flagged = await call.database.write(remove)
+    if flagged is not None:
+        log.warning("mass deletion %d: %s within %.0f s; every file is in the trash, undo with: "
+                    "hearth trash undo %s %d", flagged.id, flagged.summary, WINDOW, flagged.user, flagged.id)
     return web.Response(status=204)
