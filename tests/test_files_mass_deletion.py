@@ -139,7 +139,7 @@ def test_the_api_undoes_a_spree_made_with_the_account_password(daemons):
     for name in sorted(digests)[:12]:
         delete(dav, f"/files/alice/Docs/{name}", user="alice")
     [run] = mass_deletions(sync, folder_id(sync, "Docs"))
-    assert (run["files"], run["tracked"], run["device"]) == (12, 20, "password")
+    assert (run["files"], run["tracked"], run["device"]) == (12, 20, "the account password")
     assert sync.request("POST", f"/sync/v1/mass-deletions/{run['id']}/undo", user="bob")[0] == 404
     status, undone = sync.request("POST", f"/sync/v1/mass-deletions/{run['id']}/undo", user="alice")
     assert status == 200 and undone["undone_at"]

@@ -29,6 +29,7 @@ from .journal import restore
 
 WINDOW = 60.0  # seconds between two deletions of one run: a sync sends its deletes back to back
 ACCOUNT_PASSWORD = 0  # the credential of requests made with the account's own password
+ACCOUNT_PASSWORD_LABEL = "the account password"
 UNDO_DEVICE = "undo of a mass deletion"  # the journal's device name for the files an undo brings back
 MAX_PATHS_LISTED = 5
 
@@ -40,7 +41,7 @@ class DeletionRun:
     folder: str  # the folder's name
     owner: str  # the folder's owner
     user: str  # who deleted
-    device: str  # the app password's label, or "password"
+    device: str  # the app password's label, or ACCOUNT_PASSWORD_LABEL
     started_at: float  # unix seconds
     last_at: float
     files: int  # files deleted in the run
@@ -149,7 +150,7 @@ def _run(db: sqlite_utils.Database, run_id: int) -> DeletionRun:
 
 def _device(db: sqlite_utils.Database, credential: int) -> str:
     row = db.execute("SELECT label FROM app_passwords WHERE id = ?", [credential]).fetchone()
-    return row[0] if row else "password"
+    return row[0] if row else ACCOUNT_PASSWORD_LABEL
 
 
 def _listed(paths: list[str]) -> str:

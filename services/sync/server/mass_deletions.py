@@ -24,7 +24,7 @@ class MassDeletionOut(BaseModel):
     folder_id: int
     folder: str = Field(description="the folder's name")
     user: str = Field(description="who deleted")
-    device: str = Field(description="the app password's label, or \"password\" for the account's own")
+    device: str = Field(description="the app password's label, or \"the account password\"")
     started_at: str
     last_at: str = Field(description="the run's last deletion")
     files: int = Field(description="files deleted in the run (all in the trash)")
