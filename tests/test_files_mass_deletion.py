@@ -102,7 +102,8 @@ def test_a_nextcloud_client_deleting_most_of_a_folder_is_recorded_shown_and_undo
     [run] = mass_deletions(sync)
     assert (run["folder"], run["user"], run["device"], run["files"], run["tracked"]) == (
         "Photos", "alice", "Pixel 7", 150, 200)
-    assert run["summary"] == "150 of 200 files deleted at once (more than 50%) from folder 'Photos' by alice with Pixel 7"
+    assert run["summary"] == ("150 of 200 files deleted at once (more than 50%) from folder 'Photos' by alice "
+                              "with Pixel 7")
     assert mass_deletions(sync, folder_id(sync, "Small")) == []
     warnings = [line for line in dav.log().splitlines() if "mass deletion" in line]
     assert len(warnings) == 1 and "WARNING" in warnings[0], warnings

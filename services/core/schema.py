@@ -233,6 +233,7 @@ def m006_deletion_runs(db):
         )""")
     db.execute("CREATE INDEX deletion_runs_open ON deletion_runs(folder_id, user, credential, last_at)")
     db.execute("CREATE INDEX deletion_runs_flagged ON deletion_runs(user, id) WHERE flagged_at IS NOT NULL")
+    db.execute("CREATE INDEX deletion_runs_ended ON deletion_runs(last_at) WHERE flagged_at IS NULL")
     db.execute("""
         CREATE TABLE deletion_run_files (
             run_id INTEGER NOT NULL REFERENCES deletion_runs(id) ON DELETE CASCADE,

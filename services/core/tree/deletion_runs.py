@@ -12,8 +12,8 @@ brings back exactly its files, each as it was when deleted, with its file id.
 
 Cost on the DELETE path, inside the DELETE's own transaction: the files it deleted (an index range of
 the folder's latest changes), the open run (one indexed lookup), one insert or update of the run and one
-insert per deleted file. Counting the folder's files happens once, when a run starts, and then the
-record of the same device's earlier run in the folder goes unless it was a mass deletion.
+insert per deleted file. Counting the folder's files happens once, when a run starts; so does dropping
+the records of runs that ended without being a mass deletion.
 """
 from __future__ import annotations
 
@@ -75,9 +75,8 @@ def note_deletions(db: sqlite_utils.Database, folder: int, user: str, credential
                         AND credential = ? AND last_at >= ? ORDER BY last_at DESC LIMIT 1""",
                      [folder, user, credential, now - WINDOW]).fetchone()
     if run is None:
-        # A run that ended without being a mass deletion is of no more use: its record goes now.
-        db.execute("""DELETE FROM deletion_runs WHERE folder_id = ? AND user = ? AND credential = ?
-                      AND last_at < ? AND flagged_at IS NULL""", [folder, user, credential, now - WINDOW])
+        # Runs that ended without being a mass deletion are of no more use: their records go now.
+        db.execute("DELETE FROM deletion_runs WHERE flagged_at IS NULL AND last_at < ?", [now - WINDOW])
         live = db.execute("SELECT COUNT(*) FROM entries WHERE folder_id = ? AND deleted = 0 AND kind = 'file'",
                           [folder]).fetchone()[0]
         run_id, files, tracked, flagged = db.execute(
