@@ -248,14 +248,13 @@ def _restored_id(db, entry: dict, wanted: int | None) -> int | None:
     """The file id a file brought back from the trash takes: the one it had (`wanted`, else the entry's
     last), as Nextcloud keeps it (the apps match files by oc:fileid, so a restored photo is the same photo
     to them, not a new one). None (a new id) when the file is live, as _record keeps a live file's id
-    anyway, and when something else holds the id now: a file renamed away takes its id along and leaves a
-    delete marker at its old path, and an id names one thing only."""
+    anyway, and when another live file holds the id now: a file renamed away takes its id along and leaves
+    a delete marker at its old path, and an id names one thing only. (Directories are named by the ids of
+    their stamps, never by an entry's, so only files can hold it: one lookup in entries_file_id.)"""
     wanted = entry["file_id"] if wanted is None else wanted
     if not entry["deleted"] or wanted is None:
         return None
-    taken = db.execute("""SELECT 1 FROM entries WHERE file_id = ? AND deleted = 0
-                          UNION ALL SELECT 1 FROM tree_dirs WHERE file_id = ? LIMIT 1""",
-                       [wanted, wanted]).fetchone()
+    taken = db.execute("SELECT 1 FROM entries WHERE file_id = ? AND deleted = 0 LIMIT 1", [wanted]).fetchone()
     return None if taken else wanted
 
 
