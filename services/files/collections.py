@@ -11,7 +11,7 @@ from aiohttp import web
 
 from services.core.errors import Conflict, MethodNotAllowed, UnsupportedMediaType
 from services.core.tree import create_folder, delete, mkdir
-from services.core.tree.deletion_runs import WINDOW, DeletionRun, folder_seq, note_deletions
+from services.core.tree.deletion_runs import DeletionRun, folder_seq, note_deletions
 from services.core.tree.stamps import dav_id_of
 
 from . import locks
@@ -95,6 +95,6 @@ async def delete_resource(request: web.Request) -> web.StreamResponse:
     # Never refused for being many: the client has its own prompt, and a refused DELETE makes it retry forever.
     flagged = await call.database.write(remove)
     if flagged is not None:
-        log.warning("mass deletion %d: %s within %.0f s; every file is in the trash, undo with: "
-                    "hearth trash undo %s %d", flagged.id, flagged.summary, WINDOW, flagged.user, flagged.id)
+        log.warning("mass deletion %d: %s; every file is in the trash, undo with: hearth trash undo %s %d",
+                    flagged.id, flagged.summary, flagged.user, flagged.id)
     return web.Response(status=204)
