@@ -149,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "On the server: verify the chunk store against every folder's journal (exit 1 if "
                     "inconsistent).")
     check.add_argument("--verify", action="store_true", help="also re-hash every stored chunk (slow)")
-    from services.sync import folder_commands
+    from services.sync import folder_commands, trash_commands
     folder_commands.register(command)
+    trash_commands.register(command)
 
     from services.dav import commands as dav_commands, share_commands
     share_commands.register(command)

@@ -332,10 +332,13 @@ def test_user_del_leaves_no_row_and_no_blob_of_theirs(world):
                    [bobs_folder])
         db.execute("INSERT INTO dav_outgoing_mail (sender, recipient, method, message, created_at, next_attempt_at) "
                    "VALUES ('mailto:alice@localhost', 'mailto:ann@example.org', 'REQUEST', x'00', '', 0)")
+        # A mass deletion she made in bob's folder (services/core/tree/deletion_runs.py).
+        db.execute("INSERT INTO deletion_runs (folder_id, user, credential, device, started_at, last_at, files, "
+                   "tracked, flagged_at) VALUES (?, 'alice', 0, 'phone', 0, 0, 11, 12, 0)", [bobs_folder])
     before = rows_mentioning(db, "alice", alice_id, world.alice_folder_ids, world.alice_collection_ids)
     assert {table for table, *_ in before} >= {"users", "app_passwords", "folders", "entries", "folder_shares",
                                                "dav_collections", "dav_items", "dav_shares", "dav_revisions",
-                                               "files_locks", "dav_outgoing_mail",
+                                               "files_locks", "dav_outgoing_mail", "deletion_runs",
                                                *(["share_links"] if world.links else [])}
 
     result = hearth(world.home, "user", "del", "alice", "--yes")

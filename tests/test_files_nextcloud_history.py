@@ -129,3 +129,22 @@ def test_a_file_of_a_deleted_directory_comes_back_with_its_directory(files):
     assert files.exchange("GET", f"{DAV}/Docs/Old%20stuff/100%2541%20done.txt", user="alice")[2] == b"done"
     status, _, body = files.exchange("PROPFIND", f"{DAV}/Docs/", TRASH_PROPS, user="alice", headers={"Depth": "1"})
     assert f"{DAV}/Docs/Old%20stuff/" in body.decode()
+
+
+def test_a_version_listing_finds_its_file_by_id_through_the_index(files):
+    """The versions view names a file by oc:fileid: one index lookup, never a scan of every entry."""
+    from services.files.versions import LIVE_FILE_BY_ID
+
+    with files.db() as db:
+        plan = " ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {LIVE_FILE_BY_ID}", [1]))
+    assert "USING INDEX entries_file_id" in plan, plan
+
+
+def test_a_file_restored_from_the_trashbin_keeps_its_file_id(files):
+    assert files.exchange("PUT", f"{DAV}/Docs/photo.jpg", b"a photo", user="alice")[0] == 201
+    before = file_id(files, f"{DAV}/Docs/photo.jpg")
+    assert files.exchange("DELETE", f"{DAV}/Docs/photo.jpg", user="alice")[0] == 204
+    item = next(i for i in trash_listing(files) if i["trashbin-original-location"] == "Docs/photo.jpg")
+    assert files.exchange("MOVE", item["href"], user="alice", headers={
+        "Destination": "/remote.php/dav/trashbin/alice/restore/photo.jpg"})[0] == 201
+    assert file_id(files, f"{DAV}/Docs/photo.jpg") == before

@@ -2,6 +2,7 @@
 that change with anything below them, through a real files daemon on loopback."""
 from __future__ import annotations
 
+import hashlib
 import re
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote
@@ -189,3 +190,39 @@ def test_an_uploads_oc_fileid_is_the_oc_id_the_listing_shows_and_survives_a_move
                           headers={"Destination": "/files/alice/Docs/moved.txt"})[0] == 201
     moved = propfind(files, "/files/alice/Docs/moved.txt", depth="0")["/files/alice/Docs/moved.txt"]
     assert moved[OC + "id"].text == headers["oc-fileid"]
+
+
+def checksums(files, path: str) -> list[str]:
+    """The oc:checksums of `path`, each as the desktop client reads it (TYPE:hex)."""
+    found = propfind(files, path, depth="0")[unquote(path)][f"{OC}checksums"]
+    return [each.text for each in found.iter(f"{OC}checksum")]
+
+
+def test_an_uploads_checksum_is_answered_and_follows_its_bytes_through_move_and_copy(files):
+    dav = "/remote.php/dav/files/alice"
+    data = b"photo bytes " * 500
+    sha1 = "SHA1:" + hashlib.sha1(data).hexdigest()
+    assert files.exchange("PUT", f"{dav}/Docs/sum.jpg", data, user="alice", headers={"OC-Checksum": sha1})[0] == 201
+    assert checksums(files, f"{dav}/Docs/sum.jpg") == [sha1]
+    file_id = propfind(files, f"{dav}/Docs/sum.jpg", depth="0")[f"{dav}/Docs/sum.jpg"][f"{OC}fileid"].text
+    # a rename and a move into a directory, inside the folder: same bytes, same id, same checksum
+    assert files.exchange("MKCOL", f"{dav}/Docs/album", user="alice")[0] == 201
+    assert files.exchange("MOVE", f"{dav}/Docs/sum.jpg", user="alice",
+                          headers={"Destination": f"{dav}/Docs/album/moved.jpg"})[0] == 201
+    moved = propfind(files, f"{dav}/Docs/album/moved.jpg", depth="0")[f"{dav}/Docs/album/moved.jpg"]
+    assert moved[f"{OC}fileid"].text == file_id
+    assert checksums(files, f"{dav}/Docs/album/moved.jpg") == [sha1]
+    # a directory moved to another folder: its files are committed anew there, with their checksums
+    assert files.exchange("MOVE", f"{dav}/Docs/album", user="alice",
+                          headers={"Destination": f"{dav}/Other/album"})[0] == 201
+    assert checksums(files, f"{dav}/Other/album/moved.jpg") == [sha1]
+    # a copy: a new file with a new id, the same bytes and so the same checksum
+    assert files.exchange("COPY", f"{dav}/Other/album/moved.jpg", user="alice",
+                          headers={"Destination": f"{dav}/Docs/copy.jpg"})[0] == 201
+    copy = propfind(files, f"{dav}/Docs/copy.jpg", depth="0")[f"{dav}/Docs/copy.jpg"]
+    assert copy[f"{OC}fileid"].text != file_id
+    assert checksums(files, f"{dav}/Docs/copy.jpg") == [sha1]
+    # changed content never shows the old checksum
+    assert files.exchange("PUT", f"{dav}/Docs/copy.jpg", b"edited", user="alice")[0] == 204
+    assert checksums(files, f"{dav}/Docs/copy.jpg") == []
+    assert checksums(files, f"{dav}/Other/album/moved.jpg") == [sha1]

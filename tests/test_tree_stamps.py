@@ -1,6 +1,7 @@
 """Directory stamps (services/core/tree/stamps.py): what a directory knows of everything below it."""
 from services.core.db import write
-from services.core.tree import commit_file, create_folder, delete, list_folders, mkdir, rename, share_folder
+from services.core.tree import (commit_file, create_folder, delete, list_folders, mkdir, rename, restore,
+                                share_folder)
 from services.core.tree.stamps import folder_stamp, root_file_id, root_tag
 
 NO_CHUNKS = []
@@ -123,6 +124,7 @@ def test_the_migration_computes_the_stamps_every_change_keeps(db):
         d.execute("DROP TABLE tree_dirs")
         d.execute("DROP TABLE tree_roots")
         d.execute("DROP TABLE tree_meta")
+        d.execute("DROP INDEX entries_file_id")  # made by a later migration, on the column dropped here
         d.execute("ALTER TABLE entries DROP COLUMN file_id")
         m004_tree_stamps(d)
     write(db, rebuild)
@@ -133,3 +135,18 @@ def test_the_migration_computes_the_stamps_every_change_keeps(db):
     assert _put(db, folder, "a/after.txt")  # new ids continue after the migrated ones
     new_id = _file_id(db, folder, "a/after.txt")
     assert new_id > max(ids)
+
+
+def test_a_file_restored_from_the_trash_keeps_its_id_unless_another_file_took_it(db):
+    """Nextcloud keeps a restored file's id (its apps match files by it); an id names one thing only."""
+    folder = write(db, lambda d: create_folder(d, "alice", "Photos")).id
+    first = _put(db, folder, "a.jpg", 10)
+    kept = _file_id(db, folder, "a.jpg")
+    write(db, lambda d: delete(d, folder, "a.jpg", first.id, "phone"))
+    back = write(db, lambda d: restore(d, folder, "a.jpg", first.id, "laptop"))
+    assert _file_id(db, folder, "a.jpg") == kept
+
+    write(db, lambda d: rename(d, folder, "a.jpg", "b.jpg", back.id, "phone"))
+    assert _file_id(db, folder, "b.jpg") == kept  # the id went along; a.jpg's delete marker still names it
+    write(db, lambda d: restore(d, folder, "a.jpg", first.id, "laptop"))
+    assert _file_id(db, folder, "a.jpg") not in (kept, None) and _file_id(db, folder, "b.jpg") == kept

@@ -284,6 +284,26 @@ def test_files_upload_list_delete_and_restore_from_trash(page, hearth, screensho
     assert hearth.request("GET", "/files/admin/docs/notes.txt") == (200, b"kept safe\n")
 
 
+def test_a_mass_deletion_is_shown_in_the_folders_trash_and_restored_in_one_step(page, hearth, screenshots):
+    needs_files_daemon()
+    status, body = hearth.request("POST", "/sync/v1/folders", body=b'{"name": "camera"}',
+                                  headers={"Content-Type": "application/json"})
+    assert status in (200, 201), body
+    names = [f"IMG_{n:04d}.jpg" for n in range(12)]
+    for name in names:
+        assert hearth.request("PUT", f"/remote.php/dav/files/admin/camera/{name}", body=name.encode())[0] == 201
+    for name in names:  # an app emptying the folder, one DELETE a file
+        assert hearth.request("DELETE", f"/remote.php/dav/files/admin/camera/{name}")[0] == 204
+    page.goto("/browse?path=%2Fcamera%2F")
+    sprees = page.locator("#mass-deletions")
+    playwright_api.expect(sprees).to_contain_text("Mass deletion: 12 of 12 files deleted at once")
+    page.screenshot(path=screenshots / "files-mass-deletion.png", full_page=True)
+    page.get_by_role("button", name="Restore the 12 files of this mass deletion").click()
+    playwright_api.expect(page.locator("#listing tbody")).to_contain_text(names[-1])
+    playwright_api.expect(sprees).to_be_empty()
+    assert all(hearth.request("GET", f"/files/admin/camera/{name}") == (200, name.encode()) for name in names)
+
+
 def needs_files_daemon() -> None:
     missing = [str(path.relative_to(REPO)) for path in FILES_DAEMON if not path.exists()]
     if missing:

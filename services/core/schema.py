@@ -205,6 +205,46 @@ def m004_tree_stamps(db):
                         [("instance_id", new_instance_id()), ("last_file_id", last)])
 
 
+@files()
+def m005_entries_by_file_id(db):
+    """Entries by file id: the Nextcloud apps name a file by its oc:fileid (versions, trash), and a restore
+    asks whether a trashed file's id is free again; without it each of these reads every entry."""
+    db.execute("CREATE INDEX entries_file_id ON entries(file_id)")
+
+
+@files()
+def m006_deletion_runs(db):
+    """Deletions WebDAV and Nextcloud clients send, grouped into runs by folder, user and credential
+    (services/core/tree/deletion_runs.py): a run that deletes most of a folder is kept, shown and undone
+    in one step. `credential` is the app password's id, 0 for the account's own password."""
+    db.execute("""
+        CREATE TABLE deletion_runs (
+            id INTEGER PRIMARY KEY,
+            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            user TEXT NOT NULL,
+            credential INTEGER NOT NULL,
+            device TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            last_at REAL NOT NULL,
+            files INTEGER NOT NULL,
+            tracked INTEGER NOT NULL,
+            flagged_at REAL,
+            undone_at REAL
+        )""")
+    db.execute("CREATE INDEX deletion_runs_open ON deletion_runs(folder_id, user, credential, last_at)")
+    db.execute("CREATE INDEX deletion_runs_flagged ON deletion_runs(user, id) WHERE flagged_at IS NOT NULL")
+    db.execute("CREATE INDEX deletion_runs_ended ON deletion_runs(last_at) WHERE flagged_at IS NULL")
+    db.execute("""
+        CREATE TABLE deletion_run_files (
+            run_id INTEGER NOT NULL REFERENCES deletion_runs(id) ON DELETE CASCADE,
+            entry_id INTEGER NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+            marker_id INTEGER NOT NULL,
+            file_id INTEGER NOT NULL,
+            PRIMARY KEY (run_id, entry_id)
+        ) WITHOUT ROWID""")
+    db.execute("CREATE INDEX deletion_run_files_entry ON deletion_run_files(entry_id)")
+
+
 dav = Migrations("dav")
 
 

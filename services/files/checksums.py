@@ -6,7 +6,8 @@ while the body streams through the chunker, and a mismatch refuses the upload
 before anything is published: a file the client did not send is never stored.
 A verified checksum is kept for the revision it came with (files_checksums),
 so a later change of the file, which makes a new revision, never shows a
-stale one.
+stale one. A revision made of the same bytes (a MOVE or COPY, which commit the
+same chunk list under another path) is given its source's (`carry`).
 """
 from __future__ import annotations
 
@@ -99,3 +100,9 @@ def checksum_of(db: sqlite_utils.Database, revision_id: int) -> str | None:
     """`TYPE:hex` as the client sent it with this revision's bytes, or None."""
     row = db.execute("SELECT checksum FROM files_checksums WHERE revision_id = ?", [revision_id]).fetchone()
     return row[0] if row else None
+
+
+def carry(db: sqlite_utils.Database, source_revision: int, new_revision: int) -> None:
+    """Give `new_revision` the checksum of `source_revision`: only for a revision of the very same chunks."""
+    db.execute("""INSERT OR REPLACE INTO files_checksums (revision_id, checksum)
+                  SELECT ?, checksum FROM files_checksums WHERE revision_id = ?""", [new_revision, source_revision])

@@ -1,12 +1,17 @@
 """MKCOL and DELETE, through the journal: sync clients see them, deleted files go to the trash (a
-deleted top-level folder goes to its owner's trash of folders, see top_folders)."""
+deleted top-level folder goes to its owner's trash of folders, see top_folders). Each DELETE's files
+join the device's run of deletions in the folder, and a run that empties most of it is recorded as a
+mass deletion, undone in one step (services/core/tree/deletion_runs.py)."""
 from __future__ import annotations
+
+import logging
 
 import sqlite_utils
 from aiohttp import web
 
 from services.core.errors import Conflict, MethodNotAllowed, UnsupportedMediaType
 from services.core.tree import create_folder, delete, mkdir
+from services.core.tree.deletion_runs import DeletionRun, folder_seq, note_deletions
 from services.core.tree.stamps import dav_id_of
 
 from . import locks
@@ -14,6 +19,8 @@ from .context import DEVICE, call_of, check_http_conditions, check_if, check_loc
 from .properties import drop_properties
 from .resources import descendants, lookup
 from .top_folders import delete_top_folder
+
+log = logging.getLogger("files")
 
 
 async def mkcol(request: web.Request) -> web.StreamResponse:
@@ -49,19 +56,20 @@ def remove_tree(db: sqlite_utils.Database, folder: int, path: str, *, keep_own_l
     """Delete what is at `path` (everything below a collection), with its properties and locks (but for
     the lock of `path` itself with `keep_own_lock`: see copymove). An implied directory has no entry of
     its own: its members are deleted one by one."""
-    revision = _current(db, folder, path)
+    revision = current_revision(db, folder, path)
     if revision is not None:
         delete(db, folder, path, revision, DEVICE)
     else:
         for member in descendants(db, folder, path):
-            still = _current(db, folder, member.path)  # None once deleted with a directory above it
+            still = current_revision(db, folder, member.path)  # None once deleted with a directory above it
             if still is not None:
                 delete(db, folder, member.path, still, DEVICE)
     drop_properties(db, folder, path)
     locks.drop_below(db, folder, path, keep_own=keep_own_lock)
 
 
-def _current(db: sqlite_utils.Database, folder: int, path: str) -> int | None:
+def current_revision(db: sqlite_utils.Database, folder: int, path: str) -> int | None:
+    """The revision of the live entry at `path`, None when there is none (nor for an implied directory)."""
     row = db.execute("SELECT revision_id FROM entries WHERE folder_id = ? AND path = ? AND deleted = 0",
                      [folder, path]).fetchone()
     return row[0] if row else None
@@ -70,17 +78,23 @@ def _current(db: sqlite_utils.Database, folder: int, path: str) -> int | None:
 async def delete_resource(request: web.Request) -> web.StreamResponse:
     call = await call_of(request)
 
-    def remove(db: sqlite_utils.Database) -> None:
+    def remove(db: sqlite_utils.Database) -> DeletionRun | None:
         location = call.locate(db)
         resource = existing(db, location)
         if location.path == "":
             delete_top_folder(db, call, location, resource)
-            return
-        writable(db, call, location)
+            return None
+        folder = writable(db, call, location)
         check_if(db, call, location, resource)
         check_http_conditions(request, resource, safe=False)
         check_locks(db, call, location, below=True)
-        remove_tree(db, location.folder.id, location.path)
+        before = folder_seq(db, folder)
+        remove_tree(db, folder, location.path)
+        return note_deletions(db, folder, call.user, call.credential, before)
 
-    await call.database.write(remove)
+    # Never refused for being many: the client has its own prompt, and a refused DELETE makes it retry forever.
+    flagged = await call.database.write(remove)
+    if flagged is not None:
+        log.warning("mass deletion %d: %s; every file is in the trash, undo with: hearth trash undo %s %d",
+                    flagged.id, flagged.summary, flagged.user, flagged.id)
     return web.Response(status=204)

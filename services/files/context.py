@@ -34,6 +34,7 @@ class Call:
     mount: Mount  # the prefix the request came under: its hrefs use it
     segments: list[str]
     if_lists: list[ConditionList] | None
+    credential: int | None = None  # the app password the request came with (None: the account's password)
 
     def locate(self, db: sqlite_utils.Database) -> Location:
         """Where the request URL points."""
@@ -65,7 +66,8 @@ async def call_of(request: web.Request) -> Call:
     identity = await require_user(request)
     mount, segments = segments_of(request.raw_path, identity.user)
     header = request.headers.get("If")
-    return Call(request, identity.user, mount, segments, parse_if(header) if header else None)
+    return Call(request, identity.user, mount, segments, parse_if(header) if header else None,
+                identity.app_password_id)
 
 
 def resource_at(db: sqlite_utils.Database, location: Location) -> Resource | None:

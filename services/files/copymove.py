@@ -24,7 +24,8 @@ from services.core.errors import BadRequest, Conflict, Forbidden, PreconditionFa
 from services.core.tree import commit_file, mkdir, rename
 
 from . import locks
-from .collections import remove_tree
+from .checksums import carry as carry_checksum
+from .collections import current_revision, remove_tree
 from .context import DEVICE, Call, call_of, check_http_conditions, check_if, check_locks, existing, writable
 from .namespace import Location, placed
 from .properties import copy_properties, drop_properties
@@ -60,6 +61,21 @@ def _copy(db: sqlite_utils.Database, src: Location, resource: Resource, dst: Loc
             commit_file(db, dst.folder.id, path, None, item.chunks, item.size, item.mtime_ns, False, DEVICE,
                         quota=quota)
     copy_properties(db, src.folder.id, src.path, dst.folder.id, dst.path)
+
+
+def _file_revisions(db: sqlite_utils.Database, location: Location, resource: Resource) -> dict[str, int]:
+    """The current revision of each file at or below `location`, by its path relative to it."""
+    items = [resource] + (descendants(db, location.folder.id, location.path) if resource.is_collection else [])
+    return {item.path[len(location.path):]: item.revision_id for item in items
+            if not item.is_collection and item.revision_id is not None}
+
+
+def _carry_checksums(db: sqlite_utils.Database, sources: dict[str, int], dst: Location) -> None:
+    """Each file copied or moved to `dst` holds its source's chunks: it keeps the OC-Checksum they came with."""
+    for relative, source_revision in sources.items():
+        copied = current_revision(db, dst.folder.id, dst.path + relative)
+        if copied is not None:
+            carry_checksum(db, source_revision, copied)
 
 
 def _transfer(call: Call, move: bool):
@@ -99,6 +115,7 @@ def _transfer(call: Call, move: bool):
             if not overwrite:
                 raise PreconditionFailed(f"{dst.path} exists and Overwrite is F")
             remove_tree(db, dst.folder.id, dst.path, keep_own_lock=True)
+        moved_files = _file_revisions(db, src, resource)
         if move and src.folder.id == dst.folder.id and resource.revision_id is not None:
             rename(db, src.folder.id, src.path, dst.path, resource.revision_id, DEVICE)
             copy_properties(db, src.folder.id, src.path, dst.folder.id, dst.path)
@@ -106,6 +123,7 @@ def _transfer(call: Call, move: bool):
             _copy(db, src, resource, dst, depth, quota)
             if move:
                 remove_tree(db, src.folder.id, src.path)
+        _carry_checksums(db, moved_files, dst)
         if move:
             locks.drop_below(db, src.folder.id, src.path)
             drop_properties(db, src.folder.id, src.path)

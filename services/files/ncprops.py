@@ -14,6 +14,8 @@ from services.core.accounts import now_iso
 from services.core.multistatus import element
 from services.core.tree.stamps import dav_file_id, instance_id
 
+from .checksums import checksum_of
+
 OC = "http://owncloud.org/ns"
 NC = "http://nextcloud.org/ns"
 USER_SHARE, LINK_SHARE = 0, 3  # Nextcloud's share-type numbers
@@ -58,6 +60,13 @@ def _oc_id(ctx, resource):
     return dav_file_id(resource.file_id, ctx.memo["instance"])
 
 
+def _checksums(ctx, resource) -> list:
+    if resource.is_collection or resource.revision_id is None:
+        return []
+    found = checksum_of(ctx.db, resource.revision_id)
+    return [element(oc("checksum"), found)] if found else []
+
+
 def _share_types(ctx, location) -> list:
     """0 on a folder the caller shares with other users, 3 on what a live share link of theirs opens."""
     folder = location.folder
@@ -100,8 +109,9 @@ GETTERS: dict[str, Callable] = {
     oc("share-types"): lambda ctx, loc, res: _share_types(ctx, loc),
     oc("owner-id"): lambda ctx, loc, res: _owner(loc),
     oc("owner-display-name"): lambda ctx, loc, res: _owner(loc),  # accounts have no other display name
-    # The journal keeps no whole-file hash (chunks are hashed one by one): an empty list, never a wrong one.
-    oc("checksums"): lambda ctx, loc, res: [],
+    # The OC-Checksum the file's bytes came with (checksums.py); the journal keeps no whole-file hash of its
+    # own (chunks are hashed one by one), so a file uploaded without one has an empty list, never a wrong one.
+    oc("checksums"): lambda ctx, loc, res: _checksums(ctx, res),
     # Constant: a changed fingerprint tells the desktop the server was restored from a backup.
     oc("data-fingerprint"): lambda ctx, loc, res: "" if loc.is_root else None,
     nc("has-preview"): lambda ctx, loc, res: "false",
@@ -110,6 +120,6 @@ GETTERS: dict[str, Callable] = {
 # What an allprop PROPFIND (iOS and other apps send one) lists besides the DAV: properties.
 ALLPROP = (oc("id"), oc("fileid"), oc("permissions"), oc("size"), oc("share-types"), oc("owner-id"),
            oc("owner-display-name"), nc("has-preview"))
-_CONSTANT = frozenset((oc("checksums"), nc("has-preview"), nc("is-encrypted")))
+_CONSTANT = frozenset((nc("has-preview"), nc("is-encrypted")))
 _BY_OWNER = frozenset((oc("owner-id"), oc("owner-display-name")))
 _PERMISSIONS = oc("permissions")

@@ -27,6 +27,7 @@ from services.core.multistatus import DAV, MultistatusWriter, xml_bytes_response
 from services.core.tree import Revision, list_folders, quota_bytes, restore, trash
 from services.core.tree.stamps import dav_file_id, instance_id
 
+from .checksums import carry as carry_checksum
 from .context import DEVICE
 from .namespace import is_root_files
 from .ncspaces import check_restore_destination, http_date, space_user, unique_name, unix_seconds
@@ -127,7 +128,8 @@ async def trash_item(request: web.Request) -> web.StreamResponse:
                           [item.folder, item.path]).fetchone()
         if live is not None:
             raise Conflict(f"{item.location} exists again: move it away, then restore")
-        restore(db, item.folder, item.path, item.last.id, DEVICE, quota=quota)
+        restored = restore(db, item.folder, item.path, item.last.id, DEVICE, quota=quota)
+        carry_checksum(db, item.last.id, restored.id)
 
     await request.config_dict[DATABASE].write(bring_back)
     return web.Response(status=201)

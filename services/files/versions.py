@@ -23,6 +23,7 @@ from services.core.http import CONFIG, DATABASE
 from services.core.multistatus import DAV, MultistatusWriter, xml_bytes_response
 from services.core.tree import Revision, folder_access, list_folders, quota_bytes, restore, versions
 
+from .checksums import carry as carry_checksum
 from .context import DEVICE, STORE
 from .download import content_headers, send_bytes
 from .ncprops import NC, OC, oc
@@ -44,13 +45,14 @@ class Versioned:
     older: dict[str, Revision]
 
 
+# One indexed lookup (entries_file_id): an id names at most one live file.
+LIVE_FILE_BY_ID = "SELECT folder_id, path, revision_id FROM entries WHERE file_id = ? AND deleted = 0 AND kind = 'file'"
+
+
 def versioned(db: sqlite_utils.Database, user: str, file_id: str) -> Versioned:
     """NotFound unless a live file of a folder the user can read has this oc:fileid."""
-    folders = [f.id for f in list_folders(db, user)]
-    row = db.execute(f"""SELECT folder_id, path, revision_id FROM entries WHERE file_id = ? AND deleted = 0
-                         AND kind = 'file' AND folder_id IN ({",".join("?" * len(folders))})""",
-                     [int(file_id) if file_id.isdigit() else -1, *folders]).fetchone()
-    if row is None:
+    row = db.execute(LIVE_FILE_BY_ID, [int(file_id) if file_id.isdigit() else -1]).fetchone()
+    if row is None or row[0] not in {f.id for f in list_folders(db, user)}:
         raise NotFound(f"no file with id {file_id[:40]}")
     folder, path, current = row
     older: dict[str, Revision] = {}
@@ -122,7 +124,8 @@ async def version(request: web.Request) -> web.StreamResponse:
     def bring_back(db: sqlite_utils.Database) -> None:
         found, revision = find(db)
         folder_access(db, user, found.folder, write=True)
-        restore(db, found.folder, found.path, revision.id, DEVICE, quota=quota)
+        restored = restore(db, found.folder, found.path, revision.id, DEVICE, quota=quota)
+        carry_checksum(db, revision.id, restored.id)
 
     await request.config_dict[DATABASE].write(bring_back)
     return web.Response(status=204)

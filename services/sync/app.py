@@ -12,13 +12,14 @@ from services.core.openapi import OPENAPI, build_spec
 from services.core.routing import guarded
 from services.core.tree import ChunkStore
 
-from .server import chunk_batch, chunks, commits, folder_lifecycle, folders, journal, meta, storage
+from .server import (chunk_batch, chunks, commits, folder_lifecycle, folders, journal, mass_deletions, meta,
+                     storage)
 from .server.common import FEED, STORE, ChangeFeed
 from .server.retention import retention_context
 
 # Every route the daemon serves; its OpenAPI document (/sync/v1/openapi.json) describes exactly this list.
 ROUTES = (*folders.ROUTES, *folder_lifecycle.ROUTES, *chunks.ROUTES, *chunk_batch.ROUTES, *journal.ROUTES, *commits.ROUTES,
-          *storage.ROUTES, *meta.ROUTES)
+          *storage.ROUTES, *mass_deletions.ROUTES, *meta.ROUTES)
 
 DESCRIPTION = ("File sync of a hearth home server: folders, content-addressed chunks (BLAKE3, "
                "application/octet-stream bodies), a per-folder journal and its change feed (long poll "

@@ -41,6 +41,9 @@ def delete_user_folders(db: sqlite_utils.Database, user: dict) -> None:
     delete_user's transaction."""
     name = user["name"]
     # Spelled out rather than left to ON DELETE CASCADE: it holds on a connection without foreign keys.
+    db.execute(f"""DELETE FROM deletion_run_files WHERE run_id IN (SELECT id FROM deletion_runs
+                   WHERE folder_id IN ({_OWNED_FOLDERS}) OR user = ?)""", [name, name])
+    db.execute(f"DELETE FROM deletion_runs WHERE folder_id IN ({_OWNED_FOLDERS}) OR user = ?", [name, name])
     db.execute(f"DELETE FROM revision_chunks WHERE revision_id IN ({_OWNED_REVISIONS})", [name])
     db.execute(f"DELETE FROM revisions WHERE entry_id IN ({_OWNED_ENTRIES})", [name])
     db.execute(f"DELETE FROM entries WHERE folder_id IN ({_OWNED_FOLDERS})", [name])

@@ -166,8 +166,11 @@ def rename(db: sqlite_utils.Database, folder: int, src: str, dst: str, base_revi
 
 
 def restore(db: sqlite_utils.Database, folder: int, path: str, revision_id: int, device: str,
-            *, quota: int | None = None) -> Revision:
+            *, quota: int | None = None, file_id: int | None = None) -> Revision:
     """Make an old revision's content current again, as a new revision (nothing is overwritten).
+
+    A deleted file comes back with the file id it had last, or with `file_id` (the one it had when the
+    restored content was deleted, if another file has used the path since), unless that id is taken.
 
     NotFound (no such path, or the revision is not one of its versions),
     BadRequest (the revision is a delete marker or a directory), Conflict (a
@@ -188,7 +191,8 @@ def restore(db: sqlite_utils.Database, folder: int, path: str, revision_id: int,
     _check_parents(db, folder, path)
     check_quota(db, folder, 0 if entry["deleted"] else entry["size"], old["size"], quota)
     return _record(db, folder, path, entry, "file", False, old["size"], old["mtime_ns"],
-                   bool(old["executable"]), _chunks(old["chunks"]), device)
+                   bool(old["executable"]), _chunks(old["chunks"]), device,
+                   file_id=_restored_id(db, entry, file_id))
 
 
 def set_mtime(db: sqlite_utils.Database, folder: int, path: str, base_revision: int | None, mtime_ns: int,
@@ -238,6 +242,20 @@ def _record(db, folder: int, path: str, entry: dict | None, kind: str, deleted: 
     stamps.touch(db, folder, path, kind == "dir", seq, _live_bytes(kind, deleted, size) - (
         _live_bytes(entry["kind"], entry["deleted"], entry["size"]) if entry else 0))
     return _revision(db, revision_id)
+
+
+def _restored_id(db, entry: dict, wanted: int | None) -> int | None:
+    """The file id a file brought back from the trash takes: the one it had (`wanted`, else the entry's
+    last), as Nextcloud keeps it (the apps match files by oc:fileid, so a restored photo is the same photo
+    to them, not a new one). None (a new id) when the file is live, as _record keeps a live file's id
+    anyway, and when another live file holds the id now: a file renamed away takes its id along and leaves
+    a delete marker at its old path, and an id names one thing only. (Directories are named by the ids of
+    their stamps, never by an entry's, so only files can hold it: one lookup in entries_file_id.)"""
+    wanted = entry["file_id"] if wanted is None else wanted
+    if not entry["deleted"] or wanted is None:
+        return None
+    taken = db.execute("SELECT 1 FROM entries WHERE file_id = ? AND deleted = 0 LIMIT 1", [wanted]).fetchone()
+    return None if taken else wanted
 
 
 def _live_bytes(kind: str, deleted, size: int) -> int:

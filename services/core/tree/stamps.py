@@ -5,7 +5,8 @@ below changes), the bytes of the current files below it (a folder's size), and a
 A file id is a number that names a file or directory for as long as it exists, whatever it is renamed
 to: Nextcloud-protocol clients (oc:fileid) recognise a rename by it. Files keep theirs in their entry;
 directories, implied ones included, in their stamp row; the user's root in tree_roots. Ids come from one
-counter and are never reused, so an id a device remembers can never name something new.
+counter and never name anything else, so an id a device remembers can never name something new (a
+file restored from the trash takes its own back: journal._restored_id).
 
 journal._record calls `touch` for each change: one row per ancestor of the changed path (the folder
 itself, '', included), in the same transaction. A write costs O(depth) indexed updates, never a scan of

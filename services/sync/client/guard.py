@@ -4,18 +4,18 @@ An unmounted disk, a renamed sync folder or a wiped directory looks, to a naive
 scanner, like "the user deleted everything". The client gathers every pending
 deletion of the folder (PendingDeletions) and calls deletion_guard() on the
 whole set before sending any; a non-None reason means: hold them, tell the user,
-and proceed only when they confirm (see hold.py).
+and proceed only when they confirm (see hold.py). How many deletions are too
+many is services/core/mass_deletion's judgement, the one the server applies to
+the deletes WebDAV and Nextcloud clients send.
 """
 from __future__ import annotations
 
 import os
 import time
 
+from services.core.mass_deletion import MAX_DELETE_SHARE, MIN_DELETES, too_many_deleted
 from services.sync.client.ignore import STATE_DIR
 from services.sync.client.scan import ScanResult
-
-MAX_DELETE_SHARE = 0.5   # refuse when more than half the tracked files would go ...
-MIN_DELETES = 10         # ... and that is more than this many files
 
 
 def deletion_guard(root: str | os.PathLike, scan_result: ScanResult, tracked_count: int,
@@ -38,7 +38,7 @@ def deletion_guard(root: str | os.PathLike, scan_result: ScanResult, tracked_cou
             return (f"sync folder {root} is empty but {tracked_count} files are tracked; "
                     "is the disk mounted?")
     deleted = len(scan_result.deleted)
-    if tracked_count and deleted > min_deletes and deleted / tracked_count > max_share:
+    if too_many_deleted(deleted, tracked_count, max_share, min_deletes):
         return f"{deleted} of {tracked_count} tracked files deleted here at once (more than {max_share:.0%})"
     return None
 

@@ -283,7 +283,21 @@ async function showTrash(segments) {
     el("span", { class: "muted" }, `deleted ${formatTime(item.deleted.created_at)}, ${formatBytes(item.last.size)}`), " ",
     el("button", { type: "button", "aria-label": `Restore ${item.deleted.path}`,
       onclick: () => restore(folder, item.last.path, item.last.id, item.deleted.path) }, "Restore"))));
-  section.hidden = here.length === 0;
+  // A device's deletion spree, undone in one step (services/core/tree/deletion_runs.py).
+  const sprees = (await api("GET", `/sync/v1/mass-deletions?folder=${folder.id}`)).filter((run) => !run.undone_at);
+  document.getElementById("mass-deletions").replaceChildren(...sprees.map((run) => el("li", {},
+    el("strong", {}, "Mass deletion: "), `${run.summary}, ${formatTime(run.started_at)} `,
+    el("button", { type: "button", "aria-label": `Restore the ${run.files} files of this mass deletion`,
+      onclick: () => undoMassDeletion(run) }, `Restore all ${run.files}`))));
+  section.hidden = here.length === 0 && sprees.length === 0;
+}
+
+async function undoMassDeletion(run) {
+  await attempt(async () => {
+    await api("POST", `/sync/v1/mass-deletions/${run.id}/undo`);
+    announce(`Restored ${run.files} files to ${run.folder}.`);
+    await refresh();
+  });
 }
 
 async function showVersions(segments, entry) {
