@@ -465,4 +465,13 @@ def m001_login_flows(db):
 
 
 # Every daemon applies these at start; later subsystems append their own sets.
-MIGRATION_SETS = (core, files, dav, dav_scheduling, sessions, links, files_webdav, login_flows)
+previews = Migrations("previews")
+
+
+@previews()
+def m001_entries_by_file_id(db):
+    """A live file by its file id: the Nextcloud apps ask for thumbnails by oc:fileid, one per picture."""
+    db.execute("CREATE INDEX files_entries_file_id ON entries(file_id) WHERE deleted = 0")
+
+
+MIGRATION_SETS = (core, files, dav, dav_scheduling, sessions, links, files_webdav, login_flows, previews)

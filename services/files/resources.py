@@ -107,6 +107,14 @@ def lookup(db: sqlite_utils.Database, folder: int, path: str) -> Resource | None
     return implied_dir(db, folder, path) if below else None
 
 
+def file_by_id(db: sqlite_utils.Database, file_id: int) -> tuple[int, Resource] | None:
+    """(folder id, the live file) whose file id (oc:fileid) is `file_id`, or None. Who may read it is
+    the caller's to check."""
+    row = db.execute(f"""SELECT e.folder_id, {_COLUMNS} FROM {_ENTRIES}
+                         WHERE e.file_id = ? AND e.deleted = 0 AND e.kind = 'file'""", [file_id]).fetchone()
+    return None if row is None else (row[0], Resource(*row[1:]))
+
+
 def descendants(db: sqlite_utils.Database, folder: int, path: str) -> list[Resource]:
     """Every live entry below `path` ("" for the whole folder), in path order."""
     if path:

@@ -1,0 +1,161 @@
+"""Thumbnails kept on disk: drawn once per file content and size, then read back by any daemon.
+
+A thumbnail is stored under `<data_dir>/previews/ab/<key>`, the key a digest of the file's content
+ETag (which names its bytes: services/files/resources.content_etag) and the size asked for, so an
+edited file gets new thumbnails and a renamed or moved one keeps its own. A file that has none (not
+a picture, unreadable, over the pixel limit) leaves an empty file: the next request answers 404
+without reading the file again.
+
+Files are written to a temp name and renamed (a reader never sees half a thumbnail), 0600 in 0700
+directories like all data at rest. They are not fsynced: a cache lost in a crash is drawn again. The
+cache stays under `[files] preview_cache_mb`: when it grows past it, the thumbnails used least
+recently (a hit refreshes the file's mtime) are removed.
+
+Drawing runs on a small thread pool of its own (Previews.workers), so a folder of 500 photos opened
+on a phone keeps at most that many cores busy and never blocks the event loop; cache hits do not wait
+behind it.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable
+
+from aiohttp import web
+
+from .config import Config
+from .private import FILE_MODE, private_dir
+from .previews import NoPreview, PreviewSize, render
+from .tree import BlobStore
+
+RENDER_VERSION = "1"  # part of every key: a change to how thumbnails are drawn makes new ones
+SWEEP_SHARE = 10  # sweep after writing a tenth of the budget ...
+KEEP_SHARE = 0.8  # ... down to 80% of it, so a full cache is not swept on every write
+
+
+class Previews:
+    """The thumbnails of one data directory's files: `await thumbnail(etag, chunks, size)`."""
+
+    def __init__(self, root: Path, store: BlobStore, *, max_pixels: int, cache_bytes: int, workers: int = 2):
+        self.root = root
+        self.store = store
+        self.max_pixels = max_pixels
+        self.cache_bytes = cache_bytes
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preview")
+        self._written = 0
+        self._sweeping = threading.Lock()
+        self._scratch = root / "tmp"
+        private_dir(self._scratch)
+        for stale in self._scratch.iterdir():  # sources of drawings a stopped daemon left unfinished
+            stale.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def path_of(self, content_etag: str, size: PreviewSize) -> Path:
+        """Where the thumbnail of that content at that size is (or will be) kept."""
+        key = self._key(content_etag, size)
+        return self.root / key[:2] / key
+
+    def etag_of(self, content_etag: str, size: PreviewSize) -> str:
+        """The thumbnail's own ETag, known before it is drawn: If-None-Match is answered without drawing."""
+        return f'"{self._key(content_etag, size)[:32]}"'
+
+    def _key(self, content_etag: str, size: PreviewSize) -> str:
+        # The pixel limit is part of the key: raising it lets a picture refused before be drawn.
+        text = f"{RENDER_VERSION}\0{content_etag}\0{size.token}\0{self.max_pixels}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    async def thumbnail(self, content_etag: str, chunks: Iterable[tuple[str, int]], size: PreviewSize) -> bytes:
+        """The thumbnail's bytes (JPEG or PNG). NoPreview when the file has none."""
+        path = self.path_of(content_etag, size)
+        cached = await asyncio.to_thread(_read_cached, path)
+        if cached is not None:
+            return cached
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._make, path, tuple(chunks), size)
+
+    def _make(self, path: Path, chunks: tuple[tuple[str, int], ...], size: PreviewSize) -> bytes:
+        cached = _read_cached(path)  # drawn by another request while this one waited for a worker
+        if cached is not None:
+            return cached
+        source = self._scratch / secrets.token_hex(8)
+        try:
+            with open(source, "xb") as out:
+                for chunk_id, _length in chunks:
+                    out.write(self.store.get(chunk_id))
+            try:
+                thumbnail = render(source, size, self.max_pixels)
+            except NoPreview:
+                self._store(path, b"")
+                raise
+        finally:
+            source.unlink(missing_ok=True)
+        self._store(path, thumbnail)
+        return thumbnail
+
+    def _store(self, path: Path, data: bytes) -> None:
+        private_dir(path.parent)
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(temp, path)
+        self._written += len(data)
+        if self.cache_bytes and self._written * SWEEP_SHARE > self.cache_bytes:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Remove the least recently used thumbnails until the cache holds KEEP_SHARE of its budget."""
+        if not self._sweeping.acquire(blocking=False):
+            return
+        try:
+            self._written = 0
+            files = []
+            for directory in self.root.iterdir():
+                if directory == self._scratch or not directory.is_dir():
+                    continue
+                for entry in os.scandir(directory):
+                    if not entry.name.startswith("."):
+                        stat = entry.stat()
+                        files.append((stat.st_mtime, stat.st_size, entry.path))
+            total = sum(size for _, size, _ in files)
+            for _, size, name in sorted(files):
+                if total <= self.cache_bytes * KEEP_SHARE:
+                    break
+                Path(name).unlink(missing_ok=True)
+                total -= size
+        finally:
+            self._sweeping.release()
+
+
+def _read_cached(path: Path) -> bytes | None:
+    """The kept thumbnail, its use recorded for the sweep; None if there is none; NoPreview if the
+    file was found to have none."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if not data:
+        raise NoPreview("this file has no thumbnail: it is not a picture hearth can read")
+    try:
+        os.utime(path)
+    except FileNotFoundError:  # swept meanwhile: the bytes read are still good
+        pass
+    return data
+
+
+PREVIEWS = web.AppKey("previews", Previews)
+
+
+def open_previews(config: Config, store: BlobStore) -> Previews:
+    """The data directory's thumbnails, with the limits of `[files]`: what every daemon serving them uses."""
+    files = config.values["files"]
+    return Previews(config.data_path("previews"), store, max_pixels=files["preview_max_megapixels"] * 1_000_000,
+                    cache_bytes=files["preview_cache_mb"] * 1024 * 1024, workers=min(2, os.cpu_count() or 1))
