@@ -26,7 +26,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
                        ("dav_scheduling", "m002_schedule_tags"), ("sessions", "m001_sessions"),
                        ("links", "m001_share_links"), ("links", "m002_hashed_tokens"), ("files_webdav", "m001_properties_and_locks"),
                        ("files_webdav", "m002_entries_by_parent"), ("files_webdav", "m003_revision_checksums"),
-                       ("login_flows", "m001_login_flows")]
+                       ("login_flows", "m001_login_flows"), ("previews", "m001_entries_by_file_id")]
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
