@@ -36,6 +36,7 @@ from .tree import BlobStore
 RENDER_VERSION = "1"  # part of every key: a change to how thumbnails are drawn makes new ones
 SWEEP_SHARE = 10  # sweep after writing a tenth of the budget ...
 KEEP_SHARE = 0.8  # ... down to 80% of it, so a full cache is not swept on every write
+BYTES_PER_PIXEL = 8  # 16-bit RGBA, uncompressed: no picture in the formats drawn needs more
 
 
 class Previews:
@@ -78,8 +79,13 @@ class Previews:
         cached = await asyncio.to_thread(_read_cached, path)
         if cached is not None:
             return cached
+        chunks = tuple(chunks)
+        if sum(length for _, length in chunks) > self.max_pixels * BYTES_PER_PIXEL:
+            # more bytes than any picture within the pixel limit has: not assembled on disk to find out
+            raise NoPreview("the file is larger than any picture a thumbnail is drawn from "
+                            "([files] preview_max_megapixels)")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._make, path, tuple(chunks), size)
+        return await loop.run_in_executor(self._pool, self._make, path, chunks, size)
 
     def _make(self, path: Path, chunks: tuple[tuple[str, int], ...], size: PreviewSize) -> bytes:
         cached = _read_cached(path)  # drawn by another request while this one waited for a worker
