@@ -226,11 +226,12 @@ def test_a_second_fetch_is_served_from_the_cache_file(files):
     status, headers, second = files.exchange("GET", url, user="alice")
     assert status == 200 and second == marker and headers["content-type"] == "image/png"
     assert path.stat().st_mtime > 1  # the hit was recorded: the sweep keeps recently used thumbnails
-    # A picture over the limit is remembered as having none (an empty file), and answered 404 again
-    status, _, body = files.exchange("GET", f"/index.php/core/preview?fileId={entries['bomb.png'][f'{OC}fileid']}"
-                                            "&x=96&y=96&a=1", user="alice")
+    # A picture over the limit is remembered as having none, and answered 404 again with the reason
+    bomb = f"/index.php/core/preview?fileId={entries['bomb.png'][f'{OC}fileid']}&x=96&y=96&a=1"
+    status, _, body = files.exchange("GET", bomb, user="alice")
     assert status == 404 and b"preview_max_megapixels" in body
-    assert b"" in cache_files(files).values()
+    assert any(data.startswith(b"\0") and b"5000" in data for data in cache_files(files).values())
+    assert files.exchange("GET", bomb, user="alice")[:3:2] == (404, body)
 
 
 def test_a_changed_file_gets_a_new_thumbnail(files):

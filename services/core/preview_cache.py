@@ -3,8 +3,8 @@
 A thumbnail is stored under `<data_dir>/previews/ab/<key>`, the key a digest of the file's content
 ETag (which names its bytes: services/files/resources.content_etag) and the size asked for, so an
 edited file gets new thumbnails and a renamed or moved one keeps its own. A file that has none (not
-a picture, unreadable, over the pixel limit) leaves an empty file: the next request answers 404
-without reading the file again.
+a picture, unreadable, over the pixel limit) leaves a note of why (NO_PREVIEW): the next request
+answers 404 with the same reason without reading the file again.
 
 Files are written to a temp name and renamed (a reader never sees half a thumbnail), 0600 in 0700
 directories like all data at rest. They are not fsynced: a cache lost in a crash is drawn again. The
@@ -36,6 +36,7 @@ from .tree import BlobStore
 RENDER_VERSION = "1"  # part of every key: a change to how thumbnails are drawn makes new ones
 SWEEP_SHARE = 10  # sweep after writing a tenth of the budget ...
 KEEP_SHARE = 0.8  # ... down to 80% of it, so a full cache is not swept on every write
+NO_PREVIEW = b"\0"  # starts what is kept for a file without a thumbnail, then why (no JPEG or PNG starts so)
 BYTES_PER_PIXEL = 8  # 16-bit RGBA, uncompressed: no picture in the formats drawn needs more
 
 
@@ -93,13 +94,13 @@ class Previews:
             return cached
         source = self._scratch / secrets.token_hex(8)
         try:
-            with open(source, "xb") as out:
+            with os.fdopen(_private_file(source), "wb") as out:
                 for chunk_id, _length in chunks:
                     out.write(self.store.get(chunk_id))
             try:
                 thumbnail = render(source, size, self.max_pixels)
-            except NoPreview:
-                self._store(path, b"")
+            except NoPreview as refused:
+                self._store(path, NO_PREVIEW + refused.reason.encode())
                 raise
         finally:
             source.unlink(missing_ok=True)
@@ -109,8 +110,7 @@ class Previews:
     def _store(self, path: Path, data: bytes) -> None:
         private_dir(path.parent)
         temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(_private_file(temp), "wb") as out:
             out.write(data)
         os.replace(temp, path)
         self._written += len(data)
@@ -141,6 +141,11 @@ class Previews:
             self._sweeping.release()
 
 
+def _private_file(path: Path) -> int:
+    """A new file only this user can read (0600 whatever the umask), open for writing."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+
+
 def _read_cached(path: Path) -> bytes | None:
     """The kept thumbnail, its use recorded for the sweep; None if there is none; NoPreview if the
     file was found to have none."""
@@ -148,8 +153,8 @@ def _read_cached(path: Path) -> bytes | None:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
-    if not data:
-        raise NoPreview("this file has no thumbnail: it is not a picture hearth can read")
+    if data.startswith(NO_PREVIEW):
+        raise NoPreview(data[len(NO_PREVIEW):].decode(errors="replace"))
     try:
         os.utime(path)
     except FileNotFoundError:  # swept meanwhile: the bytes read are still good

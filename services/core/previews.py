@@ -107,7 +107,7 @@ def render(source: Path, size: PreviewSize, max_pixels: int) -> bytes:
             upright = ImageOps.exif_transpose(image)
             return _encode(_fit(_plain(upright), size))
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as error:
-        raise NoPreview(f"no thumbnail: {str(error)[:200]}") from None
+        raise NoPreview(f"the file is not a picture hearth can read ({type(error).__name__})") from None
 
 
 def _plain(image: Image.Image) -> Image.Image:
