@@ -104,3 +104,13 @@ def test_sizes_default_clamp_and_keep_their_meaning():
     assert PreviewSize(100, 100).target(400, 200) == (100, 50, False)
     assert PreviewSize(100, 100).target(40, 20) == (40, 20, False)  # never enlarged
     assert PreviewSize(100, 60, keep_aspect=False).target(400, 200) == (100, 60, True)
+
+
+def test_sources_left_by_a_stopped_daemon_go_and_those_of_a_running_one_stay(tmp_path):
+    scratch = tmp_path / "previews" / "tmp"
+    scratch.mkdir(parents=True)
+    (scratch / "left").write_bytes(b"half a photo")
+    os.utime(scratch / "left", (1, 1))
+    (scratch / "drawing").write_bytes(b"a photo another daemon is drawing from")
+    Previews(tmp_path / "previews", ChunkStore(tmp_path / "blobs"), max_pixels=1, cache_bytes=0).close()
+    assert sorted(path.name for path in scratch.iterdir()) == ["drawing"]

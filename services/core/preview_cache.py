@@ -22,6 +22,7 @@ import hashlib
 import os
 import secrets
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
@@ -37,6 +38,7 @@ RENDER_VERSION = "1"  # part of every key: a change to how thumbnails are drawn 
 SWEEP_SHARE = 10  # sweep after writing a tenth of the budget ...
 KEEP_SHARE = 0.8  # ... down to 80% of it, so a full cache is not swept on every write
 NO_PREVIEW = b"\0"  # starts what is kept for a file without a thumbnail, then why (no JPEG or PNG starts so)
+STALE_SOURCE_SECONDS = 3600  # a source file this old in tmp/ belongs to no drawing still running
 BYTES_PER_PIXEL = 8  # 16-bit RGBA, uncompressed: no picture in the formats drawn needs more
 
 
@@ -54,8 +56,14 @@ class Previews:
         self._sweeping = threading.Lock()
         self._scratch = root / "tmp"
         private_dir(self._scratch)
-        for stale in self._scratch.iterdir():  # sources of drawings a stopped daemon left unfinished
-            stale.unlink(missing_ok=True)
+        # Sources a stopped daemon left behind; another daemon sharing the cache may be drawing from the
+        # newer ones, and no drawing takes an hour.
+        for stale in os.scandir(self._scratch):
+            try:
+                if stale.stat().st_mtime < time.time() - STALE_SOURCE_SECONDS:
+                    os.unlink(stale.path)
+            except FileNotFoundError:  # finished meanwhile
+                pass
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
