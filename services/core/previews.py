@@ -104,8 +104,8 @@ def render(source: Path, size: PreviewSize, max_pixels: int) -> bytes:
             if image.format == "JPEG":
                 side = max(size.width, size.height)  # either orientation still fills the box
                 image.draft("RGB", (side, side))
-            upright = ImageOps.exif_transpose(image)
-            return _encode(_fit(_plain(upright), size))
+            ImageOps.exif_transpose(image, in_place=True)  # in place: no second copy of a big picture
+            return _encode(_fit(_plain(image), size))
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as error:
         raise NoPreview(f"the file is not a picture hearth can read ({type(error).__name__})") from None
 
@@ -113,7 +113,8 @@ def render(source: Path, size: PreviewSize, max_pixels: int) -> bytes:
 def _plain(image: Image.Image) -> Image.Image:
     """RGBA when the picture has transparency, RGB otherwise: what resizing and encoding need."""
     transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    return image.convert("RGBA" if transparent else "RGB")
+    wanted = "RGBA" if transparent else "RGB"
+    return image if image.mode == wanted else image.convert(wanted)
 
 
 def _fit(image: Image.Image, size: PreviewSize) -> Image.Image:
