@@ -50,7 +50,6 @@ class Previews:
         self.store = store
         self.max_pixels = max_pixels
         self.cache_bytes = cache_bytes
-        self.workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preview")
         self._written = 0
         self._sweeping = threading.Lock()
@@ -136,9 +135,12 @@ class Previews:
                 if directory == self._scratch or not directory.is_dir():
                     continue
                 for entry in os.scandir(directory):
-                    if not entry.name.startswith("."):
-                        stat = entry.stat()
-                        files.append((stat.st_mtime, stat.st_size, entry.path))
+                    try:
+                        if not entry.name.startswith("."):
+                            stat = entry.stat()
+                            files.append((stat.st_mtime, stat.st_size, entry.path))
+                    except FileNotFoundError:  # swept by another daemon sharing the cache
+                        pass
             total = sum(size for _, size, _ in files)
             for _, size, name in sorted(files):
                 if total <= self.cache_bytes * KEEP_SHARE:

@@ -28,7 +28,7 @@ from services.core.previews import NoPreview, PreviewSize, can_preview, media_ty
 from services.core.tree import list_folders
 from services.core.user_content import SANDBOX
 
-from .context import STORE, resource_at
+from .context import STORE, etag_listed, resource_at
 from .namespace import decode_segments, locate
 from .resources import Resource, file_by_id
 
@@ -97,7 +97,7 @@ async def _answer(request: web.Request, resource: Resource | None, size: Preview
     previews = request.config_dict[PREVIEWS]
     etag = previews.etag_of(resource.etag, size)
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, **SANDBOX}
-    if etag in [tag.strip().removeprefix("W/") for tag in request.headers.get("If-None-Match", "").split(",")]:
+    if etag_listed(request.headers.get("If-None-Match", ""), etag):
         return web.Response(status=304, headers=headers)
     data = await previews.thumbnail(resource.etag, resource.chunks, size)
     return web.Response(body=data, content_type=media_type(data), headers=headers)
