@@ -26,6 +26,7 @@ The sequences, from the apps' sources:
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from io import BytesIO
 from pathlib import Path
@@ -35,6 +36,9 @@ import pytest
 from PIL import Image
 from pillow_heif import register_heif_opener
 
+from services.core.preview_cache import Previews
+from services.core.tree import ChunkStore
+from services.files.previews import current_contents
 from tests.daemons import serving
 from tests.test_files_webdav import FilesDaemon
 from tests.test_web_session import ApiDaemon
@@ -141,7 +145,7 @@ def picture(body: bytes) -> Image.Image:
 
 def cache_files(files) -> dict[Path, bytes]:
     root = files.home / "var" / "previews"
-    return {path: path.read_bytes() for path in root.glob("??/*")}
+    return {path: path.read_bytes() for path in root.glob("??/*/*")}
 
 
 def test_android_opens_a_photo_folder_and_fetches_each_thumbnail(files):
@@ -217,8 +221,9 @@ def test_a_second_fetch_is_served_from_the_cache_file(files):
     made = {path: data for path, data in cache_files(files).items() if path not in before}
     assert status == 200 and list(made.values()) == [first]
     [path] = made
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert stat.S_IMODE((files.home / "var" / "previews").stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert all(stat.S_IMODE(directory.stat().st_mode) == 0o700
+               for directory in (path.parent, path.parent.parent, files.home / "var" / "previews"))
     # Whatever the cache file holds is what the next request gets: it is not drawn again
     marker = png(7, 7)
     path.write_bytes(marker)
@@ -315,3 +320,25 @@ def test_the_desktop_avatar_address_serves_the_same_avatar(api):
                         headers={"If-None-Match": headers["etag"]})[0] == 304
     assert api.exchange("GET", "/remote.php/dav/avatars/bob/64.png", user="alice")[0] == 404
     assert api.exchange("GET", "/remote.php/dav/avatars/alice/huge.png", user="alice")[0] == 400
+
+
+def test_thumbnails_of_deleted_and_replaced_files_are_pruned(files):
+    content_dirs = {}  # each file's directory of thumbnails in the cache
+    for name, data in (("gone.jpg", jpeg(120, 80)), ("edited.jpg", jpeg(80, 120)), ("stays.jpg", jpeg(90, 90))):
+        assert files.exchange("PUT", f"{DAV}/Photos/{name}", data, user="alice")[0] == 201
+        before = {path.parent for path in cache_files(files)}
+        assert files.exchange("GET", f"/index.php/core/preview.png?file=/Photos/{name}&x=32&y=32&a=1",
+                              user="alice")[0] == 200
+        [content_dirs[name]] = {path.parent for path in cache_files(files)} - before
+    assert files.exchange("DELETE", f"{DAV}/Photos/gone.jpg", user="alice")[0] == 204
+    assert files.exchange("PUT", f"{DAV}/Photos/edited.jpg", jpeg(81, 120), user="alice")[0] == 204
+    # the daemon's daily pass, run now on its data with the same two functions
+    previews = Previews(files.home / "var" / "previews", ChunkStore(files.home / "var" / "blobs"),
+                        max_pixels=20_000_000, cache_bytes=0)
+    try:
+        with sqlite3.connect(files.home / "var" / "db" / "hearth.sqlite3") as db:
+            assert previews.prune(current_contents(db)) >= 2  # (and any an earlier test replaced)
+    finally:
+        previews.close()
+    assert not content_dirs["gone.jpg"].exists() and not content_dirs["edited.jpg"].exists()
+    assert content_dirs["stays.jpg"].exists()

@@ -22,14 +22,14 @@ def encoded(image: Image.Image, kind: str, **options) -> bytes:
     return out.getvalue()
 
 
-def stored(store: ChunkStore, data: bytes, piece: int = 1000) -> tuple[str, list[tuple[str, int]]]:
-    """The file's content ETag stand-in and its chunk list, the bytes cut into pieces as the journal keeps them."""
+def stored(store: ChunkStore, data: bytes, piece: int = 1000) -> list[tuple[str, int]]:
+    """The file's chunk list, the bytes cut into pieces as the journal keeps them."""
     chunks = []
     for start in range(0, len(data), piece):
         part = data[start:start + piece]
         store.put(chunk_id(part), part)
         chunks.append((chunk_id(part), len(part)))
-    return f'"{chunk_id(data)}"', chunks
+    return chunks
 
 
 @pytest.fixture
@@ -40,8 +40,7 @@ def previews(tmp_path):
 
 
 def draw(previews: Previews, data: bytes, size: PreviewSize) -> Image.Image:
-    etag, chunks = stored(previews.store, data)
-    thumbnail = asyncio.run(previews.thumbnail(etag, chunks, size))
+    thumbnail = asyncio.run(previews.thumbnail(stored(previews.store, data), size))
     image = Image.open(BytesIO(thumbnail))
     image.load()
     return image
@@ -64,9 +63,8 @@ def test_over_the_pixel_limit_or_the_byte_bound_there_is_no_thumbnail(previews, 
     with pytest.raises(NoPreview, match="preview_max_megapixels"):
         draw(previews, bomb, PreviewSize(64, 64))
     # a file larger than any picture within the limit is refused before it is assembled
-    etag, chunks = stored(previews.store, b"x" * 1000)
     with pytest.raises(NoPreview, match="larger than any picture"):
-        asyncio.run(previews.thumbnail(etag, chunks * 40_000, PreviewSize(64, 64)))
+        asyncio.run(previews.thumbnail(stored(previews.store, b"x" * 1000) * 40_000, PreviewSize(64, 64)))
     assert list((tmp_path / "previews" / "tmp").iterdir()) == []  # no source left behind
 
 
@@ -77,9 +75,9 @@ def test_the_cache_keeps_to_its_budget_dropping_the_least_recently_used(tmp_path
         noise = [encoded(Image.frombytes("RGB", (200, 200), os.urandom(120_000)), "PNG") for _ in range(8)]
         kept = []
         for number, source in enumerate(noise):
-            etag, chunks = stored(previews.store, source, piece=50_000)
-            asyncio.run(previews.thumbnail(etag, chunks, PreviewSize(200, 200)))
-            kept.append(previews.path_of(etag, PreviewSize(200, 200)))
+            chunks = stored(previews.store, source, piece=50_000)
+            asyncio.run(previews.thumbnail(chunks, PreviewSize(200, 200)))
+            kept.append(previews.path_of(chunks, PreviewSize(200, 200)))
             os.utime(kept[-1], (number, number))  # in the order they were used
         sizes = [path.stat().st_size for path in kept if path.exists()]
         assert sum(sizes) <= 60_000

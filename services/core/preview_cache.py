@@ -1,17 +1,20 @@
 """Thumbnails kept on disk: drawn once per file content and size, then read back by any daemon.
 
-A thumbnail is stored under `<data_dir>/previews/ab/<key>`, the key a digest of the file's content
-ETag (which names its bytes: services/files/resources.content_etag) and the size asked for, so an
-edited file gets new thumbnails and a renamed or moved one keeps its own. A file that has none (not
-a picture, unreadable, over the pixel limit) leaves a note of why (NO_PREVIEW): the next request
-answers 404 with the same reason without reading the file again.
+A thumbnail is stored as `<data_dir>/previews/ab/<content>/<size>`: `content` a digest of the file's
+chunk list (chunk ids name their bytes, so this names the content), `size` a digest of the box asked
+for. An edited file gets new thumbnails, a renamed or moved one keeps its own, and everything drawn
+from one content goes with one directory. A file that has none (not a picture, unreadable, over the
+pixel limit) leaves a note of why (NO_PREVIEW): the next request answers 404 with the same reason
+without reading the file again.
 
 Files are written to a temp name and renamed (a reader never sees half a thumbnail), 0600 in 0700
 directories like all data at rest. They are not fsynced: a cache lost in a crash is drawn again. The
 cache stays under `[files] preview_cache_mb`: when it grows past it, the thumbnails used least
-recently (a hit refreshes the file's mtime) are removed.
+recently (a hit refreshes the file's mtime) are removed. `prune` removes the thumbnails of contents
+no current file has any more (deleted or edited files, erased accounts): the files daemon runs it
+daily (services/files/previews.py).
 
-Drawing runs on a small thread pool of its own (Previews.workers), so a folder of 500 photos opened
+Drawing runs on a small thread pool of its own (`workers` threads), so a folder of 500 photos opened
 on a phone keeps at most that many cores busy and never blocks the event loop; cache hits do not wait
 behind it.
 """
@@ -21,18 +24,19 @@ import asyncio
 import hashlib
 import os
 import secrets
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from aiohttp import web
 
 from .config import Config
 from .private import FILE_MODE, private_dir
 from .previews import NoPreview, PreviewSize, render
-from .tree import BlobStore
+from .tree import BlobStore, content_digest
 
 RENDER_VERSION = "1"  # part of every key: a change to how thumbnails are drawn makes new ones
 SWEEP_SHARE = 10  # sweep after writing a tenth of the budget ...
@@ -67,27 +71,27 @@ class Previews:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def path_of(self, content_etag: str, size: PreviewSize) -> Path:
+    def path_of(self, chunks: Iterable[tuple[str, int]], size: PreviewSize) -> Path:
         """Where the thumbnail of that content at that size is (or will be) kept."""
-        key = self._key(content_etag, size)
-        return self.root / key[:2] / key
+        content = content_digest(chunks)
+        return self.root / content[:2] / content / self._size_key(content, size)
 
-    def etag_of(self, content_etag: str, size: PreviewSize) -> str:
+    def etag_of(self, chunks: Iterable[tuple[str, int]], size: PreviewSize) -> str:
         """The thumbnail's own ETag, known before it is drawn: If-None-Match is answered without drawing."""
-        return f'"{self._key(content_etag, size)[:32]}"'
+        return f'"{self._size_key(content_digest(chunks), size)[:32]}"'
 
-    def _key(self, content_etag: str, size: PreviewSize) -> str:
+    def _size_key(self, content: str, size: PreviewSize) -> str:
         # The pixel limit is part of the key: raising it lets a picture refused before be drawn.
-        text = f"{RENDER_VERSION}\0{content_etag}\0{size.token}\0{self.max_pixels}"
+        text = f"{RENDER_VERSION}\0{content}\0{size.token}\0{self.max_pixels}"
         return hashlib.sha256(text.encode()).hexdigest()
 
-    async def thumbnail(self, content_etag: str, chunks: Iterable[tuple[str, int]], size: PreviewSize) -> bytes:
-        """The thumbnail's bytes (JPEG or PNG). NoPreview when the file has none."""
-        path = self.path_of(content_etag, size)
+    async def thumbnail(self, chunks: Iterable[tuple[str, int]], size: PreviewSize) -> bytes:
+        """The thumbnail's bytes (JPEG or PNG) of the file made of `chunks`. NoPreview when it has none."""
+        chunks = tuple(chunks)
+        path = self.path_of(chunks, size)
         cached = await asyncio.to_thread(_read_cached, path)
         if cached is not None:
             return cached
-        chunks = tuple(chunks)
         if sum(length for _, length in chunks) > self.max_pixels * BYTES_PER_PIXEL:
             # more bytes than any picture within the pixel limit has: not assembled on disk to find out
             raise NoPreview("the file is larger than any picture a thumbnail is drawn from "
@@ -131,16 +135,12 @@ class Previews:
         try:
             self._written = 0
             files = []
-            for directory in self.root.iterdir():
-                if directory == self._scratch or not directory.is_dir():
-                    continue
-                for entry in os.scandir(directory):
-                    try:
-                        if not entry.name.startswith("."):
-                            stat = entry.stat()
-                            files.append((stat.st_mtime, stat.st_size, entry.path))
-                    except FileNotFoundError:  # swept by another daemon sharing the cache
-                        pass
+            for entry in self._kept():
+                try:
+                    stat = entry.stat()
+                    files.append((stat.st_mtime, stat.st_size, entry.path))
+                except FileNotFoundError:  # swept by another daemon sharing the cache
+                    pass
             total = sum(size for _, size, _ in files)
             for _, size, name in sorted(files):
                 if total <= self.cache_bytes * KEEP_SHARE:
@@ -149,6 +149,30 @@ class Previews:
                 total -= size
         finally:
             self._sweeping.release()
+
+    def _contents(self) -> Iterator[os.DirEntry]:
+        """The directory of each content with thumbnails."""
+        for shard in os.scandir(self.root):
+            if shard.is_dir() and shard.path != str(self._scratch):
+                yield from (content for content in os.scandir(shard.path) if content.is_dir())
+
+    def _kept(self) -> Iterator[os.DirEntry]:
+        """Every thumbnail (and note of none) kept, temp files aside."""
+        for content in self._contents():
+            try:
+                yield from (entry for entry in os.scandir(content.path) if not entry.name.startswith("."))
+            except FileNotFoundError:  # pruned meanwhile
+                continue
+
+    def prune(self, live: set[str]) -> int:
+        """Remove the thumbnails of every content not in `live` (content_digest of the current files);
+        returns how many contents went. A file written meanwhile only has its thumbnail drawn again."""
+        gone = 0
+        for content in self._contents():
+            if content.name not in live:
+                shutil.rmtree(content.path, ignore_errors=True)
+                gone += 1
+        return gone
 
 
 def _private_file(path: Path) -> int:

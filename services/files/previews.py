@@ -11,11 +11,14 @@ Only the files a user can read (their own folders and those shared with them) ha
 them: another user's file id answers 404, exactly as an id that names nothing. A file that is no
 picture hearth draws is 404 too, which the apps show as the file type's icon; nc:has-preview tells
 them beforehand (ncprops). `forceIcon` and `mimeFallback` ask the server for an icon instead: hearth
-has none to give, so they change nothing.
+has none to give, so they change nothing. Once a day the thumbnails of files deleted or replaced since
+(an erased account's included) are removed (`prune`).
 """
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 
 import sqlite_utils
 from aiohttp import web
@@ -23,9 +26,10 @@ from aiohttp import web
 from services.core.auth import require_user
 from services.core.errors import BadRequest
 from services.core.http import CONFIG, DATABASE
+from services.core.periodic import periodic_context
 from services.core.preview_cache import PREVIEWS, open_previews
 from services.core.previews import NoPreview, PreviewSize, can_preview, media_type, parse_size
-from services.core.tree import list_folders
+from services.core.tree import content_digest, list_folders
 from services.core.user_content import SANDBOX
 
 from .context import STORE, etag_listed, resource_at
@@ -34,6 +38,8 @@ from .resources import Resource, file_by_id
 
 THUMBNAIL_PREFIX = "/index.php/apps/files/api/v1/thumbnail/"
 CACHE_CONTROL = "private, max-age=86400"  # as Nextcloud: the ETag changes with the content anyway
+PRUNE_INTERVAL = 24 * 3600
+log = logging.getLogger("files")
 
 
 def _file_id(value: str | None) -> int:
@@ -95,12 +101,27 @@ async def _answer(request: web.Request, resource: Resource | None, size: Preview
     if not can_preview(resource.name):
         raise NoPreview(f"{resource.name!r} is not a picture hearth draws thumbnails of")
     previews = request.config_dict[PREVIEWS]
-    etag = previews.etag_of(resource.etag, size)
+    etag = previews.etag_of(resource.chunks, size)
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, **SANDBOX}
     if etag_listed(request.headers.get("If-None-Match", ""), etag):
         return web.Response(status=304, headers=headers)
-    data = await previews.thumbnail(resource.etag, resource.chunks, size)
+    data = await previews.thumbnail(resource.chunks, size)
     return web.Response(body=data, content_type=media_type(data), headers=headers)
+
+
+def current_contents(db: sqlite_utils.Database) -> set[str]:
+    """The content digest of every current file that may have thumbnails: what prune keeps."""
+    return {content_digest(json.loads(chunks)) for path, chunks in
+            db.execute("SELECT path, chunks FROM entries WHERE deleted = 0 AND kind = 'file'")
+            if can_preview(path)}
+
+
+async def prune(app: web.Application) -> None:
+    """Remove the thumbnails of deleted and replaced files (and of erased accounts' files)."""
+    live = await app[DATABASE].read(current_contents)
+    gone = await asyncio.to_thread(app[PREVIEWS].prune, live)
+    if gone:
+        log.info("thumbnails of %d contents no current file has removed", gone)
 
 
 async def _previews_context(app: web.Application):
@@ -111,6 +132,7 @@ async def _previews_context(app: web.Application):
 
 def add_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(_previews_context)
+    app.cleanup_ctx.append(periodic_context(PRUNE_INTERVAL, prune, log, "thumbnail pruning"))
     app.router.add_get("/index.php/core/preview", by_file_id)
     app.router.add_get("/index.php/core/preview.png", by_path)
     app.router.add_get(THUMBNAIL_PREFIX + "{tail:.+}", thumbnail)
