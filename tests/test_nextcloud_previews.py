@@ -36,9 +36,6 @@ import pytest
 from PIL import Image
 from pillow_heif import register_heif_opener
 
-from services.core.preview_cache import Previews
-from services.core.tree import ChunkStore
-from services.files.previews import current_contents
 from tests.daemons import serving
 from tests.test_files_webdav import FilesDaemon
 from tests.test_web_session import ApiDaemon
@@ -323,6 +320,10 @@ def test_the_desktop_avatar_address_serves_the_same_avatar(api):
 
 
 def test_thumbnails_of_deleted_and_replaced_files_are_pruned(files):
+    from services.core.preview_cache import Previews  # here: the other tests run against any version
+    from services.core.tree import ChunkStore
+    from services.files.previews import current_contents
+
     content_dirs = {}  # each file's directory of thumbnails in the cache
     for name, data in (("gone.jpg", jpeg(120, 80)), ("edited.jpg", jpeg(80, 120)), ("stays.jpg", jpeg(90, 90))):
         assert files.exchange("PUT", f"{DAV}/Photos/{name}", data, user="alice")[0] == 201
