@@ -275,7 +275,8 @@ def test_only_files_the_user_can_read_have_thumbnails(files):
 
 
 @pytest.mark.parametrize("query", [
-    "fileId=abc&x=64&y=64", "x=64&y=64", "fileId=-3&x=64", "fileId={id}&x=zero", "fileId={id}&x=0&y=64",
+    "fileId=abc&x=64&y=64", "x=64&y=64", "fileId=-3&x=64", "fileId=%C2%B2&x=64",  # ² is a digit to Python
+    "fileId={id}&x=zero", "fileId={id}&x=0&y=64",
     "fileId={id}&y=-5", "fileId={id}&a=2", "fileId={id}&mode=zoom",
 ])
 def test_bad_parameters_are_400_with_a_reason(files, query):

@@ -43,7 +43,7 @@ log = logging.getLogger("files")
 
 
 def _file_id(value: str | None) -> int:
-    if not value or not value.isdigit() or len(value) > 18:
+    if not value or not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise BadRequest("fileId must be a file's id (oc:fileid), a whole number")
     return int(value)
 
