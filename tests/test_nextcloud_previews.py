@@ -53,7 +53,8 @@ ANDROID_PROPFIND = ('<?xml version="1.0" encoding="UTF-8"?><d:propfind xmlns:d="
 IOS_PROPFIND = ('<?xml version="1.0" encoding="UTF-8"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" '
                 'xmlns:nc="http://nextcloud.org/ns"><d:prop><d:displayname /><d:getlastmodified /><d:getetag />'
                 '<d:getcontenttype /><d:resourcetype /><d:quota-available-bytes /><d:quota-used-bytes />'
-                '<d:getcontentlength /><permissions xmlns="http://owncloud.org/ns"/><id xmlns="http://owncloud.org/ns"/>'
+                '<d:getcontentlength /><permissions xmlns="http://owncloud.org/ns"/>'
+                '<id xmlns="http://owncloud.org/ns"/>'
                 '<fileid xmlns="http://owncloud.org/ns"/><size xmlns="http://owncloud.org/ns"/>'
                 '<favorite xmlns="http://owncloud.org/ns"/><share-types xmlns="http://owncloud.org/ns"/>'
                 '<owner-id xmlns="http://owncloud.org/ns"/><has-preview xmlns="http://nextcloud.org/ns"/>'
@@ -112,7 +113,8 @@ def files(tmp_path_factory):
                                       headers={"X-OC-Mtime": "1700000000"})[0]
             assert status == 201, name
         assert running.exchange("MKCOL", "/remote.php/dav/files/bob/Private/", user="bob")[0] == 201
-        assert running.exchange("PUT", "/remote.php/dav/files/bob/Private/secret.jpg", jpeg(64, 64), user="bob")[0] == 201
+        secret = jpeg(64, 64)
+        assert running.exchange("PUT", "/remote.php/dav/files/bob/Private/secret.jpg", secret, user="bob")[0] == 201
         yield running
     assert "unhandled error" not in daemon.log()
 
