@@ -36,7 +36,8 @@ import pytest
 from PIL import Image
 from pillow_heif import register_heif_opener
 
-from tests.daemons import serving
+from tests.daemons import LoopbackDaemon, serving
+from tests.installation import listening
 from tests.test_files_webdav import FilesDaemon
 from tests.test_web_session import ApiDaemon
 
@@ -305,10 +306,49 @@ def test_bad_paths_and_oversized_boxes(files):
     assert status == 200 and picture(body).size == (50, 80)
 
 
+class FrontDaemon(LoopbackDaemon):
+    """The one door the apps are given, routing to the files and API daemons on loopback."""
+
+    module, section = "services.front", "front"
+
+    def healthy(self) -> bool:
+        return listening(self.port)  # its /healthz would wait for every suite daemon, not only these two
+
+
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    with serving(ApiDaemon(tmp_path_factory.mktemp("avatars")), "alice", "bob") as running:
+def api(files, tmp_path_factory):
+    """The API daemon on the files daemon's data (the same accounts)."""
+    daemon = ApiDaemon(tmp_path_factory.mktemp("avatars"))
+    daemon.config.write_text(daemon.config.read_text().replace('data_dir = "var"',
+                                                               f'data_dir = "{files.home / "var"}"'))
+    with serving(daemon) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def front(files, api, tmp_path_factory):
+    daemon = FrontDaemon(tmp_path_factory.mktemp("front"))
+    daemon.config.write_text(daemon.config.read_text().replace('data_dir = "var"', f'data_dir = "{files.home / "var"}"')
+                             + f'[files]\nlisten = "127.0.0.1:{files.port}"\n[api]\nlisten = "127.0.0.1:{api.port}"\n')
+    with serving(daemon) as running:
+        yield running
+
+
+def test_through_the_front_door_the_apps_reach_thumbnails_and_avatars(front):
+    entries = listing(front, f"{DAV}/Photos/", ANDROID_PROPFIND, ANDROID_HEADERS)
+    file_id = entries["beach.jpg"][f"{OC}fileid"]
+    status, _, body = front.exchange("GET", f"/index.php/core/preview?fileId={file_id}&x=64&y=64&a=1&mode=cover"
+                                            "&forceIcon=0", user="alice", headers=ANDROID_HEADERS)
+    assert status == 200 and picture(body).size == (85, 64)
+    status, _, body = front.exchange("GET", "/index.php/core/preview.png?file=/Photos/beach.jpg&x=64&y=64&a=1",
+                                     user="alice", headers=IOS_HEADERS)
+    assert status == 200 and picture(body).size == (64, 48)
+    status, _, body = front.exchange("GET", "/index.php/apps/files/api/v1/thumbnail/32/32/Photos/beach.jpg",
+                                     user="alice", headers=ANDROID_HEADERS)
+    assert status == 200 and picture(body).size == (32, 24)
+    status, headers, body = front.exchange("GET", "/remote.php/dav/avatars/alice/64.png", user="alice")
+    assert status == 200 and headers["content-type"] == "image/png" and picture(body).size == (64, 64)
+    assert front.exchange("GET", "/index.php/avatar/alice/64", user="alice")[2] == body
 
 
 def test_the_desktop_avatar_address_serves_the_same_avatar(api):
