@@ -38,6 +38,7 @@ from pillow_heif import register_heif_opener
 
 from tests.daemons import LoopbackDaemon, serving
 from tests.installation import listening
+from tests.test_nextcloud_shares import on_same_data
 from tests.test_files_webdav import FilesDaemon
 from tests.test_web_session import ApiDaemon
 
@@ -318,18 +319,15 @@ class FrontDaemon(LoopbackDaemon):
 @pytest.fixture(scope="module")
 def api(files, tmp_path_factory):
     """The API daemon on the files daemon's data (the same accounts)."""
-    daemon = ApiDaemon(tmp_path_factory.mktemp("avatars"))
-    daemon.config.write_text(daemon.config.read_text().replace('data_dir = "var"',
-                                                               f'data_dir = "{files.home / "var"}"'))
-    with serving(daemon) as running:
+    with serving(on_same_data(ApiDaemon(tmp_path_factory.mktemp("avatars")), files)) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def front(files, api, tmp_path_factory):
-    daemon = FrontDaemon(tmp_path_factory.mktemp("front"))
-    daemon.config.write_text(daemon.config.read_text().replace('data_dir = "var"', f'data_dir = "{files.home / "var"}"')
-                             + f'[files]\nlisten = "127.0.0.1:{files.port}"\n[api]\nlisten = "127.0.0.1:{api.port}"\n')
+    daemon = on_same_data(FrontDaemon(tmp_path_factory.mktemp("front")), files)
+    with open(daemon.config, "a") as config:
+        config.write(f'[files]\nlisten = "127.0.0.1:{files.port}"\n[api]\nlisten = "127.0.0.1:{api.port}"\n')
     with serving(daemon) as running:
         yield running
 
