@@ -28,6 +28,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 from io import BytesIO
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -384,3 +386,10 @@ def test_thumbnails_of_deleted_and_replaced_files_are_pruned(files):
         previews.close()
     assert not content_dirs["gone.jpg"].exists() and not content_dirs["edited.jpg"].exists()
     assert content_dirs["stays.jpg"].exists()
+
+
+def test_a_negative_limit_stops_the_files_daemon_at_start(tmp_path):
+    daemon = FilesDaemon(tmp_path, extra="preview_cache_mb = -1\n")
+    result = subprocess.run([sys.executable, "-m", daemon.module, "--config", str(daemon.config)], cwd=tmp_path,
+                            env=daemon.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "[files] preview_cache_mb: expected 0 or more, got -1" in result.stderr

@@ -34,6 +34,7 @@ from typing import Iterable, Iterator
 from aiohttp import web
 
 from .config import Config
+from .periodic import non_negative
 from .private import FILE_MODE, private_dir
 from .previews import NoPreview, PreviewSize, render
 from .tree import BlobStore, content_digest
@@ -199,8 +200,13 @@ def _read_cached(path: Path) -> bytes | None:
 PREVIEWS = web.AppKey("previews", Previews)
 
 
+def preview_limits(config: Config) -> dict[str, int]:
+    """`[files]` preview_max_megapixels and preview_cache_mb; ConfigError (exit 2 at start) if negative."""
+    return non_negative(config, "files", ("preview_max_megapixels", "preview_cache_mb"))
+
+
 def open_previews(config: Config, store: BlobStore) -> Previews:
     """The data directory's thumbnails, with the limits of `[files]`: what every daemon serving them uses."""
-    files = config.values["files"]
-    return Previews(config.data_path("previews"), store, max_pixels=files["preview_max_megapixels"] * 1_000_000,
-                    cache_bytes=files["preview_cache_mb"] * 1024 * 1024, workers=min(2, os.cpu_count() or 1))
+    limits = preview_limits(config)
+    return Previews(config.data_path("previews"), store, max_pixels=limits["preview_max_megapixels"] * 1_000_000,
+                    cache_bytes=limits["preview_cache_mb"] * 1024 * 1024, workers=min(2, os.cpu_count() or 1))

@@ -27,7 +27,7 @@ from services.core.auth import require_user
 from services.core.errors import BadRequest
 from services.core.http import CONFIG, DATABASE
 from services.core.periodic import periodic_context
-from services.core.preview_cache import PREVIEWS, open_previews
+from services.core.preview_cache import PREVIEWS, open_previews, preview_limits
 from services.core.previews import NoPreview, PreviewSize, can_preview, media_type, parse_size
 from services.core.tree import content_digest, list_folders
 from services.core.user_content import SANDBOX
@@ -131,6 +131,7 @@ async def _previews_context(app: web.Application):
 
 
 def add_routes(app: web.Application) -> None:
+    preview_limits(app[CONFIG])  # a wrong limit stops the daemon at start (exit 2), not at the first photo
     app.cleanup_ctx.append(_previews_context)
     app.cleanup_ctx.append(periodic_context(PRUNE_INTERVAL, prune, log, "thumbnail pruning"))
     app.router.add_get("/index.php/core/preview", by_file_id)
