@@ -188,7 +188,11 @@ def test_cloudflared_config_has_a_rule_per_route_in_front_end_order_and_the_catc
         # the Nextcloud apps' file tree, uploads, trash and versions (files), then discovery and login (api)
         *[(home, rf"^/remote\.php/{p}(/|$)") for p in ("dav/files", "dav/uploads", "dav/trashbin",
                                                         "dav/versions", "webdav")],
+        # their thumbnails (files), before the rest of /index.php/
+        (home, r"^/index\.php/core/preview(/|$)"), (home, r"^/index\.php/core/preview\.png(/|$)"),
+        (home, r"^/index\.php/apps/files/api/v1/thumbnail(/|$)"),
         (home, r"^/status\.php(/|$)"), (home, r"^/index\.php(/|$)"), (home, "^/ocs(/|$)"),
+        (home, r"^/remote\.php/dav/avatars(/|$)"),
         (home, r"^/\.well\-known/caldav(/|$)"), (home, r"^/\.well\-known/carddav(/|$)"),
         *[(home, rf"^/remote\.php/dav/{p}(/|$)") for p in ("calendars", "addressbooks", "principals")],
         (home, None),

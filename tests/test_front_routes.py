@@ -92,6 +92,11 @@ ROUTES = """
     ("h", "/remote.php/dav/calendars/ann/x/", "redirect /dav/calendars/"),  # their calendars and contacts
     ("h", "/remote.php/dav/addressbooks/ann/", "redirect /dav/addressbooks/"),
     ("h", "/remote.php/dav/principals/ann/", "redirect /dav/principals/"),
+    ("h", "/index.php/core/preview", "files"),                 # their thumbnails, drawn from the files ...
+    ("h", "/index.php/core/preview.png", "files"),
+    ("h", "/index.php/apps/files/api/v1/thumbnail/64/64/a.jpg", "files"),
+    ("h", "/index.php/core/previewer", "api"),                 # ... by exact name: the rest of /index.php/
+    ("h", "/remote.php/dav/avatars/ann/64.png", "api"),        # the desktop's avatars
 ])
 def test_first_match_wins_by_host_and_prefix(tmp_path, host, path, expected):
     assert target(table(tmp_path, ROUTES).match(host, path)) == expected

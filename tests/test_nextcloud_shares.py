@@ -75,7 +75,7 @@ def test_public_link_with_password_and_expiry_lifecycle(daemons):
     assert share["share_type"] == 3 and share["permissions"] == 1 and share["item_type"] == "folder"
     assert share["path"] == "/Docs/inbox" and share["uid_owner"] == "alice" and share["file_target"] == "/inbox"
     assert share["expiration"] == "2099-12-31 00:00:00" and share["token"]
-    assert share["mimetype"] == "httpd/unix-directory"
+    assert share["mimetype"] == "httpd/unix-directory" and share["has_preview"] is False
     assert share["url"].endswith("/s/" + share["token"]) and isinstance(share["file_source"], int)
     # the link opens anonymously, behind its password
     status, _, page = files.exchange("GET", urlsplit(share["url"]).path)
@@ -119,6 +119,7 @@ def test_link_to_a_root_level_file(daemons):
     assert (status, data) == (200, PHOTO)
     status, listed = ocs(api, "GET", SHARES + "?path=/photo.jpg")
     assert [(s["id"], s["path"], s["token"], s["url"]) for s in listed["data"]] == [(made["id"], "/photo.jpg", "", "")]
+    assert listed["data"][0]["has_preview"] is True  # a picture: the apps show its thumbnail
     status, _ = ocs(api, "DELETE", f"{SHARES}/{made['id']}")
     assert status == 200
 

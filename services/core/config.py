@@ -66,6 +66,13 @@ SCHEMA: tuple[Option, ...] = (
     Option("files", "listen", str, "unix:run/files.sock",
            "Where the WebDAV file daemon listens: HOST:PORT, or unix:PATH (relative to data_dir). "
            "The front end routes /files here."),
+    Option("files", "preview_max_megapixels", int, 64,
+           "Largest picture (in millions of pixels, as its header declares) the Nextcloud apps get a "
+           "thumbnail of; a larger one shows its file type's icon (0: no thumbnails). Guards memory against "
+           "decompression bombs."),
+    Option("files", "preview_cache_mb", int, 1024,
+           "Disk space (MiB) for thumbnails in data_dir/previews; past it the least recently used go "
+           "(0: no limit)."),
     Option("dav", "listen", str, "unix:run/dav.sock",
            "Where the CalDAV/CardDAV daemon listens: HOST:PORT, or unix:PATH (relative to data_dir). "
            "The front end routes /dav here."),

@@ -15,11 +15,12 @@ from services.core.config import Config
 from services.core.http import CONFIG, create_base_app
 from services.core.tree import ChunkStore
 
-from . import chunked, links, trashbin, versions, webdav
+from . import chunked, links, previews, trashbin, versions, webdav
 from .context import STORE
 from .errors import dav_error_bodies
 
-EXTENSIONS: list[Callable[[web.Application], None]] = [links.add_routes, chunked.add_routes, trashbin.add_routes, versions.add_routes]
+EXTENSIONS: list[Callable[[web.Application], None]] = [links.add_routes, chunked.add_routes, trashbin.add_routes,
+                                                       versions.add_routes, previews.add_routes]
 
 
 def create_app(config: Config) -> web.Application:

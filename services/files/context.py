@@ -159,7 +159,9 @@ def modified(resource: Resource) -> datetime:
     return datetime.fromtimestamp(0, timezone.utc)
 
 
-def _etag_listed(header: str, etag: str | None) -> bool:
+def etag_listed(header: str, etag: str | None) -> bool:
+    """Whether an If-Match or If-None-Match value names `etag` (or is `*` and there is one); a W/
+    prefix in the value is ignored."""
     if header.strip() == "*":
         return etag is not None
     return etag is not None and etag in [tag.strip().removeprefix("W/") for tag in header.split(",")]
@@ -170,13 +172,13 @@ def check_http_conditions(request: web.Request, resource: Resource | None, *, sa
     etag = resource.etag if resource else None
     exists = resource is not None
     if (value := request.headers.get("If-Match")) is not None:
-        if not exists or not _etag_listed(value, etag if value.strip() != "*" else "*"):
+        if not exists or not etag_listed(value, etag if value.strip() != "*" else "*"):
             raise PreconditionFailed("If-Match does not hold")
     elif exists and (since := _http_date(request.headers.get("If-Unmodified-Since"))):
         if modified(resource) > since:
             raise PreconditionFailed("modified since If-Unmodified-Since")
     if (value := request.headers.get("If-None-Match")) is not None:
-        if exists and (value.strip() == "*" or _etag_listed(value, etag)):
+        if exists and (value.strip() == "*" or etag_listed(value, etag)):
             if safe:
                 return False
             raise PreconditionFailed("If-None-Match does not hold")

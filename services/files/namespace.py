@@ -120,11 +120,12 @@ def segments_of(raw_path: str, user: str) -> tuple[Mount, list[str]]:
     if mount is None:
         raise BadRequest(f"not a file URL of this server: {path[:200]!r}")
     # Trailing slashes are not segments: the desktop client asks for `.../files/alice//`.
-    segments = _decoded(path[len(mount.prefix):].rstrip("/"))
+    segments = decode_segments(path[len(mount.prefix):].rstrip("/"))
     return mount, segments if mount.named_user else [user, *segments]
 
 
-def _decoded(raw: str) -> list[str]:
+def decode_segments(raw: str) -> list[str]:
+    """The percent-decoded segments of a raw URL path; BadRequest for one that could escape or alias."""
     if not raw:
         return []
     segments = []

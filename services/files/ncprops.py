@@ -12,6 +12,7 @@ from typing import Callable
 
 from services.core.accounts import now_iso
 from services.core.multistatus import element
+from services.core.previews import can_preview
 from services.core.tree.stamps import dav_file_id, instance_id
 
 from .checksums import checksum_of
@@ -114,12 +115,14 @@ GETTERS: dict[str, Callable] = {
     oc("checksums"): lambda ctx, loc, res: _checksums(ctx, res),
     # Constant: a changed fingerprint tells the desktop the server was restored from a backup.
     oc("data-fingerprint"): lambda ctx, loc, res: "" if loc.is_root else None,
-    nc("has-preview"): lambda ctx, loc, res: "false",
+    # The apps ask for thumbnails (services/files/previews.py) only of files marked so; Android takes a
+    # missing value for true, so every file gets an answer.
+    nc("has-preview"): lambda ctx, loc, res: "true" if not res.is_collection and can_preview(res.name) else "false",
     nc("is-encrypted"): lambda ctx, loc, res: "0",
 }
 # What an allprop PROPFIND (iOS and other apps send one) lists besides the DAV: properties.
 ALLPROP = (oc("id"), oc("fileid"), oc("permissions"), oc("size"), oc("share-types"), oc("owner-id"),
            oc("owner-display-name"), nc("has-preview"))
-_CONSTANT = frozenset((nc("has-preview"), nc("is-encrypted")))
+_CONSTANT = frozenset((nc("is-encrypted"),))
 _BY_OWNER = frozenset((oc("owner-id"), oc("owner-display-name")))
 _PERMISSIONS = oc("permissions")

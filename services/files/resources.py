@@ -6,7 +6,6 @@ only: no HTTP.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from services.core.schema import ENTRY_PARENT
-from services.core.tree import Folder, list_folders
+from services.core.tree import Folder, content_digest, list_folders
 from services.core.tree.paths import parent_and_descendants_pattern
 from services.core.tree.stamps import folder_stamp, root_file_id, root_tag, sizes_of_folders
 
@@ -70,8 +69,7 @@ def content_etag(chunks: Iterable[tuple[str, int]]) -> str:
     """A file's ETag: a digest of its chunk list, whose ids name their bytes. Any change to the content
     changes it; a rename or move keeps it, as the Nextcloud clients assume (they keep the ETag they had
     across their own MOVE, and download again a file whose ETag differs)."""
-    listing = "\n".join(f"{chunk_id} {length}" for chunk_id, length in chunks)
-    return '"' + hashlib.sha256(listing.encode()).hexdigest()[:32] + '"'
+    return f'"{content_digest(chunks)[:32]}"'
 
 
 def folder_root(db: sqlite_utils.Database, folder: Folder) -> Resource:
@@ -105,6 +103,14 @@ def lookup(db: sqlite_utils.Database, folder: int, path: str) -> Resource | None
     below = db.execute("SELECT 1 FROM entries WHERE folder_id = ? AND deleted = 0 AND path GLOB ? LIMIT 1",
                        [folder, parent_and_descendants_pattern(path)]).fetchone()
     return implied_dir(db, folder, path) if below else None
+
+
+def file_by_id(db: sqlite_utils.Database, file_id: int) -> tuple[int, Resource] | None:
+    """(folder id, the live file) whose file id (oc:fileid) is `file_id`, or None. Who may read it is
+    the caller's to check."""
+    row = db.execute(f"""SELECT e.folder_id, {_COLUMNS} FROM {_ENTRIES}
+                         WHERE e.file_id = ? AND e.deleted = 0 AND e.kind = 'file'""", [file_id]).fetchone()
+    return None if row is None else (row[0], Resource(*row[1:]))
 
 
 def descendants(db: sqlite_utils.Database, folder: int, path: str) -> list[Resource]:

@@ -3,7 +3,8 @@
 Order decides, not specificity: the user's `[[route]]` tables (in file order),
 then the routes of `[[service]]` tables, then the suite's built-ins (`/api/`,
 `/sync/`, `/dav/`, `/files/`, the Nextcloud apps'
-`/status.php`, `/index.php/` and `/ocs/`, the `/.well-known/` redirects, the redirects of
+`/status.php`, `/index.php/` (but for the thumbnails, the files daemon's), `/ocs/` and
+`/remote.php/dav/avatars/`, the `/.well-known/` redirects, the redirects of
 their `/remote.php/dav/` calendars and contacts to `/dav/`) and, last of all,
 `/` for the web UI, which the API daemon serves. The first route whose host
 and path prefix match wins, so the web UI gets only what nothing else claims,
@@ -36,7 +37,12 @@ Kind = Literal["proxy", "redirect", "health"]
 
 # The Nextcloud apps' discovery, OCS and login flows, which the API daemon answers: named here, not
 # left to the web UI's catch-all, so that a user's own `path = "/"` route does not take them away.
-NEXTCLOUD_PREFIXES = (("/status.php", "api"), ("/index.php/", "api"), ("/ocs/", "api"))
+NEXTCLOUD_PREFIXES = (("/status.php", "api"), ("/index.php/", "api"), ("/ocs/", "api"),
+                      ("/remote.php/dav/avatars/", "api"))
+# The apps' thumbnails are drawn from the files' bytes, which the files daemon serves
+# (services/files/previews.py): listed before the API daemon's /index.php/, which they are below.
+NEXTCLOUD_PREVIEW_PREFIXES = (("/index.php/core/preview", "files"), ("/index.php/core/preview.png", "files"),
+                              ("/index.php/apps/files/api/v1/thumbnail/", "files"))
 # The suite's daemons and where they listen when their config section says nothing:
 # a Unix socket in var/run, named after the daemon.
 SUITE_PREFIXES = (("/api/", "api"), ("/sync/", "sync"), ("/dav/", "dav"), ("/files/", "files"), ("/s/", "files"),
@@ -44,7 +50,7 @@ SUITE_PREFIXES = (("/api/", "api"), ("/sync/", "sync"), ("/dav/", "dav"), ("/fil
                   ("/remote.php/dav/files/", "files"), ("/remote.php/dav/uploads/", "files"),
                   ("/remote.php/dav/trashbin/", "files"),
                   ("/remote.php/dav/versions/", "files"),
-                  ("/remote.php/webdav/", "files"), *NEXTCLOUD_PREFIXES)
+                  ("/remote.php/webdav/", "files"), *NEXTCLOUD_PREVIEW_PREFIXES, *NEXTCLOUD_PREFIXES)
 WELL_KNOWN_REDIRECTS = (("/.well-known/caldav", "/dav/"), ("/.well-known/carddav", "/dav/"))
 HEALTH_PATH = "/healthz"
 # hearth daemons a route may name with `service =` that do not speak HTTP.

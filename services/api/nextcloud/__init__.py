@@ -2,8 +2,9 @@
 and the OCS share API.
 
 The routes sit where the apps look for them, outside /api/; the front end sends
-/status.php, /index.php/ and /ocs/ here (services/front/routes.py). The files
-themselves (/remote.php/…) are the files daemon's.
+/status.php, /index.php/, /ocs/ and /remote.php/dav/avatars/ here (services/front/routes.py).
+The files themselves (/remote.php/…) and their thumbnails (/index.php/core/preview…) are the
+files daemon's.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ ROUTES = (
     ("GET", "/index.php/204", discovery.no_content),
     ("GET", "/ocs/v1.php/config", discovery.server_config),
     ("GET", "/index.php/avatar/{user}/{size}", avatars.avatar),
+    ("GET", "/remote.php/dav/avatars/{user}/{size}.png", avatars.avatar),
     ("DELETE", "/ocs/v2.php/core/apppassword", login_flow.forget_app_password),
     ("GET", "/ocs/v2.php/core/getapppassword", login_flow.exchange_password),
     *(("GET", path, absent_apps.nothing_here) for path in absent_apps.EMPTY),

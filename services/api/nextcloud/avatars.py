@@ -1,4 +1,6 @@
-"""GET /index.php/avatar/USER/SIZE: the picture the Android and iOS apps show for the account.
+"""GET /index.php/avatar/USER/SIZE (the Android and iOS apps) and /remote.php/dav/avatars/USER/SIZE.png
+(the desktop app, desktop:src/libsync/networkjobs.cpp AvatarJob, for servers from 10 on): the picture
+the apps show for the account.
 
 hearth keeps no pictures of people, so the avatar is a plain square in a colour
 drawn from the user name: the same user always gets the same colour, and two

@@ -23,6 +23,7 @@ from services.core.accounts import get_user
 from services.core.auth import AUTHENTICATOR, require_user
 from services.core.errors import BadRequest, HTTPError
 from services.core.http import DATABASE
+from services.core.previews import can_preview
 from services.core.share_links import Link, create_link, entry_kind, find_link, list_links, parse_expiry, \
     revoke_link, update_link
 from services.core.tree import ROOT_FILES, normalize_path, share_folder
@@ -98,7 +99,7 @@ def _common(owner: str, path: str, is_dir: bool, file_id: int) -> dict:
             "item_type": "folder" if is_dir else "file",
             "mimetype": "httpd/unix-directory" if is_dir
             else mimetypes.guess_type(name)[0] or "application/octet-stream",
-            "has_preview": False, "storage_id": f"home::{owner}", "storage": 1, "item_source": file_id,
+            "has_preview": not is_dir and can_preview(name), "storage_id": f"home::{owner}", "storage": 1, "item_source": file_id,
             "file_source": file_id, "file_parent": 0, "file_target": "/" + name, "mail_send": 0,
             "hide_download": 0, "attributes": None, "send_password_by_talk": False, "tags": []}
 

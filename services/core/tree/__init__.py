@@ -3,7 +3,8 @@
 Storage only: no HTTP. Functions take a sqlite_utils.Database and never manage
 transactions; callers wrap them in `write(db, fn)` / `Database.write`.
 """
-from .chunks import AVG_SIZE, MAX_SIZE, MIN_SIZE, BlobStore, Chunk, ChunkStore, chunk_id, chunk_stream
+from .chunks import (AVG_SIZE, MAX_SIZE, MIN_SIZE, BlobStore, Chunk, ChunkStore, chunk_id, chunk_stream,
+                     content_digest)
 from .folders import (ROOT_FILES, Folder, FolderDeleted, QuotaExceeded, create_folder, folder_access,
                       folder_view, list_folders, open_or_create_folder, quota_bytes, share_folder, usage)
 from .lifecycle import (DeletedFolder, delete_folder, deleted_folders, folder_by_name, purge_deleted_folders,
@@ -17,6 +18,7 @@ from .paths import creatable_path, name_problem, normalize_path
 __all__ = [
     "ROOT_FILES",
     "AVG_SIZE", "MAX_SIZE", "MIN_SIZE", "BlobStore", "Chunk", "ChunkStore", "chunk_id", "chunk_stream",
+    "content_digest",
     "Folder", "FolderDeleted", "QuotaExceeded", "create_folder", "folder_access", "folder_view", "list_folders",
     "open_or_create_folder", "quota_bytes", "share_folder", "usage",
     "DeletedFolder", "delete_folder", "deleted_folders", "folder_by_name", "purge_deleted_folders",

@@ -15,6 +15,7 @@ everything is stored twice).
 from __future__ import annotations
 
 import abc
+import hashlib
 import io
 import os
 import re
@@ -47,6 +48,13 @@ class Chunk:
 
 def chunk_id(data: bytes | memoryview) -> str:
     return blake3.blake3(data).hexdigest()
+
+
+def content_digest(chunks: Iterable[tuple[str, int]]) -> str:
+    """Names a file's content: a digest of its chunk list, whose ids name their bytes. Files with the
+    same bytes have the same digest, whatever their name or place (ETags, thumbnails)."""
+    listing = "\n".join(f"{chunk} {length}" for chunk, length in chunks)
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def chunk_stream(fileobj: BinaryIO) -> Iterator[Chunk]:
