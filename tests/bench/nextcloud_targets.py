@@ -12,7 +12,6 @@ import hashlib
 import http.client
 import importlib.metadata
 import json
-import subprocess
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,9 +164,3 @@ def rclone_target(workdir: Path) -> Target:
                    "status.php, capabilities and cloud/user are files in that directory (the query string is "
                    "ignored); a new process per repetition, as it serves one user"])
 
-
-def rclone_present() -> bool:
-    try:
-        return subprocess.run(["rclone", "version"], capture_output=True, timeout=30).returncode == 0
-    except OSError:
-        return False
