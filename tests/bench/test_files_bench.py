@@ -191,9 +191,29 @@ def start_wsgidav(workdir: Path) -> Server:
 def start_nginx(workdir: Path, path: str) -> Server:
     home = workdir / "nginx"
     (home / "root" / "bench").mkdir(parents=True)
-    (home / "temp").mkdir()
     (home / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORDS[USER]}\n")
     port = free_port()
+    daemon = run_nginx(home, path, port, textwrap.dedent(f"""\
+        server {{
+            listen 127.0.0.1:{port};
+            location / {{
+                root {home / "root"};
+                auth_basic "bench";
+                auth_basic_user_file {home / "users"};
+                dav_methods PUT DELETE MKCOL COPY MOVE;
+                dav_ext_methods PROPFIND OPTIONS;
+                create_full_put_path on;
+            }}
+        }}
+        """))
+    return Server("nginx", nginx_version(path), port, "/", _filler(home / "root"), lambda: _stop(daemon),
+                  ["dav + dav-ext modules, 1 worker, no access log, auth_basic"])
+
+
+def run_nginx(home: Path, path: str, port: int, http: str) -> Daemon:
+    """nginx from `home` with the dav-ext module, one worker, no access log, no body size limit and `http`
+    (its server block) in the http block; returned once it answers on `port`."""
+    (home / "temp").mkdir(exist_ok=True)
     as_root = "user root;\n" if os.geteuid() == 0 else ""  # its worker then writes into our 0700 directories
     (home / "nginx.conf").write_text(f"load_module {DAV_EXT_MODULE};\n" + as_root + textwrap.dedent(f"""\
         worker_processes 1;
@@ -205,25 +225,15 @@ def start_nginx(workdir: Path, path: str) -> Server:
             client_body_temp_path {home / "temp"};
             client_max_body_size 0;
             keepalive_requests 1000000;
-            server {{
-                listen 127.0.0.1:{port};
-                location / {{
-                    root {home / "root"};
-                    auth_basic "bench";
-                    auth_basic_user_file {home / "users"};
-                    dav_methods PUT DELETE MKCOL COPY MOVE;
-                    dav_ext_methods PROPFIND OPTIONS;
-                    create_full_put_path on;
-                }}
-            }}
-        }}
-        """))
+        """) + textwrap.indent(http, "    ") + "}\n")
     daemon = Daemon("nginx", [path, "-e", str(home / "error.log"), "-p", str(home), "-c", str(home / "nginx.conf"),
                               "-g", "daemon off;"], home)
     daemon.wait_answering(port, START_TIMEOUT)
-    version = _output([path, "-v"]).strip().split("/")[-1]
-    return Server("nginx", version, port, "/", _filler(home / "root"), lambda: _stop(daemon),
-                  ["dav + dav-ext modules, 1 worker, no access log, auth_basic"])
+    return daemon
+
+
+def nginx_version(path: str) -> str:
+    return _output([path, "-v"]).strip().split("/")[-1]
 
 
 def nginx_with_dav(nginx) -> tuple[str | None, str]:

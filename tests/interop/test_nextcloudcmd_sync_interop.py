@@ -23,11 +23,10 @@ from pathlib import Path
 import pytest
 
 from tests.installation import ADMIN_PASSWORD, Installation
-from tests.interop.test_nextcloud_login_interop import client_requests, hearth_for_nextcloudcmd
+from tests.nextcloudcmd import (FOLDERS, SMALL_FILES, client_requests, hearth_for_nextcloudcmd, local_files,
+                                nextcloudcmd, write_small_tree)
 
 PASSWORDS = {"alice": "alice's long password", "bob": "bob's long password"}
-SMALL_FILES = 2000
-FOLDERS = ["Docs", "Photos", "Music", "Notes"]
 BIG = 200 * 1024 * 1024
 
 
@@ -44,12 +43,7 @@ def local(tmp_path_factory) -> Path:
 
 def sync(hearth: Installation, local: Path, user: str = "admin", password: str = ADMIN_PASSWORD) -> float:
     """One `nextcloudcmd` run (asserted to succeed); its wall time in seconds."""
-    started = time.monotonic()
-    result = subprocess.run(["nextcloudcmd", "--non-interactive", "--max-sync-retries", "1", "-u", user,
-                             "-p", password, str(local), hearth.url],
-                            capture_output=True, text=True, timeout=600)
-    elapsed = time.monotonic() - started
-    (local.parent / "nextcloudcmd.log").open("a").write(result.stdout + result.stderr)  # kept for a failure
+    result, elapsed = nextcloudcmd(local, hearth.url, user, password, local.parent / "nextcloudcmd.log")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return elapsed
 
@@ -73,25 +67,14 @@ def server_bytes(hearth: Installation, path: str) -> bytes | None:
     return body if status == 200 else None
 
 
-def local_files(local: Path) -> dict[str, str]:
-    """Every synced file under `local` by its relative path: its SHA-256 (the client's own files left out)."""
-    return {str(p.relative_to(local)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in local.rglob("*") if p.is_file() and not p.name.startswith((".sync_", "._sync_"))
-            and ".sync-exclude" not in p.name}
-
-
 def requests_since(hearth: Installation, before: int) -> list[tuple[str, str, int]]:
     """The client's requests after the first `before`, once the run's root listing is logged."""
     return hearth.wait_for(lambda: [r for r in client_requests(hearth)[before:] if r[0] == "PROPFIND"]
                            and client_requests(hearth)[before:], what="the run's PROPFIND in the log")
 
 
-# file N is FOLDERS[N % 4]/sub{N % 3}/fileNNNN.txt, holding f"file {N}\n" (1 + N % 7) times
 def test_first_sync_uploads_2000_files_a_root_file_and_200_mib_whole(hearth, local):
-    for n in range(SMALL_FILES):
-        folder = local / FOLDERS[n % len(FOLDERS)] / f"sub{n % 3}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"file{n:04}.txt").write_bytes(f"file {n}\n".encode() * (1 + n % 7))
+    write_small_tree(local)
     (local / "Docs" / "big.bin").write_bytes(os.urandom(BIG))
     (local / "readme.txt").write_text("at the root\n")
     expected = local_files(local)
