@@ -96,10 +96,16 @@ def keep(db: sqlite_utils.Database, revision_id: int, checksum: Expected) -> Non
                [revision_id, checksum.text])
 
 
-def checksum_of(db: sqlite_utils.Database, revision_id: int) -> str | None:
-    """`TYPE:hex` as the client sent it with this revision's bytes, or None."""
-    row = db.execute("SELECT checksum FROM files_checksums WHERE revision_id = ?", [revision_id]).fetchone()
-    return row[0] if row else None
+def checksums_of(db: sqlite_utils.Database, revision_ids) -> dict[int, str | None]:
+    """{revision id: `TYPE:hex` as the client sent it with those bytes, or None} for every id asked, in
+    a query per 900 (a listing's files at once)."""
+    found: dict[int, str | None] = dict.fromkeys(revision_ids)
+    ids = list(found)
+    for start in range(0, len(ids), 900):  # under SQLite's bound-parameter limit
+        batch = ids[start:start + 900]
+        found.update(db.execute(f"""SELECT revision_id, checksum FROM files_checksums
+                                    WHERE revision_id IN ({",".join("?" * len(batch))})""", batch).fetchall())
+    return found
 
 
 def carry(db: sqlite_utils.Database, source_revision: int, new_revision: int) -> None:

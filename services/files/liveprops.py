@@ -32,6 +32,7 @@ class PropertyContext:
         self.db, self.quota, self.blobs_dir, self.user = db, quota, blobs_dir, user
         self._usage: dict[str, int] = {}
         self.memo: dict = {}  # what one answer reads once for many resources (ncprops)
+        self.listed_revisions: set[int] = set()  # the files' revisions of the listing being answered
 
     def used(self, owner: str) -> int:
         if owner not in self._usage:

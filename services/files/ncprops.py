@@ -15,7 +15,7 @@ from services.core.multistatus import element
 from services.core.previews import can_preview
 from services.core.tree.stamps import dav_file_id, instance_id
 
-from .checksums import checksum_of
+from .checksums import checksums_of
 
 OC = "http://owncloud.org/ns"
 NC = "http://nextcloud.org/ns"
@@ -64,7 +64,10 @@ def _oc_id(ctx, resource):
 def _checksums(ctx, resource) -> list:
     if resource.is_collection or resource.revision_id is None:
         return []
-    found = checksum_of(ctx.db, resource.revision_id)
+    known = ctx.memo.get("checksums", {})
+    if resource.revision_id not in known:  # the first file of a listing: read the whole listing's at once
+        known = ctx.memo["checksums"] = checksums_of(ctx.db, ctx.listed_revisions | {resource.revision_id})
+    found = known[resource.revision_id]
     return [element(oc("checksum"), found)] if found else []
 
 

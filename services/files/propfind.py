@@ -170,6 +170,7 @@ async def propfind(request: web.Request) -> web.StreamResponse:
         resource = existing(db, location)
         live = _LiveTexts(PropertyContext(db, call.quota(), blobs, call.user))
         found = [(location, resource)] + (members_of(db, location, resource) if depth else [])
+        live.ctx.listed_revisions = {res.revision_id for _, res in found if res.revision_id is not None}
         only_live = kind == "prop" and all(name in LIVE for name in names)
         dead = {} if only_live else _dead_properties(db, found)
         no_dead: dict[str, str] = {}
