@@ -11,7 +11,7 @@ from services.core import safexml
 
 from .errors import DAV
 
-ET.register_namespace("D", DAV)
+ET.register_namespace("d", DAV)  # the prefix propfind.py writes: one spelling in every answer
 MAX_XML_BODY = 1024 * 1024  # PROPFIND/PROPPATCH/LOCK bodies are small; dead properties are capped by it
 
 

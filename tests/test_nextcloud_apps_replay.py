@@ -1,0 +1,308 @@
+"""The Nextcloud Android and iOS apps against `hearth up`, replayed request by request through the one
+origin the apps are given: account setup, browsing, and the camera upload of a photo with its
+original date, which must then be the same through /files/USER/ and on a `hearth sync` client's disk.
+
+Each test names the client source files its requests and checks come from (nextcloud/android,
+nextcloud/android-library, nextcloud/NextcloudKit for iOS, nextcloud/ios). The answers are read the
+way each app reads them: Android's WebdavEntry (jackrabbit, namespace-aware; the href split on the
+files DAV path, the first propstat, numbers parsed as Long), iOS's NKDataFileXML (SwiftyXMLParser,
+which matches element names literally, prefixes included: `d:response`, `oc:permissions`).
+The Login Flow v2 approval the iOS app waits for is done in real Chromium.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from urllib.parse import quote, unquote, unquote_plus, urlencode, urlsplit
+from xml.dom import minidom
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from tests.installation import ADMIN_PASSWORD, OnePort, clean_environ, running
+from tests.test_nextcloud_login import ANDROID_UA, IOS_UA, OCS, discover, ocs_data
+from tests.test_web_session import logged_in_as
+
+REPO = Path(__file__).resolve().parent.parent
+OC, NC = "{http://owncloud.org/ns}", "{http://nextcloud.org/ns}"
+CAPTURED = 1733575200          # the photo's capture time: Sat, 07 Dec 2024 12:40:00 GMT
+CAPTURED_HTTP = "Sat, 07 Dec 2024 12:40:00 GMT"
+ANDROID_CHUNK = 10_240_000     # android-library ChunkedFileUploadRemoteOperation.CHUNK_SIZE_MOBILE
+
+# android-library WebdavUtils.getAllPropSet(), serialised as jackrabbit's PropFindMethod does: DAV: names
+# with the D prefix, the others in a default namespace declared on each element.
+_ANDROID_DAV = ("displayname", "getcontenttype", "resourcetype", "getcontentlength", "getlastmodified",
+                "creationdate", "getetag")
+_ANDROID_OC_NC = (("oc", "permissions"), ("oc", "fileid"), ("oc", "id"), ("oc", "size"), ("oc", "favorite"),
+                  ("nc", "is-encrypted"), ("nc", "mount-type"), ("oc", "owner-id"), ("oc", "owner-display-name"),
+                  ("oc", "comments-unread"), ("nc", "has-preview"), ("nc", "note"), ("nc", "sharees"),
+                  ("nc", "rich-workspace"), ("nc", "creation_time"), ("nc", "upload_time"), ("nc", "lock"),
+                  ("nc", "lock-owner-type"), ("nc", "lock-owner"), ("nc", "lock-owner-displayname"),
+                  ("nc", "lock-owner-editor"), ("nc", "lock-time"), ("nc", "lock-timeout"), ("nc", "lock-token"),
+                  ("nc", "system-tags"), ("nc", "color"), ("nc", "file-metadata-size"),
+                  ("nc", "file-metadata-gps"), ("nc", "metadata-photos-size"), ("nc", "metadata-photos-gps"),
+                  ("nc", "metadata-files-live-photo"), ("nc", "hidden"), ("nc", "share-download-limits"))
+_NS = {"oc": "http://owncloud.org/ns", "nc": "http://nextcloud.org/ns"}
+ANDROID_PROPFIND = ('<?xml version="1.0" encoding="UTF-8" standalone="no"?><D:propfind xmlns:D="DAV:"><D:prop>'
+                    + "".join(f"<D:{name}/>" for name in _ANDROID_DAV)
+                    + "".join(f'<{name} xmlns="{_NS[ns]}"/>' for ns, name in _ANDROID_OC_NC)
+                    + "</D:prop></D:propfind>").encode()
+# android-library WebdavUtils.getChunksPropSet(): what ChunkedFileUploadRemoteOperation lists chunks with
+ANDROID_CHUNKS_PROPFIND = (b'<?xml version="1.0" encoding="UTF-8" standalone="no"?><D:propfind xmlns:D="DAV:">'
+                           b'<D:prop><D:getcontenttype/><D:resourcetype/><D:getcontentlength/></D:prop></D:propfind>')
+# NextcloudKit NKProperties.allCases in order, inside NKDataFileXML.getRequestBodyFile()
+IOS_PROPFIND = ("""<?xml version="1.0" encoding="UTF-8"?>
+<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">
+    <d:prop>""" + "".join((
+    "<d:displayname />", "<nc:share-download-limits />", "<d:getlastmodified />", "<d:getetag />",
+    "<d:getcontenttype />", "<d:resourcetype />", "<d:quota-available-bytes />", "<d:quota-used-bytes />",
+    "<d:getcontentlength />",
+    *(f'<{name} xmlns="http://owncloud.org/ns"/>' for name in (
+        "permissions", "id", "fileid", "size", "favorite", "share-types", "owner-id", "owner-display-name",
+        "comments-unread", "checksums", "downloadURL", "data-fingerprint")),
+    *(f'<{name} xmlns="http://nextcloud.org/ns"/>' for name in (
+        "creation_time", "upload_time", "is-encrypted", "has-preview", "mount-type", "rich-workspace", "note",
+        "lock", "lock-owner", "lock-owner-editor", "lock-owner-displayname", "lock-owner-type", "lock-time",
+        "lock-timeout", "system-tags", "file-metadata-size", "file-metadata-gps", "metadata-photos-exif",
+        "metadata-photos-gps", "metadata-photos-original_date_time", "metadata-photos-place",
+        "metadata-photos-size", "metadata-files-live-photo", "hidden")),
+    '<share-permissions xmlns="http://open-collaboration-services.org/ns"/>',
+    '<share-permissions xmlns="http://open-cloud-mesh.org/ns"/>')) + """    </d:prop>
+</d:propfind>""").encode()
+
+
+class Hearth(OnePort):
+    """`hearth up` on a free loopback port, spoken to as the apps do: one origin, Basic auth."""
+
+    def __init__(self, root: Path):
+        super().__init__(root, "[supervisor]\nready_timeout = 30\n")
+        self.password = ADMIN_PASSWORD   # the app password, once a login flow has handed one out
+
+    def exchange(self, method: str, path: str, body: bytes | str | None = None, headers: dict | None = None,
+                 auth: bool = False, timeout: float = 30) -> tuple[int, dict, bytes]:
+        """(status, headers with lower-case names, body); with `auth`, as admin with self.password."""
+        headers = dict(headers or {})
+        if auth:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{self.password}".encode()).decode()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body.encode() if isinstance(body, str) else body, headers=headers)
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
+    def login(self, user: str, password: str):
+        """POST /api/v1/session: what the web UI's login form (in the app's web view) sends."""
+        return self.exchange("POST", "/api/v1/session", json.dumps({"user": user, "password": password}),
+                             headers={"Content-Type": "application/json"})
+
+
+@pytest.fixture(scope="module")
+def hearth(tmp_path_factory):
+    installation = Hearth(tmp_path_factory.mktemp("apps"))
+    with running(installation):
+        yield installation
+
+
+# --- how the apps read a multistatus -------------------------------------------------------------------------
+
+def android_entries(body: bytes, split: str = "/remote.php/dav/files/admin") -> list[dict]:
+    """What android-library's WebdavEntry makes of each response (WebdavEntry.kt init): the path after
+    `split` in the href, the properties of the first propstat (the second if the first is 404), and
+    getcontentlength, oc:fileid and oc:size parsed as Long, nc:creation_time and nc:upload_time as Long or
+    0, getlastmodified with WebdavUtils.parseResponseDate's RFC 1123 form."""
+    entries = []
+    for response in ET.fromstring(body).iter("{DAV:}response"):
+        href = response.findtext("{DAV:}href")
+        parts = href.split(split, 1)
+        assert len(parts) == 2, f"{href} does not contain {split}: WebdavEntry's split()[1] throws"
+        propstats = response.findall("{DAV:}propstat")
+        chosen = propstats[0]
+        if propstats[0].findtext("{DAV:}status").split()[1] == "404" and len(propstats) > 1:
+            chosen = propstats[1]
+        assert chosen.findtext("{DAV:}status").startswith("HTTP/1.1 200"), href
+        props = {prop.tag: prop for prop in chosen.find("{DAV:}prop")}
+        entry = {"path": unquote(parts[1].replace("//", "/")), "props": props,
+                 "dir": props.get("{DAV:}resourcetype") is not None and len(props["{DAV:}resourcetype"]) > 0}
+        for name in ("{DAV:}getcontentlength", OC + "fileid", OC + "size"):
+            if name in props:
+                entry[name] = int(props[name].text)   # (prop.value as String).toLong(): empty throws
+        for name in (NC + "creation_time", NC + "upload_time"):
+            if name in props:
+                try:
+                    entry[name] = int(props[name].text)
+                except (TypeError, ValueError):
+                    entry[name] = 0
+        if "{DAV:}getlastmodified" in props:
+            entry["modified"] = int(parsedate_to_datetime(props["{DAV:}getlastmodified"].text).timestamp())
+        entry["permissions"] = props[OC + "permissions"].text if OC + "permissions" in props else None
+        entries.append(entry)
+    return entries
+
+
+def ios_files(body: bytes) -> list[dict]:
+    """What NextcloudKit's NKDataFileXML.convertDataFile makes of each response. SwiftyXMLParser knows no
+    namespaces: it finds `d:multistatus`, `d:response`, `d:href`, `d:propstat`, `d:prop` and each
+    property (`oc:id`, `nc:creation_time`…) by its literal qualified name, and takes the first propstat."""
+    files = []
+    root = minidom.parseString(body).documentElement
+    assert root.tagName == "d:multistatus", f"NKDataFileXML looks for d:multistatus, the answer has {root.tagName}"
+    for response in root.getElementsByTagName("d:response"):
+        propstat = response.getElementsByTagName("d:propstat")[0]
+        prop = propstat.getElementsByTagName("d:prop")[0]
+
+        def text(name: str) -> str | None:
+            found = [node for node in prop.childNodes if getattr(node, "tagName", None) == name]
+            return "".join(n.data for n in found[0].childNodes if n.nodeType == n.TEXT_NODE) if found else None
+
+        href = response.getElementsByTagName("d:href")[0].firstChild.data
+        resourcetype = [node for node in prop.childNodes if getattr(node, "tagName", None) == "d:resourcetype"]
+        files.append({
+            "href": href, "fileName": unquote(href.rstrip("/").rsplit("/", 1)[1]),
+            "directory": bool(resourcetype and resourcetype[0].getElementsByTagName("d:collection")),
+            "date": text("d:getlastmodified"), "etag": (text("d:getetag") or "").replace('"', ""),
+            "ocId": text("oc:id"), "fileId": text("oc:fileid"), "permissions": text("oc:permissions"),
+            "size": int(text("oc:size") or 0), "creation_time": float(text("nc:creation_time") or 0),
+            "upload_time": float(text("nc:upload_time") or 0)})
+    return files
+
+
+def basic_app(hearth: Hearth) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"admin:{hearth.password}".encode()).decode()}
+
+
+# --- account setup -------------------------------------------------------------------------------------------
+
+def test_android_account_setup_with_login_flow_v1_to_the_first_listing(hearth):
+    """The Android app adding an account through its web view (Login Flow v1), then what it asks first.
+
+    Sources: android app/src/main/java/com/owncloud/android/authentication/AuthenticatorActivity.java
+    (webview_login_url /index.php/login/flow with OCS-APIREQUEST and the app's User-Agent,
+    shouldOverrideUrlLoading on nc://login/, parseLoginDataUrl: split on &, server:/user:/password:,
+    URLDecoder.decode); android-library resources/status/GetStatusRemoteOperation.java (status.php:
+    installed, version), ConnectivityServiceImpl (GET /index.php/204 must be 204),
+    resources/status/GetCapabilitiesRemoteOperation.java (v2, format=json, If-None-Match),
+    resources/users/GetUserInfoRemoteOperation.java (v2 cloud/user, format=json, HTTP 200),
+    resources/users/GetUserAvatarRemoteOperation (/index.php/avatar/USER/PX),
+    resources/files/ReadFolderRemoteOperation.kt (PROPFIND Depth 1, WebdavUtils.getAllPropSet(),
+    207 or 200; WebdavEntry.kt parses each response).
+    """
+    discover(hearth, ANDROID_UA)
+    agent = {"User-Agent": ANDROID_UA}
+    status, headers, _ = hearth.exchange("GET", "/index.php/login/flow", headers={**OCS, **agent})
+    assert status == 303 and headers["location"] == "/login?next=/index.php/login/flow"
+    cookie, csrf = logged_in_as(hearth, "admin", ADMIN_PASSWORD)   # the web view's login form
+    status, _, page = hearth.exchange("GET", "/index.php/login/flow", headers={**cookie, **agent})
+    assert status == 200 and b'content="Nextcloud Android 33.0.1"' in page
+    status, _, body = hearth.exchange("POST", "/index.php/login/flow", json.dumps({"approve": True}),
+                                      headers={**cookie, **agent, "X-CSRF-Token": csrf,
+                                               "Content-Type": "application/json"})
+    assert status == 200, body
+    target = json.loads(body)["redirect"]
+    assert target.startswith("nc://login/")
+    values = target[len("nc://login/"):].split("&")
+    assert 1 <= len(values) <= 3
+    login = {key: unquote_plus(value) for key, value in (v.split(":", 1) for v in values)}
+    assert login["server"] == hearth.url and login["user"] == "admin"
+    hearth.password = login["password"]
+
+    # the app checks the server it was handed, then the user, capabilities and avatar, with the app password
+    status, _, body = hearth.exchange("GET", "/status.php", headers=agent)
+    assert status == 200 and json.loads(body)["installed"] is True
+    status, _, body = hearth.exchange("GET", "/ocs/v2.php/cloud/user?format=json", headers={**OCS, **agent},
+                                      auth=True)
+    assert status == 200, body
+    user = ocs_data(body, 200)
+    assert user["id"] == "admin" and user["display-name"] and user["enabled"] is True
+    assert {"free", "used", "total", "relative", "quota"} <= set(user["quota"])
+    status, _, body = hearth.exchange("GET", "/ocs/v2.php/cloud/capabilities?format=json", headers={**OCS, **agent},
+                                      auth=True)
+    assert status == 200 and ocs_data(body, 200)["capabilities"]["core"]["pollinterval"] > 0
+    status, headers, body = hearth.exchange("GET", "/index.php/avatar/admin/128", headers=agent, auth=True)
+    assert status == 200 and headers["content-type"] == "image/png" and body.startswith(b"\x89PNG")
+
+    status, headers, body = hearth.exchange("PROPFIND", "/remote.php/dav/files/admin/", ANDROID_PROPFIND,
+                                            headers={**agent, "Depth": "1", "Content-Type": "text/xml"}, auth=True)
+    assert status == 207, body
+    root = android_entries(body)[0]
+    assert root["path"] == "/" and root["dir"] and root["permissions"] == "RGDNVCK"
+    assert root["{DAV:}getcontentlength"] >= 0 and root[OC + "fileid"] > 0
+
+
+def test_ios_account_setup_with_login_flow_v2_approved_in_chromium(hearth):
+    """The iOS app adding an account: Login Flow v2, its user approving in a browser (real Chromium), the
+    app polling with the token in the query, then capabilities, profile and the first listing.
+
+    Sources: NextcloudKit Sources/NextcloudKit/NextcloudKit+API.swift (getServerStatus: status.php,
+    getUserProfile: ocs/v2.php/cloud/user, statuscode must be 200; avatar index.php/avatar/USER/SIZE),
+    NextcloudKit+Login.swift (getLoginFlowV2: POST index.php/login/v2; getLoginFlowV2Poll: POST
+    endpoint?token=…), NextcloudKit+Capabilities.swift (ocs/v1.php/cloud/capabilities, no format=json but
+    Accept: application/json from NKCommon.getStandardHeaders, decoded with Codable: version.string/
+    major/minor/micro required), NextcloudKit+WebDAV.swift readFileOrFolder (PROPFIND, Depth, body
+    NKDataFileXML.getRequestBodyFile with every NKProperties case), Models/NKDataFileXML.swift
+    convertDataFile (literal d:/oc:/nc: names, first propstat, the root is the href
+    /remote.php/dav/files/USER/).
+    """
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
+    if not shutil.which("chromium"):
+        pytest.skip("chromium is missing: apt-get install chromium (.ci/run does it as root)")
+    agent = {"User-Agent": IOS_UA}
+    ios_json = {**agent, **OCS, "Accept": "application/json"}   # NKCommon.getStandardHeaders
+    status, _, body = hearth.exchange("GET", "/status.php", headers=agent)
+    info = json.loads(body)
+    assert status == 200 and info["installed"] and not info["maintenance"] and int(info["version"].split(".")[0]) >= 20
+    status, _, body = hearth.exchange("POST", "/index.php/login/v2", b"", headers=agent)
+    assert status == 200, body
+    flow = json.loads(body)
+    poll = urlsplit(flow["poll"]["endpoint"]).path + "?" + urlencode({"token": flow["poll"]["token"]})
+    assert hearth.exchange("POST", poll, b"", headers=agent)[:1] == (404,)
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
+                                             args=["--headless", "--no-sandbox", "--disable-gpu"])
+        tab = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+        tab.goto(flow["login"])
+        tab.get_by_label("User name").fill("admin")
+        tab.get_by_label("Password").fill(ADMIN_PASSWORD)
+        tab.get_by_role("button", name="Log in").click()
+        tab.wait_for_url(flow["login"])
+        sync_api.expect(tab.locator("#device")).to_have_text("Nextcloud iOS 6.1.4")
+        tab.get_by_role("button", name="Grant access").click()
+        sync_api.expect(tab.locator("#status")).to_contain_text("You can close this window")
+        browser.close()
+
+    status, _, body = hearth.exchange("POST", poll, b"", headers=agent)
+    assert status == 200, body
+    credentials = json.loads(body)
+    assert credentials["server"] == hearth.url and credentials["loginName"] == "admin"
+    assert hearth.exchange("POST", poll, b"", headers=agent)[0] == 404
+    hearth.password = credentials["appPassword"]
+
+    status, _, body = hearth.exchange("GET", "/ocs/v1.php/cloud/capabilities", headers=ios_json, auth=True)
+    assert status == 200, body
+    data = json.loads(body)["ocs"]["data"]
+    version = data["version"]
+    assert isinstance(version["string"], str) and all(isinstance(version[k], int) for k in ("major", "minor", "micro"))
+    assert isinstance(data["capabilities"]["files_sharing"]["public"]["enabled"], bool)
+    status, _, body = hearth.exchange("GET", "/ocs/v2.php/cloud/user", headers=ios_json, auth=True)
+    assert status == 200 and json.loads(body)["ocs"]["meta"]["statuscode"] == 200
+    assert json.loads(body)["ocs"]["data"]["id"] == "admin"
+    assert hearth.exchange("GET", "/index.php/avatar/admin/512", headers=agent, auth=True)[0] == 200
+
+    # the app's home: its files root without a trailing slash
+    status, headers, body = hearth.exchange("PROPFIND", "/remote.php/dav/files/admin", IOS_PROPFIND, auth=True,
+                                            headers={**agent, "Depth": "1", "Content-Type": "application/xml",
+                                                     "Accept": "application/xml"})
+    assert status == 207, body
+    files = ios_files(body)
+    assert files and files[0]["href"] == "/remote.php/dav/files/admin/"   # convertDataFile's root check
+    assert files[0]["directory"] and files[0]["permissions"] == "RGDNVCK" and files[0]["ocId"] and files[0]["etag"]
