@@ -306,3 +306,233 @@ def test_ios_account_setup_with_login_flow_v2_approved_in_chromium(hearth):
     files = ios_files(body)
     assert files and files[0]["href"] == "/remote.php/dav/files/admin/"   # convertDataFile's root check
     assert files[0]["directory"] and files[0]["permissions"] == "RGDNVCK" and files[0]["ocId"] and files[0]["etag"]
+
+
+# --- browsing ------------------------------------------------------------------------------------------------
+
+DAV = "/remote.php/dav/files/admin"
+
+
+def android(hearth: Hearth, method: str, path: str, body: bytes | None = None, **headers) -> tuple[int, dict, bytes]:
+    """One request of the Android app on the files DAV space (OwnCloudClient: Basic, its User-Agent)."""
+    return hearth.exchange(method, DAV + quote(path), body, headers={"User-Agent": ANDROID_UA, **headers}, auth=True)
+
+
+def ios(hearth: Hearth, method: str, path: str, body: bytes | None = None, **headers) -> tuple[int, dict, bytes]:
+    """One request of the iOS app (NKCommon.getStandardHeaders: Basic, its User-Agent, OCS-APIRequest)."""
+    return hearth.exchange(method, DAV + quote(path), body, auth=True,
+                           headers={"User-Agent": IOS_UA, "OCS-APIRequest": "true", **headers})
+
+
+def full_url(hearth: Hearth, path: str) -> str:
+    """A Destination as the apps send it: the whole URL (jackrabbit MoveMethod, NextcloudKit urlEncoded)."""
+    return hearth.url + DAV + quote(path)
+
+
+def test_android_browses_opens_creates_renames_moves_and_deletes(hearth):
+    """Browsing with the Android app.
+
+    Sources (android-library, library/src/main/java/com/owncloud/android/lib/resources/files/):
+    CreateFolderRemoteOperation.java (MKCOL; 405 = already there; OC-FileId read from the answer; 409
+    sends it to create the parent first), ReadFolderRemoteOperation.kt (PROPFIND Depth 1 with
+    WebdavUtils.getAllPropSet(), 207 or 200), ReadFileRemoteOperation.java (PROPFIND Depth 0 with
+    getFilePropSet()), UploadFileRemoteOperation.java (PUT with OC-Total-Length, X-OC-Mtime; 200/201/204;
+    the ETag header kept, quotes stripped), DownloadFileRemoteOperation.kt (GET must be 200; reads
+    Last-Modified and the ETag), ExistenceCheckRemoteOperation.java (HEAD: 200 exists, 404 absent),
+    RenameFileRemoteOperation.java (HEAD of the new name, then MOVE with the full Destination URL and
+    Overwrite: T), MoveFileRemoteOperation.java (MOVE, Overwrite as asked; 201 or 204),
+    RemoveFileRemoteOperation.java (DELETE; success or 404).
+    """
+    status, headers, _ = android(hearth, "MKCOL", "/Holidays")
+    assert status == 201 and headers["oc-fileid"]
+    assert android(hearth, "MKCOL", "/Holidays")[0] == 405          # FOLDER_ALREADY_EXISTS
+    photo = os.urandom(300_000)
+    status, headers, _ = android(hearth, "PUT", "/Holidays/beach.jpg", photo, **{
+        "Content-Type": "image/jpeg", "OC-Total-Length": str(len(photo)), "X-OC-Mtime": str(CAPTURED)})
+    assert status == 201 and headers["etag"] and headers["oc-fileid"]
+    etag = headers["etag"].replace('"', "")
+
+    status, _, body = android(hearth, "PROPFIND", "/", ANDROID_PROPFIND, Depth="1")
+    assert status == 207
+    listed = {entry["path"]: entry for entry in android_entries(body)}
+    assert listed["/Holidays/"]["dir"] and listed["/Holidays/"][OC + "size"] == len(photo)
+    status, _, body = android(hearth, "PROPFIND", "/Holidays/", ANDROID_PROPFIND, Depth="1")
+    assert status == 207
+    own, beach = android_entries(body)
+    assert own["path"] == "/Holidays/" and own["permissions"] == "RGDNVCK"
+    assert beach["path"] == "/Holidays/beach.jpg" and not beach["dir"] and beach["permissions"] == "RGDNVW"
+    assert beach["{DAV:}getcontentlength"] == len(photo) and beach["modified"] == CAPTURED
+    assert beach["props"]["{DAV:}getetag"].text.replace('"', "") == etag
+    assert beach["props"]["{DAV:}getcontenttype"].text == "image/jpeg"
+    status, _, body = android(hearth, "PROPFIND", "/Holidays/beach.jpg", ANDROID_PROPFIND, Depth="0")
+    assert status == 207 and android_entries(body)[0][OC + "fileid"] == beach[OC + "fileid"]
+
+    status, headers, content = android(hearth, "GET", "/Holidays/beach.jpg")
+    assert status == 200 and content == photo
+    assert parsedate_to_datetime(headers["last-modified"]).timestamp() == CAPTURED
+    assert headers["etag"].replace('"', "") == etag
+
+    assert android(hearth, "HEAD", "/Holidays/sea.jpg")[0] == 404     # the new name is free: rename
+    status, _, _ = android(hearth, "MOVE", "/Holidays/beach.jpg",
+                           Destination=full_url(hearth, "/Holidays/sea.jpg"), Overwrite="T")
+    assert status in (201, 204)
+    assert android(hearth, "HEAD", "/Holidays/sea.jpg")[0] == 200
+    assert android(hearth, "MKCOL", "/Holidays/Best of")[0] == 201
+    status, _, _ = android(hearth, "MOVE", "/Holidays/sea.jpg",
+                           Destination=full_url(hearth, "/Holidays/Best of/sea.jpg"), Overwrite="F")
+    assert status in (201, 204)
+    status, _, body = android(hearth, "PROPFIND", "/Holidays/Best of/", ANDROID_PROPFIND, Depth="1")
+    moved = android_entries(body)[1]
+    assert moved["path"] == "/Holidays/Best of/sea.jpg" and moved["modified"] == CAPTURED
+    assert android(hearth, "DELETE", "/Holidays/Best of/sea.jpg")[0] == 204
+    assert android(hearth, "HEAD", "/Holidays/Best of/sea.jpg")[0] == 404
+    assert android(hearth, "DELETE", "/Holidays")[0] == 204
+
+
+def test_ios_browses_opens_creates_renames_and_deletes(hearth):
+    """Browsing with the iOS app.
+
+    Sources: NextcloudKit Sources/NextcloudKit/NextcloudKit+WebDAV.swift (createFolder: MKCOL, the
+    answer's OC-FileId and Date; readFileOrFolder: PROPFIND with Depth and the getRequestBodyFile body;
+    moveFileOrFolder: MOVE with the urlEncoded full Destination and Overwrite T or F;
+    deleteFileOrFolder: DELETE, 2xx), NextcloudKit+Download.swift (GET, 2xx), Models/NKDataFileXML.swift
+    convertDataFile (literal names, first propstat; getlastmodified parsed as "EEE, dd MMM y HH:mm:ss zzz").
+    """
+    xml = {"Content-Type": "application/xml", "Accept": "application/xml"}
+    status, headers, _ = ios(hearth, "MKCOL", "/Trips", **xml)
+    assert status == 201 and headers["oc-fileid"] and headers["date"]
+    note = b"packing list"
+    status, headers, _ = ios(hearth, "PUT", "/Trips/list.txt", note, **{
+        "Content-Type": "application/octet-stream", "X-OC-MTime": f"{CAPTURED}.0"})
+    assert status == 201 and headers["oc-fileid"] and headers["oc-etag"]
+    status, _, body = ios(hearth, "PROPFIND", "/Trips/", IOS_PROPFIND, Depth="1", **xml)
+    assert status == 207
+    own, item = ios_files(body)
+    assert own["directory"] and own["href"] == f"{DAV}/Trips/" and own["permissions"] == "RGDNVCK"
+    assert item["fileName"] == "list.txt" and not item["directory"] and item["size"] == len(note)
+    assert item["date"] == CAPTURED_HTTP and item["ocId"] == headers["oc-fileid"]
+    assert item["etag"] == headers["oc-etag"].replace('"', "") and item["permissions"] == "RGDNVW"
+    status, _, content = ios(hearth, "GET", "/Trips/list.txt")
+    assert status == 200 and content == note
+    status, _, _ = ios(hearth, "MOVE", "/Trips/list.txt", Destination=full_url(hearth, "/Trips/to pack.txt"),
+                       Overwrite="F")
+    assert status == 201
+    status, _, body = ios(hearth, "PROPFIND", "/Trips/to pack.txt", IOS_PROPFIND, Depth="0", **xml)
+    renamed = ios_files(body)[0]
+    assert renamed["fileName"] == "to pack.txt" and renamed["ocId"] == item["ocId"] and renamed["date"] == CAPTURED_HTTP
+    assert ios(hearth, "DELETE", "/Trips")[0] == 204
+    assert ios(hearth, "PROPFIND", "/Trips/", IOS_PROPFIND, Depth="0", **xml)[0] == 404
+
+
+# --- camera upload -------------------------------------------------------------------------------------------
+
+def android_grant_folder(hearth: Hearth, folder: str) -> None:
+    """UploadFileOperation.grantFolderExistence: HEAD the folder; if absent, CreateFolderRemoteOperation
+    with createFullPath: MKCOL, and on 409 (no parent) the parent first, then once more."""
+    if android(hearth, "HEAD", folder + "/")[0] == 200:
+        return
+    status, headers, _ = android(hearth, "MKCOL", folder + "/")
+    if status == 409:
+        android_grant_folder(hearth, folder.rsplit("/", 1)[0])
+        status, headers, _ = android(hearth, "MKCOL", folder + "/")
+    assert status == 201 and headers["oc-fileid"], status
+
+
+def android_free_name(hearth: Hearth, path: str) -> str:
+    """UploadFileOperation.checkNameCollision with the auto upload's RENAME policy: HEAD the name, then
+    `name (2).ext`, `name (3).ext`… (getNewAvailableRemotePath) until one is absent."""
+    if android(hearth, "HEAD", path)[0] == 404:
+        return path
+    stem, _, ext = path.rpartition(".")
+    count = 2
+    while android(hearth, "HEAD", f"{stem} ({count}).{ext}")[0] != 404:
+        count += 1
+    return f"{stem} ({count}).{ext}"
+
+
+def android_auto_upload(hearth: Hearth, path: str, photo: bytes, taken: int) -> tuple[str, dict]:
+    """One photo as the Android auto upload sends it: the folder granted, the name made free, then a PUT
+    (UploadFileRemoteOperation) or, above CHUNK_SIZE_MOBILE, chunked upload v2
+    (ChunkedFileUploadRemoteOperation): MKCOL uploads/USER/<md5 of the file> with Destination (its status
+    ignored), PROPFIND of the chunks there (must succeed), PUT 000001… each with Destination, then MOVE
+    .file with Destination, Overwrite: T, X-OC-Mtime and X-OC-Ctime. Returns (the path used, the final answer's
+    headers)."""
+    android_grant_folder(hearth, path.rsplit("/", 1)[0])
+    path = android_free_name(hearth, path)
+    times = {"X-OC-Mtime": str(taken), "X-OC-Ctime": str(taken)}
+    if len(photo) <= ANDROID_CHUNK:
+        status, headers, _ = android(hearth, "PUT", path, photo, **{
+            "Content-Type": "image/jpeg", "OC-Total-Length": str(len(photo)), **times})
+        assert status in (200, 201, 204), status
+        return path, headers
+    uploads = f"/remote.php/dav/uploads/admin/{hashlib.md5(photo).hexdigest()}"
+    destination = {"Destination": full_url(hearth, path)}
+    upload = lambda method, where, body=None, **more: hearth.exchange(  # noqa: E731
+        method, where, body, headers={"User-Agent": ANDROID_UA, **destination, **more}, auth=True)
+    upload("MKCOL", uploads)
+    status, _, body = upload("PROPFIND", uploads, ANDROID_CHUNKS_PROPFIND, Depth="1")
+    assert status == 207, body
+    chunks = [e for e in android_entries(body, "/remote.php/dav/uploads") if not e["dir"]]
+    assert chunks == []    # nothing received yet: it starts at 000001
+    for number, start in enumerate(range(0, len(photo), ANDROID_CHUNK), 1):
+        assert upload("PUT", f"{uploads}/{number:06d}", photo[start:start + ANDROID_CHUNK],
+                      **{"Content-Type": "image/jpeg"})[0] == 201
+    status, headers, body = upload("MOVE", f"{uploads}/.file", Overwrite="T", **times)
+    assert status in (201, 204), body
+    return path, headers
+
+
+def hearth_sync_once(hearth: Hearth, local: Path, folder: str) -> None:
+    """`hearth sync DIR --once` for one folder, as a laptop of the household runs it."""
+    local.mkdir(exist_ok=True)
+    result = subprocess.run([sys.executable, "-m", "services.cli", "sync", str(local), "--server", hearth.url,
+                             "--user", "admin", "--password-stdin", "--device", "laptop", "--folder", folder,
+                             "--once"], input=ADMIN_PASSWORD + "\n", capture_output=True, text=True, cwd=REPO,
+                            env=clean_environ(), timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_android_auto_upload_keeps_the_photos_date_everywhere(hearth, tmp_path):
+    """The Android app's auto upload of two photos with the same name and one too big for a single PUT,
+    into InstantUpload/<media folder>/yyyy/MM/; their capture time must come back from PROPFIND, from
+    /files/USER/ and as the mtime on a `hearth sync` client's disk.
+
+    Sources: android app/src/main/java/com/owncloud/android/operations/UploadFileOperation.java
+    (grantFolderExistence, checkNameCollision, getNewAvailableRemotePath: " (2)", the switch to chunked
+    above ChunkedFileUploadRemoteOperation.CHUNK_SIZE_MOBILE, a 412 becoming SYNC_CONFLICT),
+    SyncedFoldersActivity (R.string.instant_upload_path + "/" + the media folder's name), the date
+    sub-folders of FileStorageUtils.getSubPathFromDate; android-library UploadFileRemoteOperation.java
+    (OC-Total-Length, X-OC-Mtime, X-OC-Ctime, If-Match only with a known ETag),
+    ChunkedFileUploadRemoteOperation.java (md5 upload folder, Destination on MKCOL and every chunk,
+    6-digit chunk names from 1, MOVE .file with X-OC-Mtime and X-OC-Ctime),
+    WebdavUtils.getChunksPropSet().
+    """
+    folder = "/InstantUpload/Camera/2024/12"
+    first, second, big = os.urandom(2_000_000), os.urandom(1_500_000), os.urandom(ANDROID_CHUNK + 1_760_000)
+    path, headers = android_auto_upload(hearth, f"{folder}/IMG_20241207_124000.jpg", first, CAPTURED)
+    assert path.endswith("/IMG_20241207_124000.jpg") and headers["x-oc-mtime"] == "accepted"
+    # another photo of the same second (a burst): the app finds the name taken and picks "(2)"
+    path, _ = android_auto_upload(hearth, f"{folder}/IMG_20241207_124000.jpg", second, CAPTURED + 1)
+    assert path.endswith("/IMG_20241207_124000 (2).jpg")
+    path, headers = android_auto_upload(hearth, f"{folder}/VID_20241207_124100.jpg", big, CAPTURED + 60)
+    assert headers["oc-fileid"] and headers["etag"] and headers["x-oc-mtime"] == "accepted"
+
+    status, _, body = android(hearth, "PROPFIND", folder + "/", ANDROID_PROPFIND, Depth="1")
+    assert status == 207
+    listed = {e["path"].rsplit("/", 1)[1]: e for e in android_entries(body)[1:]}
+    expected = {"IMG_20241207_124000.jpg": (first, CAPTURED), "IMG_20241207_124000 (2).jpg": (second, CAPTURED + 1),
+                "VID_20241207_124100.jpg": (big, CAPTURED + 60)}
+    assert {name: (e["{DAV:}getcontentlength"], e["modified"]) for name, e in listed.items()} == \
+        {name: (len(data), taken) for name, (data, taken) in expected.items()}
+
+    # the same files through hearth's own WebDAV and on a sync client's disk, with the same dates
+    for name, (data, taken) in expected.items():
+        status, headers, content = hearth.exchange("GET", quote(f"/files/admin{folder}/{name}"), auth=True)
+        assert status == 200 and content == data
+        assert parsedate_to_datetime(headers["last-modified"]).timestamp() == taken
+    local = tmp_path / "laptop"
+    hearth_sync_once(hearth, local, "InstantUpload")
+    for name, (data, taken) in expected.items():
+        synced = local / "Camera" / "2024" / "12" / name
+        assert hashlib.sha256(synced.read_bytes()).digest() == hashlib.sha256(data).digest()
+        assert synced.stat().st_mtime_ns == taken * 1_000_000_000, name
