@@ -536,3 +536,78 @@ def test_android_auto_upload_keeps_the_photos_date_everywhere(hearth, tmp_path):
         synced = local / "Camera" / "2024" / "12" / name
         assert hashlib.sha256(synced.read_bytes()).digest() == hashlib.sha256(data).digest()
         assert synced.stat().st_mtime_ns == taken * 1_000_000_000, name
+
+
+def swift_seconds(moment: float) -> str:
+    """A Date's timeIntervalSince1970 as Swift's "\\(double)" writes it (1733575200.0, 1733578800.25)."""
+    return repr(float(moment))
+
+
+def test_ios_auto_upload_keeps_the_capture_time_and_the_edit_time(hearth, tmp_path):
+    """The iOS app's auto upload into Photos/yyyy/MM/: a photo by PUT and a big one by chunked upload,
+    each with X-OC-CTime (the asset's creationDate: when it was taken) and X-OC-MTime (its
+    modificationDate: later when it was edited), as Swift doubles. The app reads them back as
+    nc:creation_time and getlastmodified; hearth keeps both (creation time with the file, as Nextcloud).
+
+    Sources: nextcloud/ios iOSClient/Networking/NCNetworking+Upload.swift (uploadFile: dateCreationFile
+    metadata.creationDate, dateModificationFile metadata.date; uploadChunkFile: chunkFolder, no ifMatch),
+    NCCameraRoll.swift (metadata.creationDate = asset.creationDate, metadata.date = asset.modificationDate),
+    NCBrandOptions.swift (folderDefaultAutoUpload "Photos"); NextcloudKit
+    Sources/NextcloudKit/NextcloudKit+Upload.swift (upload: X-OC-CTime, X-OC-MTime as
+    "\\(timeIntervalSince1970)", Content-Type application/octet-stream, 2xx; uploadChunkAsync: PROPFIND
+    Depth 0 of the chunk folder, MKCOL on 404, Destination and OC-Total-Length on MKCOL and every chunk,
+    MOVE .file with Overwrite T, X-OC-CTime, X-OC-MTime and If-Match when given; OC-FileID and
+    OC-ETag read from the MOVE's answer), NKCommon.swift chunkedFile (chunks named 1, 2, 3… unpadded),
+    Models/NKDataFileXML.swift (nc:creation_time, nc:upload_time read as doubles).
+    """
+    xml = {"Content-Type": "application/xml", "Accept": "application/xml"}
+    for folder in ("/Photos", "/Photos/2024", "/Photos/2024/12"):
+        assert ios(hearth, "MKCOL", folder, **xml)[0] in (201, 405)
+    taken, edited = CAPTURED, CAPTURED + 3600.25
+    times = {"X-OC-CTime": swift_seconds(taken), "X-OC-MTime": swift_seconds(edited)}
+    photo = os.urandom(800_000)
+    status, headers, _ = ios(hearth, "PUT", "/Photos/2024/12/IMG_0001.JPG", photo,
+                             **{"Content-Type": "application/octet-stream", **times})
+    assert status == 201 and headers["oc-fileid"] and headers["oc-etag"]
+
+    big = os.urandom(11 * 300_000)    # eleven chunks: "10" and "11" must follow "9", not "1"
+    target = "/Photos/2024/12/IMG_0002.MOV"
+    chunks = f"/remote.php/dav/uploads/admin/3F2504E0-4F89-11D3-9A0C-0305E82C3301"
+    common = {"User-Agent": IOS_UA, "OCS-APIRequest": "true", "Destination": full_url(hearth, target),
+              "OC-Total-Length": str(len(big))}
+    upload = lambda method, where, body=None, **more: hearth.exchange(  # noqa: E731
+        method, where, body, headers={**common, **more}, auth=True)
+    assert upload("PROPFIND", chunks, IOS_PROPFIND, Depth="0", **xml)[0] == 404
+    assert upload("MKCOL", chunks, **xml)[0] == 201
+    for number in range(1, 12):
+        piece = big[(number - 1) * 300_000:number * 300_000]
+        assert upload("PUT", f"{chunks}/{number}", piece, **{"Content-Type": "application/octet-stream"})[0] == 201
+    status, headers, body = upload("MOVE", f"{chunks}/.file", Overwrite="T", **times)
+    assert status == 201, body
+    assert headers["oc-fileid"] and headers["oc-etag"] and headers["x-oc-mtime"] == "accepted"
+    assert ios(hearth, "GET", target)[2] == big
+
+    # re-uploading an edit of it with If-Match (NextcloudKit's ifMatch): a stale one is refused
+    assert upload("MKCOL", chunks, **xml)[0] == 201
+    assert upload("PUT", f"{chunks}/1", b"edited", **{"OC-Total-Length": "6"})[0] == 201
+    stale = upload("MOVE", f"{chunks}/.file", Overwrite="T", **{"OC-Total-Length": "6", "If-Match": '"0123"'})
+    assert stale[0] == 412 and ios(hearth, "GET", target)[2] == big
+    current = upload("MOVE", f"{chunks}/.file", Overwrite="T", **{"OC-Total-Length": "6", **times,
+                                                                 "If-Match": headers["oc-etag"]})
+    assert current[0] == 204 and ios(hearth, "GET", target)[2] == b"edited"
+
+    status, _, body = ios(hearth, "PROPFIND", "/Photos/2024/12/", IOS_PROPFIND, Depth="1", **xml)
+    assert status == 207
+    listed = {f["fileName"]: f for f in ios_files(body)[1:]}
+    assert set(listed) == {"IMG_0001.JPG", "IMG_0002.MOV"}
+    for item in listed.values():
+        assert item["date"] == "Sat, 07 Dec 2024 13:40:00 GMT"       # the edit, to the second
+        assert item["creation_time"] == taken                          # when it was taken
+        assert item["upload_time"] > taken
+    status, _, body = android(hearth, "PROPFIND", "/Photos/2024/12/IMG_0001.JPG", ANDROID_PROPFIND, Depth="0")
+    assert android_entries(body)[0][NC + "creation_time"] == taken     # Android's WebdavEntry reads it too
+    # the creation time stays with the file when it is renamed
+    assert ios(hearth, "MOVE", "/Photos/2024/12/IMG_0001.JPG", Overwrite="F",
+               Destination=full_url(hearth, "/Photos/2024/12/Beach.JPG"))[0] == 201
+    status, _, body = ios(hearth, "PROPFIND", "/Photos/2024/12/Beach.JPG", IOS_PROPFIND, Depth="0", **xml)
+    assert ios_files(body)[0]["creation_time"] == taken

@@ -14,6 +14,8 @@ from services.core.accounts import now_iso
 from services.core.multistatus import element
 from services.core.tree.stamps import dav_file_id, instance_id
 
+from .creation import UPLOAD_TIME, upload_time
+
 OC = "http://owncloud.org/ns"
 NC = "http://nextcloud.org/ns"
 USER_SHARE, LINK_SHARE = 0, 3  # Nextcloud's share-type numbers
@@ -106,6 +108,8 @@ GETTERS: dict[str, Callable] = {
     oc("data-fingerprint"): lambda ctx, loc, res: "" if loc.is_root else None,
     nc("has-preview"): lambda ctx, loc, res: "false",
     nc("is-encrypted"): lambda ctx, loc, res: "0",
+    # nc:creation_time is the file's own property, set from X-OC-CTime (creation.py)
+    UPLOAD_TIME: lambda ctx, loc, res: upload_time(res),
 }
 # What an allprop PROPFIND (iOS and other apps send one) lists besides the DAV: properties.
 ALLPROP = (oc("id"), oc("fileid"), oc("permissions"), oc("size"), oc("share-types"), oc("owner-id"),

@@ -26,6 +26,8 @@ from .checksums import Digesting, Expected
 from .checksums import keep as keep_checksum
 from .checksums import expected as expected_checksum
 from .context import DEVICE, STORE, Call, call_of, check_http_conditions, check_if, check_locks, resource_at, writable
+from .creation import header_ctime_ns
+from .creation import keep as keep_creation_time
 from .mtimes import ACCEPTED, header_mtime_ns
 from .namespace import Location, placed
 from .properties import drop_properties
@@ -103,6 +105,7 @@ async def write_file(call: Call, open_body: Callable[[], io.RawIOBase], length: 
     request = call.request
     store, quota = request.config_dict[STORE], call.quota()
     client_mtime = header_mtime_ns(request)  # checked before the body is read
+    client_ctime = header_ctime_ns(request)
     checksum = expected_checksum(request)
 
     def before(db: sqlite_utils.Database):
@@ -132,6 +135,8 @@ async def write_file(call: Call, open_body: Callable[[], io.RawIOBase], length: 
                                DEVICE, store=store, quota=quota)
         if checksum is not None:
             keep_checksum(db, revision.id, checksum)
+        if client_ctime is not None:
+            keep_creation_time(db, folder, location.path, client_ctime)
         return revision, dav_id_of(db, folder, location.path)
 
     revision, oc_file_id = await call.database.write(commit)

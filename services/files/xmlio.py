@@ -11,7 +11,11 @@ from services.core import safexml
 
 from .errors import DAV
 
-ET.register_namespace("d", DAV)  # the prefix propfind.py writes: one spelling in every answer
+# The prefixes propfind.py writes, for properties stored as elements too: the iOS app finds nc:creation_time
+# by that literal name.
+ET.register_namespace("d", DAV)
+ET.register_namespace("oc", "http://owncloud.org/ns")
+ET.register_namespace("nc", "http://nextcloud.org/ns")
 MAX_XML_BODY = 1024 * 1024  # PROPFIND/PROPPATCH/LOCK bodies are small; dead properties are capped by it
 
 
