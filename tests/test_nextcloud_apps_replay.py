@@ -611,3 +611,43 @@ def test_ios_auto_upload_keeps_the_capture_time_and_the_edit_time(hearth, tmp_pa
                Destination=full_url(hearth, "/Photos/2024/12/Beach.JPG"))[0] == 201
     status, _, body = ios(hearth, "PROPFIND", "/Photos/2024/12/Beach.JPG", IOS_PROPFIND, Depth="0", **xml)
     assert ios_files(body)[0]["creation_time"] == taken
+
+
+# --- DAVx⁵'s "log in with Nextcloud" -------------------------------------------------------------------------
+
+DAVX5_PROPFIND = {   # DavResourceFinder.checkBaseURL's properties, serialised as dav4jvm's propfind() does
+    "calendar-access": ('<resourcetype /><displayname /><calendar-color xmlns="http://apple.com/ns/ical/" />'
+                        "<CAL:calendar-description /><CAL:calendar-timezone /><current-user-privilege-set />"
+                        "<CAL:supported-calendar-component-set /><CAL:calendar-home-set /><current-user-principal />"),
+    "addressbook": ("<resourcetype /><displayname /><CARD:addressbook-description /><CARD:addressbook-home-set />"
+                    "<current-user-principal />")}
+
+
+def test_davx5_nextcloud_login_finds_calendars_and_contacts_from_the_remote_php_dav_address(hearth):
+    """DAVx⁵ after its Nextcloud login: PROPFIND Depth 0 of SERVER/remote.php/dav (no slash), following
+    redirects with the same method and body, then OPTIONS of the current-user-principal it found.
+
+    Sources: bitfireAT/davx5-ose app/src/main/kotlin/at/bitfire/davdroid/ui/setup/LoginTypeNextcloud.kt
+    (DAV_PATH "/remote.php/dav" appended to the server the login flow returns),
+    servicedetection/DavResourceFinder.kt (checkBaseURL: propfind(0, …) of that URL; scanResponse:
+    current-user-principal; providesService: OPTIONS, "calendar-access" / "addressbook" in DAV);
+    bitfireAT/dav4jvm src/main/kotlin/at/bitfire/dav4jvm/ktor/DavResource.kt (propfind → multiStatusFlow
+    → followRedirects: 301, 302, 307 and 308 are followed, the request prepared again at the Location;
+    the OkHttp DavResource before it did the same with Response.isRedirect).
+    """
+    for capability, props in DAVX5_PROPFIND.items():
+        body = ("<?xml version='1.0' encoding='UTF-8' ?><propfind xmlns=\"DAV:\" "
+                'xmlns:CAL="urn:ietf:params:xml:ns:caldav" xmlns:CARD="urn:ietf:params:xml:ns:carddav">'
+                f"<prop>{props}</prop></propfind>").encode()
+        path, hops = "/remote.php/dav", 0
+        while True:
+            status, headers, answer = hearth.exchange("PROPFIND", path, body, auth=True, headers={
+                "Depth": "0", "Content-Type": "application/xml; charset=utf-8", "Accept": "application/xml, text/xml"})
+            if status not in (301, 302, 307, 308):
+                break
+            path, hops = urlsplit(headers["location"]).path, hops + 1
+            assert hops < 5     # dav4jvm's MAX_REDIRECTS
+        assert status == 207, (path, answer)
+        principal = ET.fromstring(answer).find(".//{DAV:}current-user-principal/{DAV:}href").text
+        status, headers, _ = hearth.exchange("OPTIONS", principal, auth=True)
+        assert status == 200 and capability in headers["dav"], (principal, headers.get("dav"))
