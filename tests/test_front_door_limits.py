@@ -10,7 +10,6 @@ import http.client
 import json
 import threading
 from collections import Counter
-from pathlib import Path
 
 import pytest
 

@@ -569,6 +569,9 @@ def test_ios_auto_upload_keeps_the_capture_time_and_the_edit_time(hearth, tmp_pa
     status, headers, _ = ios(hearth, "PUT", "/Photos/2024/12/IMG_0001.JPG", photo,
                              **{"Content-Type": "application/octet-stream", **times})
     assert status == 201 and headers["oc-fileid"] and headers["oc-etag"]
+    status, _, body = ios(hearth, "PUT", "/Photos/2024/12/IMG_0009.JPG", photo, **{"X-OC-CTime": "yesterday"})
+    assert status == 400 and b"X-OC-CTime" in body
+    assert ios(hearth, "GET", "/Photos/2024/12/IMG_0009.JPG")[0] == 404
 
     big = os.urandom(11 * 300_000)    # eleven chunks: "10" and "11" must follow "9", not "1"
     target = "/Photos/2024/12/IMG_0002.MOV"
