@@ -21,7 +21,8 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     applied = [(row["migration_set"], row["name"]) for row in db["_sqlite_migrations"].rows]
     assert applied == [("core", "m001_accounts"), ("core", "m002_auth_failures"),
                        ("files", "m001_tree"), ("files", "m002_deletable_folders"), ("files", "m003_chunk_uploads"),
-                       ("files", "m004_tree_stamps"), ("dav", "m001_collections"),
+                       ("files", "m004_tree_stamps"), ("files", "m005_every_user_has_a_root_id"),
+                       ("dav", "m001_collections"),
                        ("dav", "m002_item_revisions"), ("dav_scheduling", "m001_scheduling"),
                        ("dav_scheduling", "m002_schedule_tags"), ("sessions", "m001_sessions"),
                        ("links", "m001_share_links"), ("links", "m002_hashed_tokens"), ("files_webdav", "m001_properties_and_locks"),
