@@ -549,8 +549,11 @@ def test_ios_auto_upload_keeps_the_capture_time_and_the_edit_time(hearth, tmp_pa
     modificationDate: later when it was edited), as Swift doubles. The app reads them back as
     nc:creation_time and getlastmodified; hearth keeps both (creation time with the file, as Nextcloud).
 
-    Sources: nextcloud/ios iOSClient/Networking/NCNetworking+Upload.swift (uploadFile: dateCreationFile
-    metadata.creationDate, dateModificationFile metadata.date; uploadChunkFile: chunkFolder, no ifMatch),
+    Sources: nextcloud/ios BackgroundUploadExtension buildDestination (the auto upload's PUT: Content-Type
+    application/octet-stream, X-NC-WebDAV-Auto-Mkcol: 1, X-OC-CTime from asset.creationDate, X-OC-MTime
+    from asset.modificationDate), iOSClient/Networking/NCNetworking+Upload.swift (uploadFile: autoMkcol
+    true, OC-FileId, OC-ETag, X-NC-OwnerId and X-NC-Permissions read from the answer; uploadChunkFile:
+    chunkFolder, no ifMatch),
     NCCameraRoll.swift (metadata.creationDate = asset.creationDate, metadata.date = asset.modificationDate),
     NCBrandOptions.swift (folderDefaultAutoUpload "Photos"); NextcloudKit
     Sources/NextcloudKit/NextcloudKit+Upload.swift (upload: X-OC-CTime, X-OC-MTime as
@@ -561,14 +564,14 @@ def test_ios_auto_upload_keeps_the_capture_time_and_the_edit_time(hearth, tmp_pa
     Models/NKDataFileXML.swift (nc:creation_time, nc:upload_time read as doubles).
     """
     xml = {"Content-Type": "application/xml", "Accept": "application/xml"}
-    for folder in ("/Photos", "/Photos/2024", "/Photos/2024/12"):
-        assert ios(hearth, "MKCOL", folder, **xml)[0] in (201, 405)
     taken, edited = CAPTURED, CAPTURED + 3600.25
     times = {"X-OC-CTime": swift_seconds(taken), "X-OC-MTime": swift_seconds(edited)}
     photo = os.urandom(800_000)
-    status, headers, _ = ios(hearth, "PUT", "/Photos/2024/12/IMG_0001.JPG", photo,
-                             **{"Content-Type": "application/octet-stream", **times})
+    # the background upload asks the server to make Photos/2024/12 itself: no MKCOL before
+    status, headers, _ = ios(hearth, "PUT", "/Photos/2024/12/IMG_0001.JPG", photo, **{
+        "Content-Type": "application/octet-stream", "X-NC-WebDAV-Auto-Mkcol": "1", **times})
     assert status == 201 and headers["oc-fileid"] and headers["oc-etag"]
+    assert headers["x-nc-ownerid"] == "admin" and headers["x-nc-permissions"] == "RGDNVW"
     status, _, body = ios(hearth, "PUT", "/Photos/2024/12/IMG_0009.JPG", photo, **{"X-OC-CTime": "yesterday"})
     assert status == 400 and b"X-OC-CTime" in body
     assert ios(hearth, "GET", "/Photos/2024/12/IMG_0009.JPG")[0] == 404
@@ -654,3 +657,21 @@ def test_davx5_nextcloud_login_finds_calendars_and_contacts_from_the_remote_php_
         principal = ET.fromstring(answer).find(".//{DAV:}current-user-principal/{DAV:}href").text
         status, headers, _ = hearth.exchange("OPTIONS", principal, auth=True)
         assert status == 200 and capability in headers["dav"], (principal, headers.get("dav"))
+
+
+def test_ios_auto_mkcol_makes_the_missing_folders_and_nothing_else(hearth):
+    """X-NC-WebDAV-Auto-Mkcol: 1 on a PUT (Nextcloud 32, sent by the iOS app's uploads: NextcloudKit
+    NextcloudKit+Upload.swift `autoMkcol`, nextcloud/ios NCNetworking+Upload.swift and the background
+    upload extension) makes the folders above the file; without it a missing parent is a 409 as in
+    RFC 4918, and a file standing where a folder should be is a 409 either way, with nothing made."""
+    auto = {"X-NC-WebDAV-Auto-Mkcol": "1"}
+    assert ios(hearth, "PUT", "/Scans/2025/01/receipt.pdf", b"%PDF")[0] == 409
+    assert ios(hearth, "PROPFIND", "/Scans/", IOS_PROPFIND, Depth="0")[0] == 404
+    status, _, _ = ios(hearth, "PUT", "/Scans/2025/01/receipt.pdf", b"%PDF", **auto)   # a new top folder too
+    assert status == 201 and ios(hearth, "GET", "/Scans/2025/01/receipt.pdf")[2] == b"%PDF"
+    status, _, body = ios(hearth, "PROPFIND", "/Scans/2025/", IOS_PROPFIND, Depth="1")
+    assert [f["fileName"] for f in ios_files(body)] == ["2025", "01"] and ios_files(body)[1]["directory"]
+    assert ios(hearth, "PUT", "/Scans/2025/01/receipt.pdf/page.png", b"png", **auto)[0] == 409
+    assert ios(hearth, "PUT", "/Scans/2025/01/x/y.txt", b"y", **{"X-NC-WebDAV-Auto-Mkcol": "enable"})[0] == 409
+    assert ios(hearth, "PROPFIND", "/Scans/2025/01/x/", IOS_PROPFIND, Depth="0")[0] == 404
+    assert ios(hearth, "DELETE", "/Scans")[0] == 204

@@ -37,9 +37,14 @@ def permissions(location, resource) -> str:
     The owner may do everything. On a read-write share the grantee may change everything inside, but
     not rename or delete the shared folder itself (only its owner can) nor share it again. A read-only
     share grants reading only."""
+    return letters(location, resource.is_collection)
+
+
+def letters(location, is_collection: bool) -> str:
+    """permissions() of a file or a directory at `location`."""
     if location.is_root:
         return ROOT_PERMISSIONS
-    create = "CK" if resource.is_collection else "W"
+    create = "CK" if is_collection else "W"
     access = location.folder.access
     if access == "owner":
         return "RGDNV" + create
@@ -79,6 +84,12 @@ def _share_types(ctx, location) -> list:
 
 def _owner(location) -> str:
     return location.folder.owner if location.folder else location.user
+
+
+def written_file_headers(location) -> dict[str, str]:
+    """What Nextcloud answers a file's upload with besides its id and ETag, and the iOS app records
+    (NCNetworking+Upload.swift): who owns it and what the uploader may do with it."""
+    return {"X-NC-OwnerId": _owner(location), "X-NC-Permissions": letters(location, False)}
 
 
 def shared_by(location, resource, name: str) -> tuple | None:
