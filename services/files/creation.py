@@ -24,8 +24,8 @@ from aiohttp import web
 from .mtimes import header_mtime_ns
 from .ncspaces import unix_seconds
 from .properties import set_property
+from .xmlio import NC
 
-NC = "http://nextcloud.org/ns"
 CREATION_TIME = f"{{{NC}}}creation_time"
 UPLOAD_TIME = f"{{{NC}}}upload_time"
 HEADER = "X-OC-CTime"  # matched in any case: Android writes X-OC-Ctime

@@ -15,9 +15,7 @@ from services.core.multistatus import element
 from services.core.tree.stamps import dav_file_id, instance_id
 
 from .creation import UPLOAD_TIME, upload_time
-
-OC = "http://owncloud.org/ns"
-NC = "http://nextcloud.org/ns"
+from .xmlio import NC, OC
 USER_SHARE, LINK_SHARE = 0, 3  # Nextcloud's share-type numbers
 ROOT_PERMISSIONS = "RGDNVCK"  # the user's root: folders and files may be made there
 
