@@ -107,6 +107,16 @@ class Installation:
         return {line.split()[0]: line.split() for line in lines if line.split()}
 
 
+class OnePort(Installation):
+    """An installation whose front end listens on a free loopback port, reached at `url`; `extra` is
+    appended to its hearth.toml (more tables)."""
+
+    def __init__(self, root: Path, extra: str = ""):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(root, f'data_dir = "var"\n[front]\nlisten = "127.0.0.1:{self.port}"\n{extra}')
+
+
 @contextmanager
 def running(installation: Installation) -> Iterator[subprocess.CompletedProcess]:
     """`hearth up` (asserted to succeed), yielding its result; `hearth down` afterwards, whatever happened."""

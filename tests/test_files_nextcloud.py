@@ -42,7 +42,7 @@ def sync(files, tmp_path_factory):
 
 
 def hrefs(body: bytes) -> list[str]:
-    return re.findall(r"<D:href>([^<]*)</D:href>", body.decode())
+    return re.findall(r"<d:href>([^<]*)</d:href>", body.decode())
 
 
 def propfind(files, path: str, depth: str = "1") -> list[str]:

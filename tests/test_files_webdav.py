@@ -85,8 +85,8 @@ def test_propfind_depths_and_properties(files):
     status, _, body = files.exchange("PROPFIND", "/files/alice/Docs/", PROPFIND_ALL, user="alice",
                                      headers={"Depth": "1"})
     assert status == 207
-    assert b"<D:href>/files/alice/Docs/notes.txt</D:href>" in body
-    assert b"<D:getcontentlength>5</D:getcontentlength>" in body and b"text/plain" in body
+    assert b"<d:href>/files/alice/Docs/notes.txt</d:href>" in body
+    assert b"<d:getcontentlength>5</d:getcontentlength>" in body and b"text/plain" in body
     status, _, body = files.exchange("PROPFIND", "/files/alice/Docs/", PROPFIND_ALL, user="alice",
                                      headers={"Depth": "infinity"})
     assert status == 403 and b"propfind-finite-depth" in body
@@ -263,7 +263,7 @@ def test_put_keeps_the_time_the_client_sends_in_x_oc_mtime(files):
     assert status == 201 and headers["x-oc-mtime"] == "accepted"
     _, _, body = files.exchange("PROPFIND", "/files/alice/Docs/dated.txt", LASTMODIFIED, user="alice",
                                 headers={"Depth": "0"})
-    assert b"<D:getlastmodified>Sat, 01 Jan 2000 00:00:00 GMT</D:getlastmodified>" in body
+    assert b"<d:getlastmodified>Sat, 01 Jan 2000 00:00:00 GMT</d:getlastmodified>" in body
     assert files.exchange("GET", "/files/alice/Docs/dated.txt", user="alice")[1]["last-modified"] == \
         "Sat, 01 Jan 2000 00:00:00 GMT"
     assert _journal_mtime_ns(files, "dated.txt") == 946684800 * 10**9

@@ -8,14 +8,12 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import textwrap
 import threading
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from tests.installation import ADMIN_PASSWORD, Installation, free_port, running
+from tests.installation import ADMIN_PASSWORD, OnePort, running
 
 CLIENTS = 4
 FILES_PER_CLIENT = 100
@@ -24,15 +22,7 @@ CALENDAR_QUERY = (b'<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xm
                   b'</C:comp-filter></C:filter></C:calendar-query>')
 
 
-class Door(Installation):
-    def __init__(self, root: Path):
-        self.port = free_port()
-        super().__init__(root, textwrap.dedent(f"""\
-            data_dir = "var"
-            [front]
-            listen = "127.0.0.1:{self.port}"
-            """))
-
+class Door(OnePort):
     def connect(self, source: str = "127.0.0.1") -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30, source_address=(source, 0))
 

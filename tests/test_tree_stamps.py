@@ -121,6 +121,7 @@ def test_the_migration_computes_the_stamps_every_change_keeps(db):
     kept = db.execute("SELECT path, seq, size FROM tree_dirs ORDER BY path").fetchall()
 
     def rebuild(d):
+        d.execute("DROP TRIGGER users_get_a_root_file_id")  # m007's, which names tree_roots
         d.execute("DROP TABLE tree_dirs")
         d.execute("DROP TABLE tree_roots")
         d.execute("DROP TABLE tree_meta")
@@ -150,3 +151,25 @@ def test_a_file_restored_from_the_trash_keeps_its_id_unless_another_file_took_it
     assert _file_id(db, folder, "b.jpg") == kept  # the id went along; a.jpg's delete marker still names it
     write(db, lambda d: restore(d, folder, "a.jpg", first.id, "laptop"))
     assert _file_id(db, folder, "a.jpg") not in (kept, None) and _file_id(db, folder, "b.jpg") == kept
+
+
+def test_every_user_has_a_root_id_from_the_moment_they_are_made(db):
+    """The Nextcloud apps read oc:id of a brand-new account's root (iOS keys its directory records by it):
+    a user gets a root id when made, before any folder; users made before the migration get theirs."""
+    from services.core.accounts import create_user
+    from services.core.schema import m007_every_user_has_a_root_id
+
+    write(db, lambda d: create_user(d, "carol", "x"))
+    assert root_file_id(db, "carol") is not None
+
+    def before_the_migration(d):
+        d.execute("DROP TRIGGER users_get_a_root_file_id")
+        d.execute("DELETE FROM tree_roots")
+        create_user(d, "dave", "x")
+    write(db, before_the_migration)
+    assert root_file_id(db, "dave") is None and root_file_id(db, "carol") is None
+    write(db, m007_every_user_has_a_root_id)
+    ids = {user: root_file_id(db, user) for user in ("carol", "dave")}
+    assert None not in ids.values() and len(set(ids.values())) == 2
+    write(db, lambda d: create_user(d, "erin", "x"))
+    assert root_file_id(db, "erin") > max(ids.values())   # from the one counter: never an id used before

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import textwrap
 import zipfile
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,7 +19,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 
-from tests.installation import ADMIN_PASSWORD, Installation, free_port, running
+from tests.installation import ADMIN_PASSWORD, OnePort, running
 from tests.test_web_session import NASTY_NEXT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -36,19 +35,9 @@ if not shutil.which(CHROMIUM):
                 allow_module_level=True)
 
 
-class Hearth(Installation):
+class Hearth(OnePort):
     def __init__(self, root: Path):
-        self.port = free_port()
-        super().__init__(root, textwrap.dedent(f"""\
-            data_dir = "var"
-            [front]
-            listen = "127.0.0.1:{self.port}"
-            [supervisor]
-            ready_timeout = 30
-            [sync]
-            quota_mb = {QUOTA_MB}
-            """))
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(root, f"[supervisor]\nready_timeout = 30\n[sync]\nquota_mb = {QUOTA_MB}\n")
 
     def request(self, method: str, path: str, user: str = "admin", password: str = ADMIN_PASSWORD,
                 body: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:

@@ -245,6 +245,24 @@ def m006_deletion_runs(db):
     db.execute("CREATE INDEX deletion_run_files_entry ON deletion_run_files(entry_id)")
 
 
+@files()
+def m007_every_user_has_a_root_id(db):
+    """A user's root gets its file id when the user is made, not when their first folder is: the apps
+    read oc:id of the root of a brand-new account (iOS keys its directory records by it), and the
+    accounts code need not know the tree exists. Users made before get theirs here."""
+    db.execute("""
+        CREATE TRIGGER users_get_a_root_file_id AFTER INSERT ON users
+        WHEN NOT EXISTS (SELECT 1 FROM tree_roots WHERE user = NEW.name)
+        BEGIN
+            UPDATE tree_meta SET value = value + 1 WHERE name = 'last_file_id';
+            INSERT INTO tree_roots (user, file_id) SELECT NEW.name, value FROM tree_meta WHERE name = 'last_file_id';
+        END""")
+    for user, in db.execute("SELECT name FROM users WHERE name NOT IN (SELECT user FROM tree_roots)").fetchall():
+        db.execute("UPDATE tree_meta SET value = value + 1 WHERE name = 'last_file_id'")
+        db.execute("INSERT INTO tree_roots (user, file_id) SELECT ?, value FROM tree_meta WHERE name = 'last_file_id'",
+                   [user])
+
+
 dav = Migrations("dav")
 
 

@@ -15,7 +15,8 @@ from services.core.tree.deletion_runs import DeletionRun, folder_seq, note_delet
 from services.core.tree.stamps import dav_id_of
 
 from . import locks
-from .context import DEVICE, call_of, check_http_conditions, check_if, check_locks, existing, writable
+from .context import DEVICE, Call, call_of, check_http_conditions, check_if, check_locks, existing, writable
+from .namespace import Location
 from .properties import drop_properties
 from .resources import descendants, lookup
 from .top_folders import delete_top_folder
@@ -50,6 +51,34 @@ async def mkcol(request: web.Request) -> web.StreamResponse:
 
     # The new directory's oc:id: the Nextcloud desktop records it without asking again.
     return web.Response(status=201, headers={"OC-FileId": await call.database.write(make)})
+
+
+# A PUT carrying it (with the value 1) has the folders above its file made first (Nextcloud 32).
+AUTO_MKCOL = "X-NC-WebDAV-Auto-Mkcol"
+
+
+def make_parents(db: sqlite_utils.Database, call: Call, location: Location) -> Location:
+    """The folders above `location` that are missing, made as MKCOLs of each would make them
+    (X-NC-WebDAV-Auto-Mkcol: 1 on a PUT, which the iOS app's uploads send instead of MKCOLs): a missing
+    top-level name becomes a folder of the caller's own, then each directory down to the parent.
+    Returns the location resolved again. A file where a directory should be stays a Conflict (mkdir's),
+    and nothing is made on a read-only share (writable's)."""
+    if location.in_root_files and "/" in location.path:  # a deep path under a name that is no folder
+        first = location.path.partition("/")[0]
+        if location.folder is None or lookup(db, location.folder.id, first) is None:
+            create_folder(db, call.user, first)
+            location = call.locate(db)
+    if location.folder is None or not location.parent_path:
+        return location
+    folder = writable(db, call, location)
+    parts = location.parent_path.split("/")
+    for depth in range(1, len(parts) + 1):
+        path = "/".join(parts[:depth])
+        if lookup(db, folder, path) is None:
+            check_locks(db, call, location.at(path))
+            drop_properties(db, folder, path)
+            mkdir(db, folder, path, DEVICE)
+    return location
 
 
 def remove_tree(db: sqlite_utils.Database, folder: int, path: str, *, keep_own_lock: bool = False) -> None:

@@ -5,6 +5,10 @@ sync tools send a file's own time with its upload as `X-OC-Mtime: <seconds>`
 and expect `X-OC-MTime: accepted` back; Windows and `touch` over a mount set
 it afterwards with PROPPATCH. The journal keeps it as the file's mtime, exactly
 as a sync client's commit does, so every device sees the same date.
+
+The phone apps also send when the file was made, `X-OC-CTime` (iOS: the
+photo's capture time, while its X-OC-MTime is when it was last edited), which
+Nextcloud answers as nc:creation_time: see creation.py.
 """
 from __future__ import annotations
 
@@ -30,15 +34,16 @@ def _checked(ns: int) -> int | None:
     return ns if 0 < ns <= _MAX_NS else None
 
 
-def header_mtime_ns(request: web.Request) -> int | None:
-    """The X-OC-Mtime a request carries, in nanoseconds; None without one, BadRequest for nonsense."""
-    value = request.headers.get(HEADER)
+def header_mtime_ns(request: web.Request, header: str = HEADER) -> int | None:
+    """The X-OC-Mtime (or another such `header`) a request carries, in nanoseconds; None without one,
+    BadRequest for nonsense. Seconds, whole (Android) or with a fraction (iOS writes a Swift double)."""
+    value = request.headers.get(header)
     if value is None:
         return None
     text = value.strip()
     ns = _checked(int(Decimal(text) * 1_000_000_000)) if _SECONDS.fullmatch(text) else None
     if ns is None:
-        raise BadRequest(f"{HEADER} must be a positive number of seconds since 1970 (before 2262), "
+        raise BadRequest(f"{header} must be a positive number of seconds since 1970 (before 2262), "
                          f"not {text[:40]!r}")
     return ns
 

@@ -16,9 +16,9 @@ from services.core.previews import can_preview
 from services.core.tree.stamps import dav_file_id, instance_id
 
 from .checksums import checksums_of
+from .creation import UPLOAD_TIME, upload_time
+from .xmlio import NC, OC
 
-OC = "http://owncloud.org/ns"
-NC = "http://nextcloud.org/ns"
 USER_SHARE, LINK_SHARE = 0, 3  # Nextcloud's share-type numbers
 ROOT_PERMISSIONS = "RGDNVCK"  # the user's root: folders and files may be made there
 
@@ -38,9 +38,14 @@ def permissions(location, resource) -> str:
     The owner may do everything. On a read-write share the grantee may change everything inside, but
     not rename or delete the shared folder itself (only its owner can) nor share it again. A read-only
     share grants reading only."""
+    return letters(location, resource.is_collection)
+
+
+def letters(location, is_collection: bool) -> str:
+    """permissions() of a file or a directory at `location`."""
     if location.is_root:
         return ROOT_PERMISSIONS
-    create = "CK" if resource.is_collection else "W"
+    create = "CK" if is_collection else "W"
     access = location.folder.access
     if access == "owner":
         return "RGDNV" + create
@@ -92,6 +97,12 @@ def _owner(location) -> str:
     return location.folder.owner if location.folder else location.user
 
 
+def written_file_headers(location) -> dict[str, str]:
+    """What Nextcloud answers a file's upload with besides its id and ETag, and the iOS app records
+    (NCNetworking+Upload.swift): who owns it and what the uploader may do with it."""
+    return {"X-NC-OwnerId": _owner(location), "X-NC-Permissions": letters(location, False)}
+
+
 def shared_by(location, resource, name: str) -> tuple | None:
     """What the value of `name` depends on when many resources share it (None: each its own), so a big
     listing computes it once per distinct key."""
@@ -122,6 +133,8 @@ GETTERS: dict[str, Callable] = {
     # missing value for true, so every file gets an answer.
     nc("has-preview"): lambda ctx, loc, res: "true" if not res.is_collection and can_preview(res.name) else "false",
     nc("is-encrypted"): lambda ctx, loc, res: "0",
+    # nc:creation_time is the file's own property, set from X-OC-CTime (creation.py)
+    UPLOAD_TIME: lambda ctx, loc, res: upload_time(res),
 }
 # What an allprop PROPFIND (iOS and other apps send one) lists besides the DAV: properties.
 ALLPROP = (oc("id"), oc("fileid"), oc("permissions"), oc("size"), oc("share-types"), oc("owner-id"),

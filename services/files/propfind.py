@@ -24,7 +24,9 @@ from .properties import remove_property, set_property
 from .resources import Resource, children, folder_root
 from .xmlio import dav, read_xml
 
-WRITER = MultistatusWriter({DAV: "D", OC: "oc", NC: "nc"})
+# d:, oc:, nc: as Nextcloud (Sabre) writes them: the iOS app's parser (NextcloudKit NKDataFileXML, on
+# SwiftyXMLParser) matches element names literally, prefix included.
+WRITER = MultistatusWriter({DAV: "d", OC: "oc", NC: "nc"})
 _LOCKDISCOVERY, _RESOURCETYPE, _SUPPORTEDLOCK = dav("lockdiscovery"), dav("resourcetype"), dav("supportedlock")
 
 

@@ -25,9 +25,13 @@ from services.core.tree.stamps import dav_id_of
 from .checksums import Digesting, Expected
 from .checksums import keep as keep_checksum
 from .checksums import expected as expected_checksum
+from .collections import AUTO_MKCOL, make_parents
 from .context import DEVICE, STORE, Call, call_of, check_http_conditions, check_if, check_locks, resource_at, writable
+from .creation import header_ctime_ns
+from .creation import keep as keep_creation_time
 from .mtimes import ACCEPTED, header_mtime_ns
 from .namespace import Location, placed
+from .ncprops import written_file_headers
 from .properties import drop_properties
 from .resources import Resource, content_etag, lookup
 
@@ -103,10 +107,16 @@ async def write_file(call: Call, open_body: Callable[[], io.RawIOBase], length: 
     request = call.request
     store, quota = request.config_dict[STORE], call.quota()
     client_mtime = header_mtime_ns(request)  # checked before the body is read
+    client_ctime = header_ctime_ns(request)
     checksum = expected_checksum(request)
 
+    make_missing_parents = request.headers.get(AUTO_MKCOL, "").strip() == "1"
+
     def before(db: sqlite_utils.Database):
-        location = placed(db, call.locate(db))
+        location = call.locate(db)
+        if make_missing_parents:
+            location = make_parents(db, call, location)
+        location = placed(db, location)
         current = _check_target(db, call, location)
         allowed = None
         if quota is not None:
@@ -132,11 +142,14 @@ async def write_file(call: Call, open_body: Callable[[], io.RawIOBase], length: 
                                DEVICE, store=store, quota=quota)
         if checksum is not None:
             keep_checksum(db, revision.id, checksum)
+        if client_ctime is not None:
+            keep_creation_time(db, folder, location.path, client_ctime)
         return revision, dav_id_of(db, folder, location.path)
 
     revision, oc_file_id = await call.database.write(commit)
     return web.Response(status=204 if current else 201,
-                        headers=written_headers(revision, oc_file_id, client_mtime is not None))
+                        headers={**written_headers(revision, oc_file_id, client_mtime is not None),
+                                 **written_file_headers(location)})
 
 
 def written_headers(revision: Revision, oc_file_id: str, mtime_set: bool) -> dict[str, str]:

@@ -11,7 +11,13 @@ from services.core import safexml
 
 from .errors import DAV
 
-ET.register_namespace("D", DAV)
+OC = "http://owncloud.org/ns"
+NC = "http://nextcloud.org/ns"
+# The prefixes propfind.py writes, for properties stored as elements too: the iOS app finds nc:creation_time
+# by that literal name.
+ET.register_namespace("d", DAV)
+ET.register_namespace("oc", OC)
+ET.register_namespace("nc", NC)
 MAX_XML_BODY = 1024 * 1024  # PROPFIND/PROPPATCH/LOCK bodies are small; dead properties are capped by it
 
 

@@ -129,10 +129,13 @@ DAV_DISCOVERY = Route("redirect", path="/", redirect="/dav/", redirect_status=30
 # The Nextcloud apps (and DAVx⁵'s "log in with Nextcloud") look for calendars and contacts under
 # /remote.php/dav/: the DAV daemon serves them at /dav/, so each address goes to its /dav/ twin.
 # 308 keeps the method and the body (PROPFIND, REPORT, PUT), and the DAV daemon's hrefs are /dav/ ones,
-# so a client asks there directly from then on.
+# so a client asks there directly from then on. DAVx⁵'s "log in with Nextcloud" asks the root without its
+# slash (its LoginTypeNextcloud.DAV_PATH, "/remote.php/dav"); dav4jvm repeats a PROPFIND at a 301, 302,
+# 307 or 308's Location.
 NEXTCLOUD_DAV_REDIRECTS = (
-    Route("redirect", path="/remote.php/dav/", redirect="/dav/", redirect_status=308, method="PROPFIND",
-          origin="built-in: DAV discovery at the Nextcloud apps' DAV root"),
+    *(Route("redirect", path=root, redirect="/dav/", redirect_status=308, method="PROPFIND",
+            origin="built-in: DAV discovery at the Nextcloud apps' DAV root")
+      for root in ("/remote.php/dav/", "/remote.php/dav")),
     *(Route("redirect", path=f"/remote.php/dav/{space}/", redirect=f"/dav/{space}/", redirect_status=308,
             keeps_rest=True, origin="built-in: the Nextcloud apps' calendars and contacts")
       for space in ("calendars", "addressbooks", "principals")))
