@@ -18,7 +18,7 @@ from tests.installation import free_port
 from tests.test_dav_scheduling import copy_of, event_of, only_item, partstats
 
 C, CS = "{urn:ietf:params:xml:ns:caldav}", "{http://calendarserver.org/ns/}"
-ALICE_CAL, BOB_CAL = "/dav/calendars/alice/calendar/", "/dav/calendars/bob/calendar/"
+ALICE_CAL = "/dav/calendars/alice/calendar/"
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +94,13 @@ def test_addresses_belong_to_one_user_and_compare_without_case(home):
 
 
 def test_member_invited_by_a_real_address_gets_it_in_their_calendar_and_no_mail_is_sent(home, sink):
+    """The household scenario as Apple Calendar runs it: alice organizes with the first address her principal
+    lists, bob is picked from her contacts under his real address; bob accepts, alice reschedules, then cancels."""
     hearth(home, "user", "email", "bob", "add", "bob@example.org")
-    raw = invitation("dinner-1", "mailto:alice@localhost", "mailto:BOB@Example.ORG")
-    assert home.request("PUT", ALICE_CAL + "dinner-1.ics", raw, user="alice")[0] == 201
+    organizer = address_sets(home, "alice")[0][0]
+    raw = invitation("dinner-1", organizer, "mailto:BOB@Example.ORG")
+    assert home.request("PUT", ALICE_CAL + "dinner-1.ics", raw, user="alice",
+                        headers={"If-None-Match": "*", "Content-Type": "text/calendar"})[0] == 201
 
     _, message = only_item(home, "bob", "inbox")
     assert icalendar.Calendar.from_ical(message)["METHOD"] == "REQUEST"
@@ -104,15 +108,27 @@ def test_member_invited_by_a_real_address_gets_it_in_their_calendar_and_no_mail_
     assert str(event_of(bobs)["SUMMARY"]) == "Dinner"
     organizer_copy = home.request("GET", ALICE_CAL + "dinner-1.ics", user="alice")[2]
     statuses = {str(a): a.params.get("SCHEDULE-STATUS") for a in event_of(organizer_copy)["ATTENDEE"]}
-    assert statuses == {"mailto:alice@localhost": None, "mailto:BOB@Example.ORG": "1.2"}
+    assert statuses == {organizer: None, "mailto:BOB@Example.ORG": "1.2"}
 
-    # bob accepts in his calendar, as his client writes it: the reply reaches alice's copy and inbox.
+    # bob accepts in his calendar, as his client writes it (If-Schedule-Tag-Match): alice's copy and inbox see it.
+    href = _href_of(home, "bob", "dinner-1")
+    tag = home.request("GET", href, user="bob")[1]["schedule-tag"]
     accepted = bobs.replace(b"PARTSTAT=NEEDS-ACTION", b"PARTSTAT=ACCEPTED")
-    assert home.request("PUT", _href_of(home, "bob", "dinner-1"), accepted, user="bob")[0] == 204
+    assert home.request("PUT", href, accepted, user="bob", headers={"If-Schedule-Tag-Match": tag})[0] == 204
     organizer_copy = home.request("GET", ALICE_CAL + "dinner-1.ics", user="alice")[2]
     assert partstats(organizer_copy)["mailto:bob@example.org"] == "ACCEPTED"
     _, reply = only_item(home, "alice", "inbox")
     assert icalendar.Calendar.from_ical(reply)["METHOD"] == "REPLY"
+
+    # alice moves it: bob's copy follows, keeping his answer; then she deletes it: his copy is cancelled.
+    moved = organizer_copy.replace(b"DTSTART:20250410T180000Z", b"DTSTART:20250410T190000Z")
+    assert home.request("PUT", ALICE_CAL + "dinner-1.ics", moved, user="alice")[0] == 204
+    rescheduled = event_of(copy_of(home, "bob", "dinner-1"))
+    assert rescheduled["DTSTART"].dt.hour == 19
+    assert partstats(copy_of(home, "bob", "dinner-1"))["mailto:bob@example.org"] == "ACCEPTED"
+    assert home.request("DELETE", ALICE_CAL + "dinner-1.ics", user="alice")[0] == 204
+    assert str(event_of(copy_of(home, "bob", "dinner-1"))["STATUS"]) == "CANCELLED"
+    assert icalendar.Calendar.from_ical(only_item(home, "bob", "inbox")[1])["METHOD"] == "CANCEL"
     assert mail_to(home, sink) == []
 
 

@@ -82,6 +82,12 @@ def test_search_by_part_of_a_name_or_an_email_finds_only_those_members(home):
                             props="<D:displayname/>", extra="<D:apply-to-principal-collection-set/>"
                                                              "<c:limit><c:nresults>5</c:nresults></c:limit>")
     assert list(found(report(home, "/dav/calendars/alice/calendar/", exact)[2])) == ["/dav/principals/carol/"]
+    # caldavtester 13.xml: no DAV:prop, so the hrefs alone, each with a status.
+    status, _, answer = report(home, "/dav/principals/", body.replace("<D:prop><D:displayname/></D:prop></D:principal",
+                                                                      "</D:principal"))
+    assert status == 207
+    assert [(r.findtext(f"{D}href"), r.findtext(f"{D}status")) for r in ET.fromstring(answer)] == [
+        ("/dav/principals/alice/", "HTTP/1.1 200 OK")]
     # Without apply-to, a calendar collection holds no principals.
     unscoped = property_search(("<D:displayname/>", "contains", "a"), extra="")
     assert found(report(home, "/dav/calendars/alice/calendar/", unscoped)[2]) == {}

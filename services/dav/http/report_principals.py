@@ -29,7 +29,7 @@ from ..scheduling.properties import scheduling_properties
 from .paths import PRINCIPAL, PRINCIPALS, ROOT, Target
 from .properties import Resource, properties
 from .report_output import multistatus_body, parse_limit, truncated_response
-from .xmlio import CALSERVER, element, property_xml, response_xml, tag
+from .xmlio import CALSERVER, element, property_xml, response_xml, status_response, tag
 
 DISPLAYNAME, EMAILS = tag(DAV, "displayname"), tag(CALSERVER, "email-address-set")
 ADDRESSES, USER_TYPE = tag(CALDAV, "calendar-user-address-set"), tag(CALDAV, "calendar-user-type")
@@ -140,6 +140,8 @@ def _members(db, settings: Settings, user: str) -> list[Member]:
 
 
 def _response(member: Member, wanted: list[str]) -> str:
+    if not wanted:  # no DAV:prop: the hrefs alone (a response needs a status or a propstat)
+        return status_response(Target(PRINCIPAL, member.user).path, 200)
     found = [property_xml(name, member.properties[name]) for name in wanted if name in member.properties]
     missing = [property_xml(name) for name in wanted if name not in member.properties]
     return response_xml(Target(PRINCIPAL, member.user).path, found, missing)
