@@ -92,6 +92,14 @@ def test_addresses_belong_to_one_user_and_compare_without_case(home):
         ["bob@example.org", "bob@localhost"])
     assert address_sets(home, "carol") == (["mailto:carol@localhost", "/dav/principals/carol/"], ["carol@localhost"])
 
+    # A deleted user's addresses are free again.
+    result = home.hearth("user", "add", "dave", "--email", "dave@example.org", "--password-stdin", input="dave pass\n")
+    assert result.returncode == 0 and result.stdout == "created user dave with dave@example.org\n"
+    assert hearth(home, "user", "email", "carol", "add", "dave@example.org")[0] == 1
+    assert hearth(home, "user", "del", "dave", "--yes")[0] == 0
+    assert hearth(home, "user", "email", "carol", "add", "dave@example.org")[0] == 0
+    assert hearth(home, "user", "email", "carol", "remove", "dave@example.org")[0] == 0
+
 
 def test_member_invited_by_a_real_address_gets_it_in_their_calendar_and_no_mail_is_sent(home, sink):
     """The household scenario as Apple Calendar runs it: alice organizes with the first address her principal
