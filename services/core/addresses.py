@@ -41,11 +41,8 @@ def email_of(text: str) -> str | None:
     local, at, domain = text.rpartition("@")
     if not at or not local or not domain or len(local) > MAX_LOCAL_LENGTH or FORBIDDEN_IN_LOCAL.search(local):
         return None
-    try:
-        domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return None
-    if not all(DOMAIN_LABEL.fullmatch(label) for label in domain.split(".")):
+    domain = _ascii_domain(domain)
+    if domain is None:
         return None
     address = f"{local.lower()}@{domain}"
     return address if len(address) <= MAX_ADDRESS_LENGTH else None
@@ -60,9 +57,15 @@ def check_address(text: str) -> str:
     return address
 
 
+def mail_domain_of(configured: str) -> str:
+    """`[dav] mail_domain` in the form addresses are compared in (lower case, IDNA)."""
+    configured = configured.strip().lower() or "localhost"
+    return _ascii_domain(configured) or configured
+
+
 def default_address(user: str, mail_domain: str) -> str:
     """The address every user has: NAME@MAIL_DOMAIN."""
-    return f"{user}@{mail_domain.strip().lower() or 'localhost'}"
+    return f"{user}@{mail_domain_of(mail_domain)}"
 
 
 def registered_addresses(db: sqlite_utils.Database, user: str) -> list[str]:
@@ -98,7 +101,7 @@ def registrable(db: sqlite_utils.Database, user: str, text: str, mail_domain: st
     Conflict if another user has it; BadRequest for an address at the mail domain, where
     NAME@MAIL_DOMAIN is already each user's own and another name there would shadow a future user's."""
     address = check_address(text)
-    domain = default_address("", mail_domain)[1:]
+    domain = mail_domain_of(mail_domain)
     if address.endswith(f"@{domain}"):
         if address == default_address(user, mail_domain):
             return address, False
@@ -138,3 +141,12 @@ def _user_id(db: sqlite_utils.Database, user: str) -> int:
     if row is None:
         raise NotFound(f"no user named {user!r}")
     return row[0]
+
+
+def _ascii_domain(domain: str) -> str | None:
+    """A domain in lower-case ASCII (IDNA for a Unicode one), or None if it cannot be a mail domain."""
+    try:
+        domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+    return domain if all(DOMAIN_LABEL.fullmatch(label) for label in domain.split(".")) else None

@@ -12,11 +12,9 @@ from urllib.parse import unquote, urlsplit
 
 import sqlite_utils
 
-from services.core.addresses import addresses_of, email_of, owner_of
+from services.core.addresses import addresses_of, email_of, mail_domain_of, owner_of
 
-from ..http.paths import principal_path
-
-PRINCIPALS = "/dav/principals/"
+from ..http.paths import PRINCIPAL_COLLECTION, principal_path
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,7 @@ class Settings:
 
     @classmethod
     def from_config(cls, dav_section) -> "Settings":
-        domain = dav_section.mail_domain.strip().lower() or "localhost"
+        domain = mail_domain_of(dav_section.mail_domain)
         return cls(domain, bool(dav_section.smtp_host), dav_section.smtp_from or f"hearth@{domain}")
 
 
@@ -82,7 +80,7 @@ def _candidate(address: str, settings: Settings) -> str | None:
         local, at, domain = address[7:].rpartition("@")
         return local if at and local and domain == settings.mail_domain else None
     path = urlsplit(address).path if "://" in address else address
-    if path.startswith(PRINCIPALS):
-        rest = path[len(PRINCIPALS):].rstrip("/")
+    if path.startswith(PRINCIPAL_COLLECTION):
+        rest = path[len(PRINCIPAL_COLLECTION):].rstrip("/")
         return unquote(rest) if rest and "/" not in rest else None
     return None
