@@ -302,6 +302,14 @@ async def test_addresses_through_the_api_one_owner_each(daemon):
             assert [a["address"] for a in await response.json()] == ["ivy@localhost"]
         async with client.get("/api/v1/users/nobody/addresses") as response:
             assert response.status == 404
+        # A new user with addresses: one taken refuses the whole user.
+        new = {"name": "kim", "password": "kim password", "emails": ["kim@example.org", "JON@example.org"]}
+        async with client.post("/api/v1/users", json=new) as response:
+            assert response.status == 409 and "address of jon" in (await response.json())["reason"]
+        async with client.post("/api/v1/users", json={**new, "emails": ["kim@example.org"]}) as response:
+            assert response.status == 201
+        async with client.get("/api/v1/users/kim/addresses") as response:
+            assert [a["address"] for a in await response.json()] == ["kim@example.org", "kim@localhost"]
 
 
 @pytest.mark.parametrize("method, path, body, field", [
