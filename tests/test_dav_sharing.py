@@ -224,9 +224,9 @@ def test_deleting_an_account_drops_its_collections_the_shares_it_was_given_and_i
         put_item(db, family.id, "a.ics", EVENT % b"a")
         put_item(db, family.id, "a.ics", (EVENT % b"a").replace(b"Dentist", b"Doctor"))  # keeps a revision
         grant(db, "alice", "calendar", "family", "bob", "read")
-        add_address(db, "alice", "alice@example.org", "localhost")
+        add_address(db, "alice", "ally.smith@example.org", "localhost")
         # alice's (under her default and her registered address), and not alice's
-        for sender in ("mailto:Alice@localhost", "mailto:alice@example.org", "mailto:alice_x@localhost"):
+        for sender in ("mailto:Alice@localhost", "mailto:ally.smith@example.org", "mailto:alice_x@localhost"):
             db.execute("INSERT INTO dav_outgoing_mail (sender, recipient, method, message, created_at, "
                        "next_attempt_at) VALUES (?, 'mailto:ann@example.org', 'REQUEST', x'00', '', 0)", [sender])
 

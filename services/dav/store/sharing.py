@@ -123,8 +123,8 @@ def delete_user_collections(db: sqlite_utils.Database, user: dict) -> None:
     in revisions.py)."""
     db.execute("DELETE FROM dav_shares WHERE grantee = ?", [user["name"]])
     db.execute("DELETE FROM dav_collections WHERE owner = ?", [user["name"]])
-    # Invitations by email not sent yet would speak for someone who no longer has an account. Only
-    # local users send, by their calendar addresses: mailto:NAME@<mail_domain>, a registered one, or their principal URL.
+    # Invitations by email not sent yet would speak for someone who no longer has an account. Only local
+    # users send, by their calendar addresses: mailto:NAME@<mail_domain>, a registered one, or their principal URL.
     name = user["name"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     db.execute("DELETE FROM dav_outgoing_mail WHERE lower(sender) LIKE ? ESCAPE '\\' OR sender LIKE ? ESCAPE '\\'",
                [f"mailto:{name}@%", f"%/dav/principals/{name}/"])
