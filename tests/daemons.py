@@ -34,10 +34,13 @@ class LoopbackDaemon:
         self.log_path = home / f"{self.section}.stderr"
 
     def add_user(self, name: str) -> None:
-        result = subprocess.run([sys.executable, "-m", "services.cli", "--config", str(self.config), "user", "add",
-                                 name, "--password-stdin"], input=PASSWORDS[name] + "\n", capture_output=True,
-                                text=True, env=self.env, timeout=60)
+        result = self.hearth("user", "add", name, "--password-stdin", input=PASSWORDS[name] + "\n")
         assert result.returncode == 0, result.stderr
+
+    def hearth(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+        """The `hearth` command on this daemon's config and data, as an admin types it."""
+        return subprocess.run([sys.executable, "-m", "services.cli", "--config", str(self.config), *args],
+                              input=input, capture_output=True, text=True, env=self.env, timeout=60)
 
     def healthy(self) -> bool:
         raise NotImplementedError

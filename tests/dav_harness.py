@@ -4,6 +4,9 @@ Shared by every DAV test file: `dav_daemon(tmp, *users)` starts one, `propfind` 
 EVENT / RECURRING / VCARD are small valid objects (EVENT takes a UID with `EVENT % b"uid"`)."""
 from __future__ import annotations
 
+import email
+import time
+
 import caldav
 
 from tests.daemons import PASSWORDS, LoopbackDaemon, serving
@@ -52,3 +55,23 @@ def propfind(dav: DavDaemon, path: str, props: str, depth: str = "0", user: str 
     body = f'<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" ' \
            f'xmlns:CS="http://calendarserver.org/ns/"><D:prop>{props}</D:prop></D:propfind>'
     return dav.request("PROPFIND", path, body, user=user, headers={"Depth": depth, "Content-Type": "application/xml"})
+
+
+class MailSink:
+    """aiosmtpd handler keeping every message it accepts (an SMTP server that delivers nowhere)."""
+
+    def __init__(self):
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+def wait_for(condition, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")

@@ -272,6 +272,46 @@ async def test_admin_manages_users(daemon):
             assert response.status == 409
 
 
+async def test_addresses_through_the_api_one_owner_each(daemon):
+    await create_user(daemon, "ivy", "ivy password")
+    await create_user(daemon, "jon", "jon password")
+    async with daemon.session(basic("ivy", "ivy password")) as client:
+        async with client.post("/api/v1/me/addresses", json={"address": "mailto:Ivy%40Example.org"}) as response:
+            assert response.status == 201
+            assert await response.json() == {"address": "ivy@example.org", "default": False}
+        async with client.post("/api/v1/me/addresses", json={"address": "ivy@example.org"}) as response:
+            assert response.status == 200  # hers already
+        async with client.get("/api/v1/me/addresses") as response:
+            assert await response.json() == [{"address": "ivy@example.org", "default": False},
+                                             {"address": "ivy@localhost", "default": True}]
+        async with client.delete("/api/v1/me/addresses/ivy@localhost") as response:
+            assert response.status == 400 and "cannot be removed" in (await response.json())["reason"]
+        async with client.get("/api/v1/users/jon/addresses") as response:
+            assert response.status == 403  # another user's: admins only
+    async with daemon.session(basic("jon", "jon password")) as client:
+        async with client.post("/api/v1/me/addresses", json={"address": "IVY@example.org"}) as response:
+            assert response.status == 409
+            assert (await response.json())["reason"] == \
+                "ivy@example.org is already an address of ivy; an address belongs to one user only"
+    async with daemon.session(basic(ADMIN, ADMIN_PASSWORD)) as client:
+        async with client.post("/api/v1/users/jon/addresses", json={"address": "jon@example.org"}) as response:
+            assert response.status == 201
+        async with client.delete("/api/v1/users/ivy/addresses/IVY@example.org") as response:
+            assert response.status == 204
+        async with client.get("/api/v1/users/ivy/addresses") as response:
+            assert [a["address"] for a in await response.json()] == ["ivy@localhost"]
+        async with client.get("/api/v1/users/nobody/addresses") as response:
+            assert response.status == 404
+        # A new user with addresses: one taken refuses the whole user.
+        new = {"name": "kim", "password": "kim password", "emails": ["kim@example.org", "JON@example.org"]}
+        async with client.post("/api/v1/users", json=new) as response:
+            assert response.status == 409 and "address of jon" in (await response.json())["reason"]
+        async with client.post("/api/v1/users", json={**new, "emails": ["kim@example.org"]}) as response:
+            assert response.status == 201
+        async with client.get("/api/v1/users/kim/addresses") as response:
+            assert [a["address"] for a in await response.json()] == ["kim@example.org", "kim@localhost"]
+
+
 @pytest.mark.parametrize("method, path, body, field", [
     ("POST", "/api/v1/users", {"name": "hal"}, "password"),
     ("POST", "/api/v1/users", {"name": "hal", "password": "short"}, "password"),
@@ -282,6 +322,7 @@ async def test_admin_manages_users(daemon):
     ("POST", "/api/v1/me/app-passwords", {}, "label"),
     ("POST", "/api/v1/me/app-passwords", {"label": "   "}, "label"),
     ("DELETE", "/api/v1/me/app-passwords/abc", None, "id"),
+    ("POST", "/api/v1/me/addresses", {"address": "no at sign"}, "email address"),
 ])
 async def test_validation_errors_name_the_field(daemon, method, path, body, field):
     async with daemon.session(basic(ADMIN, ADMIN_PASSWORD)) as client:

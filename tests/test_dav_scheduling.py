@@ -3,7 +3,6 @@ library as organizer and attendee), inbox and outbox, free-busy through the outb
 to external attendees through a local SMTP sink (aiosmtpd), including an SMTP server that is down."""
 from __future__ import annotations
 
-import email
 import socket
 import time
 import xml.etree.ElementTree as ET
@@ -13,7 +12,7 @@ import icalendar
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.dav_harness import EVENT, dav_daemon, propfind
+from tests.dav_harness import EVENT, MailSink, dav_daemon, propfind, wait_for
 
 C = "{urn:ietf:params:xml:ns:caldav}"
 ALICE_CAL = "/dav/calendars/alice/calendar/"
@@ -264,17 +263,6 @@ def _hrefs(dav, user: str, collection: str) -> list[str]:
 
 # --- iMIP: external attendees by email ---------------------------------------------------------------
 
-class Sink:
-    """aiosmtpd handler keeping every message it accepts."""
-
-    def __init__(self):
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -293,17 +281,8 @@ def mail_dav(tmp_path_factory, smtp_port):
     yield from dav_daemon(tmp_path_factory, extra=extra)
 
 
-def wait_for(condition, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_imip_one_message_per_external_attendee_per_significant_change(mail_dav, smtp_port):
-    sink = Sink()
+    sink = MailSink()
     controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
     controller.start()
     try:
@@ -339,7 +318,7 @@ def test_imip_one_message_per_external_attendee_per_significant_change(mail_dav,
 
 
 def test_local_attendee_replies_to_an_external_organizer_by_email(mail_dav, smtp_port):
-    sink = Sink()
+    sink = MailSink()
     controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
     controller.start()
     try:
@@ -366,7 +345,7 @@ def test_imip_is_queued_while_the_smtp_server_is_down(mail_dav, smtp_port):
     assert mail_dav.request("PUT", cal + "imip-2.ics", raw, user="alice")[0] == 201
     assert time.monotonic() - started < 2.0  # the PUT does not wait for SMTP
     time.sleep(1.0)  # a few failed attempts
-    sink = Sink()
+    sink = MailSink()
     controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
     controller.start()
     try:

@@ -211,6 +211,7 @@ def test_copy_and_move_respect_privileges_and_overwrite(dav):
 
 def test_deleting_an_account_drops_its_collections_the_shares_it_was_given_and_its_revisions(db):
     from services.core.accounts import create_user, delete_user
+    from services.core.addresses import add_address
     from services.core.db import write
     from services.dav.store import collection_by_name, create_collection, put_item
     from services.dav.store.sharing import grant, grants
@@ -223,7 +224,9 @@ def test_deleting_an_account_drops_its_collections_the_shares_it_was_given_and_i
         put_item(db, family.id, "a.ics", EVENT % b"a")
         put_item(db, family.id, "a.ics", (EVENT % b"a").replace(b"Dentist", b"Doctor"))  # keeps a revision
         grant(db, "alice", "calendar", "family", "bob", "read")
-        for sender in ("mailto:Alice@localhost", "mailto:alice_x@localhost"):  # alice's, and not alice's
+        add_address(db, "alice", "ally.smith@example.org", "localhost")
+        # alice's (under her default and her registered address), and not alice's
+        for sender in ("mailto:Alice@localhost", "mailto:ally.smith@example.org", "mailto:alice_x@localhost"):
             db.execute("INSERT INTO dav_outgoing_mail (sender, recipient, method, message, created_at, "
                        "next_attempt_at) VALUES (?, 'mailto:ann@example.org', 'REQUEST', x'00', '', 0)", [sender])
 

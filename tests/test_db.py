@@ -19,7 +19,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     migrate(path, MIGRATION_SETS)
     db = open_db(path)
     applied = [(row["migration_set"], row["name"]) for row in db["_sqlite_migrations"].rows]
-    assert applied == [("core", "m001_accounts"), ("core", "m002_auth_failures"),
+    assert applied == [("core", "m001_accounts"), ("core", "m002_auth_failures"), ("core", "m003_user_addresses"),
                        ("files", "m001_tree"), ("files", "m002_deletable_folders"), ("files", "m003_chunk_uploads"),
                        ("files", "m004_tree_stamps"), ("files", "m005_entries_by_file_id"),
                        ("files", "m006_deletion_runs"),

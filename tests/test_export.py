@@ -20,7 +20,7 @@ import pytest
 import vobject
 from icalendar import Calendar
 
-from services.core import accounts
+from services.core import accounts, addresses
 from services.core.db import db_path, migrate, open_db, write
 from services.core.export import export_user
 from services.core.schema import MIGRATION_SETS
@@ -93,6 +93,7 @@ class World:
         for name in ("alice", "bob"):
             write(db, lambda db: accounts.create_user(db, name, password_hash))
         write(db, lambda db: accounts.create_app_password(db, "alice", "phone"))
+        write(db, lambda db: addresses.add_address(db, "alice", "Alice@Example.org", "localhost"))
         folders = {name: write(db, lambda db: create_folder(db, "alice", name)).id
                    for name in ("Documents", "Photos", "Empty")}
         self.alice_folder_ids = set(folders.values())
@@ -224,6 +225,7 @@ def test_export_writes_every_file_calendar_card_and_share(world):
     for path, entry in listed.items():
         assert entry["size"] == len(on_disk[path]) and entry["sha256"] == hashlib.sha256(on_disk[path]).hexdigest()
     assert manifest["user"] == "alice" and manifest["exported_at"].startswith("20")
+    assert manifest["email_addresses"] == ["alice@example.org"]  # registered ones: NAME@mail_domain goes without saying
     assert manifest["counts"] == {"folders": 3, "files": 7, "directories": 1, "bytes": sum(
         len(d) for d in world.alice_files.values()), "calendars": 1, "calendar_objects": 4,
         "address_books": 1, "cards": 2}

@@ -425,6 +425,33 @@ def test_download_my_data_gives_one_zip_with_my_files_and_calendars(page, hearth
     assert manifest["user"] == "admin" and manifest["counts"]["files"] >= 1
 
 
+def test_account_page_adds_an_email_address_invitations_then_reach(page, hearth, screenshots):
+    assert hearth.request("POST", "/api/v1/users", body=b'{"name": "eve", "password": "eve password"}',
+                          headers={"Content-Type": "application/json"})[0] == 201
+    assert hearth.request("POST", "/api/v1/users/eve/addresses", body=b'{"address": "eve@example.net"}',
+                          headers={"Content-Type": "application/json"})[0] == 201
+    page.goto("/account")
+    addresses = page.locator("#addresses")
+    playwright_api.expect(addresses).to_contain_text("admin@localhost")
+    page.get_by_label("Add an address").fill("Admin@Example.NET")
+    page.get_by_role("button", name="Add", exact=True).click()
+    playwright_api.expect(addresses.locator("li").first).to_contain_text("admin@example.net")
+    page.screenshot(path=screenshots / "account-addresses.png", full_page=True)
+    # Another member's address is refused with the reason on screen.
+    page.get_by_label("Add an address").fill("eve@example.net")
+    page.get_by_role("button", name="Add", exact=True).click()
+    playwright_api.expect(page.locator("#status")).to_have_text(
+        "eve@example.net is already an address of eve; an address belongs to one user only")
+    # The calendar server lists it at once: clients invite and search by it.
+    status, body = hearth.request("PROPFIND", "/dav/principals/admin/", headers={"Depth": "0"},
+                                  body=b'<D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+                                       b'<D:prop><C:calendar-user-address-set/></D:prop></D:propfind>')
+    assert status == 207 and b"mailto:admin@example.net" in body
+    page.get_by_role("button", name="Remove admin@example.net").click()
+    playwright_api.expect(addresses).not_to_contain_text("admin@example.net")
+    playwright_api.expect(addresses).to_contain_text("admin@localhost")
+
+
 def test_admin_page_shows_each_users_storage_against_the_quota(page, hearth, screenshots):
     assert hearth.request("POST", "/api/v1/users", body=b'{"name": "dee", "password": "dee password"}',
                           headers={"Content-Type": "application/json"})[0] == 201

@@ -7,14 +7,15 @@ from services.core.auth import setup_auth
 from services.core.config import Config
 from services.core.http import create_base_app
 
-from . import admin_services, app_passwords, data_export, devices, me, openapi, session, usage, users
+from . import (admin_services, app_passwords, data_export, devices, email_addresses, me, openapi, session, usage,
+               users)
 from .nextcloud import add_nextcloud_routes
 from .web import add_web_routes
 from services.core.routing import guarded
 
 # Every route the daemon serves; the OpenAPI document describes exactly this list.
-ROUTES = (*me.ROUTES, *app_passwords.ROUTES, *devices.ROUTES, *session.ROUTES, *users.ROUTES,
-          *admin_services.ROUTES, *usage.ROUTES, *data_export.ROUTES, *openapi.ROUTES)
+ROUTES = (*me.ROUTES, *app_passwords.ROUTES, *email_addresses.ROUTES, *devices.ROUTES, *session.ROUTES,
+          *users.ROUTES, *admin_services.ROUTES, *usage.ROUTES, *data_export.ROUTES, *openapi.ROUTES)
 
 
 def create_app(config: Config) -> web.Application:

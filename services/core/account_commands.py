@@ -22,16 +22,24 @@ ERASE_BATCH = 500  # chunks checked and erased per write transaction after a use
 def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     """Add the `user` and `token` commands to the hearth CLI."""
     user = command("user", "services.core.account_commands:run_user",
-                   "Manage user accounts: add, list, passwd, del.")
+                   "Manage user accounts: add, list, passwd, email, del.")
     actions = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="create a user", description="Create a user.")
     add.add_argument("name", help="user name: lowercase letters, digits, '.', '_', '-' (case-folded)")
     add.add_argument("--admin", action="store_true", help="make the user an administrator")
+    add.add_argument("--email", action="append", default=[], metavar="ADDRESS",
+                     help="an email address the user is invited by (repeatable); see `hearth user email`")
     _password_flag(add)
     actions.add_parser("list", help="list users", description="List users with their app password counts.")
     passwd = actions.add_parser("passwd", help="set a user's password", description="Set a user's password.")
     passwd.add_argument("name")
     _password_flag(passwd)
+    email = actions.add_parser("email", help="add, remove or list a user's email addresses",
+                               description="A user's email addresses: invitations to any of them reach the "
+                                           "user's calendar. NAME@[dav] mail_domain is always one of them.")
+    email.add_argument("name")
+    email.add_argument("email_action", choices=("add", "remove", "list"), metavar="add|remove|list")
+    email.add_argument("address", nargs="?", help="the address (add and remove), e.g. bob@example.org")
     delete = actions.add_parser("del", help="delete a user and all their data",
                                 description="Delete a user and all their data (app passwords included).")
     delete.add_argument("name")
@@ -57,7 +65,8 @@ def _password_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def run_user(args: argparse.Namespace) -> int:
-    actions = {"add": _user_add, "list": _user_list, "passwd": _user_passwd, "del": _user_del}
+    actions = {"add": _user_add, "list": _user_list, "passwd": _user_passwd, "email": _user_email,
+               "del": _user_del}
     return as_command(actions[args.user_command], args)
 
 
@@ -89,17 +98,54 @@ def _read_new_password(args: argparse.Namespace, name: str) -> str:
 
 
 def _user_add(args: argparse.Namespace) -> int:
-    from . import accounts
+    from . import accounts, addresses
     from .db import write
 
     with database(args) as db:
         name = accounts.normalize_name(args.name)
         if accounts.get_user(db, name) is not None:  # say so before asking for a password
             raise CommandError(f"user {name!r} already exists")
+        domain = _mail_domain(args)
+        emails = [addresses.registrable(db, name, email, domain)[0] for email in args.email]  # before the prompt
         password_hash = accounts.hash_password(_read_new_password(args, name))
-        write(db, lambda db: accounts.create_user(db, name, password_hash, admin=args.admin))
-    print(f"created user {name}" + (" (admin)" if args.admin else ""))
+
+        def create(db) -> None:
+            accounts.create_user(db, name, password_hash, admin=args.admin)
+            for email in emails:
+                addresses.add_address(db, name, email, domain)
+
+        write(db, create)
+    print(f"created user {name}" + (" (admin)" if args.admin else "")
+          + (f" with {', '.join(emails)}" if emails else ""))
     return ExitStatus.OK
+
+
+def _user_email(args: argparse.Namespace) -> int:
+    from . import addresses
+    from .db import write
+
+    domain = _mail_domain(args)
+    with database(args) as db:
+        name = require_user(db, args.name)["name"]
+        if args.email_action == "list":
+            for address in addresses.addresses_of(db, name, domain):
+                print(address)
+            return ExitStatus.OK
+        if not args.address:
+            raise CommandError(f"hearth user email {name} {args.email_action} needs the ADDRESS", ExitStatus.CONFIG)
+        if args.email_action == "add":
+            address, new = write(db, lambda db: addresses.add_address(db, name, args.address, domain))
+            print(f"added {address} to {name}" if new else f"{address} is already an address of {name}")
+        else:
+            address = write(db, lambda db: addresses.remove_address(db, name, args.address, domain))
+            print(f"removed {address} from {name}")
+    return ExitStatus.OK
+
+
+def _mail_domain(args: argparse.Namespace) -> str:
+    from .config import load_config
+
+    return load_config(args.config).dav.mail_domain
 
 
 def _user_list(args: argparse.Namespace) -> int:

@@ -190,6 +190,7 @@ def delete_user(db: sqlite_utils.Database, name: str) -> None:
         deleter(db, user)
     # The foreign key cascades too; saying it here keeps it true on any connection.
     db.execute("DELETE FROM app_passwords WHERE user_id = ?", [user["id"]])
+    db.execute("DELETE FROM user_addresses WHERE user_id = ?", [user["id"]])
     db.execute("DELETE FROM users WHERE id = ?", [user["id"]])
 
 

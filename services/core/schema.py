@@ -41,6 +41,20 @@ def m002_auth_failures(db):
     db.execute("CREATE INDEX auth_failures_at ON auth_failures(at)")
 
 
+@core()
+def m003_user_addresses(db):
+    """Users' registered email addresses (services/core/addresses.py), in the comparable form: each belongs
+    to one user, and scheduling finds the user by it."""
+    db.execute("""
+        CREATE TABLE user_addresses (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            address TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX user_addresses_user ON user_addresses(user_id)")
+
+
 files = Migrations("files")
 
 

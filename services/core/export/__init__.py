@@ -6,8 +6,8 @@ The layout of DIR:
     calendars/<name>.ics       one iCalendar stream per calendar
     contacts/<name>.vcf        one vCard stream per address book
     shares.json                shares given and received (folders, calendars, address books)
-    manifest.json              counts, sizes and the SHA-256 of every file above; written last,
-                               so an export without it is incomplete
+    manifest.json              the user's registered email addresses, counts, sizes and the SHA-256
+                               of every file above; written last, so an export without it is incomplete
 
 Everything is read in one read transaction, so the export is one consistent
 moment of the database even while daemons keep writing. DIR must be new or
@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 
 import sqlite_utils
 
+from ..addresses import registered_addresses
 from ..errors import NotFound
 from ..tree import BlobStore
 from .dav import export_dav
@@ -61,10 +62,12 @@ def export_to(db: sqlite_utils.Database, store: BlobStore, user: str, open_targe
         files = export_files(db, store, user, target, advance)
         dav = export_dav(db, user, target)
         target.write("shares.json", [_json(shares_of(db, user))])
+        email_addresses = registered_addresses(db, user)
     target.sync()
     manifest = {
         "format": MANIFEST_FORMAT,
         "user": user,
+        "email_addresses": email_addresses,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "counts": {**asdict(files), **asdict(dav)},
         "total_bytes": sum(w.size for w in target.written),

@@ -1,6 +1,7 @@
 """What a /dav/ URL names: the root, a principal, a home, a collection or an item.
 
     /dav/                                    root (current-user-principal lives here)
+    /dav/principals/                         the principal collection (where principals are searched)
     /dav/principals/<user>/                  principal
     /dav/calendars/<user>/                   calendar home;  /dav/addressbooks/<user>/  address book home
     /dav/calendars/<user>/<collection>/      a calendar (an address book under addressbooks/)
@@ -19,7 +20,8 @@ PREFIX = "/dav/"
 HOMES = {"calendars": CALENDAR, "addressbooks": ADDRESSBOOK}
 HOME_OF = {kind: segment for segment, kind in HOMES.items()}
 
-ROOT, PRINCIPAL, HOME, COLLECTION, ITEM = "root", "principal", "home", "collection", "item"
+ROOT, PRINCIPALS, PRINCIPAL, HOME, COLLECTION, ITEM = "root", "principals", "principal", "home", "collection", "item"
+PRINCIPAL_COLLECTION = f"{PREFIX}principals/"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class Target:
         """The canonical href of this resource."""
         if self.level == ROOT:
             return PREFIX
+        if self.level == PRINCIPALS:
+            return PRINCIPAL_COLLECTION
         if self.level == PRINCIPAL:
             return principal_path(self.user)
         path = home_path(self.user, self.kind)
@@ -53,7 +57,7 @@ class Target:
 
 
 def principal_path(user: str) -> str:
-    return f"{PREFIX}principals/{quote(user, safe='')}/"
+    return f"{PRINCIPAL_COLLECTION}{quote(user, safe='')}/"
 
 
 def home_path(user: str, kind: str) -> str:
@@ -72,6 +76,8 @@ def parse_path(raw_path: str) -> Target:
     if any(part in ("", ".", "..") for part in parts):
         raise NotFound(f"no resource at {raw_path}")
     head, rest = parts[0], parts[1:]
+    if head == "principals" and not rest:
+        return Target(PRINCIPALS)
     if head == "principals" and len(rest) == 1:
         return Target(PRINCIPAL, rest[0])
     if head in HOMES and 1 <= len(rest) <= 3:

@@ -12,13 +12,17 @@ from dataclasses import dataclass, field
 from ..errors import CALDAV, CARDDAV, DAV
 from ..store import CALENDAR, MAX_RESOURCE_SIZE, Collection, Item
 from .access import PRIVILEGES
-from .paths import COLLECTION, HOME, ITEM, PRINCIPAL, ROOT, Target, home_path, principal_path
+from .paths import (COLLECTION, HOME, ITEM, PRINCIPAL, PRINCIPAL_COLLECTION, PRINCIPALS, ROOT, Target, home_path,
+                    principal_path)
 from .xmlio import APPLE, CALSERVER, Value, element, href, tag
 
+# Principal searches (http/report_principals.py) are answered wherever they are asked, as RFC 3744 allows.
+PRINCIPAL_REPORTS = ((DAV, "principal-property-search"), (DAV, "principal-search-property-set"),
+                     (CALSERVER, "calendarserver-principal-search"))
 REPORTS = {CALENDAR: ((CALDAV, "calendar-query"), (CALDAV, "calendar-multiget"), (CALDAV, "free-busy-query"),
-                      (DAV, "sync-collection")),
+                      (DAV, "sync-collection"), *PRINCIPAL_REPORTS),
            "addressbook": ((CARDDAV, "addressbook-query"), (CARDDAV, "addressbook-multiget"),
-                           (DAV, "sync-collection"))}
+                           (DAV, "sync-collection"), *PRINCIPAL_REPORTS)}
 CONTENT_TYPES = {CALENDAR: "text/calendar; charset=utf-8", "addressbook": "text/vcard; charset=utf-8"}
 
 
@@ -36,9 +40,12 @@ def properties(resource: Resource, user: str) -> dict[str, Value]:
     """Clark name -> value for every property `resource` has, as seen by `user`."""
     target = resource.target
     common: dict[str, Value] = {tag(DAV, "current-user-principal"): [href(principal_path(user))]}
-    if target.level == ROOT:
+    if target.level in (ROOT, PRINCIPALS, PRINCIPAL):
+        common[tag(DAV, "principal-collection-set")] = [href(PRINCIPAL_COLLECTION)]
+        common[tag(DAV, "supported-report-set")] = supported_reports(PRINCIPAL_REPORTS)
+    if target.level in (ROOT, PRINCIPALS):
         return {**common, tag(DAV, "resourcetype"): [element(tag(DAV, "collection"))],
-                tag(DAV, "displayname"): "hearth"}
+                tag(DAV, "displayname"): "hearth" if target.level == ROOT else "principals"}
     if target.level == PRINCIPAL:
         return {**common, **_principal(target.user), **resource.extra}
     if target.level == HOME:
@@ -59,7 +66,6 @@ def _principal(user: str) -> dict[str, Value]:
         tag(DAV, "principal-URL"): [href(principal_path(user))],
         tag(CALDAV, "calendar-home-set"): [href(home_path(user, CALENDAR))],
         tag(CARDDAV, "addressbook-home-set"): [href(home_path(user, "addressbook"))],
-        tag(CALDAV, "calendar-user-address-set"): [href(f"mailto:{user}@localhost")],
     }
 
 
@@ -71,9 +77,7 @@ def _collection(collection: Collection) -> dict[str, Value]:
         tag(DAV, "resourcetype"): [element(tag(DAV, "collection")), kind_element],
         tag(DAV, "owner"): [href(principal_path(collection.owner))],
         tag(DAV, "current-user-privilege-set"): _privileges(collection.access),
-        tag(DAV, "supported-report-set"): [
-            element(tag(DAV, "supported-report"), children=[element(tag(DAV, "report"), children=[
-                element(tag(ns, name))])]) for ns, name in REPORTS[collection.kind]],
+        tag(DAV, "supported-report-set"): supported_reports(REPORTS[collection.kind]),
         tag(DAV, "sync-token"): collection.sync_token,
         tag(CALSERVER, "getctag"): collection.ctag,
         tag(namespace, "max-resource-size"): str(MAX_RESOURCE_SIZE),
@@ -102,6 +106,12 @@ def _collection(collection: Collection) -> dict[str, Value]:
         values[tag(CARDDAV, "supported-address-data")] = [
             _data_type(tag(CARDDAV, "address-data-type"), "text/vcard", version) for version in ("3.0", "4.0")]
     return values
+
+
+def supported_reports(reports) -> list[ET.Element]:
+    """The DAV:supported-report-set value (RFC 3253 §3.1.5) naming these (namespace, name) reports."""
+    return [element(tag(DAV, "supported-report"), children=[element(tag(DAV, "report"), children=[
+        element(tag(ns, name))])]) for ns, name in reports]
 
 
 def _item(item: Item, kind: str) -> dict[str, Value]:

@@ -3,7 +3,8 @@
 Every report is answered from one read transaction after `load` has checked
 the read privilege; the report modules do the work: calendar-query and
 free-busy-query (report_calendar), addressbook-query (report_card), the two
-multigets (report_multiget) and sync-collection (report_sync). A report this
+multigets (report_multiget), sync-collection (report_sync) and the principal
+searches (report_principals), which apply anywhere. A report this
 server does not know, or one that does not apply to the collection's kind,
 is 403 DAV:supported-report.
 
@@ -18,9 +19,11 @@ from services.core.errors import BadRequest
 
 from ..errors import CALDAV, CARDDAV, DAV, Precondition
 from ..store import ADDRESSBOOK, CALENDAR
-from . import report_calendar, report_card, report_multiget, report_sync
-from .paths import COLLECTION, ITEM, Target
-from .xmlio import read_xml, tag
+from . import report_calendar, report_card, report_multiget, report_principals, report_sync
+from .paths import COLLECTION, HOME, ITEM, PRINCIPAL, PRINCIPALS, ROOT, Target
+from .xmlio import CALSERVER, read_xml, tag
+
+ANYWHERE = (ROOT, PRINCIPALS, PRINCIPAL, HOME, COLLECTION, ITEM)
 
 # Report element -> (handler, the collection kind it applies to (None: both), levels it may be asked at)
 REPORTS = {
@@ -30,6 +33,10 @@ REPORTS = {
     tag(CARDDAV, "addressbook-query"): (report_card.addressbook_query, ADDRESSBOOK, (COLLECTION, ITEM)),
     tag(CARDDAV, "addressbook-multiget"): (report_multiget.multiget, ADDRESSBOOK, (COLLECTION, ITEM)),
     tag(DAV, "sync-collection"): (report_sync.sync_collection, None, (COLLECTION,)),
+    tag(DAV, "principal-property-search"): (report_principals.principal_property_search, None, ANYWHERE),
+    tag(DAV, "principal-search-property-set"): (report_principals.principal_search_property_set, None, ANYWHERE),
+    tag(CALSERVER, "calendarserver-principal-search"): (report_principals.calendarserver_principal_search, None,
+                                                        ANYWHERE),
 }
 
 

@@ -13,14 +13,16 @@ from services.core.errors import NotFound
 from ..store import Collection, find_item, list_items
 from ..store.sharing import mounted, visible_collection
 from .access import NeedPrivileges, require
-from .paths import COLLECTION, HOME, ITEM, PRINCIPAL, ROOT, Target
+from .paths import COLLECTION, HOME, ITEM, PRINCIPAL, PRINCIPALS, ROOT, Target
 from .properties import Resource
 
 
 def load(db: sqlite_utils.Database, target: Target, user: str, privilege: str) -> Resource:
     """The resource at `target` with its collection and item metadata (no item bytes)."""
-    if target.level == ROOT or (target.level == PRINCIPAL and privilege == "read"):
+    if target.level == ROOT or (target.level in (PRINCIPALS, PRINCIPAL) and privilege == "read"):
         return Resource(target)
+    if target.level == PRINCIPALS:
+        raise NeedPrivileges(target.path, privilege)
     if target.level in (PRINCIPAL, HOME):
         require("owner" if target.user == user else None, privilege, target.path)
         return Resource(target)

@@ -1,8 +1,9 @@
 """Calendar user addresses (RFC 6638 §2.4.1): who an ORGANIZER or ATTENDEE value is.
 
-A local user has two addresses: `mailto:<user>@<[dav] mail_domain>` and their
-principal URL. Addresses compare case-insensitively (mailto local parts are
-case-sensitive on paper, never in practice, and clients change the case).
+A local user's addresses are their email addresses as `mailto:` URIs (the ones
+registered with `hearth user email`, then `<user>@<[dav] mail_domain>`) and
+their principal URL. Email addresses compare as services/core/addresses.py
+says: without regard to case, after mailto: normalisation.
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from urllib.parse import unquote, urlsplit
 
 import sqlite_utils
 
-PRINCIPALS = "/dav/principals/"
+from services.core.addresses import addresses_of, email_of, mail_domain_of, owner_of
+
+from ..http.paths import PRINCIPAL_COLLECTION, principal_path
 
 
 @dataclass(frozen=True)
@@ -24,26 +27,35 @@ class Settings:
 
     @classmethod
     def from_config(cls, dav_section) -> "Settings":
-        domain = dav_section.mail_domain.strip().lower() or "localhost"
+        domain = mail_domain_of(dav_section.mail_domain)
         return cls(domain, bool(dav_section.smtp_host), dav_section.smtp_from or f"hearth@{domain}")
 
 
-def user_address(user: str, settings: Settings) -> str:
-    """The mailto address a local user organizes and is invited with."""
-    return f"mailto:{user}@{settings.mail_domain}"
+def user_addresses(db: sqlite_utils.Database, user: str, settings: Settings) -> list[str]:
+    """The user's calendar user addresses, as calendar-user-address-set lists them: mailto ones first
+    (Apple's clients organize with the first), registered before the default, then the principal URL."""
+    return [f"mailto:{address}" for address in addresses_of(db, user, settings.mail_domain)] + \
+        [principal_path(user)]
 
 
 def normalize(address: str) -> str:
     """The comparable form of an address: trimmed, lower case, `mailto:` spelled one way."""
     address = str(address).strip()
     if address[:7].lower() == "mailto:":
-        return "mailto:" + unquote(address[7:]).strip().lower()
+        email = email_of(address)
+        return "mailto:" + (email if email is not None else unquote(address[7:]).strip().lower())
     return address.lower()
 
 
 def local_user(db: sqlite_utils.Database, address: str, settings: Settings) -> str | None:
-    """The local user this address names (mailto at our domain, or their principal URL), else None."""
-    name = _candidate(normalize(address), settings)
+    """The local user this address names (a registered address, mailto at our domain, or their principal
+    URL), else None. A registered address wins over a name at the mail domain."""
+    address = normalize(address)
+    if address.startswith("mailto:"):
+        owner = owner_of(db, address)
+        if owner is not None:
+            return owner
+    name = _candidate(address, settings)
     if name is None:
         return None
     return name if db.execute("SELECT 1 FROM users WHERE name = ?", [name]).fetchone() else None
@@ -68,7 +80,7 @@ def _candidate(address: str, settings: Settings) -> str | None:
         local, at, domain = address[7:].rpartition("@")
         return local if at and local and domain == settings.mail_domain else None
     path = urlsplit(address).path if "://" in address else address
-    if path.startswith(PRINCIPALS):
-        rest = path[len(PRINCIPALS):].rstrip("/")
+    if path.startswith(PRINCIPAL_COLLECTION):
+        rest = path[len(PRINCIPAL_COLLECTION):].rstrip("/")
         return unquote(rest) if rest and "/" not in rest else None
     return None

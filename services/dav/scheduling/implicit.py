@@ -152,7 +152,9 @@ def _as_organizer(db, settings: Settings, owner: str, organizer: str, old, new, 
     queued = False
     for message in itip.organizer_messages(old, scheduling_new, organizer):
         user = local_user(db, message.recipient, settings)
-        if user is not None and user != owner:
+        if user == owner:
+            continue  # the organizer listed under another of their addresses: nothing to send
+        if user is not None:
             statuses[message.recipient] = deliver.to_attendee(db, user, message)
         elif is_ours(message.recipient, settings):
             statuses[message.recipient] = INVALID_USER

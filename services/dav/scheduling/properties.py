@@ -9,10 +9,10 @@ from __future__ import annotations
 import sqlite_utils
 
 from ..errors import CALDAV, DAV
-from ..http.paths import COLLECTION, PRINCIPAL, Target, home_path, principal_path
-from ..http.xmlio import element, href, tag
+from ..http.paths import COLLECTION, PRINCIPAL, Target, home_path
+from ..http.xmlio import CALSERVER, element, href, tag
 from ..store import CALENDAR
-from .addresses import Settings, user_address
+from .addresses import Settings, user_addresses
 from .mailboxes import INBOX, OUTBOX, default_calendar, role
 
 RESOURCETYPES = {INBOX: "schedule-inbox", OUTBOX: "schedule-outbox"}
@@ -22,9 +22,11 @@ def scheduling_properties(db: sqlite_utils.Database, settings: Settings, target:
     """Clark name -> value of the scheduling properties `target` has (none for most resources)."""
     if target.level == PRINCIPAL:
         calendars = home_path(target.user, CALENDAR)
+        addresses = user_addresses(db, target.user, settings)
         return {
-            tag(CALDAV, "calendar-user-address-set"): [href(user_address(target.user, settings)),
-                                                       href(principal_path(target.user))],
+            tag(CALDAV, "calendar-user-address-set"): [href(a) for a in addresses],
+            tag(CALSERVER, "email-address-set"): [element(tag(CALSERVER, "email-address"), a[7:])
+                                                  for a in addresses if a.startswith("mailto:")],
             tag(CALDAV, "calendar-user-type"): "INDIVIDUAL",
             tag(CALDAV, "schedule-inbox-URL"): [href(f"{calendars}{INBOX}/")],
             tag(CALDAV, "schedule-outbox-URL"): [href(f"{calendars}{OUTBOX}/")],

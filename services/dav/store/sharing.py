@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import sqlite_utils
 
+from services.core.addresses import registered_addresses
 from services.core.errors import NotFound
 
 from .collections import (
@@ -122,8 +123,10 @@ def delete_user_collections(db: sqlite_utils.Database, user: dict) -> None:
     in revisions.py)."""
     db.execute("DELETE FROM dav_shares WHERE grantee = ?", [user["name"]])
     db.execute("DELETE FROM dav_collections WHERE owner = ?", [user["name"]])
-    # Invitations by email not sent yet would speak for someone who no longer has an account. Only
-    # local users send, by their calendar address: mailto:NAME@<mail_domain> or their principal URL.
+    # Invitations by email not sent yet would speak for someone who no longer has an account. Only local
+    # users send, by their calendar addresses: mailto:NAME@<mail_domain>, a registered one, or their principal URL.
     name = user["name"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     db.execute("DELETE FROM dav_outgoing_mail WHERE lower(sender) LIKE ? ESCAPE '\\' OR sender LIKE ? ESCAPE '\\'",
                [f"mailto:{name}@%", f"%/dav/principals/{name}/"])
+    for address in registered_addresses(db, user["name"]):
+        db.execute("DELETE FROM dav_outgoing_mail WHERE sender = ?", [f"mailto:{address}"])
