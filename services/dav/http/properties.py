@@ -105,8 +105,12 @@ def _collection(collection: Collection) -> dict[str, Value]:
 
 
 def _item(item: Item, kind: str) -> dict[str, Value]:
-    return {tag(DAV, "resourcetype"): [], tag(DAV, "getetag"): item.etag,
-            tag(DAV, "getcontenttype"): CONTENT_TYPES[kind], tag(DAV, "getcontentlength"): str(item.size)}
+    values: dict[str, Value] = {
+        tag(DAV, "resourcetype"): [], tag(DAV, "getetag"): item.etag,
+        tag(DAV, "getcontenttype"): CONTENT_TYPES[kind], tag(DAV, "getcontentlength"): str(item.size)}
+    if item.schedule_tag is not None:  # RFC 6638 §3.3: what an attendee's client sends If-Schedule-Tag-Match with
+        values[tag(CALDAV, "schedule-tag")] = item.schedule_tag
+    return values
 
 
 def _comp(name: str) -> ET.Element:
