@@ -9,7 +9,6 @@ import xml.etree.ElementTree as ET
 
 import icalendar
 
-from tests.dav_harness import propfind
 
 # bob's calendar address as alice's iPhone writes it from her contacts. Switch to his own address
 # (bob@example.org) once users have extra email addresses.
@@ -180,3 +179,189 @@ def test_household_invitation_accepted_rescheduled_and_cancelled_as_apple_calend
     # bob's Mac removes the cancelled event; nothing goes back to alice, whose event is gone.
     assert apple(dav, MAC, "DELETE", bob_href, user="bob")[0] == 204
     assert apple(dav, IPHONE, "GET", event_href)[0] == 404
+
+
+# --- discovery: what Calendar asks of the principal, the home and the calendars -------------------------
+
+PRINCIPAL_PROPS = {  # macOS 10.11+ and iOS (CalendarServer's load-test request data), the union of both
+    IPHONE: ("C:allowed-calendar-component-set B:calendar-home-set B:calendar-user-address-set "
+             "A:current-user-principal A:displayname C:dropbox-home-URL C:email-address-set C:notification-URL "
+             "A:principal-collection-set A:principal-URL A:resource-id B:schedule-inbox-URL B:schedule-outbox-URL "
+             "A:supported-report-set"),
+    MAC: ("B:calendar-home-set B:calendar-user-address-set A:current-user-principal A:displayname "
+          "C:dropbox-home-URL C:email-address-set C:notification-URL A:principal-collection-set A:principal-URL "
+          "A:resource-id B:schedule-inbox-URL B:schedule-outbox-URL A:supported-report-set"),
+}
+HOME_PROPS = {
+    IPHONE: ("A:add-member C:allowed-sharing-modes E:bulk-requests D:calendar-color B:calendar-description "
+             "B:calendar-free-busy-set D:calendar-order B:calendar-timezone A:current-user-privilege-set "
+             "A:displayname C:getctag C:me-card A:owner C:publish-url C:push-transports C:pushkey "
+             "A:quota-available-bytes A:quota-used-bytes D:refreshrate A:resource-id A:resourcetype "
+             "B:schedule-calendar-transp B:schedule-default-calendar-URL C:source C:subscribed-strip-alarms "
+             "C:subscribed-strip-attachments C:subscribed-strip-todos B:supported-calendar-component-set "
+             "A:supported-report-set A:sync-token C:xmpp-server C:xmpp-uri"),
+    MAC: ("A:add-member C:allowed-sharing-modes D:autoprovisioned E:bulk-requests B:calendar-alarm "
+          "D:calendar-color B:calendar-description B:calendar-free-busy-set D:calendar-order B:calendar-timezone "
+          "A:current-user-privilege-set B:default-alarm-vevent-date B:default-alarm-vevent-datetime A:displayname "
+          "C:getctag C:invite D:language-code D:location-code A:owner C:pre-publish-url C:publish-url "
+          "C:push-transports C:pushkey A:quota-available-bytes A:quota-used-bytes D:refreshrate A:resource-id "
+          "A:resourcetype B:schedule-calendar-transp B:schedule-default-calendar-URL C:source "
+          "C:subscribed-strip-alarms C:subscribed-strip-attachments C:subscribed-strip-todos "
+          "B:supported-calendar-component-set B:supported-calendar-component-sets A:supported-report-set "
+          "A:sync-token B:managed-attachments-server-URL"),
+}
+PREFIX_URI = {"A": "DAV:", "B": "urn:ietf:params:xml:ns:caldav", "C": "http://calendarserver.org/ns/",
+              "D": "http://apple.com/ns/ical/", "E": "http://me.com/_namespace/"}
+
+
+def apple_propfind(dav, agent: str, path: str, props: str, user: str = "alice", depth: str = "0"):
+    """A PROPFIND with Apple's property list; checks every property is answered once, 200 or 404, in the
+    namespace it was asked in. Returns href -> {clark name: property element} of the 200 ones."""
+    asked = [f"{{{PREFIX_URI[p.split(':')[0]]}}}{p.split(':')[1]}" for p in props.split()]
+    body = (f'<?xml version="1.0" encoding="UTF-8"?><A:propfind {NAMESPACES}><A:prop>'
+            + "".join(f"<{p}/>" for p in props.split()) + "</A:prop></A:propfind>")
+    status, _, answer = apple(dav, agent, "PROPFIND", path, body, user=user, Depth=depth)
+    assert status == 207, answer
+    found = {}
+    for href, response in responses(answer).items():
+        by_status = {}
+        for propstat in response.findall(f"{D}propstat"):
+            code = propstat.findtext(f"{D}status").split()[1]
+            for prop in propstat.find(f"{D}prop"):
+                assert prop.tag not in by_status, (href, prop.tag)
+                by_status[prop.tag] = (code, prop)
+        assert sorted(by_status) == sorted(asked), (href, set(asked) ^ set(by_status))
+        assert {code for code, _ in by_status.values()} <= {"200", "404"}, (href, by_status)
+        found[href] = {name: prop for name, (code, prop) in by_status.items() if code == "200"}
+    return found
+
+
+def test_discovery_answers_every_property_apple_asks_for(dav):
+    for agent in (IPHONE, MAC):
+        status, headers, _ = apple(dav, agent, "OPTIONS", "/dav/principals/alice/")
+        assert {"calendar-access", "calendar-auto-schedule", "calendarserver-sharing"} <= \
+            {word.strip() for word in headers["dav"].split(",")}
+        principal = apple_propfind(dav, agent, "/dav/principals/alice/", PRINCIPAL_PROPS[agent])["/dav/principals/alice/"]
+        assert principal[f"{C}calendar-home-set"].findtext(f"{D}href") == "/dav/calendars/alice/"
+        notifications = principal[f"{CS}notification-URL"].findtext(f"{D}href")
+        assert notifications == "/dav/notifications/alice/"
+
+        listing = apple_propfind(dav, agent, "/dav/calendars/alice/", HOME_PROPS[agent], depth="1")
+        calendar = listing["/dav/calendars/alice/calendar/"]
+        assert [m.tag for m in calendar[f"{CS}allowed-sharing-modes"]] == [f"{CS}can-be-shared"]
+        assert {t.tag for t in calendar[f"{D}resourcetype"]} == {f"{D}collection", f"{C}calendar"}
+        for mailbox in ("inbox", "outbox"):  # the scheduling mailboxes cannot be shared, and do not say so
+            assert f"{CS}allowed-sharing-modes" not in listing[f"/dav/calendars/alice/{mailbox}/"]
+
+        # The notification collection: a collection of notifications, holding none (shares need no answer).
+        status, _, body = apple(dav, agent, "PROPFIND", notifications, GETETAG_CTYPE.replace(
+            "<A:getcontenttype/>", "<C:notificationtype/>"), Depth="1")
+        assert status == 207 and list(responses(body)) == [notifications]
+        found = apple_propfind(dav, agent, notifications, "A:resourcetype A:sync-token")[notifications]
+        assert {t.tag for t in found[f"{D}resourcetype"]} == {f"{D}collection", f"{CS}notification"}
+        sync = ('<?xml version="1.0" encoding="UTF-8"?><A:sync-collection xmlns:A="DAV:"><A:sync-token>'
+                f'{found[f"{D}sync-token"].text}</A:sync-token><A:sync-level>1</A:sync-level><A:prop><A:getetag/>'
+                '</A:prop></A:sync-collection>')
+        status, _, body = apple(dav, agent, "REPORT", notifications, sync)
+        assert status == 207 and responses(body) == {}
+        assert apple(dav, agent, "PROPFIND", notifications, GETETAG_CTYPE, user="bob", Depth="0")[0] == 403
+        assert apple(dav, agent, "PUT", notifications + "x.xml", b"<x/>")[0] in (403, 404)
+
+
+# --- sharing a calendar from the owner's Mac -----------------------------------------------------------
+
+def share_request(*changes: str) -> str:
+    return ('<?xml version="1.0" encoding="utf-8" ?><CS:share xmlns:D="DAV:" '
+            'xmlns:CS="http://calendarserver.org/ns/">' + "".join(changes) + "</CS:share>")
+
+
+def share_set(href: str, access: str, summary: str = "Family") -> str:
+    return f"<CS:set><D:href>{href}</D:href><CS:summary>{summary}</CS:summary><CS:{access}/></CS:set>"
+
+
+def share_remove(href: str) -> str:
+    return f"<CS:remove><D:href>{href}</D:href></CS:remove>"
+
+
+def invite_reply(hosturl: str, answer: str, user: str = "bob") -> str:
+    return ("<?xml version='1.0' encoding='UTF-8'?><invite-reply xmlns='http://calendarserver.org/ns/'>"
+            f"<href xmlns='DAV:'>mailto:{user}@localhost</href><{answer}/><hosturl><href xmlns='DAV:'>{hosturl}"
+            "</href></hosturl><in-reply-to>hearth-share</in-reply-to><summary>Family</summary></invite-reply>")
+
+
+def invitees(prop: ET.Element) -> dict[str, tuple[str, str]]:
+    """CS:invite -> sharee href -> (status, access)."""
+    return {user.findtext(f"{D}href"): (next(c.tag for c in user if c.tag.startswith(f"{CS}invite-")),
+                                        user.find(f"{CS}access")[0].tag) for user in prop.findall(f"{CS}user")}
+
+
+FAMILY, MOUNT = "/dav/calendars/alice/family/", "/dav/calendars/bob/family_shared_by_alice/"
+SHARE_PROPS = "A:resourcetype C:invite C:shared-url C:allowed-sharing-modes A:current-user-privilege-set"
+
+
+def test_owner_shares_from_the_mac_and_the_sharee_sees_accepts_and_leaves(dav):
+    assert apple(dav, MAC, "MKCALENDAR", FAMILY)[0] == 201
+    status, _, body = apple(dav, MAC, "POST", FAMILY, share_request(share_set(BOB, "read-write")))
+    assert status == 200, body
+
+    # The owner's Mac: shared-owner, and bob in the invite, accepted (hearth's shares take effect at once).
+    mine = apple_propfind(dav, MAC, FAMILY, SHARE_PROPS)[FAMILY]
+    assert f"{CS}shared-owner" in {t.tag for t in mine[f"{D}resourcetype"]}
+    assert invitees(mine[f"{CS}invite"]) == {BOB: (f"{CS}invite-accepted", f"{CS}read-write")}
+    assert f"{CS}shared-url" not in mine
+
+    # bob's iPhone: the calendar is in his home, marked shared, pointing at alice's, with alice as organizer.
+    listing = apple_propfind(dav, IPHONE, "/dav/calendars/bob/", SHARE_PROPS + " A:displayname", user="bob",
+                             depth="1")
+    theirs = listing[MOUNT]
+    assert f"{CS}shared" in {t.tag for t in theirs[f"{D}resourcetype"]}
+    assert theirs[f"{CS}shared-url"].findtext(f"{D}href") == FAMILY
+    assert theirs[f"{CS}invite"].findtext(f"{CS}organizer/{D}href") == "/dav/principals/alice/"
+    assert invitees(theirs[f"{CS}invite"]) == {BOB: (f"{CS}invite-accepted", f"{CS}read-write")}
+    assert f"{CS}allowed-sharing-modes" not in theirs  # a sharee cannot pass it on
+    assert "write-content" in {p.tag[6:] for p in theirs[f"{D}current-user-privilege-set"].iter()}
+    # Nothing waits in his notification collection: there is nothing to accept.
+    status, _, body = apple(dav, IPHONE, "PROPFIND", "/dav/notifications/bob/", GETETAG_CTYPE, user="bob", Depth="1")
+    assert list(responses(body)) == ["/dav/notifications/bob/"]
+
+    # Were his client to answer an invitation anyway (as after a CalendarServer notification), accepting
+    # says where the calendar is, by the owner's URL without its slash, as caldavtester sends it.
+    status, _, body = apple(dav, IPHONE, "POST", "/dav/calendars/bob/", invite_reply(FAMILY.rstrip("/"),
+                            "invite-accepted"), user="bob")
+    assert status == 200, body
+    assert ET.fromstring(body).tag == f"{CS}shared-as" and ET.fromstring(body).findtext(f"{D}href") == MOUNT
+    status, _, body = apple(dav, IPHONE, "POST", "/dav/calendars/bob/", invite_reply(
+        "/dav/calendars/alice/calendar/", "invite-accepted"), user="bob")
+    assert status == 403 and b"need-privileges" in body  # not shared with him
+
+    # alice lowers bob to read-only; carol's address is added.
+    status, _, body = apple(dav, MAC, "POST", FAMILY, share_request(
+        share_set(BOB, "read"), share_set("mailto:carol@localhost", "read")))
+    assert status == 200, body
+    mine = apple_propfind(dav, MAC, FAMILY, SHARE_PROPS)[FAMILY]
+    assert invitees(mine[f"{CS}invite"]) == {BOB: (f"{CS}invite-accepted", f"{CS}read"),
+                                             "mailto:carol@localhost": (f"{CS}invite-accepted", f"{CS}read")}
+
+    # Someone outside the household: refused by name, with the reason, and nothing of the request applied.
+    status, _, body = apple(dav, MAC, "POST", FAMILY, share_request(
+        share_remove("mailto:carol@localhost"), share_set("mailto:martin@example.org", "read-write")))
+    assert status == 207, body
+    answer = responses(body)
+    assert answer["mailto:martin@example.org"].findtext(f"{D}status").split()[1] == "403"
+    assert "not a member of this household" in answer["mailto:martin@example.org"].findtext(f"{D}responsedescription")
+    assert answer["mailto:carol@localhost"].findtext(f"{D}status").split()[1] == "424"
+    assert "mailto:carol@localhost" in invitees(apple_propfind(dav, MAC, FAMILY, SHARE_PROPS)[FAMILY][f"{CS}invite"])
+
+    # carol declines from her client: she leaves the share.
+    status, _, body = apple(dav, IPHONE, "POST", "/dav/calendars/carol/", invite_reply(FAMILY, "invite-declined",
+                            "carol"), user="carol")
+    assert status == 200, body
+    assert "/dav/calendars/carol/family_shared_by_alice/" not in apple_propfind(
+        dav, IPHONE, "/dav/calendars/carol/", "A:resourcetype", user="carol", depth="1")
+
+    # alice stops sharing with bob: the calendar is hers alone again, and leaves bob's home.
+    status, _, body = apple(dav, MAC, "POST", FAMILY, share_request(share_remove(BOB)))
+    assert status == 200, body
+    mine = apple_propfind(dav, MAC, FAMILY, SHARE_PROPS)[FAMILY]
+    assert f"{CS}invite" not in mine and f"{CS}shared-owner" not in {t.tag for t in mine[f"{D}resourcetype"]}
+    assert MOUNT not in apple_propfind(dav, IPHONE, "/dav/calendars/bob/", "A:resourcetype", user="bob", depth="1")

@@ -2,6 +2,7 @@
 
     /dav/                                    root (current-user-principal lives here)
     /dav/principals/<user>/                  principal
+    /dav/notifications/<user>/               the principal's (CalendarServer) notification collection
     /dav/calendars/<user>/                   calendar home;  /dav/addressbooks/<user>/  address book home
     /dav/calendars/<user>/<collection>/      a calendar (an address book under addressbooks/)
     /dav/calendars/<user>/<collection>/<item>
@@ -20,6 +21,7 @@ HOMES = {"calendars": CALENDAR, "addressbooks": ADDRESSBOOK}
 HOME_OF = {kind: segment for segment, kind in HOMES.items()}
 
 ROOT, PRINCIPAL, HOME, COLLECTION, ITEM = "root", "principal", "home", "collection", "item"
+NOTIFICATIONS = "notifications"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Target:
             return PREFIX
         if self.level == PRINCIPAL:
             return principal_path(self.user)
+        if self.level == NOTIFICATIONS:
+            return notifications_path(self.user)
         path = home_path(self.user, self.kind)
         if self.collection is not None:
             path += quote(self.collection, safe="") + "/"
@@ -54,6 +58,10 @@ class Target:
 
 def principal_path(user: str) -> str:
     return f"{PREFIX}principals/{quote(user, safe='')}/"
+
+
+def notifications_path(user: str) -> str:
+    return f"{PREFIX}{NOTIFICATIONS}/{quote(user, safe='')}/"
 
 
 def home_path(user: str, kind: str) -> str:
@@ -74,6 +82,8 @@ def parse_path(raw_path: str) -> Target:
     head, rest = parts[0], parts[1:]
     if head == "principals" and len(rest) == 1:
         return Target(PRINCIPAL, rest[0])
+    if head == NOTIFICATIONS and len(rest) == 1:
+        return Target(NOTIFICATIONS, rest[0])
     if head in HOMES and 1 <= len(rest) <= 3:
         level = (HOME, COLLECTION, ITEM)[len(rest) - 1]
         return Target(level, rest[0], HOMES[head], *rest[1:])

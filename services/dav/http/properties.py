@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..errors import CALDAV, CARDDAV, DAV
 from ..store import CALENDAR, MAX_RESOURCE_SIZE, Collection, Item
 from .access import PRIVILEGES
-from .paths import COLLECTION, HOME, ITEM, PRINCIPAL, ROOT, Target, home_path, principal_path
+from .paths import COLLECTION, HOME, ITEM, NOTIFICATIONS, PRINCIPAL, ROOT, Target, home_path, principal_path
 from .xmlio import APPLE, CALSERVER, Value, element, href, tag
 
 REPORTS = {CALENDAR: ((CALDAV, "calendar-query"), (CALDAV, "calendar-multiget"), (CALDAV, "free-busy-query"),
@@ -41,6 +41,8 @@ def properties(resource: Resource, user: str) -> dict[str, Value]:
                 tag(DAV, "displayname"): "hearth"}
     if target.level == PRINCIPAL:
         return {**common, **_principal(target.user), **resource.extra}
+    if target.level == NOTIFICATIONS:
+        return {**common, **resource.extra}
     if target.level == HOME:
         return {**common, tag(DAV, "resourcetype"): [element(tag(DAV, "collection"))],
                 tag(DAV, "displayname"): target.user, tag(DAV, "owner"): [href(principal_path(target.user))],
@@ -66,9 +68,8 @@ def _principal(user: str) -> dict[str, Value]:
 def _collection(collection: Collection) -> dict[str, Value]:
     calendar = collection.kind == CALENDAR
     namespace = CALDAV if calendar else CARDDAV
-    kind_element = element(tag(CALDAV, "calendar") if calendar else tag(CARDDAV, "addressbook"))
     values: dict[str, Value] = {
-        tag(DAV, "resourcetype"): [element(tag(DAV, "collection")), kind_element],
+        tag(DAV, "resourcetype"): [element(tag(DAV, "collection")), kind_element(collection.kind)],
         tag(DAV, "owner"): [href(principal_path(collection.owner))],
         tag(DAV, "current-user-privilege-set"): _privileges(collection.access),
         tag(DAV, "supported-report-set"): [
@@ -78,10 +79,8 @@ def _collection(collection: Collection) -> dict[str, Value]:
         tag(CALSERVER, "getctag"): collection.ctag,
         tag(namespace, "max-resource-size"): str(MAX_RESOURCE_SIZE),
     }
-    # Sharing clients (CalendarServer's and draft-pot-webdav-resource-sharing's) look for these.
-    if collection.access == "owner":
-        values[tag(CALSERVER, "allowed-sharing-modes")] = [element(tag(CALSERVER, "can-be-shared"))]
-    else:
+    # draft-pot-webdav-resource-sharing's clients look for this; CalendarServer's are served in invites.py.
+    if collection.access != "owner":
         values[tag(DAV, "share-access")] = [element(tag(DAV, collection.access))]
     if collection.access != "owner":  # the grantee's clients show whose it is
         values[tag(DAV, "displayname")] = f"{collection.displayname or collection.name} ({collection.owner})"
@@ -102,6 +101,11 @@ def _collection(collection: Collection) -> dict[str, Value]:
         values[tag(CARDDAV, "supported-address-data")] = [
             _data_type(tag(CARDDAV, "address-data-type"), "text/vcard", version) for version in ("3.0", "4.0")]
     return values
+
+
+def kind_element(kind: str) -> ET.Element:
+    """What a collection's resourcetype says it is besides DAV:collection."""
+    return element(tag(CALDAV, "calendar") if kind == CALENDAR else tag(CARDDAV, "addressbook"))
 
 
 def _item(item: Item, kind: str) -> dict[str, Value]:

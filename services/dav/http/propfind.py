@@ -18,6 +18,7 @@ from services.core.multistatus import xml_bytes_response
 from ..errors import DAV, Precondition
 from ..scheduling.addresses import Settings
 from ..scheduling.properties import scheduling_properties
+from .invites import sharing_properties
 from .paths import ITEM, Target
 from .properties import Resource, properties
 from .resources import children, load
@@ -37,9 +38,10 @@ async def propfind(request: web.Request, target: Target, user: str) -> web.Respo
     def gather(db) -> list[Resource]:
         resource = load(db, target, user, "read")
         found = [resource, *(children(db, resource) if depth == "1" else ())]
-        # Items have no scheduling properties: a 10,000-item listing skips the lookup.
+        # Items have no scheduling or sharing properties: a 10,000-item listing skips the lookups.
         return [r if r.target.level == ITEM else
-                replace(r, extra=scheduling_properties(db, settings, r.target, r.collection)) for r in found]
+                replace(r, extra={**scheduling_properties(db, settings, r.target, r.collection),
+                                  **sharing_properties(db, settings, r.target, r.collection)}) for r in found]
 
     resources = await request.app[DATABASE].read(gather)
     body = multistatus_xml(_describe(resource, user, mode, wanted) for resource in resources)

@@ -19,7 +19,7 @@ from services.core.errors import BadRequest
 from ..errors import CALDAV, CARDDAV, DAV, Precondition
 from ..store import ADDRESSBOOK, CALENDAR
 from . import report_calendar, report_card, report_multiget, report_sync
-from .paths import COLLECTION, ITEM, Target
+from .paths import COLLECTION, ITEM, NOTIFICATIONS, Target
 from .xmlio import read_xml, tag
 
 # Report element -> (handler, the collection kind it applies to (None: both), levels it may be asked at)
@@ -29,7 +29,7 @@ REPORTS = {
     tag(CALDAV, "free-busy-query"): (report_calendar.free_busy_query, CALENDAR, (COLLECTION,)),
     tag(CARDDAV, "addressbook-query"): (report_card.addressbook_query, ADDRESSBOOK, (COLLECTION, ITEM)),
     tag(CARDDAV, "addressbook-multiget"): (report_multiget.multiget, ADDRESSBOOK, (COLLECTION, ITEM)),
-    tag(DAV, "sync-collection"): (report_sync.sync_collection, None, (COLLECTION,)),
+    tag(DAV, "sync-collection"): (report_sync.sync_collection, None, (COLLECTION, NOTIFICATIONS)),
 }
 
 

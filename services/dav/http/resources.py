@@ -13,7 +13,7 @@ from services.core.errors import NotFound
 from ..store import Collection, find_item, list_items
 from ..store.sharing import mounted, visible_collection
 from .access import NeedPrivileges, require
-from .paths import COLLECTION, HOME, ITEM, PRINCIPAL, ROOT, Target
+from .paths import COLLECTION, HOME, ITEM, NOTIFICATIONS, PRINCIPAL, ROOT, Target
 from .properties import Resource
 
 
@@ -21,7 +21,7 @@ def load(db: sqlite_utils.Database, target: Target, user: str, privilege: str) -
     """The resource at `target` with its collection and item metadata (no item bytes)."""
     if target.level == ROOT or (target.level == PRINCIPAL and privilege == "read"):
         return Resource(target)
-    if target.level in (PRINCIPAL, HOME):
+    if target.level in (PRINCIPAL, HOME, NOTIFICATIONS):
         require("owner" if target.user == user else None, privilege, target.path)
         return Resource(target)
     collection = collection_of(db, target, user, privilege)
