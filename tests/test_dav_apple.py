@@ -358,6 +358,11 @@ def test_owner_shares_from_the_mac_and_the_sharee_sees_accepts_and_leaves(dav):
     assert status == 200, body
     assert "/dav/calendars/carol/family_shared_by_alice/" not in apple_propfind(
         dav, IPHONE, "/dav/calendars/carol/", "A:resourcetype", user="carol", depth="1")
+    assert "mailto:carol@localhost" not in invitees(apple_propfind(dav, MAC, FAMILY, SHARE_PROPS)[FAMILY][f"{CS}invite"])
+    # Shared again, she deletes it from her calendars on her Mac instead: the same.
+    assert apple(dav, MAC, "POST", FAMILY, share_request(share_set("mailto:carol@localhost", "read")))[0] == 200
+    assert apple(dav, MAC, "DELETE", "/dav/calendars/carol/family_shared_by_alice/", user="carol")[0] == 204
+    assert "mailto:carol@localhost" not in invitees(apple_propfind(dav, MAC, FAMILY, SHARE_PROPS)[FAMILY][f"{CS}invite"])
 
     # alice stops sharing with bob: the calendar is hers alone again, and leaves bob's home.
     status, _, body = apple(dav, MAC, "POST", FAMILY, share_request(share_remove(BOB)))
