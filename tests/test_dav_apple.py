@@ -210,6 +210,19 @@ HOME_PROPS = {
           "B:supported-calendar-component-set B:supported-calendar-component-sets A:supported-report-set "
           "A:sync-token B:managed-attachments-server-URL"),
 }
+EXPAND_PROXIES = """<?xml version="1.0" encoding="UTF-8"?>
+<A:expand-property xmlns:A="DAV:">
+  <A:property name="calendar-proxy-read-for" namespace="http://calendarserver.org/ns/">
+    <A:property name="calendar-user-address-set" namespace="urn:ietf:params:xml:ns:caldav"/>
+    <A:property name="email-address-set" namespace="http://calendarserver.org/ns/"/>
+    <A:property name="displayname" namespace="DAV:"/>
+  </A:property>
+  <A:property name="calendar-proxy-write-for" namespace="http://calendarserver.org/ns/">
+    <A:property name="calendar-user-address-set" namespace="urn:ietf:params:xml:ns:caldav"/>
+    <A:property name="email-address-set" namespace="http://calendarserver.org/ns/"/>
+    <A:property name="displayname" namespace="DAV:"/>
+  </A:property>
+</A:expand-property>"""
 PREFIX_URI = {"A": "DAV:", "B": "urn:ietf:params:xml:ns:caldav", "C": "http://calendarserver.org/ns/",
               "D": "http://apple.com/ns/ical/", "E": "http://me.com/_namespace/"}
 
@@ -252,6 +265,15 @@ def test_discovery_answers_every_property_apple_asks_for(dav):
         assert {t.tag for t in calendar[f"{D}resourcetype"]} == {f"{D}collection", f"{C}calendar"}
         for mailbox in ("inbox", "outbox"):  # the scheduling mailboxes cannot be shared, and do not say so
             assert f"{CS}allowed-sharing-modes" not in listing[f"/dav/calendars/alice/{mailbox}/"]
+
+        # At every start the Mac asks which principals the user is a delegate of: nobody's, hearth has no
+        # delegation (CalendarServer's calendar-proxy groups), so both are there and empty.
+        status, _, body = apple(dav, agent, "REPORT", "/dav/principals/alice/", EXPAND_PROXIES)
+        assert status == 207, body
+        found = responses(body)["/dav/principals/alice/"]
+        assert found.findtext(f"{D}propstat/{D}status").split()[1] == "200"
+        assert [(p.tag, len(p)) for p in found.find(f"{D}propstat/{D}prop")] == [
+            (f"{CS}calendar-proxy-read-for", 0), (f"{CS}calendar-proxy-write-for", 0)]
 
         # The notification collection: a collection of notifications, holding none (shares need no answer).
         status, _, body = apple(dav, agent, "PROPFIND", notifications, GETETAG_CTYPE.replace(
@@ -297,6 +319,26 @@ def invitees(prop: ET.Element) -> dict[str, tuple[str, str]]:
 
 FAMILY, MOUNT = "/dav/calendars/alice/family/", "/dav/calendars/bob/family_shared_by_alice/"
 SHARE_PROPS = "A:resourcetype C:invite C:shared-url C:allowed-sharing-modes A:current-user-privilege-set"
+
+
+def test_expand_property_describes_the_resources_an_href_property_names(dav):
+    body = ('<A:expand-property xmlns:A="DAV:"><A:property name="calendar-home-set" '
+            'namespace="urn:ietf:params:xml:ns:caldav"><A:property name="displayname"/><A:property name="nope"/>'
+            '</A:property><A:property name="displayname"/><A:property name="missing"/></A:expand-property>')
+    for principal, home_status in (("alice", "200"), ("bob", "403")):  # bob's home is not alice's to read
+        status, _, answer = apple(dav, MAC, "REPORT", f"/dav/principals/{principal}/", body)
+        assert status == 207, answer
+        (response,) = responses(answer).values()
+        by_status = {ps.findtext(f"{D}status").split()[1]: ps.find(f"{D}prop") for ps in response.findall(f"{D}propstat")}
+        assert by_status["200"].findtext(f"{D}displayname") == principal
+        assert [p.tag for p in by_status["404"]] == [f"{D}missing"]
+        home = by_status["200"].find(f"{C}calendar-home-set/{D}response")
+        assert home.findtext(f"{D}href") == f"/dav/calendars/{principal}/"
+        if home_status == "200":
+            assert home.findtext(f"{D}propstat/{D}prop/{D}displayname") == "alice"
+            assert home.find(f"{D}propstat/{D}prop/{D}nope") is not None  # in the home's 404 propstat
+        else:
+            assert home.findtext(f"{D}status").split()[1] == "403"
 
 
 def test_owner_shares_from_the_mac_and_the_sharee_sees_accepts_and_leaves(dav):

@@ -16,9 +16,9 @@ from .paths import COLLECTION, HOME, ITEM, NOTIFICATIONS, PRINCIPAL, ROOT, Targe
 from .xmlio import APPLE, CALSERVER, Value, element, href, tag
 
 REPORTS = {CALENDAR: ((CALDAV, "calendar-query"), (CALDAV, "calendar-multiget"), (CALDAV, "free-busy-query"),
-                      (DAV, "sync-collection")),
+                      (DAV, "sync-collection"), (DAV, "expand-property")),
            "addressbook": ((CARDDAV, "addressbook-query"), (CARDDAV, "addressbook-multiget"),
-                           (DAV, "sync-collection"))}
+                           (DAV, "sync-collection"), (DAV, "expand-property"))}
 CONTENT_TYPES = {CALENDAR: "text/calendar; charset=utf-8", "addressbook": "text/vcard; charset=utf-8"}
 
 
@@ -62,6 +62,11 @@ def _principal(user: str) -> dict[str, Value]:
         tag(CALDAV, "calendar-home-set"): [href(home_path(user, CALENDAR))],
         tag(CARDDAV, "addressbook-home-set"): [href(home_path(user, "addressbook"))],
         tag(CALDAV, "calendar-user-address-set"): [href(f"mailto:{user}@localhost")],
+        tag(DAV, "supported-report-set"): _supported_reports(((DAV, "expand-property"),)),
+        # hearth has no delegation: nobody made this user their delegate (CalendarServer's calendar-proxy
+        # groups, which Apple Calendar asks for at every start).
+        tag(CALSERVER, "calendar-proxy-read-for"): [],
+        tag(CALSERVER, "calendar-proxy-write-for"): [],
     }
 
 
@@ -72,9 +77,7 @@ def _collection(collection: Collection) -> dict[str, Value]:
         tag(DAV, "resourcetype"): [element(tag(DAV, "collection")), kind_element(collection.kind)],
         tag(DAV, "owner"): [href(principal_path(collection.owner))],
         tag(DAV, "current-user-privilege-set"): _privileges(collection.access),
-        tag(DAV, "supported-report-set"): [
-            element(tag(DAV, "supported-report"), children=[element(tag(DAV, "report"), children=[
-                element(tag(ns, name))])]) for ns, name in REPORTS[collection.kind]],
+        tag(DAV, "supported-report-set"): _supported_reports(REPORTS[collection.kind]),
         tag(DAV, "sync-token"): collection.sync_token,
         tag(CALSERVER, "getctag"): collection.ctag,
         tag(namespace, "max-resource-size"): str(MAX_RESOURCE_SIZE),
@@ -101,6 +104,11 @@ def _collection(collection: Collection) -> dict[str, Value]:
         values[tag(CARDDAV, "supported-address-data")] = [
             _data_type(tag(CARDDAV, "address-data-type"), "text/vcard", version) for version in ("3.0", "4.0")]
     return values
+
+
+def _supported_reports(reports) -> list[ET.Element]:
+    return [element(tag(DAV, "supported-report"), children=[element(tag(DAV, "report"), children=[
+        element(tag(ns, name))])]) for ns, name in reports]
 
 
 def kind_element(kind: str) -> ET.Element:

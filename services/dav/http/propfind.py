@@ -38,14 +38,19 @@ async def propfind(request: web.Request, target: Target, user: str) -> web.Respo
     def gather(db) -> list[Resource]:
         resource = load(db, target, user, "read")
         found = [resource, *(children(db, resource) if depth == "1" else ())]
-        # Items have no scheduling or sharing properties: a 10,000-item listing skips the lookups.
-        return [r if r.target.level == ITEM else
-                replace(r, extra={**scheduling_properties(db, settings, r.target, r.collection),
-                                  **sharing_properties(db, settings, r.target, r.collection)}) for r in found]
+        return [with_extras(db, settings, r) for r in found]
 
     resources = await request.app[DATABASE].read(gather)
     body = multistatus_xml(_describe(resource, user, mode, wanted) for resource in resources)
     return xml_bytes_response(body)
+
+
+def with_extras(db, settings: Settings, resource: Resource) -> Resource:
+    """The resource with the properties other layers work out from the store (scheduling, sharing)."""
+    if resource.target.level == ITEM:  # items have none: a 10,000-item listing skips the lookups
+        return resource
+    return replace(resource, extra={**scheduling_properties(db, settings, resource.target, resource.collection),
+                                    **sharing_properties(db, settings, resource.target, resource.collection)})
 
 
 def _request(body: ET.Element | None) -> tuple[str, list[str]]:

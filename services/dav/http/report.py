@@ -3,7 +3,7 @@
 Every report is answered from one read transaction after `load` has checked
 the read privilege; the report modules do the work: calendar-query and
 free-busy-query (report_calendar), addressbook-query (report_card), the two
-multigets (report_multiget) and sync-collection (report_sync). A report this
+multigets (report_multiget), sync-collection (report_sync) and expand-property (report_expand). A report this
 server does not know, or one that does not apply to the collection's kind,
 is 403 DAV:supported-report.
 
@@ -18,8 +18,8 @@ from services.core.errors import BadRequest
 
 from ..errors import CALDAV, CARDDAV, DAV, Precondition
 from ..store import ADDRESSBOOK, CALENDAR
-from . import report_calendar, report_card, report_multiget, report_sync
-from .paths import COLLECTION, ITEM, NOTIFICATIONS, Target
+from . import report_calendar, report_card, report_expand, report_multiget, report_sync
+from .paths import COLLECTION, HOME, ITEM, NOTIFICATIONS, PRINCIPAL, ROOT, Target
 from .xmlio import read_xml, tag
 
 # Report element -> (handler, the collection kind it applies to (None: both), levels it may be asked at)
@@ -30,6 +30,8 @@ REPORTS = {
     tag(CARDDAV, "addressbook-query"): (report_card.addressbook_query, ADDRESSBOOK, (COLLECTION, ITEM)),
     tag(CARDDAV, "addressbook-multiget"): (report_multiget.multiget, ADDRESSBOOK, (COLLECTION, ITEM)),
     tag(DAV, "sync-collection"): (report_sync.sync_collection, None, (COLLECTION, NOTIFICATIONS)),
+    tag(DAV, "expand-property"): (report_expand.expand_property, None,
+                                  (ROOT, PRINCIPAL, HOME, COLLECTION, ITEM, NOTIFICATIONS)),
 }
 
 
