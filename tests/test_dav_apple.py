@@ -317,6 +317,10 @@ def invitees(prop: ET.Element) -> dict[str, tuple[str, str]]:
                                         user.find(f"{CS}access")[0].tag) for user in prop.findall(f"{CS}user")}
 
 
+PERSONAL_PATCH = ('<?xml version="1.0" encoding="UTF-8"?><A:propertyupdate xmlns:A="DAV:" '
+                  'xmlns:D="http://apple.com/ns/ical/"><A:set><A:prop><A:displayname>{name}</A:displayname>'
+                  '<D:calendar-color symbolic-color="custom">{color}</D:calendar-color>'
+                  '<D:calendar-order>{order}</D:calendar-order></A:prop></A:set></A:propertyupdate>')
 FAMILY, MOUNT = "/dav/calendars/alice/family/", "/dav/calendars/bob/family_shared_by_alice/"
 SHARE_PROPS = "A:resourcetype C:invite C:shared-url C:allowed-sharing-modes A:current-user-privilege-set"
 
@@ -362,6 +366,21 @@ def test_owner_shares_from_the_mac_and_the_sharee_sees_accepts_and_leaves(dav):
     assert invitees(theirs[f"{CS}invite"]) == {BOB: (f"{CS}invite-accepted", f"{CS}read-write")}
     assert f"{CS}allowed-sharing-modes" not in theirs  # a sharee cannot pass it on
     assert "write-content" in {p.tag[6:] for p in theirs[f"{D}current-user-privilege-set"].iter()}
+    # He colours it, renames it and puts it first in his list, as iOS sends it; that is his alone, and a
+    # read-only sharee may do it too. alice orders her own list the same way; her colour stays hers.
+    status, _, body = apple(dav, IPHONE, "PROPPATCH", MOUNT, PERSONAL_PATCH.format(
+        name="Martins &amp; co", color="#FF2968FF", order="0"), user="bob")
+    assert status == 207 and all(s.text.split()[1] == "200" for s in ET.fromstring(body).iter(f"{D}status")), body
+    status, _, body = apple(dav, MAC, "PROPPATCH", FAMILY, '<?xml version="1.0" encoding="UTF-8"?><A:propertyupdate '
+                            'xmlns:A="DAV:"><A:set><A:prop><D:calendar-order xmlns:D="http://apple.com/ns/ical/">3'
+                            '</D:calendar-order></A:prop></A:set></A:propertyupdate>')
+    assert status == 207 and b"200 OK" in body, body
+    seen = {who: apple_propfind(dav, MAC, path, "A:displayname D:calendar-color D:calendar-order", user=who)[path]
+            for who, path in (("bob", MOUNT), ("alice", FAMILY))}
+    assert {name.split("}")[1]: prop.text for name, prop in seen["bob"].items()} == {
+        "displayname": "Martins & co", "calendar-color": "#FF2968FF", "calendar-order": "0"}
+    assert {name.split("}")[1]: prop.text for name, prop in seen["alice"].items()} == {"calendar-order": "3"}
+
     # Nothing waits in his notification collection: there is nothing to accept.
     status, _, body = apple(dav, IPHONE, "PROPFIND", "/dav/notifications/bob/", GETETAG_CTYPE, user="bob", Depth="1")
     assert list(responses(body)) == ["/dav/notifications/bob/"]

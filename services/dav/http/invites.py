@@ -19,8 +19,10 @@ from ..errors import DAV
 from ..scheduling.addresses import Settings, user_address
 from ..scheduling.mailboxes import role
 from ..store import Collection, shares_of
+from ..store.personal import personal_properties
 from .paths import COLLECTION, NOTIFICATIONS, PRINCIPAL, Target, notifications_path, principal_path
 from .properties import kind_element
+from .settable import personal_clark
 from .xmlio import CALSERVER, Value, element, href, tag
 
 # Nothing is ever added to a notification collection, so one token describes every state it has.
@@ -50,6 +52,14 @@ def sharing_properties(db: sqlite_utils.Database, settings: Settings, target: Ta
         values[tag(CALSERVER, "invite")] = [_organizer(collection.owner),
                                             *(_user(name, mode, settings) for name, mode in sharees.items())]
     return values
+
+
+def personal_values(db: sqlite_utils.Database, collection: Collection | None, user: str) -> dict[str, Value]:
+    """The values `user` set for themselves on the collection (store/personal.py), as its properties."""
+    if collection is None:
+        return {}
+    return {personal_clark(collection.kind, name): value
+            for name, value in personal_properties(db, collection.id, user).items()}
 
 
 def _notification_collection(user: str) -> dict[str, Value]:

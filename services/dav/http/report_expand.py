@@ -57,7 +57,7 @@ def _wanted(node: ET.Element, depth: int) -> tuple[Wanted, ...]:
 
 
 def _response(db, settings: Settings, target: Target, user: str, wanted: tuple[Wanted, ...]) -> ET.Element:
-    values = properties(with_extras(db, settings, load(db, target, user, "read")), user)
+    values = properties(with_extras(db, settings, load(db, target, user, "read"), user), user)
     found, missing = [], []
     for want in wanted:
         if want.name not in values:
