@@ -125,7 +125,9 @@ def test_household_invitation_accepted_rescheduled_and_cancelled_as_apple_calend
     # bob's Mac polls his inbox and his calendar: the invitation is in both.
     inbox = fetch_all(dav, MAC, "bob", "/dav/calendars/bob/inbox/")
     assert len(inbox) == 1
-    (_, _, request), = inbox.values()
+    (inbox_href, (_, _, request)), = inbox.items()
+    status, headers, fetched = apple(dav, MAC, "GET", inbox_href, user="bob")
+    assert status == 200 and fetched == request and headers["content-type"].startswith("text/calendar")
     assert icalendar.Calendar.from_ical(request)["METHOD"] == "REQUEST"
     assert str(vevent(request)["UID"]) == uid
     calendar = {href: found for href, found in fetch_all(dav, MAC, "bob", "/dav/calendars/bob/calendar/").items()
@@ -142,7 +144,6 @@ def test_household_invitation_accepted_rescheduled_and_cancelled_as_apple_calend
     status, headers, body = apple(dav, MAC, "PUT", bob_href, accepted, user="bob",
                                   If_Schedule_Tag_Match=schedule_tag)
     assert status == 204, body
-    (inbox_href,) = inbox
     assert apple(dav, MAC, "DELETE", inbox_href, user="bob")[0] == 204
 
     # alice's iPhone sees ACCEPTED in her copy, and bob's reply in her inbox.
