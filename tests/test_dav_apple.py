@@ -255,7 +255,8 @@ def test_discovery_answers_every_property_apple_asks_for(dav):
         status, headers, _ = apple(dav, agent, "OPTIONS", "/dav/principals/alice/")
         assert {"calendar-access", "calendar-auto-schedule", "calendarserver-sharing"} <= \
             {word.strip() for word in headers["dav"].split(",")}
-        principal = apple_propfind(dav, agent, "/dav/principals/alice/", PRINCIPAL_PROPS[agent])["/dav/principals/alice/"]
+        principal = apple_propfind(dav, agent, "/dav/principals/alice/",
+                                   PRINCIPAL_PROPS[agent])["/dav/principals/alice/"]
         assert principal[f"{C}calendar-home-set"].findtext(f"{D}href") == "/dav/calendars/alice/"
         notifications = principal[f"{CS}notification-URL"].findtext(f"{D}href")
         assert notifications == "/dav/notifications/alice/"
@@ -334,7 +335,8 @@ def test_expand_property_describes_the_resources_an_href_property_names(dav):
         status, _, answer = apple(dav, MAC, "REPORT", f"/dav/principals/{principal}/", body)
         assert status == 207, answer
         (response,) = responses(answer).values()
-        by_status = {ps.findtext(f"{D}status").split()[1]: ps.find(f"{D}prop") for ps in response.findall(f"{D}propstat")}
+        by_status = {ps.findtext(f"{D}status").split()[1]: ps.find(f"{D}prop")
+                     for ps in response.findall(f"{D}propstat")}
         assert by_status["200"].findtext(f"{D}displayname") == principal
         assert [p.tag for p in by_status["404"]] == [f"{D}missing"]
         home = by_status["200"].find(f"{C}calendar-home-set/{D}response")
@@ -420,11 +422,13 @@ def test_owner_shares_from_the_mac_and_the_sharee_sees_accepts_and_leaves(dav):
     assert status == 200, body
     assert "/dav/calendars/carol/family_shared_by_alice/" not in apple_propfind(
         dav, IPHONE, "/dav/calendars/carol/", "A:resourcetype", user="carol", depth="1")
-    assert "mailto:carol@localhost" not in invitees(apple_propfind(dav, MAC, FAMILY, SHARE_PROPS)[FAMILY][f"{CS}invite"])
+    assert "mailto:carol@localhost" not in invitees(apple_propfind(dav, MAC, FAMILY, SHARE_PROPS)[FAMILY][
+        f"{CS}invite"])
     # Shared again, she deletes it from her calendars on her Mac instead: the same.
     assert apple(dav, MAC, "POST", FAMILY, share_request(share_set("mailto:carol@localhost", "read")))[0] == 200
     assert apple(dav, MAC, "DELETE", "/dav/calendars/carol/family_shared_by_alice/", user="carol")[0] == 204
-    assert "mailto:carol@localhost" not in invitees(apple_propfind(dav, MAC, FAMILY, SHARE_PROPS)[FAMILY][f"{CS}invite"])
+    assert "mailto:carol@localhost" not in invitees(apple_propfind(dav, MAC, FAMILY, SHARE_PROPS)[FAMILY][
+        f"{CS}invite"])
 
     # alice stops sharing with bob: the calendar is hers alone again, and leaves bob's home.
     status, _, body = apple(dav, MAC, "POST", FAMILY, share_request(share_remove(BOB)))

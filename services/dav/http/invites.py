@@ -9,7 +9,9 @@ stays empty (nothing waits for an answer). What Apple Calendar reads:
   `CS:allowed-sharing-modes` (`CS:can-be-shared`; hearth does not publish), and
   `CS:shared-owner` in its resourcetype while it is shared;
 - the sharee's copy: `CS:shared` in its resourcetype, `CS:shared-url` (the
-  owner's collection) and `CS:invite` with the owner as `CS:organizer`.
+  owner's collection) and `CS:invite` with the owner as `CS:organizer`;
+- anyone's own name, description, colour and order for a collection
+  (§5.5.3 per-user properties, store/personal.py), over the owner's values.
 """
 from __future__ import annotations
 

@@ -35,7 +35,8 @@ from .resources import collection_of
 from .xmlio import CALSERVER, element, href, read_xml, tag
 
 NO_ACCESS = None
-SHARE, SHARE_RESOURCE, INVITE_REPLY = tag(CALSERVER, "share"), tag(DAV, "share-resource"), tag(CALSERVER, "invite-reply")
+SHARE, SHARE_RESOURCE = tag(CALSERVER, "share"), tag(DAV, "share-resource")
+INVITE_REPLY = tag(CALSERVER, "invite-reply")
 
 
 async def post(request: web.Request, target: Target, user: str) -> web.Response:
