@@ -224,6 +224,8 @@ EXPAND_PROXIES = """<?xml version="1.0" encoding="UTF-8"?>
     <A:property name="displayname" namespace="DAV:"/>
   </A:property>
 </A:expand-property>"""
+INITIAL = ('<?xml version="1.0" encoding="UTF-8"?><A:propfind xmlns:A="DAV:"><A:prop><A:current-user-principal/>'
+           '<A:principal-URL/><A:resourcetype/></A:prop></A:propfind>')
 PREFIX_URI = {"A": "DAV:", "B": "urn:ietf:params:xml:ns:caldav", "C": "http://calendarserver.org/ns/",
               "D": "http://apple.com/ns/ical/", "E": "http://me.com/_namespace/"}
 
@@ -252,6 +254,11 @@ def apple_propfind(dav, agent: str, path: str, props: str, user: str = "alice", 
 
 def test_discovery_answers_every_property_apple_asks_for(dav):
     for agent in (IPHONE, MAC):
+        # Account setup: the well-known address leads to the DAV root, which names the user's principal.
+        status, headers, _ = apple(dav, agent, "PROPFIND", "/.well-known/caldav", INITIAL, Depth="0")
+        assert status == 301 and headers["location"].endswith("/dav/")
+        root = apple_propfind(dav, agent, "/dav/", "A:current-user-principal A:principal-URL A:resourcetype")["/dav/"]
+        assert root[f"{D}current-user-principal"].findtext(f"{D}href") == "/dav/principals/alice/"
         status, headers, _ = apple(dav, agent, "OPTIONS", "/dav/principals/alice/")
         assert {"calendar-access", "calendar-auto-schedule", "calendarserver-sharing"} <= \
             {word.strip() for word in headers["dav"].split(",")}
