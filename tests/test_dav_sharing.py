@@ -61,14 +61,17 @@ def test_privileges_follow_the_share_from_none_to_read_to_read_write_to_revoked(
     assert dav.request("DELETE", MOUNT + "meeting.ics", user="bob")[0] == 403
     patch = ('<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:displayname>Mine</D:displayname></D:prop>'
              '</D:set></D:propertyupdate>')
-    assert dav.request("PROPPATCH", MOUNT, patch, user="bob")[0] == 403
+    # His own name for it is his alone (CalendarServer's per-user properties); alice's stays.
+    assert dav.request("PROPPATCH", MOUNT, patch, user="bob")[0] == 207
+    assert home_listing(dav, "bob")[MOUNT][0] == "Mine"
+    assert home_listing(dav, "alice")[ALICE_WORK][0] != "Mine"
     assert dav.request("GET", ALICE_WORK + "bob.ics", user="alice")[0] == 404
     assert dav.request("GET", ALICE_WORK + "meeting.ics", user="alice")[0] == 200
 
     # The caldav library finds it as any calendar of bob's.
     calendars = {c.url.path: c for c in dav.client("bob").principal().calendars()}
     assert MOUNT in calendars
-    assert calendars[MOUNT].get_display_name() == "work (alice)"
+    assert calendars[MOUNT].get_display_name() == "Mine"  # the name bob gave it above
 
     # Read-write: bob adds and deletes; alice sees it.
     result = hearth(dav, "share", "add", "calendars/alice/work", "bob", "--mode", "read-write")
@@ -76,7 +79,11 @@ def test_privileges_follow_the_share_from_none_to_read_to_read_write_to_revoked(
     assert dav.request("PUT", MOUNT + "bob.ics", EVENT % b"bob-1", user="bob")[0] == 201
     assert dav.request("GET", ALICE_WORK + "bob.ics", user="alice")[2] == EVENT % b"bob-1"
     assert dav.request("DELETE", ALICE_WORK + "bob.ics", user="bob")[0] == 204
-    assert dav.request("PROPPATCH", MOUNT, patch, user="bob")[0] == 403  # properties stay the owner's
+    timezone = ('<D:propertyupdate xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop>'
+                '<D:displayname>Ours</D:displayname><C:calendar-timezone>x</C:calendar-timezone></D:prop></D:set>'
+                '</D:propertyupdate>')
+    status, _, body = dav.request("PROPPATCH", MOUNT, timezone, user="bob")  # the rest stays the owner's
+    assert status == 207 and b"403" in body and home_listing(dav, "bob")[MOUNT][0] == "Mine"
     assert "write-content" in home_listing(dav, "bob")[MOUNT][1]
 
     # Revoked: gone from bob's home, and 403 again.
@@ -159,7 +166,8 @@ def test_calendarserver_and_webdav_sharing_requests(dav):
     assert status == 200
     bad = CS_SHARE.format(href="/dav/principals/nobody/", mode="").replace(
         "</CS:share>", "<CS:remove><D:href>/dav/principals/bob/</D:href></CS:remove></CS:share>")
-    assert dav.request("POST", "/dav/calendars/alice/family/", bad, user="alice")[0] == 400
+    status, _, body = dav.request("POST", "/dav/calendars/alice/family/", bad, user="alice")
+    assert status == 207 and b"/dav/principals/nobody/" in body and b"424" in body
     assert family in home_listing(dav, "bob")
     assert "/dav/calendars/carol/family_shared_by_alice/" in home_listing(dav, "carol")
 

@@ -26,7 +26,8 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
                        ("files", "m007_every_user_has_a_root_id"),
                        ("dav", "m001_collections"),
                        ("dav", "m002_item_revisions"), ("dav_scheduling", "m001_scheduling"),
-                       ("dav_scheduling", "m002_schedule_tags"), ("sessions", "m001_sessions"),
+                       ("dav_scheduling", "m002_schedule_tags"), ("dav_sharing", "m001_personal_properties"),
+                       ("sessions", "m001_sessions"),
                        ("links", "m001_share_links"), ("links", "m002_hashed_tokens"), ("files_webdav", "m001_properties_and_locks"),
                        ("files_webdav", "m002_entries_by_parent"), ("files_webdav", "m003_revision_checksums"),
                        ("login_flows", "m001_login_flows")]

@@ -406,6 +406,25 @@ def m002_schedule_tags(db):
         ) WITHOUT ROWID""")
 
 
+dav_sharing = Migrations("dav_sharing")
+
+
+@dav_sharing()
+def m001_personal_properties(db):
+    """A user's own values of a collection's display properties (CalendarServer sharing §5.5.3): a sharee's
+    name and colour for a calendar shared with them, anyone's place for it in their list (Apple's
+    calendar-order). The owner's values stay in dav_collections, and are what the others see by default."""
+    db.execute("""
+        CREATE TABLE dav_personal_properties (
+            collection_id INTEGER NOT NULL REFERENCES dav_collections(id) ON DELETE CASCADE,
+            user TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (collection_id, user, name)
+        ) WITHOUT ROWID""")
+    db.execute("CREATE INDEX dav_personal_properties_user ON dav_personal_properties(user)")
+
+
 sessions = Migrations("sessions")
 
 
@@ -537,4 +556,4 @@ def m001_login_flows(db):
 
 
 # Every daemon applies these at start; later subsystems append their own sets.
-MIGRATION_SETS = (core, files, dav, dav_scheduling, sessions, links, files_webdav, login_flows)
+MIGRATION_SETS = (core, files, dav, dav_scheduling, dav_sharing, sessions, links, files_webdav, login_flows)

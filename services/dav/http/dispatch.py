@@ -39,7 +39,8 @@ METHODS: dict[str, Handler] = {
     "COPY": transfer.copy, "MOVE": transfer.move, "POST": post, "REPORT": report.report,
 }
 ALLOW = ", ".join(["OPTIONS", *METHODS])
-DAV_CLASSES = "1, 3, calendar-access, calendar-auto-schedule, addressbook, extended-mkcol"
+# calendarserver-sharing: Apple clients offer sharing only where it is advertised (caldav-sharing §5.1).
+DAV_CLASSES = "1, 3, calendar-access, calendar-auto-schedule, addressbook, extended-mkcol, calendarserver-sharing"
 
 
 async def dav(request: web.Request) -> web.StreamResponse:

@@ -3,6 +3,7 @@
     /dav/                                    root (current-user-principal lives here)
     /dav/principals/                         the principal collection (where principals are searched)
     /dav/principals/<user>/                  principal
+    /dav/notifications/<user>/               the principal's (CalendarServer) notification collection
     /dav/calendars/<user>/                   calendar home;  /dav/addressbooks/<user>/  address book home
     /dav/calendars/<user>/<collection>/      a calendar (an address book under addressbooks/)
     /dav/calendars/<user>/<collection>/<item>
@@ -22,6 +23,7 @@ HOME_OF = {kind: segment for segment, kind in HOMES.items()}
 
 ROOT, PRINCIPALS, PRINCIPAL, HOME, COLLECTION, ITEM = "root", "principals", "principal", "home", "collection", "item"
 PRINCIPAL_COLLECTION = f"{PREFIX}principals/"
+NOTIFICATIONS = "notifications"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Target:
             return PRINCIPAL_COLLECTION
         if self.level == PRINCIPAL:
             return principal_path(self.user)
+        if self.level == NOTIFICATIONS:
+            return notifications_path(self.user)
         path = home_path(self.user, self.kind)
         if self.collection is not None:
             path += quote(self.collection, safe="") + "/"
@@ -58,6 +62,10 @@ class Target:
 
 def principal_path(user: str) -> str:
     return f"{PRINCIPAL_COLLECTION}{quote(user, safe='')}/"
+
+
+def notifications_path(user: str) -> str:
+    return f"{PREFIX}{NOTIFICATIONS}/{quote(user, safe='')}/"
 
 
 def home_path(user: str, kind: str) -> str:
@@ -80,6 +88,8 @@ def parse_path(raw_path: str) -> Target:
         return Target(PRINCIPALS)
     if head == "principals" and len(rest) == 1:
         return Target(PRINCIPAL, rest[0])
+    if head == NOTIFICATIONS and len(rest) == 1:
+        return Target(NOTIFICATIONS, rest[0])
     if head in HOMES and 1 <= len(rest) <= 3:
         level = (HOME, COLLECTION, ITEM)[len(rest) - 1]
         return Target(level, rest[0], HOMES[head], *rest[1:])

@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 from ..errors import CALDAV, CARDDAV, DAV
 from ..store import CALENDAR, MAX_RESOURCE_SIZE, Collection, Item
 from .access import PRIVILEGES
-from .paths import (COLLECTION, HOME, ITEM, PRINCIPAL, PRINCIPAL_COLLECTION, PRINCIPALS, ROOT, Target, home_path,
-                    principal_path)
+from .paths import (COLLECTION, HOME, ITEM, NOTIFICATIONS, PRINCIPAL, PRINCIPAL_COLLECTION, PRINCIPALS, ROOT, Target,
+                    home_path, principal_path)
 from .xmlio import APPLE, CALSERVER, Value, element, href, tag
 
 # Principal searches (http/report_principals.py) are answered wherever they are asked, as RFC 3744 allows.
 PRINCIPAL_REPORTS = ((DAV, "principal-property-search"), (DAV, "principal-search-property-set"),
                      (CALSERVER, "calendarserver-principal-search"))
 REPORTS = {CALENDAR: ((CALDAV, "calendar-query"), (CALDAV, "calendar-multiget"), (CALDAV, "free-busy-query"),
-                      (DAV, "sync-collection"), *PRINCIPAL_REPORTS),
+                      (DAV, "sync-collection"), (DAV, "expand-property"), *PRINCIPAL_REPORTS),
            "addressbook": ((CARDDAV, "addressbook-query"), (CARDDAV, "addressbook-multiget"),
-                           (DAV, "sync-collection"), *PRINCIPAL_REPORTS)}
+                           (DAV, "sync-collection"), (DAV, "expand-property"), *PRINCIPAL_REPORTS)}
 CONTENT_TYPES = {CALENDAR: "text/calendar; charset=utf-8", "addressbook": "text/vcard; charset=utf-8"}
 
 
@@ -42,12 +42,14 @@ def properties(resource: Resource, user: str) -> dict[str, Value]:
     common: dict[str, Value] = {tag(DAV, "current-user-principal"): [href(principal_path(user))]}
     if target.level in (ROOT, PRINCIPALS, PRINCIPAL):
         common[tag(DAV, "principal-collection-set")] = [href(PRINCIPAL_COLLECTION)]
-        common[tag(DAV, "supported-report-set")] = supported_reports(PRINCIPAL_REPORTS)
+        common[tag(DAV, "supported-report-set")] = supported_reports(((DAV, "expand-property"), *PRINCIPAL_REPORTS))
     if target.level in (ROOT, PRINCIPALS):
         return {**common, tag(DAV, "resourcetype"): [element(tag(DAV, "collection"))],
                 tag(DAV, "displayname"): "hearth" if target.level == ROOT else "principals"}
     if target.level == PRINCIPAL:
         return {**common, **_principal(target.user), **resource.extra}
+    if target.level == NOTIFICATIONS:
+        return {**common, **resource.extra}
     if target.level == HOME:
         return {**common, tag(DAV, "resourcetype"): [element(tag(DAV, "collection"))],
                 tag(DAV, "displayname"): target.user, tag(DAV, "owner"): [href(principal_path(target.user))],
@@ -66,15 +68,18 @@ def _principal(user: str) -> dict[str, Value]:
         tag(DAV, "principal-URL"): [href(principal_path(user))],
         tag(CALDAV, "calendar-home-set"): [href(home_path(user, CALENDAR))],
         tag(CARDDAV, "addressbook-home-set"): [href(home_path(user, "addressbook"))],
+        # hearth has no delegation: nobody made this user their delegate (CalendarServer's calendar-proxy
+        # groups, which Apple Calendar asks for at every start).
+        tag(CALSERVER, "calendar-proxy-read-for"): [],
+        tag(CALSERVER, "calendar-proxy-write-for"): [],
     }
 
 
 def _collection(collection: Collection) -> dict[str, Value]:
     calendar = collection.kind == CALENDAR
     namespace = CALDAV if calendar else CARDDAV
-    kind_element = element(tag(CALDAV, "calendar") if calendar else tag(CARDDAV, "addressbook"))
     values: dict[str, Value] = {
-        tag(DAV, "resourcetype"): [element(tag(DAV, "collection")), kind_element],
+        tag(DAV, "resourcetype"): [element(tag(DAV, "collection")), kind_element(collection.kind)],
         tag(DAV, "owner"): [href(principal_path(collection.owner))],
         tag(DAV, "current-user-privilege-set"): _privileges(collection.access),
         tag(DAV, "supported-report-set"): supported_reports(REPORTS[collection.kind]),
@@ -82,10 +87,8 @@ def _collection(collection: Collection) -> dict[str, Value]:
         tag(CALSERVER, "getctag"): collection.ctag,
         tag(namespace, "max-resource-size"): str(MAX_RESOURCE_SIZE),
     }
-    # Sharing clients (CalendarServer's and draft-pot-webdav-resource-sharing's) look for these.
-    if collection.access == "owner":
-        values[tag(CALSERVER, "allowed-sharing-modes")] = [element(tag(CALSERVER, "can-be-shared"))]
-    else:
+    # draft-pot-webdav-resource-sharing's clients look for this; CalendarServer's are served in invites.py.
+    if collection.access != "owner":
         values[tag(DAV, "share-access")] = [element(tag(DAV, collection.access))]
     if collection.access != "owner":  # the grantee's clients show whose it is
         values[tag(DAV, "displayname")] = f"{collection.displayname or collection.name} ({collection.owner})"
@@ -114,9 +117,18 @@ def supported_reports(reports) -> list[ET.Element]:
         element(tag(ns, name))])]) for ns, name in reports]
 
 
+def kind_element(kind: str) -> ET.Element:
+    """What a collection's resourcetype says it is besides DAV:collection."""
+    return element(tag(CALDAV, "calendar") if kind == CALENDAR else tag(CARDDAV, "addressbook"))
+
+
 def _item(item: Item, kind: str) -> dict[str, Value]:
-    return {tag(DAV, "resourcetype"): [], tag(DAV, "getetag"): item.etag,
-            tag(DAV, "getcontenttype"): CONTENT_TYPES[kind], tag(DAV, "getcontentlength"): str(item.size)}
+    values: dict[str, Value] = {
+        tag(DAV, "resourcetype"): [], tag(DAV, "getetag"): item.etag,
+        tag(DAV, "getcontenttype"): CONTENT_TYPES[kind], tag(DAV, "getcontentlength"): str(item.size)}
+    if item.schedule_tag is not None:  # RFC 6638 §3.3: what an attendee's client sends If-Schedule-Tag-Match with
+        values[tag(CALDAV, "schedule-tag")] = item.schedule_tag
+    return values
 
 
 def _comp(name: str) -> ET.Element:

@@ -18,6 +18,7 @@ from services.core.multistatus import xml_bytes_response
 from ..errors import DAV, Precondition
 from ..scheduling.addresses import Settings
 from ..scheduling.properties import scheduling_properties
+from .invites import personal_values, sharing_properties
 from .paths import ITEM, Target
 from .properties import Resource, properties
 from .resources import children, load
@@ -37,13 +38,21 @@ async def propfind(request: web.Request, target: Target, user: str) -> web.Respo
     def gather(db) -> list[Resource]:
         resource = load(db, target, user, "read")
         found = [resource, *(children(db, resource) if depth == "1" else ())]
-        # Items have no scheduling properties: a 10,000-item listing skips the lookup.
-        return [r if r.target.level == ITEM else
-                replace(r, extra=scheduling_properties(db, settings, r.target, r.collection)) for r in found]
+        return [with_extras(db, settings, r, user) for r in found]
 
     resources = await request.app[DATABASE].read(gather)
     body = multistatus_xml(_describe(resource, user, mode, wanted) for resource in resources)
     return xml_bytes_response(body)
+
+
+def with_extras(db, settings: Settings, resource: Resource, user: str) -> Resource:
+    """The resource with the properties other layers work out from the store (scheduling, sharing) and the
+    values `user` set for themselves."""
+    if resource.target.level == ITEM:  # items have none: a 10,000-item listing skips the lookups
+        return resource
+    return replace(resource, extra={**scheduling_properties(db, settings, resource.target, resource.collection),
+                                    **sharing_properties(db, settings, resource.target, resource.collection),
+                                    **personal_values(db, resource.collection, user)})
 
 
 def _request(body: ET.Element | None) -> tuple[str, list[str]]:

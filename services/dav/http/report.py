@@ -3,8 +3,8 @@
 Every report is answered from one read transaction after `load` has checked
 the read privilege; the report modules do the work: calendar-query and
 free-busy-query (report_calendar), addressbook-query (report_card), the two
-multigets (report_multiget), sync-collection (report_sync) and the principal
-searches (report_principals), which apply anywhere. A report this
+multigets (report_multiget), sync-collection (report_sync), expand-property (report_expand)
+and the principal searches (report_principals), which apply anywhere. A report this
 server does not know, or one that does not apply to the collection's kind,
 is 403 DAV:supported-report.
 
@@ -19,8 +19,8 @@ from services.core.errors import BadRequest
 
 from ..errors import CALDAV, CARDDAV, DAV, Precondition
 from ..store import ADDRESSBOOK, CALENDAR
-from . import report_calendar, report_card, report_multiget, report_principals, report_sync
-from .paths import COLLECTION, HOME, ITEM, PRINCIPAL, PRINCIPALS, ROOT, Target
+from . import report_calendar, report_card, report_expand, report_multiget, report_principals, report_sync
+from .paths import COLLECTION, HOME, ITEM, NOTIFICATIONS, PRINCIPAL, PRINCIPALS, ROOT, Target
 from .xmlio import CALSERVER, read_xml, tag
 
 ANYWHERE = (ROOT, PRINCIPALS, PRINCIPAL, HOME, COLLECTION, ITEM)
@@ -32,7 +32,9 @@ REPORTS = {
     tag(CALDAV, "free-busy-query"): (report_calendar.free_busy_query, CALENDAR, (COLLECTION,)),
     tag(CARDDAV, "addressbook-query"): (report_card.addressbook_query, ADDRESSBOOK, (COLLECTION, ITEM)),
     tag(CARDDAV, "addressbook-multiget"): (report_multiget.multiget, ADDRESSBOOK, (COLLECTION, ITEM)),
-    tag(DAV, "sync-collection"): (report_sync.sync_collection, None, (COLLECTION,)),
+    tag(DAV, "sync-collection"): (report_sync.sync_collection, None, (COLLECTION, NOTIFICATIONS)),
+    tag(DAV, "expand-property"): (report_expand.expand_property, None,
+                                  (ROOT, PRINCIPALS, PRINCIPAL, HOME, COLLECTION, ITEM, NOTIFICATIONS)),
     tag(DAV, "principal-property-search"): (report_principals.principal_property_search, None, ANYWHERE),
     tag(DAV, "principal-search-property-set"): (report_principals.principal_search_property_set, None, ANYWHERE),
     tag(CALSERVER, "calendarserver-principal-search"): (report_principals.calendarserver_principal_search, None,

@@ -22,7 +22,8 @@ from services.core.multistatus import xml_bytes_response
 
 from ..errors import DAV
 from ..store.queries import changes_page, items_named
-from .paths import ITEM, Target
+from .invites import EMPTY_SYNC_TOKEN
+from .paths import ITEM, NOTIFICATIONS, Target
 from .report_output import (
     data_renderer,
     item_response,
@@ -53,6 +54,8 @@ async def sync_collection(request: web.Request, target: Target, user: str, body:
 
     def answer(db) -> bytes:
         resource = load(db, target, user, "read")
+        if target.level == NOTIFICATIONS:  # always empty: hearth's shares need no answer (invites.py)
+            return multistatus_body([], EMPTY_SYNC_TOKEN)
         page = changes_page(db, resource.collection.id, token, limit)
         found = items_named(db, resource.collection.id, page.changed, with_raw=wanted.needs_bytes)
         responses = []

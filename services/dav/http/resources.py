@@ -13,7 +13,7 @@ from services.core.errors import NotFound
 from ..store import Collection, find_item, list_items
 from ..store.sharing import mounted, visible_collection
 from .access import NeedPrivileges, require
-from .paths import COLLECTION, HOME, ITEM, PRINCIPAL, PRINCIPALS, ROOT, Target
+from .paths import COLLECTION, HOME, ITEM, NOTIFICATIONS, PRINCIPAL, PRINCIPALS, ROOT, Target
 from .properties import Resource
 
 
@@ -23,7 +23,7 @@ def load(db: sqlite_utils.Database, target: Target, user: str, privilege: str) -
         return Resource(target)
     if target.level == PRINCIPALS:
         raise NeedPrivileges(target.path, privilege)
-    if target.level in (PRINCIPAL, HOME):
+    if target.level in (PRINCIPAL, HOME, NOTIFICATIONS):
         require("owner" if target.user == user else None, privilege, target.path)
         return Resource(target)
     collection = collection_of(db, target, user, privilege)

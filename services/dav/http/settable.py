@@ -17,6 +17,25 @@ SETTABLE = {
 }
 
 
+# What a user may set for themselves alone on a collection they reach (store/personal.py): a sharee all of
+# these, the owner only the order (their other values are the collection's own, above).
+PERSONAL = {
+    tag(DAV, "displayname"): "displayname",
+    tag(CALDAV, "calendar-description"): "description",
+    tag(CARDDAV, "addressbook-description"): "description",
+    tag(APPLE, "calendar-color"): "color",
+    tag(APPLE, "calendar-order"): "order",
+}
+OWNERS_PERSONAL = {tag(APPLE, "calendar-order"): "order"}
+
+
+def personal_clark(kind: str, name: str) -> str:
+    """The property a personal value is reported as, in a collection of this kind."""
+    if name == "description":
+        return tag(CALDAV, "calendar-description") if kind == "calendar" else tag(CARDDAV, "addressbook-description")
+    return next(clark for clark, personal in PERSONAL.items() if personal == name)
+
+
 def text_of(node: ET.Element) -> str:
     """A property's value as text: its character content (a timezone is a whole VCALENDAR)."""
     return "".join(node.itertext()).strip()

@@ -7,7 +7,17 @@ import copy
 import icalendar
 
 from .addresses import normalize
-from .itip import SERVER_PARAMS, Message, attendees, build, components, find_attendee, instance_key, organizer
+from .itip import (
+    SERVER_PARAMS,
+    Message,
+    attendees,
+    build,
+    components,
+    find_attendee,
+    instance_key,
+    organizer,
+    timing,
+)
 
 
 def reply_message(old: icalendar.Calendar | None, new: icalendar.Calendar | None, attendee: str, *,
@@ -74,7 +84,8 @@ def apply_reply(calendar: icalendar.Calendar, reply: icalendar.Calendar, attende
 def attendee_copy(message: icalendar.Calendar, current: icalendar.Calendar | None,
                   attendee: str) -> icalendar.Calendar:
     """The attendee's stored copy after a REQUEST or CANCEL: the organizer's components, with the
-    attendee's own PARTSTAT and alarms kept from the copy they had."""
+    attendee's own PARTSTAT (unless the instance moved: then the organizer's, NEEDS-ACTION as a rule) and
+    alarms kept from the copy they had."""
     result = copy.deepcopy(message)
     result.pop("METHOD", None)
     earlier = {instance_key(c): c for c in components(current)}
@@ -83,7 +94,8 @@ def attendee_copy(message: icalendar.Calendar, current: icalendar.Calendar | Non
         if before is None:
             continue
         mine, theirs = find_attendee(component, attendee), find_attendee(before, attendee)
-        if mine is not None and theirs is not None and component.get("STATUS") != "CANCELLED":
+        if (mine is not None and theirs is not None and component.get("STATUS") != "CANCELLED"
+                and timing(component) == timing(before)):
             partstat = theirs.params.get("PARTSTAT")
             if partstat:
                 mine.params["PARTSTAT"] = partstat
@@ -93,12 +105,12 @@ def attendee_copy(message: icalendar.Calendar, current: icalendar.Calendar | Non
 
 def keep_partstats(new: icalendar.Calendar, stored: icalendar.Calendar, organizer_address: str | None) -> bool:
     """Carry the attendees' PARTSTATs of the stored organizer copy into `new` (their replies win over
-    what an organizer's client last saw); True if `new` changed."""
+    what an organizer's client last saw, for instances that did not move); True if `new` changed."""
     stored_by_key = {instance_key(c): c for c in components(stored)}
     changed = False
     for component in components(new):
         before = stored_by_key.get(instance_key(component))
-        if before is None:
+        if before is None or timing(component) != timing(before):
             continue
         for attendee in attendees(component):
             address = normalize(attendee)

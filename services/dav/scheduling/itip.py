@@ -18,6 +18,9 @@ SCHEDULED = ("VEVENT", "VTODO")
 # What an attendee cares about (RFC 6638 §3.2.8): a change elsewhere sends no email.
 SIGNIFICANT = ("DTSTART", "DTEND", "DURATION", "DUE", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID",
                "LOCATION", "SUMMARY", "DESCRIPTION", "STATUS")
+# A change to these moves the event: an answer given for the old time no longer holds (CalendarServer's
+# iCalDiff.attendeeNeedsAction resets the attendee to NEEDS-ACTION on the same properties).
+TIMING = ("DTSTART", "DTEND", "DURATION", "DUE", "RRULE", "RDATE")
 # Bookkeeping that changes on every save and means nothing to anyone else.
 HOUSEKEEPING = ("DTSTAMP", "LAST-MODIFIED", "SEQUENCE", "CREATED")
 SERVER_PARAMS = ("SCHEDULE-STATUS", "SCHEDULE-FORCE-SEND")
@@ -133,6 +136,12 @@ def fingerprint(comps: list[icalendar.Component], significant_only: bool) -> fro
                     value.params.pop(param, None)
             lines.add((key, str(component.content_line(name, value, sorted=True))))
     return frozenset(lines)
+
+
+def timing(component: icalendar.Component) -> frozenset:
+    """The properties that say when the component happens, as comparable content lines."""
+    return frozenset(str(component.content_line(name, value, sorted=True))
+                     for name, value in component.property_items(recursive=False) if name in TIMING)
 
 
 def organizer_messages(old: icalendar.Calendar | None, new: icalendar.Calendar | None,

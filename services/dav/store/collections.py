@@ -14,6 +14,7 @@ from services.core.tree.clock import utcnow
 
 from .changes import sync_token
 from .names import check_collection_name
+from .personal import forget_personal_properties
 from .revisions import keep_collection_items
 
 CALENDAR, ADDRESSBOOK = "calendar", "addressbook"
@@ -166,10 +167,11 @@ def share_collection(db: sqlite_utils.Database, collection_id: int, grantee: str
 
 
 def revoke_share(db: sqlite_utils.Database, collection_id: int, grantee: str) -> None:
-    """Take `grantee`'s access away; NotFound if they had none."""
+    """Take `grantee`'s access away, with their own names and colours for it; NotFound if they had none."""
     if db.execute("DELETE FROM dav_shares WHERE collection_id = ? AND grantee = ?",
                   [collection_id, grantee]).rowcount == 0:
         raise NotFound(f"collection {collection_id} is not shared with {grantee}")
+    forget_personal_properties(db, grantee, collection_id)
 
 
 def shares_of(db: sqlite_utils.Database, collection_id: int) -> dict[str, str]:

@@ -26,8 +26,10 @@ from .names import check_name
 from .revisions import DELETED, OVERWRITTEN, keep_item
 
 MAX_RESOURCE_SIZE = 4 * 1024 * 1024  # advertised as CALDAV/CARDDAV:max-resource-size
+# The Schedule-Tag (scheduling/tags.py) is read with the item: clients ask for it next to the ETag.
 COLUMNS = ("collection_id, name, uid, etag, component, first_start, last_end, created_at, "
-           "modified_at, seq, length(raw) AS size")
+           "modified_at, seq, length(raw) AS size, (SELECT tag FROM dav_schedule_tags t "
+           "WHERE t.collection_id = dav_items.collection_id AND t.name = dav_items.name) AS schedule_tag")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Item:
     modified_at: str
     seq: int  # the collection sequence number of its last change
     size: int
+    schedule_tag: str | None  # RFC 6638 §3.2.10, only on scheduling object resources
     raw: bytes | None = None  # None where a listing did not ask for content
 
 

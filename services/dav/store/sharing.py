@@ -23,6 +23,7 @@ from .collections import (
     share_collection,
 )
 from .names import SHARED_BY
+from .personal import forget_personal_properties
 
 OWNER, READ_WRITE, READ = "owner", "read-write", "read"
 
@@ -122,6 +123,7 @@ def delete_user_collections(db: sqlite_utils.Database, user: dict) -> None:
     the shares it was given and its unsent iMIP mail (accounts.USER_DATA_DELETERS; its kept revisions go
     in revisions.py)."""
     db.execute("DELETE FROM dav_shares WHERE grantee = ?", [user["name"]])
+    forget_personal_properties(db, user["name"])
     db.execute("DELETE FROM dav_collections WHERE owner = ?", [user["name"]])
     # Invitations by email not sent yet would speak for someone who no longer has an account. Only local
     # users send, by their calendar addresses: mailto:NAME@<mail_domain>, a registered one, or their principal URL.
