@@ -1,10 +1,12 @@
 """The DAV daemon as tests meet it: a real process on a loopback port, raw HTTP, the caldav library.
 
 Shared by every DAV test file: `dav_daemon(tmp, *users)` starts one, `propfind` asks for properties,
-EVENT / RECURRING / VCARD are small valid objects (EVENT takes a UID with `EVENT % b"uid"`)."""
+EVENT / RECURRING / VCARD are small valid objects (EVENT takes a UID with `EVENT % b"uid"`), `event_of` and
+`partstats` read a stored event back."""
 from __future__ import annotations
 
 import caldav
+import icalendar
 
 from tests.daemons import PASSWORDS, LoopbackDaemon, serving
 
@@ -52,3 +54,15 @@ def propfind(dav: DavDaemon, path: str, props: str, depth: str = "0", user: str 
     body = f'<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" ' \
            f'xmlns:CS="http://calendarserver.org/ns/"><D:prop>{props}</D:prop></D:propfind>'
     return dav.request("PROPFIND", path, body, user=user, headers={"Depth": depth, "Content-Type": "application/xml"})
+
+
+def event_of(raw: bytes) -> icalendar.Component:
+    """The first VEVENT of an iCalendar object."""
+    return icalendar.Calendar.from_ical(raw).walk("VEVENT")[0]
+
+
+def partstats(raw: bytes) -> dict[str, str]:
+    """Each attendee's PARTSTAT in the first VEVENT, by lower-cased address."""
+    attendees = event_of(raw).get("ATTENDEE", [])
+    attendees = attendees if isinstance(attendees, list) else [attendees]  # one ATTENDEE is not a list
+    return {str(a).lower(): str(a.params.get("PARTSTAT")) for a in attendees}

@@ -13,7 +13,7 @@ import icalendar
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.dav_harness import EVENT, dav_daemon, propfind
+from tests.dav_harness import EVENT, dav_daemon, event_of, partstats, propfind
 
 C = "{urn:ietf:params:xml:ns:caldav}"
 ALICE_CAL = "/dav/calendars/alice/calendar/"
@@ -26,14 +26,6 @@ def invitation(uid: str, *attendees: str, summary: str = "Planning", extra: str 
             f"UID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:{start}\r\nDTEND:20250310T110000Z\r\n"
             f"SUMMARY:{summary}\r\nORGANIZER;CN=alice:{organizer}\r\n" + "".join(line + "\r\n" for line in lines)
             + extra + "END:VEVENT\r\nEND:VCALENDAR\r\n").encode()
-
-
-def event_of(raw: bytes) -> icalendar.Component:
-    return icalendar.Calendar.from_ical(raw).walk("VEVENT")[0]
-
-
-def partstats(raw: bytes) -> dict[str, str]:
-    return {str(a).lower(): str(a.params.get("PARTSTAT")) for a in event_of(raw).get("ATTENDEE", [])}
 
 
 def only_item(dav, user: str, collection: str) -> tuple[str, bytes]:
