@@ -2,6 +2,8 @@
 
 Each request is the one Thunderbird builds, with its bodies, headers and User-Agent; each answer is read
 the way Thunderbird reads it:
+- account setup (CalDavDetector): PROPFIND on /.well-known/caldav (the redirect followed with the same
+  request), the home set, and its Depth: 1 members that are calendars;
 - discovery (checkDavResourceType, checkServerCaps, findPrincipalNS, checkPrincipalsNameSpace): a PROPFIND
   on the calendar, OPTIONS on its parent (the home set) for `calendar-auto-schedule` in the DAV header,
   then a PROPFIND on the principal for the home set, the addresses and the inbox and outbox; "you" is the
@@ -25,7 +27,8 @@ D, C = "{DAV:}", "{urn:ietf:params:xml:ns:caldav}"
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.5.0"
 XML_HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
 TEXT_XML = "text/xml; charset=utf-8"
-NAMESPACES = {"D": "DAV:", "C": "urn:ietf:params:xml:ns:caldav", "CS": "http://calendarserver.org/ns/"}
+NAMESPACES = {"D": "DAV:", "C": "urn:ietf:params:xml:ns:caldav", "CS": "http://calendarserver.org/ns/",
+              "A": "http://apple.com/ns/ical/"}
 
 
 @pytest.fixture(scope="module")
@@ -38,26 +41,58 @@ def thunderbird(dav, user: str, method: str, path: str, body: str | bytes | None
     return dav.request(method, path, body, user=user, headers={"User-Agent": USER_AGENT, **(headers or {})})
 
 
-def propfind(dav, user: str, path: str, props: list[str], depth: str = "0") -> dict[str, ET.Element]:
-    """CalDavPropfindRequest: its body, Depth, and the first response's 200 properties by D:/C:/CS: name."""
+def propfind_all(dav, user: str, path: str, props: list[str], depth: str = "0") -> dict[str, dict[str, ET.Element]]:
+    """CalDavPropfindRequest (its body and Depth; a redirect is followed with the same request, as its
+    channel does): each response's 200 properties by D:/C:/CS:/A: name, by href."""
     used = sorted({p.split(":")[0] for p in props} | {"D"})
     xmlns = " ".join(f'xmlns:{prefix}="{NAMESPACES[prefix]}"' for prefix in used)
     body = XML_HEADER + f"<D:propfind {xmlns}><D:prop>" + "".join(f"<{p}/>" for p in props) + "</D:prop></D:propfind>"
-    status, _, answer = thunderbird(dav, user, "PROPFIND", path, body,
-                                    {"Depth": depth, "Content-Type": TEXT_XML})
+    status, headers, answer = thunderbird(dav, user, "PROPFIND", path, body,
+                                          {"Depth": depth, "Content-Type": TEXT_XML})
+    if status in (301, 302, 307, 308):
+        return propfind_all(dav, user, headers["location"], props, depth)
     assert status == 207, answer
-    first = ET.fromstring(answer).find(f"{D}response")
     found = {}
-    for propstat in first.findall(f"{D}propstat"):
-        if " 200 " in propstat.findtext(f"{D}status"):
-            for prop in propstat.find(f"{D}prop"):
-                prefix = next(p for p, uri in NAMESPACES.items() if prop.tag.startswith("{" + uri + "}"))
-                found[f"{prefix}:{prop.tag.split('}')[1]}"] = prop
+    for response in ET.fromstring(answer).findall(f"{D}response"):
+        named = found[response.findtext(f"{D}href")] = {}
+        for propstat in response.findall(f"{D}propstat"):
+            if " 200 " in propstat.findtext(f"{D}status"):
+                for prop in propstat.find(f"{D}prop"):
+                    prefix = next(p for p, uri in NAMESPACES.items() if prop.tag.startswith("{" + uri + "}"))
+                    named[f"{prefix}:{prop.tag.split('}')[1]}"] = prop
     return found
+
+
+def propfind(dav, user: str, path: str, props: list[str]) -> dict[str, ET.Element]:
+    """The first response's properties of a Depth: 0 CalDavPropfindRequest (its `firstProps`)."""
+    return next(iter(propfind_all(dav, user, path, props).values()))
 
 
 def hrefs(prop: ET.Element) -> list[str]:
     return [h.text.strip() for h in prop.findall(f"{D}href")]
+
+
+def detect_calendars(dav, user: str) -> dict[str, dict[str, ET.Element]]:
+    """CalDavDetector, given only the server's address: .well-known/caldav, then the home set (from there
+    or from the current-user-principal), whose Depth: 1 members with a calendar resourcetype are offered."""
+    found = propfind(dav, user, "/.well-known/caldav", ["D:resourcetype", "D:owner", "D:displayname",
+                                                        "D:current-user-principal", "D:current-user-privilege-set",
+                                                        "A:calendar-color", "C:calendar-home-set"])
+    assert found["D:resourcetype"].find(f"{C}calendar") is None
+    if "C:calendar-home-set" not in found:
+        principal = hrefs(found["D:current-user-principal"])[0]
+        found = propfind(dav, user, principal, ["C:calendar-home-set"])
+    [home] = hrefs(found["C:calendar-home-set"])
+    members = propfind_all(dav, user, home, ["D:resourcetype", "D:displayname", "D:current-user-privilege-set",
+                                             "A:calendar-color"], depth="1")
+    return {href: props for href, props in members.items()
+            if props["D:resourcetype"].find(f"{C}calendar") is not None}
+
+
+def writable(props: dict[str, ET.Element]) -> bool:
+    """Thunderbird's read-only test on current-user-privilege-set."""
+    privileges = {p[0].tag for p in props["D:current-user-privilege-set"].findall(f"{D}privilege")}
+    return bool(privileges & {f"{D}write", f"{D}write-content", f"{D}write-properties", f"{D}all"})
 
 
 def discover(dav, user: str, calendar: str) -> dict:
@@ -67,8 +102,7 @@ def discover(dav, user: str, calendar: str) -> dict:
                                            "D:current-user-privilege-set", "D:supported-report-set",
                                            "C:supported-calendar-component-set", "CS:getctag"])
     assert props["D:resourcetype"].find(f"{C}calendar") is not None
-    privileges = {p[0].tag for p in props["D:current-user-privilege-set"].findall(f"{D}privilege")}
-    assert privileges & {f"{D}write", f"{D}write-content", f"{D}all"}, privileges  # else read-only
+    assert writable(props)
     reports = {r.tag for r in props["D:supported-report-set"].iter() if r.tag != f"{D}supported-report"}
     components = {c.get("name") for c in props["C:supported-calendar-component-set"]}
     assert {"VEVENT", "VTODO"} <= components
@@ -147,6 +181,12 @@ def thunderbird_event(uid: str, organizer: str, attendees: dict[str, str], summa
             + f"DTSTART;TZID=Europe/Berlin:{start}\r\nDTEND;TZID=Europe/Berlin:20250612T210000\r\n"
             f"SEQUENCE:{sequence}\r\nX-MOZ-GENERATION:{sequence + 1}\r\nTRANSP:OPAQUE\r\n"
             "END:VEVENT\r\nEND:VCALENDAR\r\n").encode()
+
+
+def test_account_setup_from_the_servers_address_offers_the_users_calendars(dav):
+    calendars = detect_calendars(dav, "alice")
+    assert list(calendars) == ["/dav/calendars/alice/calendar/"]  # not the inbox and outbox
+    assert all(writable(props) for props in calendars.values())
 
 
 def test_discovery_finds_server_side_scheduling_the_users_address_and_the_mailboxes(dav):
