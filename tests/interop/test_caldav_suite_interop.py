@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -48,8 +49,12 @@ def suite_source() -> Path:
     archive = home / f"caldav-{SUITE_VERSION}.tar.gz"
     if download.returncode != 0 or not archive.exists():
         pytest.skip(f"caldav {SUITE_VERSION}'s sdist could not be downloaded: {download.stderr[-500:]}")
+    partial = Path(tempfile.mkdtemp(dir=home))  # renamed into place whole, so a cut-short unpack is never used
     with tarfile.open(archive) as sdist:
-        sdist.extractall(home, filter="data")
+        # The "data" filter refuses links and paths out of `partial`; Pythons before 3.11.4 lack it.
+        sdist.extractall(partial, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    (partial / unpacked.name).rename(unpacked)
+    shutil.rmtree(partial)
     return unpacked
 
 
