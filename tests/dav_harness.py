@@ -1,13 +1,15 @@
 """The DAV daemon as tests meet it: a real process on a loopback port, raw HTTP, the caldav library.
 
 Shared by every DAV test file: `dav_daemon(tmp, *users)` starts one, `propfind` asks for properties,
-EVENT / RECURRING / VCARD are small valid objects (EVENT takes a UID with `EVENT % b"uid"`)."""
+EVENT / RECURRING / VCARD are small valid objects (EVENT takes a UID with `EVENT % b"uid"`), `event_of` and
+`partstats` read a stored event back."""
 from __future__ import annotations
 
 import email
 import time
 
 import caldav
+import icalendar
 
 from tests.daemons import PASSWORDS, LoopbackDaemon, serving
 
@@ -75,3 +77,15 @@ def wait_for(condition, timeout: float = 15.0):
             return
         time.sleep(0.05)
     raise AssertionError("timed out")
+
+
+def event_of(raw: bytes) -> icalendar.Component:
+    """The first VEVENT of an iCalendar object."""
+    return icalendar.Calendar.from_ical(raw).walk("VEVENT")[0]
+
+
+def partstats(raw: bytes) -> dict[str, str]:
+    """Each attendee's PARTSTAT in the first VEVENT, by lower-cased address."""
+    attendees = event_of(raw).get("ATTENDEE", [])
+    attendees = attendees if isinstance(attendees, list) else [attendees]  # one ATTENDEE is not a list
+    return {str(a).lower(): str(a.params.get("PARTSTAT")) for a in attendees}

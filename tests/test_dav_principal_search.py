@@ -149,6 +149,19 @@ def test_nobody_outside_learns_anything_and_bad_requests_are_refused(home):
     assert report(home, "/dav/principals/", body, depth="1")[0] == 400  # RFC 3744 §9.4: Depth 0
     assert report(home, "/dav/", property_search(("<D:displayname/>", "contains", "b"), test="bogus"))[0] == 400
     assert report(home, "/dav/", property_search(("<D:displayname/>", "sounds-like", "b")))[0] == 400
-    status, _, answer = report(home, "/dav/", '<D:principal-property-search xmlns:D="DAV:"><D:prop>'
-                                              '<D:displayname/></D:prop></D:principal-property-search>')
-    assert status == 400 and b"property-search" in answer
+
+
+def test_python_caldavs_principals_lists_members_with_the_properties_it_writes_beside_its_prop(home):
+    """python-caldav 3.6 `principals()`: no DAV:property-search when no name is given, and the properties
+    it wants written beside an empty DAV:prop (caldav/collection.py); still only household members."""
+    everyone = ('<?xml version="1.0" encoding="utf-8"?><D:principal-property-search xmlns:D="DAV:" '
+                'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop/><C:calendar-home-set/><D:displayname/>'
+                '</D:principal-property-search>')
+    status, _, answer = report(home, "/dav/", everyone)
+    assert status == 207, answer
+    members = found(answer)
+    assert set(members) == {f"/dav/principals/{name}/" for name in ("alice", "bob", "carol")}
+    assert members["/dav/principals/bob/"].findtext(f"{C}calendar-home-set/{D}href") == "/dav/calendars/bob/"
+    named = everyone.replace("<D:prop/>", '<D:property-search><D:prop><D:displayname/></D:prop>'
+                                          '<D:match>bob</D:match></D:property-search><D:prop/>')
+    assert list(found(report(home, "/dav/", named)[2])) == ["/dav/principals/bob/"]

@@ -4,6 +4,7 @@ to external attendees through a local SMTP sink (aiosmtpd), including an SMTP se
 from __future__ import annotations
 
 import socket
+import sqlite3
 import time
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
@@ -12,7 +13,7 @@ import icalendar
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.dav_harness import EVENT, MailSink, dav_daemon, propfind, wait_for
+from tests.dav_harness import EVENT, MailSink, dav_daemon, event_of, partstats, propfind, wait_for
 
 C = "{urn:ietf:params:xml:ns:caldav}"
 ALICE_CAL = "/dav/calendars/alice/calendar/"
@@ -25,14 +26,6 @@ def invitation(uid: str, *attendees: str, summary: str = "Planning", extra: str 
             f"UID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:{start}\r\nDTEND:20250310T110000Z\r\n"
             f"SUMMARY:{summary}\r\nORGANIZER;CN=alice:{organizer}\r\n" + "".join(line + "\r\n" for line in lines)
             + extra + "END:VEVENT\r\nEND:VCALENDAR\r\n").encode()
-
-
-def event_of(raw: bytes) -> icalendar.Component:
-    return icalendar.Calendar.from_ical(raw).walk("VEVENT")[0]
-
-
-def partstats(raw: bytes) -> dict[str, str]:
-    return {str(a).lower(): str(a.params.get("PARTSTAT")) for a in event_of(raw).get("ATTENDEE", [])}
 
 
 def only_item(dav, user: str, collection: str) -> tuple[str, bytes]:
@@ -313,6 +306,53 @@ def test_imip_one_message_per_external_attendee_per_significant_change(mail_dav,
         time.sleep(1.0)
         assert len(sink.messages) == 4
         assert sorted(m["To"] for m in sink.messages[2:]) == ["ext1@example.org", "ext2@example.net"]
+    finally:
+        controller.stop()
+
+
+def outgoing_mail(dav) -> int:
+    """Messages the daemon has queued and not yet handed to the SMTP server."""
+    with sqlite3.connect(dav.home / "var" / "db" / "hearth.sqlite3") as db:
+        return db.execute("SELECT COUNT(*) FROM dav_outgoing_mail").fetchone()[0]
+
+
+def test_imip_sends_nothing_for_a_members_reply_or_an_alarm_and_one_cancel_per_external_attendee(
+        mail_dav, smtp_port):
+    """Mail is queued by the request that causes it; once the queue is empty the sink holds all of it."""
+    sink = MailSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+
+    def mails_after_the_queue_drains() -> list[tuple[str, str]]:
+        wait_for(lambda: outgoing_mail(mail_dav) == 0)
+        return [(m["To"], next(p.get_param("method") for p in m.walk() if p.get_content_type() == "text/calendar"))
+                for m in sink.messages]
+
+    try:
+        cal = "/dav/calendars/alice/calendar/"
+        raw = invitation("imip-3", "mailto:ext3@example.org", "mailto:bob@home.test",
+                         organizer="mailto:alice@home.test")
+        assert mail_dav.request("PUT", cal + "imip-3.ics", raw, user="alice")[0] == 201
+        assert mails_after_the_queue_drains() == [("ext3@example.org", "REQUEST")]
+
+        # bob, a member, accepts: alice's copy changes, the external attendee hears nothing.
+        bob_href = next(h for h in _hrefs(mail_dav, "bob", "calendar")
+                        if b"imip-3" in mail_dav.request("GET", h, user="bob")[2])
+        bob_copy = mail_dav.request("GET", bob_href, user="bob")[2]
+        accepted = bob_copy.replace(b"PARTSTAT=NEEDS-ACTION", b"PARTSTAT=ACCEPTED")
+        assert mail_dav.request("PUT", bob_href, accepted, user="bob")[0] == 204
+        assert partstats(mail_dav.request("GET", cal + "imip-3.ics", user="alice")[2])[
+            "mailto:bob@home.test"] == "ACCEPTED"
+        # alice adds a reminder to her own copy: not a change for anyone else.
+        stored = mail_dav.request("GET", cal + "imip-3.ics", user="alice")[2]
+        alarm = b"BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Soon\r\nTRIGGER:-PT15M\r\nEND:VALARM\r\n"
+        assert mail_dav.request("PUT", cal + "imip-3.ics", stored.replace(b"END:VEVENT", alarm + b"END:VEVENT"),
+                                user="alice")[0] == 204
+        assert mails_after_the_queue_drains() == [("ext3@example.org", "REQUEST")]
+
+        # alice deletes it: exactly one CANCEL to the external attendee.
+        assert mail_dav.request("DELETE", cal + "imip-3.ics", user="alice")[0] == 204
+        assert mails_after_the_queue_drains() == [("ext3@example.org", "REQUEST"), ("ext3@example.org", "CANCEL")]
     finally:
         controller.stop()
 

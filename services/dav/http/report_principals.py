@@ -65,15 +65,19 @@ class Criterion:
         return any(_matches(value, self) for name in self.names for value in member.values.get(name, ()))
 
 
+# What a search body holds besides the properties asked for.
+_SEARCH_PARTS = frozenset((tag(DAV, "property-search"), tag(DAV, "prop"), tag(DAV, "apply-to-principal-collection-set"),
+                           tag(CALSERVER, "search-token"), tag(CALSERVER, "limit")))
+
+
 async def principal_property_search(request: web.Request, target: Target, user: str,
                                     body: ET.Element) -> web.Response:
     _require_depth_zero(request)
     test = body.get("test", "allof")
     if test not in ("allof", "anyof"):
         raise BadRequest(f"principal-property-search test must be allof or anyof, not {test!r}")
+    # None at all (python-caldav's principals() with no name): every member, as an empty filter selects.
     criteria = [_criterion(search) for search in body.findall(tag(DAV, "property-search"))]
-    if not criteria:
-        raise BadRequest("principal-property-search needs at least one DAV:property-search")
     whole_set = body.find(tag(DAV, "apply-to-principal-collection-set")) is not None
     wanted_type = (body.get("type") or INDIVIDUAL).upper()  # CalendarServer's filter by kind of principal
 
@@ -82,8 +86,8 @@ async def principal_property_search(request: web.Request, target: Target, user: 
             return False
         if not whole_set and target.level not in (ROOT, PRINCIPALS) and target != Target(PRINCIPAL, member.user):
             return False  # RFC 3744 §9.4: the request-URI and the principals below it
-        found = (criterion.matches(member) for criterion in criteria)
-        return any(found) if test == "anyof" else all(found)
+        found = [criterion.matches(member) for criterion in criteria]
+        return not criteria or (any(found) if test == "anyof" else all(found))
 
     return await _answer(request, user, body, selected, parse_limit(body, CALSERVER))
 
@@ -116,6 +120,8 @@ async def principal_search_property_set(request: web.Request, target: Target, us
 async def _answer(request: web.Request, user: str, body: ET.Element, selected, limit: int | None) -> web.Response:
     prop = body.find(tag(DAV, "prop"))
     wanted = [child.tag for child in prop] if prop is not None else []
+    if not wanted:  # python-caldav writes the properties beside an empty DAV:prop, not inside it
+        wanted = [child.tag for child in body if child.tag not in _SEARCH_PARTS]
     settings = Settings.from_config(request.app[CONFIG].dav)
     members = [m for m in await request.app[DATABASE].read(lambda db: _members(db, settings, user)) if selected(m)]
     shown = members if limit is None else members[:limit]
