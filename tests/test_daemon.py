@@ -277,29 +277,39 @@ def test_second_start_reports_already_running(daemon_service):
 
 def test_sighup_reopens_log_without_splitting_or_losing_lines(daemon_service):
     s = daemon_service
-    count = 30000
-    # Numbered lines written in random-sized pieces (so most writes end mid-line),
-    # paced over about 1.6 s while the test rotates the log four times.
+    count, flags = 30000, s.log.parent
+    # Numbered lines in five parts cut mid-line, each written in random-sized pieces (so most writes end
+    # mid-line too); the writer starts part k once the test has rotated the log for the k-th time, so every
+    # rotation falls while it writes, however slow the machine.
     writer = f"""
-        import os, random, time
+        import os, pathlib, random, time
+        flags = pathlib.Path({str(flags)!r})
         data = b"".join(b"n=%d;\\n" % i for i in range({count}))
-        rnd, pos, began = random.Random(7), 0, time.time()
-        while pos < len(data):
-            size = rnd.randint(1, 3000)
-            os.write(1, data[pos:pos + size])
-            pos += size
-            time.sleep(max(0.0, began + 1.6 * pos / len(data) - time.time()))
+        rnd = random.Random(7)
+        cuts = sorted(rnd.randrange(len(data)) for _ in range(4))
+        for k, (start, end) in enumerate(zip([0, *cuts], [*cuts, len(data)])):
+            deadline = time.time() + 60
+            while k and not (flags / f"go{{k}}").exists() and time.time() < deadline:
+                time.sleep(0.01)
+            pos = start
+            while pos < end:
+                size = min(rnd.randint(1, 3000), end - pos)
+                os.write(1, data[pos:pos + size])
+                pos += size
+            (flags / f"wrote{{k}}").touch()
     """
     wrapper, _ = s.start("-H", command=py(writer))
-    wait_for(lambda: "n=" in s.log_text(), 5, "the first lines")
+    wait_for(lambda: "n=" in s.log_text(), 30, "the first lines")
     rotated = []
     for number in range(1, 5):
-        time.sleep(0.3)
+        wait_for(lambda: (flags / f"wrote{number - 1}").exists(), 30, f"part {number - 1} written")
         target = s.log.with_name(f"svc.log.{number}")
         s.log.rename(target)
         os.kill(wrapper, signal.SIGHUP)
         rotated.append(target)
-    wait_for(lambda: s.state().get("state") == "exited", 10, "the writer to finish")
+        wait_for(s.log.exists, 30, "the log reopened")
+        (flags / f"go{number}").touch()
+    wait_for(lambda: s.state().get("state") == "exited", 30, "the writer to finish")
     numbers, files_with_numbers = [], 0
     for path in [*rotated, s.log]:
         found = 0
