@@ -276,11 +276,19 @@ def ranges_calendar(dav):
         status, _, _ = dav.request("PUT", f"{path}{uid}.ics", text, user="alice",
                                    headers={"Content-Type": "text/calendar"})
         assert status == 201
-    for name, cal in (("birthday", BIRTHDAY), ("daily", DAILY_SINCE_1900)):
+    for name, cal in (("birthday", BIRTHDAY), ("daily", DAILY_SINCE_1900), ("excluded-first", EXCLUDED_FIRST),
+                      ("moved-first", MOVED_FIRST)):
         status, _, _ = dav.request("PUT", f"{path}{name}.ics", cal.to_ical(), user="alice",
                                    headers={"Content-Type": "text/calendar"})
         assert status == 201
     return path
+
+
+YEARLY_2000 = ("DTSTART:20000601T100000Z", "DTEND:20000601T110000Z", "RRULE:FREQ=YEARLY")
+EXCLUDED_FIRST = calendar("BEGIN:VEVENT", "UID:x", *YEARLY_2000, "EXDATE:20000601T100000Z", "END:VEVENT")
+MOVED_FIRST = calendar("BEGIN:VEVENT", "UID:m", *YEARLY_2000, "END:VEVENT", "BEGIN:VEVENT", "UID:m",
+                       "RECURRENCE-ID:20000601T100000Z", "DTSTART:20010301T100000Z", "DTEND:20010301T110000Z",
+                       "END:VEVENT")
 
 
 def query(dav, path: str, kind: str, start: str | None, end: str | None, data: str = "") -> tuple[int, bytes]:
@@ -302,11 +310,15 @@ def test_open_ranges_over_http(dav, ranges_calendar):
     status, answer = query(dav, ranges_calendar, "VTODO", "19970414T000000Z", "20150514T000000Z")
     assert names(answer) == ["t1", "t2", "t3", "t4", "t6"]
     status, answer = query(dav, ranges_calendar, "VEVENT", "20250414T000000Z", None)
-    assert names(answer) == ["birthday", "daily"]
+    assert names(answer) == ["birthday", "daily", "excluded-first", "moved-first"]  # endless: answered unparsed
     status, answer = query(dav, ranges_calendar, "VEVENT", None, "19300101T000000Z")
     assert names(answer) == ["daily"]
+    status, answer = query(dav, ranges_calendar, "VEVENT", None, "20010101T000000Z")
+    assert names(answer) == ["birthday", "daily"]  # the first 2000 instance is excluded, or moved to 2001
+    status, answer = query(dav, ranges_calendar, "VEVENT", None, "20010701T000000Z")
+    assert names(answer) == ["birthday", "daily", "excluded-first", "moved-first"]
     status, answer = query(dav, ranges_calendar, "VEVENT", "19000101T000000Z", "24000101T000000Z")
-    assert names(answer) == ["birthday", "daily"]
+    assert names(answer) == ["birthday", "daily", "excluded-first", "moved-first"]
 
 
 def test_expand_without_an_end_is_a_400_with_its_precondition(dav, ranges_calendar):

@@ -5,7 +5,8 @@ and only candidates are parsed. A plain "events overlapping this range" query
 does not parse at all an item that is not recurring and whose indexed bounds
 lie inside the range: the index already proves it overlaps, and its bytes go
 back as stored. Nor, for a range with a start and no end, an item whose rules
-never end: it has an instance after any start.
+never end (it has an instance after any start), nor, for a range with an end
+and no start, an event whose first instance is surely before the end.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from ..query.instances import UNREADABLE
 from ..query.parsing import VTIMEZONE, cached_for_query, read_for_query
 from ..query.timerange import TimeRange, parse_time_range, timezone_of
 from ..store import Item, find_item, items_in_range
+from ..timebounds import FLOATING_SLACK
 from ..store.queries import collection_items
 from .paths import Target
 from .report_output import collection_target, item_response, multistatus_body, snapshot, wanted_props
@@ -36,6 +38,7 @@ from .xmlio import tag
 
 UNFOLD = re.compile(rb"\r?\n[ \t]")
 RULE_LINE = re.compile(rb"^RRULE[;:].*$", re.M | re.I)
+IRREGULAR_INSTANCES = re.compile(rb"^(EXDATE|RECURRENCE-ID)[;:]", re.M | re.I)
 
 
 async def calendar_query(request: web.Request, target: Target, user: str, body: ET.Element) -> web.Response:
@@ -73,7 +76,8 @@ def _matching(db, resource, flt: CompFilter, data: CalendarData, tz: tzinfo | No
     for item in candidates:
         if kind is not None and item.component != kind:
             continue
-        if plain is not None and data.verbatim and (_inside(item, *plain) or _endless_since(item, *plain)):
+        if plain is not None and data.verbatim and (_inside(item, *plain) or _endless_since(item, *plain)
+                                                    or _first_before_end(item, *plain)):
             yield item, None
             continue
         try:
@@ -105,6 +109,18 @@ def _endless_since(item: Item, kind: str, rng: TimeRange) -> bool:
     rules = RULE_LINE.findall(VTIMEZONE.sub(b"", UNFOLD.sub(b"", item.raw)))  # a zone's rules are not the item's
     return bool(rules) and not any(b"COUNT=" in rule or b"UNTIL=" in rule for rule in rules) \
         and b"THISANDFUTURE" not in item.raw
+
+
+def _first_before_end(item: Item, kind: str, rng: TimeRange) -> bool:
+    """Whether an end-only range surely holds the item's first instance: with no EXDATE and no override,
+    the event's DTSTART (or an earlier RDATE) is an instance, the index's first start is its start, and
+    an event that starts before the end overlaps a range with no start (RFC 4791 §9.9). Floating and
+    all-day starts can be off by the widest UTC offsets either way, so those stay for the exact test."""
+    if rng.start is not None or kind != "VEVENT" or item.component != kind or item.first_start is None:
+        return False
+    if item.first_start + 2 * FLOATING_SLACK.total_seconds() >= rng.end.timestamp():
+        return False
+    return IRREGULAR_INSTANCES.search(item.raw) is None
 
 
 def _epoch(moment: datetime | None, ceil: bool = False) -> int | None:

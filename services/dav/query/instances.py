@@ -12,13 +12,16 @@ The exact §9.9 test (timerange.component_overlaps) decides each instance.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Iterator
+from typing import Callable, Iterator
 
 import icalendar
 import recurring_ical_events
 
 from ..errors import CALDAV, Precondition
+from .parsing import PARSES_KEPT
 from .skipahead import skip_ahead
 from .timerange import TimeRange, component_overlaps, to_utc
 
@@ -31,6 +34,7 @@ LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
 FIRST_WINDOW = timedelta(days=1)
 MAX_FIRST_WINDOW = timedelta(days=4 * 366)
 BATCH = 64  # instances in a window past which it stops growing
+ONE_CALL = 2  # a range up to this many periods of the rule is read in one window
 PERIODS = {"YEARLY": timedelta(days=366), "MONTHLY": timedelta(days=31), "WEEKLY": timedelta(days=7)}
 # Instances a filter reads of one object before giving up: reached only when instance after instance
 # overlaps the range but a nested filter that looks at their dates refuses it (a plain time-range stops
@@ -63,11 +67,16 @@ def instances(calendar: icalendar.Component, name: str, rng: TimeRange | None, t
     lo = (rng.start or min(_moments(components, tz), default=EARLIEST)) - WIDEN
     hi = LATEST if rng.end is None else rng.end + WIDEN
     settled = max(_moments(components, tz, overrides_only=True), default=EARLIEST) + WIDEN
-    if rng.start is not None:
-        calendar = skip_ahead(calendar, name, lo, tz)
-    query = recurring_ical_events.of(calendar, components=[name])
+    view, moved = skip_ahead(calendar, name, lo, tz) if rng.start is not None else (calendar, None)
+    if limit is None:
+        query = recurring_ical_events.of(view, components=[name])
+    else:
+        query = READERS.get(calendar, (name, moved), lambda: recurring_ical_events.of(view, components=[name]))
     source = _sources(components, tz)
-    for walked, instance in enumerate(_walk(query, lo, hi, _first_window(components)), start=1):
+    window = _first_window(components)
+    if hi - lo <= window * ONE_CALL:  # a range short for the rule: one window, one call
+        window = hi - lo
+    for walked, instance in enumerate(_walk(query, lo, hi, window), start=1):
         _keep_own_end(instance, source(instance))
         overlaps = component_overlaps(instance, rng, tz)
         if overlaps:
@@ -76,6 +85,34 @@ def instances(calendar: icalendar.Component, name: str, rng: TimeRange | None, t
             return
         if tail_decides and overlaps and _start_key(instance) > settled:
             return
+
+
+class Readers:
+    """The recurrence readers (recurring-ical-events queries, with dateutil's cache of the instances
+    already computed) of recently filtered parses, so the next query of the same object reuses them.
+
+    Keyed by the parse's identity: the parse is kept alive with its reader, so the key cannot be reused
+    by another object while the entry lives. Requests run on several threads, hence the lock."""
+
+    def __init__(self, size: int):
+        self.size, self.entries, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, calendar: icalendar.Component, key: tuple, make: Callable[[], object]):
+        full = (id(calendar), *key)
+        with self.lock:
+            found = self.entries.get(full)
+            if found is not None and found[0] is calendar:
+                self.entries.move_to_end(full)
+                return found[1]
+        reader = make()
+        with self.lock:
+            self.entries[full] = (calendar, reader)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        return reader
+
+
+READERS = Readers(PARSES_KEPT)
 
 
 def all_instances(calendar: icalendar.Component, name: str, rng: TimeRange,

@@ -32,24 +32,26 @@ MARGIN = timedelta(days=2)
 DAYS_PER_UNIT = {"WEEKLY": 7, "DAILY": 1}
 
 
-def skip_ahead(calendar: icalendar.Component, name: str, lo: datetime, tz: tzinfo | None) -> icalendar.Component:
-    """`calendar`, or a view of it whose `name` master starts a whole number of periods before `lo`
-    (an aware UTC datetime). The calendar itself is never changed: it may be a shared parse."""
+def skip_ahead(calendar: icalendar.Component, name: str, lo: datetime,
+               tz: tzinfo | None) -> tuple[icalendar.Component, date | datetime | None]:
+    """(`calendar` or a view of it whose `name` master starts a whole number of periods before `lo`, an
+    aware UTC datetime; that new DTSTART, None when not moved). The calendar itself is never changed:
+    it may be a shared parse."""
     components = [c for c in calendar.subcomponents if c.name == name]
     masters = [c for c in components if "RECURRENCE-ID" not in c and "RRULE" in c]
     if len(masters) != 1 or any(_this_and_future(c) for c in components):
-        return calendar
+        return calendar, None
     master = masters[0]
     rule = master.get("RRULE")
     if isinstance(rule, list) or "COUNT" in rule:
-        return calendar
+        return calendar, None
     moved = _moved_master(master, rule, lo, tz)
     if moved is None:
-        return calendar
+        return calendar, None
     view = icalendar.Calendar()
     view.update(calendar)
     view.subcomponents = [moved if c is master else c for c in calendar.subcomponents]
-    return view
+    return view, moved["DTSTART"].dt
 
 
 def _moved_master(master: icalendar.Component, rule, lo: datetime, tz: tzinfo | None):
