@@ -1,14 +1,16 @@
 """The instances of a calendar object's recurrence set that can overlap a time range.
 
 Non-recurring components are their own single instance. Recurring ones are
-read lazily, in time order, by recurring-ical-events over windows that double
-in length: the window starts at the range's start (or, for a range with no
-start, at the set's earliest moment), widened by a day and the widest UTC
-offsets so floating and all-day instances are never missed, and walking stops
-at the range's end. A filter asks `any()` of them, so a start-only range over
-an endless rule costs the instances up to the first one at or after its start,
-and an end-only range the first instance of the set: never the whole rule.
-The exact §9.9 test (timerange.component_overlaps) decides each instance.
+read lazily, in time order, by recurring-ical-events, window after window: the
+first about one period of the rule (or the whole range when it is that short),
+then doubling while they hold few instances. Walking starts at the range's
+start (or, for a range with no start, at the set's earliest moment), widened
+by a day and the widest UTC offsets so floating and all-day instances are
+never missed, with the rule moved ahead to just before it (skipahead.py), and
+stops at the range's end. A filter asks `any()` of them, so a start-only range
+over an endless rule costs the first instance at or after its start, and an
+end-only range the first instance of the set: never the whole rule. The exact
+§9.9 test (timerange.component_overlaps) decides each instance.
 """
 from __future__ import annotations
 
@@ -44,10 +46,6 @@ WALK_LIMIT = 1000
 # request is refused with CALDAV:max-instances (RFC 4791 §5.2.8) rather than expanding, say, 500 years
 # of a daily rule. Advertised on calendar collections.
 MAX_INSTANCES = 5000
-
-
-def is_recurring(calendar: icalendar.Component, name: str) -> bool:
-    return any("RRULE" in c or "RDATE" in c for c in calendar.walk(name))
 
 
 def instances(calendar: icalendar.Component, name: str, rng: TimeRange | None, tz: tzinfo | None, *,
