@@ -6,11 +6,13 @@ many periods dateutil walks for one answer, counted on a real run of the real li
 """
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 
 import dateutil.rrule
 import icalendar
 import pytest
+import recurring_ical_events
 import recurring_ical_events.occurrence
 
 from services.dav.errors import Precondition
@@ -344,3 +346,28 @@ def test_max_instances_is_advertised(dav, ranges_calendar):
     status, _, answer = propfind(dav, ranges_calendar, "<C:max-instances/>")
     assert status == 207
     assert ET.fromstring(answer).findtext(".//C:max-instances", namespaces=NS) == str(instances_module.MAX_INSTANCES)
+
+
+# --- moving a rule ahead gives the same instances ----------------------------------------------------
+
+RULES = [
+    ("DTSTART;TZID=Europe/Berlin:20010314T093000", "DURATION:PT1H", "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE;WKST=SU"),
+    ("DTSTART;TZID=America/New_York:19991109T180000", "DURATION:PT2H", "RRULE:FREQ=MONTHLY;BYDAY=2TU"),
+    ("DTSTART:19970310T080000Z", "DURATION:PT30M", "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU"),
+    ("DTSTART;VALUE=DATE:19960229", "RRULE:FREQ=YEARLY"),
+    ("DTSTART:20000131T120000", "DURATION:PT1H", "RRULE:FREQ=MONTHLY;INTERVAL=5;BYMONTHDAY=31"),
+    ("DTSTART;TZID=Asia/Tokyo:20030101T070000", "DURATION:PT10M", "RRULE:FREQ=DAILY;INTERVAL=3",
+     "EXDATE;TZID=Asia/Tokyo:20250102T070000"),
+    ("DTSTART:19800101T000000Z", "DURATION:PT1H", "RRULE:FREQ=YEARLY;INTERVAL=4;UNTIL=20400101T000000Z"),
+]
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("start", ["20241231T230000Z", "20250227T120000Z", "20280301T000000Z"])
+def test_instances_after_a_start_are_those_of_the_whole_rule(rule, start):
+    cal = calendar("BEGIN:VEVENT", "UID:r", *rule, "END:VEVENT")
+    moment = utc(start)
+    ours = [i["DTSTART"].dt for i in itertools.islice(instances(cal, "VEVENT", rng(start, None), None), 4)]
+    reference = [c["DTSTART"].dt for c in itertools.islice(recurring_ical_events.of(cal).after(moment), 8)
+                 if component_overlaps(c, rng(start, None), None)][:4]
+    assert ours == reference and ours
