@@ -279,7 +279,7 @@ def ranges_calendar(dav):
                                    headers={"Content-Type": "text/calendar"})
         assert status == 201
     for name, cal in (("birthday", BIRTHDAY), ("daily", DAILY_SINCE_1900), ("excluded-first", EXCLUDED_FIRST),
-                      ("moved-first", MOVED_FIRST)):
+                      ("moved-first", MOVED_FIRST), ("last-excluded", LAST_EXCLUDED)):
         status, _, _ = dav.request("PUT", f"{path}{name}.ics", cal.to_ical(), user="alice",
                                    headers={"Content-Type": "text/calendar"})
         assert status == 201
@@ -291,6 +291,9 @@ EXCLUDED_FIRST = calendar("BEGIN:VEVENT", "UID:x", *YEARLY_2000, "EXDATE:2000060
 MOVED_FIRST = calendar("BEGIN:VEVENT", "UID:m", *YEARLY_2000, "END:VEVENT", "BEGIN:VEVENT", "UID:m",
                        "RECURRENCE-ID:20000601T100000Z", "DTSTART:20010301T100000Z", "DTEND:20010301T110000Z",
                        "END:VEVENT")
+
+LAST_EXCLUDED = calendar("BEGIN:VEVENT", "UID:l", "DTSTART:20250106T100000Z", "DURATION:PT1H",
+                         "RRULE:FREQ=WEEKLY;COUNT=3", "EXDATE:20250120T100000Z", "END:VEVENT")
 
 
 def query(dav, path: str, kind: str, start: str | None, end: str | None, data: str = "") -> tuple[int, bytes]:
@@ -319,8 +322,14 @@ def test_open_ranges_over_http(dav, ranges_calendar):
     assert names(answer) == ["birthday", "daily"]  # the first 2000 instance is excluded, or moved to 2001
     status, answer = query(dav, ranges_calendar, "VEVENT", None, "20010701T000000Z")
     assert names(answer) == ["birthday", "daily", "excluded-first", "moved-first"]
+    status, answer = query(dav, ranges_calendar, "VEVENT", None, "20250106T100001Z")
+    assert "last-excluded" in names(answer)
     status, answer = query(dav, ranges_calendar, "VEVENT", "19000101T000000Z", "24000101T000000Z")
-    assert names(answer) == ["birthday", "daily", "excluded-first", "moved-first"]
+    assert names(answer) == ["birthday", "daily", "excluded-first", "last-excluded", "moved-first"]
+    status, answer = query(dav, ranges_calendar, "VEVENT", "20250101T000000Z", None)
+    assert "last-excluded" in names(answer)  # its last instance ends on the 13th: the index tells
+    status, answer = query(dav, ranges_calendar, "VEVENT", "20250115T000000Z", None)
+    assert "last-excluded" not in names(answer)  # the 20th is excluded
 
 
 def test_expand_without_an_end_is_a_400_with_its_precondition(dav, ranges_calendar):

@@ -5,8 +5,9 @@ and only candidates are parsed. A plain "events overlapping this range" query
 does not parse at all an item that is not recurring and whose indexed bounds
 lie inside the range: the index already proves it overlaps, and its bytes go
 back as stored. Nor, for a range with a start and no end, an item whose rules
-never end (it has an instance after any start), nor, for a range with an end
-and no start, an event whose first instance is surely before the end.
+never end (it has an instance after any start) or an event whose last
+instance surely ends after the start, nor, for a range with an end and no
+start, an event whose first instance is surely before the end.
 """
 from __future__ import annotations
 
@@ -76,8 +77,7 @@ def _matching(db, resource, flt: CompFilter, data: CalendarData, tz: tzinfo | No
     for item in candidates:
         if kind is not None and item.component != kind:
             continue
-        if plain is not None and data.verbatim and (_inside(item, *plain) or _endless_since(item, *plain)
-                                                    or _first_before_end(item, *plain)):
+        if plain is not None and data.verbatim and any(proof(item, *plain) for proof in INDEX_PROOFS):
             yield item, None
             continue
         try:
@@ -121,6 +121,18 @@ def _first_before_end(item: Item, kind: str, rng: TimeRange) -> bool:
     if item.first_start + 2 * FLOATING_SLACK.total_seconds() >= rng.end.timestamp():
         return False
     return IRREGULAR_INSTANCES.search(item.raw) is None
+
+
+def _last_after_start(item: Item, kind: str, rng: TimeRange) -> bool:
+    """Whether a start-only range surely holds the event's last instance: the index's last end is the
+    latest end of the instances themselves (EXDATEs and overrides applied when it was written), and an
+    event that ends after the start overlaps a range with no end. Floating ends as in _first_before_end."""
+    if rng.end is not None or kind != "VEVENT" or item.component != kind or item.last_end is None:
+        return False
+    return item.last_end - 2 * FLOATING_SLACK.total_seconds() > rng.start.timestamp()
+
+
+INDEX_PROOFS = (_inside, _endless_since, _first_before_end, _last_after_start)
 
 
 def _epoch(moment: datetime | None, ceil: bool = False) -> int | None:
