@@ -15,8 +15,9 @@ overlap what is read. Overrides and EXDATEs keep their meaning: they name
 instances by RECURRENCE-ID, and an override of an instance before the moved
 start still shows where its own dates put it.
 
-Rules this cannot move safely (COUNT, several RRULEs, RANGE=THISANDFUTURE
-overrides, a Feb 29 that lands in a common year) are read from DTSTART as before.
+A Feb 29 moves to the latest leap year that fits. Rules this does not move
+(COUNT, which counts from DTSTART; several RRULEs; RANGE=THISANDFUTURE
+overrides; hourly and finer rules) are read from DTSTART.
 """
 from __future__ import annotations
 
