@@ -112,11 +112,14 @@ async def propfind_items(client: aiohttp.ClientSession, collection: str) -> Mult
     return parse(await call(client, "PROPFIND", collection, PROPFIND_ITEMS, {**XML, "Depth": "1"}, expect=(207,)))
 
 
-async def calendar_query(client: aiohttp.ClientSession, collection: str, start: str, end: str) -> Multistatus:
-    """Events overlapping [start, end) (UTC, 'YYYYMMDDTHHMMSSZ'), asking only for getetag, as sync clients do."""
+async def calendar_query(client: aiohttp.ClientSession, collection: str, start: str | None,
+                         end: str | None) -> Multistatus:
+    """Events overlapping [start, end) (UTC, 'YYYYMMDDTHHMMSSZ'; None: that side open), asking only for
+    getetag, as sync clients do."""
+    bounds = "".join(f' {name}="{value}"' for name, value in (("start", start), ("end", end)) if value)
     body = f'<?xml version="1.0" encoding="utf-8"?><C:calendar-query xmlns:D="{D}" xmlns:C="{C}">' \
            '<D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR">' \
-           f'<C:comp-filter name="VEVENT"><C:time-range start="{start}" end="{end}"/></C:comp-filter>' \
+           f'<C:comp-filter name="VEVENT"><C:time-range{bounds}/></C:comp-filter>' \
            '</C:comp-filter></C:filter></C:calendar-query>'
     return parse(await call(client, "REPORT", collection, body, {**XML, "Depth": "1"}, expect=(207,)))
 

@@ -25,6 +25,7 @@ import vobject
 SEED = 20250601
 FIRST_DAY, DAYS = date(2025, 1, 1), 730
 ZONES = ("Europe/Berlin", "America/New_York", "Asia/Tokyo")
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
 DTSTAMP = datetime(2024, 12, 1, 12, 0, tzinfo=timezone.utc)
 PRODID = "-//hearth//dav benchmark//EN"
 SUMMARIES = ("Dentist", "Team meeting", "Lunch with Sam", "Piano lesson", "Call the bank", "Yoga",
@@ -61,6 +62,46 @@ def calendar_items(count: int, seed: int = SEED) -> list[Item]:
     return items
 
 
+def yearly_items(count: int, seed: int = SEED) -> list[Item]:
+    """`count` endless yearly series, the same for the same seed: all-day birthdays since 1940-2015, and
+    anniversaries at a time of day in a named zone (VTIMEZONE included), some with one year excluded
+    (EXDATE) and one year moved (RECURRENCE-ID)."""
+    rng = random.Random(seed + 2)
+    zones = {name: icalendar.Timezone.from_tzid(name, first_date=date(1990, 1, 1), last_date=date(2027, 12, 31))
+             for name in ZONES}
+    items = []
+    for i in range(count):
+        uid = f"bench-yearly-{i:03d}"
+        if rng.random() < 0.6:
+            born = date(rng.randrange(1940, 2016), rng.randrange(1, 13), rng.randrange(1, 29))
+            event = _event(uid, f"Birthday: {rng.choice(FIRST_NAMES)}", born, born + timedelta(days=1))
+            event.add("rrule", {"freq": "yearly"})
+            calendar = _calendar({}, event)
+        else:
+            calendar = _yearly_in_zone(rng, uid, zones)
+        items.append(Item(uid, uid + ".ics", calendar.to_ical()))
+    return items
+
+
+def _yearly_in_zone(rng: random.Random, uid: str, zones: dict) -> icalendar.Calendar:
+    zone_name = rng.choice(ZONES)
+    zone = ZoneInfo(zone_name)
+    first = date(rng.randrange(1995, 2020), rng.randrange(1, 13), rng.randrange(1, 29))
+    start = _at(first, rng, zone)
+    length = timedelta(hours=rng.choice((1, 2, 3)))
+    master = _event(uid, f"Anniversary: {rng.choice(SUMMARIES)}", start, start + length)
+    master.add("rrule", {"freq": "yearly"})
+    events = [master]
+    if rng.random() < 0.5:
+        master.add("exdate", start.replace(year=2024))
+        moved = start.replace(year=2025)
+        new_start = moved + timedelta(days=rng.choice((-3, 2, 7)))
+        override = _event(uid, f"{master['SUMMARY']} (moved)", new_start, new_start + length)
+        override.add("recurrence-id", moved)
+        events.append(override)
+    return _calendar({zone_name: zones[zone_name]}, *events)
+
+
 def changed_event(item: Item, revision: int) -> bytes:
     """The same event with a new SUMMARY and SEQUENCE: a client's edit, for the incremental sync."""
     calendar = icalendar.Calendar.from_ical(item.body)
@@ -90,12 +131,17 @@ def card_items(count: int, seed: int = SEED) -> list[Item]:
     return items
 
 
-def expected_hits(items: list[Item], start: datetime, end: datetime) -> set[str]:
-    """UIDs of the items with an occurrence overlapping [start, end) (RFC 4791 §9.9), floating time as UTC."""
+def expected_hits(items: list[Item], start: datetime | None, end: datetime | None) -> set[str]:
+    """UIDs of the items with an occurrence overlapping [start, end) (RFC 4791 §9.9), floating time as UTC;
+    None for an open side (an endless rule is asked only for its first occurrence after `start`)."""
     hits = set()
     for item in items:
-        calendar = icalendar.Calendar.from_ical(item.body)
-        if recurring_ical_events.of(calendar).between(start, end):
+        query = recurring_ical_events.of(icalendar.Calendar.from_ical(item.body))
+        if end is None:
+            found = next(iter(query.after(start)), None) is not None
+        else:
+            found = bool(query.between(start or EARLIEST, end))
+        if found:
             hits.add(item.uid)
     return hits
 

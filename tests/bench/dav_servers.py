@@ -20,7 +20,9 @@ Xandikos by one git commit of all the files into the collection's repository.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import subprocess
+import time
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +108,47 @@ def start_xandikos(workdir: Path) -> DavServer:
 
 
 STARTERS = {"hearth": start_hearth, "radicale": start_radicale, "xandikos": start_xandikos}
+
+
+def skipped_servers() -> dict[str, str]:
+    """The servers that cannot run here, with why."""
+    return {name: f"python -m {name} is not installed: .venv/bin/pip install -e '.[bench]'"
+            for name in ("radicale", "xandikos") if importlib.util.find_spec(name) is None}
+
+
+def measure_each(workdir: Path, skipped: dict[str, str], measure: Callable[[DavServer], object],
+                 began: float) -> list:
+    """`measure(server)` for each server in turn, each started alone and stopped after; a hearth daemon
+    that exits with an error adds a problem to its result (which has `problems`)."""
+    results = []
+    for name, start in STARTERS.items():
+        if name in skipped:
+            continue
+        print(f"bench: {name}", flush=True)
+        server = start(workdir)
+        try:
+            results.append(measure(server))
+        finally:
+            code = server.stop()
+        if name == "hearth" and code:
+            results[-1].problems.append(f"the daemon exited {code}")
+        print(f"bench: {name} done, {time.monotonic() - began:.0f} s in", flush=True)
+    return results
+
+
+def servers_line(results: list, skipped: dict[str, str]) -> str:
+    """'hearth 0.1.0, radicale 3.9.0, xandikos SKIPPED (why)' for a report's head."""
+    return (", ".join(f"{r.name} {r.version}" for r in results)
+            + "".join(f", {name} SKIPPED ({why})" for name, why in skipped.items()))
+
+
+def judge_answers(results: list) -> None:
+    """Print what the other servers got wrong; fail on what hearth got wrong."""
+    theirs = [f"{r.name}: {p}" for r in results if r.name != "hearth" for p in r.problems]
+    if theirs:
+        print("what Radicale and Xandikos got wrong (reported, not failed):\n  " + "\n  ".join(theirs))
+    ours = [p for r in results if r.name == "hearth" for p in r.problems]
+    assert not ours, "hearth answered wrongly:\n  " + "\n  ".join(ours)
 
 
 def _stop(daemon: Daemon) -> int | None:

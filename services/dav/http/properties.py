@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from ..errors import CALDAV, CARDDAV, DAV
+from ..query.instances import MAX_INSTANCES
 from ..store import CALENDAR, MAX_RESOURCE_SIZE, Collection, Item
 from .access import PRIVILEGES
 from .paths import (COLLECTION, HOME, ITEM, NOTIFICATIONS, PRINCIPAL, PRINCIPAL_COLLECTION, PRINCIPALS, ROOT, Target,
@@ -101,6 +102,8 @@ def _collection(collection: Collection) -> dict[str, Value]:
         values[tag(CALDAV, "supported-calendar-component-set")] = [_comp(name) for name in collection.components]
         values[tag(CALDAV, "supported-calendar-data")] = [_data_type(tag(CALDAV, "calendar-data"), "text/calendar",
                                                                      "2.0")]
+        # How many instances of one object expand and free-busy will produce in a range (RFC 4791 §5.2.8).
+        values[tag(CALDAV, "max-instances")] = str(MAX_INSTANCES)
         if collection.color is not None:
             values[tag(APPLE, "calendar-color")] = collection.color
         if collection.timezone is not None:

@@ -4,10 +4,14 @@ Candidates come from the store's time-range index when the filter has a range,
 and only candidates are parsed. A plain "events overlapping this range" query
 does not parse at all an item that is not recurring and whose indexed bounds
 lie inside the range: the index already proves it overlaps, and its bytes go
-back as stored.
+back as stored. Nor, for a range with a start and no end, an item whose rules
+never end (it has an instance after any start) or an event whose last
+instance surely ends after the start, nor, for a range with an end and no
+start, an event whose first instance is surely before the end.
 """
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, tzinfo
 
@@ -22,14 +26,20 @@ from ..query.caldata import CalendarData, parse_calendar_data, render_calendar_d
 from ..query.calfilter import CompFilter, matches, parse_filter
 from ..query.freebusy import busy_periods, render_freebusy
 from ..query.instances import UNREADABLE
-from ..query.parsing import cached_for_query, read_for_query
+from ..query.parsing import VTIMEZONE, cached_for_query, read_for_query
 from ..query.timerange import TimeRange, parse_time_range, timezone_of
 from ..store import Item, find_item, items_in_range
+from ..timebounds import FLOATING_SLACK
 from ..store.queries import collection_items
 from .paths import Target
 from .report_output import collection_target, item_response, multistatus_body, snapshot, wanted_props
 from .resources import load
 from .xmlio import tag
+
+
+UNFOLD = re.compile(rb"\r?\n[ \t]")
+RULE_LINE = re.compile(rb"^RRULE[;:].*$", re.M | re.I)
+IRREGULAR_INSTANCES = re.compile(rb"^(EXDATE|RECURRENCE-ID)[;:]", re.M | re.I)
 
 
 async def calendar_query(request: web.Request, target: Target, user: str, body: ET.Element) -> web.Response:
@@ -67,7 +77,7 @@ def _matching(db, resource, flt: CompFilter, data: CalendarData, tz: tzinfo | No
     for item in candidates:
         if kind is not None and item.component != kind:
             continue
-        if plain is not None and data.verbatim and _inside(item, *plain):
+        if plain is not None and data.verbatim and any(proof(item, *plain) for proof in INDEX_PROOFS):
             yield item, None
             continue
         try:
@@ -89,6 +99,42 @@ def _inside(item: Item, kind: str, rng: TimeRange) -> bool:
             and (rng.end is None or item.last_end < rng.end.timestamp()))
 
 
+def _endless_since(item: Item, kind: str, rng: TimeRange) -> bool:
+    """Whether a start-only range surely holds an instance of the item: its rules never end, so some
+    instance starts after any moment, and one that starts at or after the range's start overlaps it
+    (RFC 4791 §9.9, every row for a component with a DTSTART). Finitely many EXDATEs and overrides
+    cannot take away all of them. Read from the bytes: nothing is parsed."""
+    if rng.end is not None or item.component != kind or item.last_end is not None:
+        return False
+    rules = RULE_LINE.findall(VTIMEZONE.sub(b"", UNFOLD.sub(b"", item.raw)))  # a zone's rules are not the item's
+    return bool(rules) and not any(b"COUNT=" in rule or b"UNTIL=" in rule for rule in rules) \
+        and b"THISANDFUTURE" not in item.raw
+
+
+def _first_before_end(item: Item, kind: str, rng: TimeRange) -> bool:
+    """Whether an end-only range surely holds the item's first instance: with no EXDATE and no override,
+    the event's DTSTART (or an earlier RDATE) is an instance, the index's first start is its start, and
+    an event that starts before the end overlaps a range with no start (RFC 4791 §9.9). Floating and
+    all-day starts can be off by the widest UTC offsets either way, so those stay for the exact test."""
+    if rng.start is not None or kind != "VEVENT" or item.component != kind or item.first_start is None:
+        return False
+    if item.first_start + 2 * FLOATING_SLACK.total_seconds() >= rng.end.timestamp():
+        return False
+    return IRREGULAR_INSTANCES.search(item.raw) is None
+
+
+def _last_after_start(item: Item, kind: str, rng: TimeRange) -> bool:
+    """Whether a start-only range surely holds the event's last instance: the index's last end is the
+    latest end of the instances themselves (EXDATEs and overrides applied when it was written), and an
+    event that ends after the start overlaps a range with no end. Floating ends as in _first_before_end."""
+    if rng.end is not None or kind != "VEVENT" or item.component != kind or item.last_end is None:
+        return False
+    return item.last_end - 2 * FLOATING_SLACK.total_seconds() > rng.start.timestamp()
+
+
+INDEX_PROOFS = (_inside, _endless_since, _first_before_end, _last_after_start)
+
+
 def _epoch(moment: datetime | None, ceil: bool = False) -> int | None:
     if moment is None:
         return None
@@ -102,7 +148,8 @@ async def free_busy_query(request: web.Request, target: Target, user: str, body:
         raise BadRequest("free-busy-query needs a CALDAV:time-range")
     rng = parse_time_range(node)
     if rng.start is None or rng.end is None:
-        raise Precondition(CALDAV, "valid-filter", "free-busy-query needs a time-range with start and end")
+        raise Precondition(CALDAV, "valid-filter", "free-busy-query needs a time-range with start and end",
+                           status=400)
 
     def answer(db) -> bytes:
         resource = load(db, target, user, "read")

@@ -18,7 +18,7 @@ from datetime import datetime, tzinfo
 import icalendar
 
 from ..errors import CALDAV, Precondition
-from .instances import instances
+from .instances import all_instances
 from .timerange import TimeRange, component_overlaps, parse_time_range, to_utc
 
 KINDS = ("VEVENT", "VTODO", "VJOURNAL")
@@ -69,9 +69,11 @@ def parse_calendar_data(node: ET.Element) -> CalendarData:
 
 
 def _bounded(node: ET.Element) -> TimeRange:
+    """RFC 4791 §9.6.5/§9.6.6: both ends are required; an open one would ask for endless instances."""
     rng = parse_time_range(node)
     if rng.start is None or rng.end is None:
-        raise Precondition(CALDAV, "valid-filter", f"{node.tag} needs both start and end")
+        raise Precondition(CALDAV, "valid-filter", f"{node.tag.rsplit('}', 1)[-1]} needs both start and end",
+                           status=400)
     return rng
 
 
@@ -113,7 +115,7 @@ def expand(calendar: icalendar.Component, rng: TimeRange, tz: tzinfo | None) -> 
     for name, value in calendar.property_items(recursive=False)[1:-1]:
         out.add(name, value)
     for kind in KINDS:
-        for instance in instances(calendar, kind, rng, tz):
+        for instance in all_instances(calendar, kind, rng, tz):
             out.add_component(_in_utc(instance, tz))
     return out
 

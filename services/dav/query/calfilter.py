@@ -24,6 +24,7 @@ RECURRING_KINDS = ("VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY")
 KNOWN_COMPONENTS = (*RECURRING_KINDS, "VALARM", "VTIMEZONE", "STANDARD", "DAYLIGHT", "VAVAILABILITY", "AVAILABLE")
 NAME = re.compile(r"(X-|[A-Z])[A-Z0-9-]*")
 DEFAULT_COLLATION = "i;ascii-casemap"
+INSTANCE_DATES = ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID", "DURATION")
 
 
 def _c(name: str) -> str:
@@ -151,10 +152,18 @@ def _comp_matches(parent: icalendar.Component, flt: CompFilter, tz: tzinfo | Non
     elif flt.name == "VALARM":
         candidates = [alarm for alarm in present if alarm_overlaps(alarm, parent, flt.time_range, tz)]
     elif parent.name == "VCALENDAR":
-        candidates = instances(parent, flt.name, flt.time_range, tz) if present else []
+        candidates = instances(parent, flt.name, flt.time_range, tz, tail_decides=_dateless(flt)) \
+            if present else []
     else:  # a recurring kind nested somewhere odd: its own dates only
         candidates = [c for c in present if component_overlaps(c, flt.time_range, tz)]
     return any(_candidate_matches(candidate, flt, tz) for candidate in candidates)
+
+
+def _dateless(flt: CompFilter) -> bool:
+    """Whether the filter's nested tests ignore what differs between a rule's instances: their dates
+    (and the alarms that follow them)."""
+    return (all(prop.name not in INSTANCE_DATES for prop in flt.props)
+            and all(comp.time_range is None and _dateless(comp) for comp in flt.comps))
 
 
 def _prop_matches(component: icalendar.Component, flt: PropFilter, tz: tzinfo | None) -> bool:

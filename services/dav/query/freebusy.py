@@ -12,7 +12,7 @@ from typing import Iterable
 
 import icalendar
 
-from .instances import UNREADABLE, instances
+from .instances import UNREADABLE, all_instances
 from .parsing import read_for_query
 from .timerange import TimeRange, event_span, periods_of
 
@@ -41,7 +41,7 @@ def busy_periods(raw_items: Iterable[bytes], start: datetime, end: datetime,
 
 
 def _event_periods(calendar: icalendar.Component, rng: TimeRange, tz: tzinfo | None) -> Iterable[Period]:
-    for event in instances(calendar, "VEVENT", rng, tz):
+    for event in all_instances(calendar, "VEVENT", rng, tz):
         if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
             continue
         status = str(event.get("STATUS", "CONFIRMED")).upper()
