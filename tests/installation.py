@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -19,10 +20,30 @@ from pathlib import Path
 ADMIN_PASSWORD = "correct horse battery"
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port nothing on 127.0.0.1 is bound to, for a daemon under test to listen on.
+
+    Picked below the kernel's ephemeral range: a port from that range may be handed out as the local port of
+    any client connection (this suite's, or another suite's on a busy machine) between this probe and the
+    daemon's bind; below it, only an explicit bind takes a port."""
+    high = _ephemeral_low()
+    pick = random.SystemRandom()
+    for _ in range(500):
+        port = pick.randrange(max(1024, high - 22000), high)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free TCP port below the ephemeral range")
 
 
 def listening(port: int, pid: int | str = "self") -> bool:

@@ -26,14 +26,9 @@ from services.core.config import load_config
 from services.core.db import Database, db_path, migrate, open_db, write
 from services.core.ratelimit import FailureLimiter, client_key
 from services.core.schema import MIGRATION_SETS
+from tests.installation import free_port
 
 ADMIN, ADMIN_PASSWORD = "admin", "admin password"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

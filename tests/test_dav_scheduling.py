@@ -3,7 +3,6 @@ library as organizer and attendee), inbox and outbox, free-busy through the outb
 to external attendees through a local SMTP sink (aiosmtpd), including an SMTP server that is down."""
 from __future__ import annotations
 
-import socket
 import sqlite3
 import time
 import xml.etree.ElementTree as ET
@@ -14,6 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.dav_harness import EVENT, MailSink, dav_daemon, event_of, partstats, propfind, wait_for
+from tests.installation import free_port
 
 C = "{urn:ietf:params:xml:ns:caldav}"
 ALICE_CAL = "/dav/calendars/alice/calendar/"
@@ -255,11 +255,6 @@ def _hrefs(dav, user: str, collection: str) -> list[str]:
 
 
 # --- iMIP: external attendees by email ---------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

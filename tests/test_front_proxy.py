@@ -25,7 +25,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.installation import http_get
+from tests.installation import free_port, http_get
 
 GIB = 1024 ** 3
 CHUNK = 1024 * 1024
@@ -124,12 +124,6 @@ def pattern(index: int, base: bytes = bytes(range(256)) * (CHUNK // 256)) -> byt
     block = bytearray(base)
     block[:8] = index.to_bytes(8, "big")
     return bytes(block)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until(check, what: str, timeout: float = 20.0, process: subprocess.Popen | None = None):

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from services.core.config import ConfigError, load_config
 from services.front.headers import security_headers
 from services.front.protocol import make_server
 from services.front.tls import TLSContext
+from tests.installation import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTS = ("localhost", "127.0.0.1")
@@ -221,12 +221,6 @@ def test_security_headers():
 
 
 # the real daemon
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def wait_for_tls(port: int, context: ssl.SSLContext, process: subprocess.Popen, timeout: float = 15):

@@ -45,7 +45,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -57,7 +56,7 @@ from typing import Callable
 import pytest
 
 from tests.bench.tables import fmt, format_table, median, ratio
-from tests.installation import http_get
+from tests.installation import free_port, http_get
 
 MIB = 1024 * 1024
 SMALL_BYTES = 200
@@ -108,12 +107,6 @@ class Layout:
             return f"not pinned ({len(os.sched_getaffinity(0))} CPU(s), or no taskset)"
         shared = " (shared)" if self.origin == self.proxy else ""
         return f"client on CPU {self.client}, origin on CPU {self.origin}, proxy on CPU {self.proxy}{shared}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Daemon:
