@@ -262,3 +262,40 @@ def test_a_backup_taken_while_clients_write_is_consistent(tmp_path):
     assert hearth_in(tmp_path / "elsewhere", "restore", "--from", str(tmp_path / "usb")).returncode == 0
     check = hearth_in(tmp_path / "elsewhere", "sync", "check", "--verify")
     assert check.returncode == 0 and "consistent" in check.stdout, check.stdout + check.stderr
+
+
+def test_the_litestream_replica_brings_back_what_changed_after_the_last_backup(tmp_path):
+    (tmp_path / "home").mkdir()
+    h = OnePort(tmp_path / "home", '[backup]\nreplica = "replica"\nsync_interval = 0.5\n')
+    with running(h) as up:
+        assert "litestream: ready" in up.stdout
+        h.ok("service", "litestream", "stop")
+        tokens = populate(h)  # while nothing replicates: the status must say so, not "up to date"
+        stopped = h.hearth("backup", "status")
+        assert stopped.returncode == 4, stopped.stdout + stopped.stderr
+        assert "behind: at most the last" in stopped.stdout and "hearth_litestream is not running" in stopped.stdout
+        h.ok("service", "litestream", "start")
+        assert h.hearth("backup", "--to", str(tmp_path / "usb")).returncode == 0
+        # After the backup, changes that live in the database only: the replica must carry them.
+        alice = Client(h.port, "alice", tokens["alice"])
+        alice.ok("PUT", "/dav/calendars/alice/calendar/later.ics", DENTIST.replace(b"dentist", b"later"),
+                 {"Content-Type": "text/calendar"})
+        tokens["bob"] = Client(h.port, "bob", USERS["bob"]).json(
+            "POST", "/api/v1/me/app-passwords", {"label": "new phone"})["password"]
+        before = state_of(h, tokens, tmp_path / "before")
+        status = h.wait_for(lambda: (lambda r: r if r.returncode == 0 and "up to date" in r.stdout else None)(
+            h.hearth("backup", "status")), timeout=60, what="the replica to catch up")
+        assert "replica file://" in status.stdout and "last backup: " in status.stdout
+        kill_everything(h.var)
+    shutil.rmtree(h.var)
+
+    fresh = tmp_path / "new-machine"
+    fresh.mkdir()
+    restore = hearth_in(fresh, "restore", "--from", f"file://{tmp_path / 'home' / 'replica'}",
+                        "--blobs", str(tmp_path / "usb"))
+    assert restore.returncode == 0, restore.stderr
+    again = Restored(fresh, h.port)
+    with running(again):
+        after = state_of(again, tokens, tmp_path / "after")
+    assert before["alice"]["counts"]["calendar_objects"] == 2
+    assert after == before

@@ -146,19 +146,20 @@ def _replication_status(config) -> int:
     if state.last_write is not None:
         print(f"database: last written {_ago(state.last_write)}"
               + (f", transaction {state.local_txid} read by litestream" if state.local_txid else ""))
+    behind = state.behind_seconds
+    if behind is None:
+        print("behind: everything (the replica is empty)")
+    elif behind == 0:
+        print("up to date: the replica has every change")
+    else:
+        print(f"behind: at most the last {behind:.0f} s of changes are not on the replica yet")
     if not running:
         print(f"hearth_{SERVICE} is not running: changes are not being replicated "
               f"(`hearth service {SERVICE} start`)")
         return ExitStatus.NOT_RUNNING
-    behind = state.behind_seconds
-    if behind is None:
-        print("behind: everything (the replica is empty)")
+    if behind is None or behind > max(5.0, 5 * config.backup.sync_interval):
         return ExitStatus.ERROR
-    if behind == 0:
-        print("up to date: the replica has every change")
-        return ExitStatus.OK
-    print(f"behind: at most the last {behind:.0f} s of changes are not on the replica yet")
-    return ExitStatus.OK if behind <= max(5.0, 5 * config.backup.sync_interval) else ExitStatus.ERROR
+    return ExitStatus.OK
 
 
 def _ago(when: float | None) -> str:

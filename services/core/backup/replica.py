@@ -92,17 +92,20 @@ class ReplicaState:
     replica_txid: int | None     # the newest transaction on the replica (None: nothing there yet)
     replica_at: float | None     # when that was written (Unix time; the replica keeps whole seconds)
     local_txid: int | None       # the newest transaction Litestream here has read from the WAL
+    read_at: float | None        # when Litestream here last read the WAL (its newest local LTX file)
     last_write: float | None     # when the database (or its WAL) was last written
 
     @property
     def behind_seconds(self) -> float | None:
-        """How many seconds of changes at most are not on the replica yet (0: none); None: nothing there."""
+        """0 when the replica has every change; else the seconds since the replica's newest change (all
+        of it may be missing: an upper bound, never an underestimate); None when the replica is empty."""
         if self.replica_at is None:
             return None
-        if self.last_write is None or self.last_write < self.replica_at + 1:  # +1: whole seconds
-            if self.local_txid is None or self.replica_txid >= self.local_txid:
-                return 0.0
-        return max(0.0, (self.last_write or time.time()) - self.replica_at)
+        unread = self.last_write is not None and (self.read_at is None or self.last_write > self.read_at)
+        unshipped = self.local_txid is not None and self.local_txid > self.replica_txid
+        if not unread and not unshipped:
+            return 0.0
+        return max(0.0, time.time() - self.replica_at)
 
 
 def replica_state(config: Config) -> ReplicaState:
@@ -111,14 +114,15 @@ def replica_state(config: Config) -> ReplicaState:
     replica_txid = max((int(f["max_txid"], 16) for f in files), default=None)
     replica_at = max((_timestamp(f["timestamp"]) for f in files if int(f["max_txid"], 16) == replica_txid),
                      default=None)
-    local_txid = None
-    if config_path(config).exists():
-        for row in json.loads(_litestream("status", "-json", "-config", str(config_path(config))).stdout or "[]"):
-            if row.get("local_txid"):
-                local_txid = int(row["local_txid"], 16)
     database = db_path(config.data_dir)
+    # Litestream's own record of what it read: one LTX file per WAL read, beside the database.
+    local = [p for p in (database.parent / f".{database.name}-litestream" / "ltx" / "0").glob("*.ltx")]
+    newest = max(local, key=lambda p: p.name, default=None)
     written = [p.stat().st_mtime for p in (database, Path(f"{database}-wal")) if p.exists()]
-    return ReplicaState(url, replica_txid, replica_at, local_txid, max(written, default=None))
+    return ReplicaState(url, replica_txid, replica_at,
+                        local_txid=int(newest.name.partition("-")[2].removesuffix(".ltx"), 16) if newest else None,
+                        read_at=newest.stat().st_mtime if newest else None,
+                        last_write=max(written, default=None))
 
 
 def _timestamp(value: str) -> float:
