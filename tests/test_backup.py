@@ -150,7 +150,8 @@ CARD = b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ann\r\nFN:Ann Example\r\nEMAIL:ann@ex
 
 def test_a_dead_server_comes_back_whole_from_its_backup(tmp_path):
     (tmp_path / "home").mkdir()
-    h = OnePort(tmp_path / "home")
+    (tmp_path / "home" / "smtp.secret").write_text("the mail password\n")
+    h = OnePort(tmp_path / "home", '[dav]\nsmtp_password_file = "smtp.secret"\n')
     with running(h):
         tokens = populate(h)
         before = state_of(h, tokens, tmp_path / "before")
@@ -165,6 +166,8 @@ def test_a_dead_server_comes_back_whole_from_its_backup(tmp_path):
     restore = hearth_in(fresh, "restore", "--from", str(tmp_path / "usb"))
     assert restore.returncode == 0, restore.stderr
     assert (fresh / "hearth.toml").read_text() == h.config.read_text()
+    assert (fresh / "smtp.secret").read_text() == "the mail password\n"  # a file hearth.toml names
+    assert f"restored {fresh / 'smtp.secret'}" in restore.stdout
     again = Restored(fresh, h.port)
     with running(again):
         after = state_of(again, tokens, tmp_path / "after")
@@ -229,6 +232,15 @@ def test_a_backup_killed_midway_is_no_backup_and_the_next_run_completes_it(tmp_p
     assert restored.returncode == 0, restored.stderr
     check = hearth_in(tmp_path / "elsewhere", "sync", "check", "--verify")
     assert check.returncode == 0 and "consistent" in check.stdout, check.stdout + check.stderr
+
+    # A chunk that rotted on the backup disk is named, and nothing is restored.
+    rotten = copied()[0]
+    rotten.write_bytes(b"bit rot" + rotten.read_bytes()[7:])
+    (tmp_path / "third").mkdir()
+    damaged = hearth_in(tmp_path / "third", "restore", "--from", str(usb))
+    assert damaged.returncode == 1
+    assert f"chunk {rotten.name} does not match its content" in damaged.stderr and "damaged" in damaged.stderr
+    assert not (tmp_path / "third" / "var").exists()
 
 
 def test_a_backup_taken_while_clients_write_is_consistent(tmp_path):

@@ -109,6 +109,10 @@ def _restore(args: argparse.Namespace) -> int:
         bars.close()
     if report.config_restored:
         print(f"restored {report.config}")
+    for path in report.named_files:
+        print(f"restored {path}")
+    for path in report.kept_files:
+        print(f"kept {path}: a file is already there (the backed-up one was not restored over it)")
     print(f"restored {report.users} users and {report.chunks} chunks ({report.copied_bytes} bytes) into "
           f"{report.data_dir}; start the server with `make up`")
     return ExitStatus.OK

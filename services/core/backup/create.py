@@ -26,6 +26,7 @@ from ..private import private_dir
 from ..tree import ChunkStore
 from .blob_copy import copy_chunks
 from .layout import CONFIG, DATABASE, FORMAT, PARTIAL, BackupDir
+from .named_files import save_named_files
 from .snapshot import copy_database, file_sha256, referenced_chunks
 
 LAST_BACKUP = "last-backup.json"  # in data_dir/run: what `hearth backup status` reports
@@ -46,6 +47,7 @@ def create_backup(config: Config, root: Path, *,
         copy_database(db_path(config.data_dir), partial / DATABASE)
         if config.path is not None and config.path.exists():
             _copy_file(config.path, partial / CONFIG)
+        named = save_named_files(config, partial)
         ids = referenced_chunks(partial / DATABASE)
         # The blob store of a blobs = "local" server; other backends copy through the same BlobStore calls.
         source = ChunkStore(config.data_path("blobs"))
@@ -61,6 +63,7 @@ def create_backup(config: Config, root: Path, *,
             "database": {"file": DATABASE, "size": (backup.snapshot(name) / DATABASE).stat().st_size,
                          "sha256": file_sha256(backup.snapshot(name) / DATABASE)},
             "config": CONFIG if (backup.snapshot(name) / CONFIG).exists() else None,
+            "named_files": named,
             "chunks": len(ids),
             "counts": _counts(backup.snapshot(name) / DATABASE),
             "copied": {"chunks": report.copied, "bytes": report.copied_bytes, "already_there": report.present},

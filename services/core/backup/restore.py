@@ -22,8 +22,9 @@ from ..durable import fsync_directory, sync_filesystem
 from ..errors import BadRequest, CommandError, Conflict
 from ..private import make_private, private_dir
 from ..tree import ChunkStore
-from .blob_copy import copy_chunks
+from .blob_copy import CopyReport, copy_chunks
 from .layout import CONFIG, BackupDir
+from .named_files import restore_named_files
 from .snapshot import check_database, file_sha256, referenced_chunks
 
 
@@ -31,6 +32,8 @@ from .snapshot import check_database, file_sha256, referenced_chunks
 class RestoreReport:
     config: Path
     config_restored: bool
+    named_files: list[Path]   # files hearth.toml names (TLS key, secrets), put back
+    kept_files: list[Path]    # ... and those left alone because a file was already there
     data_dir: Path
     users: int
     chunks: int
@@ -40,7 +43,7 @@ class RestoreReport:
 def restore(config_arg: str | None, source: str, blobs_from: str | None = None, *,
             progress: Callable[[int], Callable[[int], None]] = lambda total: (lambda n: None)) -> RestoreReport:
     """Restore from a backup directory, or from a Litestream replica URL plus a backup directory's chunks."""
-    from .replica import is_replica_url, restore_replica
+    from .replica import is_replica_url
 
     replica = is_replica_url(source)
     if replica and not blobs_from:
@@ -56,11 +59,36 @@ def restore(config_arg: str | None, source: str, blobs_from: str | None = None, 
                        "(nothing was changed)")
     staging = data_dir.parent / f".{data_dir.name}.restoring"
     shutil.rmtree(staging, ignore_errors=True)  # what a killed restore left
+    try:
+        chunks = _assemble(staging, source if replica else None, backup, manifest, progress)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if bring_config:
+        _place_config(snapshot / CONFIG, config_path)
+    named, kept = restore_named_files(config, snapshot, manifest.get("named_files", []))
+    if data_dir.exists():
+        data_dir.rmdir()  # empty, checked above
+    os.rename(staging, data_dir)
+    fsync_directory(data_dir.parent)
+    return RestoreReport(config=config_path, config_restored=bring_config, named_files=named, kept_files=kept,
+                         data_dir=data_dir,
+                         users=_count_users(data_dir / "db" / DB_NAME), chunks=chunks.copied + chunks.present,
+                         copied_bytes=chunks.copied_bytes)
+
+
+def _assemble(staging: Path, replica_url: str | None, backup: BackupDir, manifest: dict,
+              progress: Callable[[int], Callable[[int], None]]) -> CopyReport:
+    """The restored data directory, complete, at `staging`: the database (from the snapshot or the
+    replica), checked and migrated, and every chunk it references, checked."""
+    from .replica import restore_replica
+
     database = staging / "db" / DB_NAME
     private_dir(database.parent)
-    if replica:
-        restore_replica(source, database)
+    if replica_url:
+        restore_replica(replica_url, database)
     else:
+        snapshot = backup.root / manifest["snapshot"]
         _copy_snapshot(snapshot / manifest["database"]["file"], database, manifest["database"]["sha256"])
     ids = referenced_chunks(database)
     report = copy_chunks(ChunkStore(backup.blobs), ChunkStore(staging / "blobs"), ids,
@@ -76,15 +104,7 @@ def restore(config_arg: str | None, source: str, blobs_from: str | None = None, 
         private_dir(staging / sub)
     make_private(staging)
     sync_filesystem(staging)
-    if bring_config:
-        _place_config(snapshot / CONFIG, config_path)
-    if data_dir.exists():
-        data_dir.rmdir()  # empty, checked above
-    os.rename(staging, data_dir)
-    fsync_directory(data_dir.parent)
-    return RestoreReport(config=config_path, config_restored=bring_config, data_dir=data_dir,
-                         users=_count_users(data_dir / "db" / DB_NAME), chunks=len(ids),
-                         copied_bytes=report.copied_bytes)
+    return report
 
 
 def _target_config(config_arg: str | None, backed_up: Path | None) -> tuple[Config, Path, bool]:
