@@ -115,6 +115,10 @@ def _restore(args: argparse.Namespace) -> int:
         print(f"kept {path}: a file is already there (the backed-up one was not restored over it)")
     print(f"restored {report.users} users and {report.chunks} chunks ({report.copied_bytes} bytes) into "
           f"{report.data_dir}; start the server with `make up`")
+    if report.replica:  # Litestream makes the restored database the replica's newest state at `make up`
+        print(f"note: hearth.toml replicates the database to {report.replica}; if that replica holds a newer "
+              f"database than this backup, restore from it instead (hearth restore --from {report.replica} "
+              f"--blobs {args.source}) before `make up`, which replicates this restored state there")
     return ExitStatus.OK
 
 

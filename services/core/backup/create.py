@@ -22,6 +22,7 @@ from typing import Any, Callable
 from ..config import Config
 from ..db import db_path
 from ..durable import fsync_directory, sync_filesystem
+from ..errors import BadRequest
 from ..private import private_dir
 from ..tree import ChunkStore
 from .blob_copy import copy_chunks
@@ -79,7 +80,7 @@ def create_backup(config: Config, root: Path, *,
 def _current_snapshot(backup: BackupDir) -> str | None:
     try:
         return backup.read_manifest()["snapshot"].rpartition("/")[2]
-    except Exception:  # no finished backup yet (or a damaged manifest): nothing to keep
+    except (BadRequest, KeyError):  # no finished backup yet (or a damaged manifest): nothing to keep
         return None
 
 

@@ -34,6 +34,7 @@ class RestoreReport:
     config_restored: bool
     named_files: list[Path]   # files hearth.toml names (TLS key, secrets), put back
     kept_files: list[Path]    # ... and those left alone because a file was already there
+    replica: str | None       # [backup] replica of the restored config, when the database came from elsewhere
     data_dir: Path
     users: int
     chunks: int
@@ -43,7 +44,7 @@ class RestoreReport:
 def restore(config_arg: str | None, source: str, blobs_from: str | None = None, *,
             progress: Callable[[int], Callable[[int], None]] = lambda total: (lambda n: None)) -> RestoreReport:
     """Restore from a backup directory, or from a Litestream replica URL plus a backup directory's chunks."""
-    from .replica import is_replica_url
+    from .replica import is_replica_url, replica_url
 
     replica = is_replica_url(source)
     if replica and not blobs_from:
@@ -72,7 +73,7 @@ def restore(config_arg: str | None, source: str, blobs_from: str | None = None, 
     os.rename(staging, data_dir)
     fsync_directory(data_dir.parent)
     return RestoreReport(config=config_path, config_restored=bring_config, named_files=named, kept_files=kept,
-                         data_dir=data_dir,
+                         data_dir=data_dir, replica=None if replica else replica_url(config),
                          users=_count_users(data_dir / "db" / DB_NAME), chunks=chunks.copied + chunks.present,
                          copied_bytes=chunks.copied_bytes)
 
