@@ -182,6 +182,11 @@ def test_restore_refuses_a_data_directory_that_holds_anything(tmp_path):
     assert h.hearth("init").returncode == 0
     assert h.hearth("backup", "--to", str(tmp_path / "b")).returncode == 0
     (h.var / "db" / "hearth.sqlite3").write_bytes(b"someone's data")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_bytes(b"a cat")
+    littered = h.hearth("backup", "--to", str(tmp_path / "photos"))  # a typo must not fill a directory with chunks
+    assert littered.returncode == 2 and "holds other files and no hearth backup" in littered.stderr
+    assert [p.name for p in (tmp_path / "photos").iterdir()] == ["cat.jpg"]
     refused = h.hearth("restore", "--from", str(tmp_path / "b"))
     assert refused.returncode == 1
     assert refused.stderr.strip() == (f"hearth: {h.var} is not empty: restore only into a new or empty data "
@@ -240,7 +245,13 @@ def test_a_backup_killed_midway_is_no_backup_and_the_next_run_completes_it(tmp_p
     damaged = hearth_in(tmp_path / "third", "restore", "--from", str(usb))
     assert damaged.returncode == 1
     assert f"chunk {rotten.name} does not match its content" in damaged.stderr and "damaged" in damaged.stderr
-    assert not (tmp_path / "third" / "var").exists()
+    assert not (tmp_path / "third" / "var").exists() and list((tmp_path / "third").iterdir()) == []
+
+    # --verify finds it and copies it again from the server; then the backup restores.
+    repaired = h.hearth("backup", "--to", str(usb), "--verify")
+    assert repaired.returncode == 0, repaired.stderr
+    assert ", 1 of them damaged and copied again)" in repaired.stdout
+    assert hearth_in(tmp_path / "third", "restore", "--from", str(usb)).returncode == 0
 
 
 def test_a_backup_taken_while_clients_write_is_consistent(tmp_path):

@@ -30,6 +30,8 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
                "example:\n  hearth backup --to /mnt/usb/hearth-backup")
     backup.add_argument("--to", required=True, metavar="DIR",
                         help="backup directory: new, empty, or one an earlier hearth backup wrote")
+    backup.add_argument("--verify", action="store_true",
+                        help="also re-hash the chunks already in DIR and copy again any that rotted there (slow)")
     command("backup status", "services.core.backup_commands:run_status",
             "Say how far behind the Litestream replica ([backup] replica) is, and when `hearth backup` last ran.",
             epilog="Exit codes: 0 the replica is up to date (within a few sync intervals), 1 it is behind or\n"
@@ -89,13 +91,14 @@ def _backup(args: argparse.Namespace) -> int:
 
     bars = ProgressBars("backup", unit="chunk")
     try:
-        manifest = create_backup(load_config(args.config), Path(args.to), progress=bars.start)
+        manifest = create_backup(load_config(args.config), Path(args.to), verify=args.verify, progress=bars.start)
     finally:
         bars.close()
     copied, counts = manifest["copied"], manifest["counts"]
     print(f"backed up to {args.to}: {counts['users']} users, {counts['app_passwords']} app passwords, "
           f"{counts['folders']} folders, {counts['revisions']} file revisions, {manifest['chunks']} chunks "
-          f"({copied['chunks']} copied, {copied['bytes']} bytes; {copied['already_there']} already there)")
+          f"({copied['chunks']} copied, {copied['bytes']} bytes; {copied['already_there']} already there"
+          + (f", {copied['repaired']} of them damaged and copied again" if copied["repaired"] else "") + ")")
     return ExitStatus.OK
 
 

@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 
 from ..errors import BadRequest, CommandError, NotFound
 from ..tree import BlobStore
+from ..tree.chunks import chunk_id
 
 BATCH_BYTES = 64 << 20
 BATCH_CHUNKS = 256
@@ -23,18 +24,25 @@ class CopyReport:
     copied_bytes: int = 0
     present: int = 0
     missing: list[str] | None = None
+    repaired: int = 0  # with verify_present: chunks in the target whose bytes had rotted, copied again
 
 
 def copy_chunks(source: BlobStore, target: BlobStore, ids: Iterable[str], *, source_name: str,
-                progress: Callable[[int], None] = lambda n: None, allow_missing: bool = False) -> CopyReport:
+                progress: Callable[[int], None] = lambda n: None, allow_missing: bool = False,
+                verify_present: bool = False) -> CopyReport:
     """Copy every chunk of `ids` that `target` lacks from `source`; `progress(n)` after each chunk.
 
     A chunk whose bytes do not hash to its name is a CommandError naming it (nothing damaged is ever
     written to the target). One absent from `source` is a CommandError too, unless `allow_missing`:
-    then the report lists it."""
+    then the report lists it. With `verify_present`, chunks already in the target are re-hashed too,
+    and one that rotted there is replaced."""
     wanted = sorted(set(ids))
     present = target.has_many(wanted)
-    report = CopyReport(present=len(present), missing=[])
+    rotten = {cid for cid in present if verify_present and chunk_id(target.get(cid)) != cid}
+    for cid in rotten:
+        target.delete(cid)
+    present -= rotten
+    report = CopyReport(present=len(present), missing=[], repaired=len(rotten))
     batch, batch_bytes = [], 0
     try:
         for cid in wanted:

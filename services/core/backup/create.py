@@ -33,7 +33,7 @@ from .snapshot import copy_database, file_sha256, referenced_chunks
 LAST_BACKUP = "last-backup.json"  # in data_dir/run: what `hearth backup status` reports
 
 
-def create_backup(config: Config, root: Path, *,
+def create_backup(config: Config, root: Path, *, verify: bool = False,
                   progress: Callable[[int], Callable[[int], None]] = lambda total: (lambda n: None)) -> dict[str, Any]:
     """Back the server up into `root`; returns the manifest. `progress(total_chunks)` gives a step function."""
     backup = BackupDir(root.resolve())
@@ -53,7 +53,8 @@ def create_backup(config: Config, root: Path, *,
         # The blob store of a blobs = "local" server; other backends copy through the same BlobStore calls.
         source = ChunkStore(config.data_path("blobs"))
         target = ChunkStore(backup.blobs)
-        report = copy_chunks(source, target, ids, source_name=str(source.root), progress=progress(len(ids)))
+        report = copy_chunks(source, target, ids, source_name=str(source.root), progress=progress(len(ids)),
+                             verify_present=verify)
         sync_filesystem(backup.root)
         os.rename(partial, backup.snapshot(name))
         fsync_directory(backup.snapshots)
@@ -67,7 +68,8 @@ def create_backup(config: Config, root: Path, *,
             "named_files": named,
             "chunks": len(ids),
             "counts": _counts(backup.snapshot(name) / DATABASE),
-            "copied": {"chunks": report.copied, "bytes": report.copied_bytes, "already_there": report.present},
+            "copied": {"chunks": report.copied, "bytes": report.copied_bytes, "already_there": report.present,
+                       "repaired": report.repaired},
         }
         backup.write_manifest(manifest)
         backup.drop_snapshots_except(name)
