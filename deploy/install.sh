@@ -183,13 +183,14 @@ fi
 echo "  edit $config ([front] listen, trusted_proxies, tls_cert …)"
 if [ "$os" = freebsd ]; then
 	echo "  su -m hearth -c 'HEARTH_ADMIN_PASSWORD=… $bindir/hearth init'   # or note the password it prints"
-	# Every daemon but hearth_rotate (newsyslog rotates the logs here) and
-	# hearth_relay (it belongs on the public server the agent dials out to).
+	# Every daemon but hearth_rotate (newsyslog rotates the logs here),
+	# hearth_relay (it belongs on the public server the agent dials out to) and
+	# hearth_litestream (enable it once hearth.toml sets [backup] replica).
 	enable=
 	for script in "$checkout"/rc.d/hearth_*; do
 		name="$(basename "$script")"
 		case "$name" in
-		hearth_rotate|hearth_relay) ;;
+		hearth_rotate|hearth_relay|hearth_litestream) ;;
 		*) enable="$enable ${name}_enable=YES" ;;
 		esac
 	done

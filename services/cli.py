@@ -102,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--markdown", action="store_true", help="print the README table of every key instead")
     config.add_argument("--example", action="store_true", help="print a commented hearth.toml with every key")
 
-    from services.core import account_commands, export_commands
+    from services.core import account_commands, backup_commands, export_commands
     account_commands.register(command)
     export_commands.register(command)
+    backup_commands.register(command)
 
     from services.sync.client import commands as sync_commands
     sync_commands.configure_sync(command(
@@ -189,6 +190,10 @@ SYNC_VERBS = frozenset({"status", "check", "versions", "restore", "trash", "conf
 # Likewise `hearth deploy cloudflared|caddy`: generated front doors, where `hearth deploy NAME` takes a
 # [[service]] (which may not be named so: RESERVED_SERVICE_NAMES).
 FRONT_DOORS = frozenset({"cloudflared", "caddy"})
+# And `hearth backup status|replicate`, where `hearth backup` takes --to DIR.
+BACKUP_VERBS = frozenset({"status", "replicate"})
+# The commands whose next word may be one of these verbs: `hearth WORD VERB` is the command "WORD VERB".
+COMMAND_VERBS = {"sync": SYNC_VERBS, "deploy": FRONT_DOORS, "backup": BACKUP_VERBS}
 
 
 def _command_index(argv: list[str]) -> int | None:
@@ -206,10 +211,8 @@ def _split_trailing_command(argv: list[str]) -> tuple[list[str], list[str] | Non
     if index is None:
         return argv, None
     word = argv[index]
-    if word == "sync" and index + 1 < len(argv) and argv[index + 1] in SYNC_VERBS:
-        return argv[:index] + [f"sync {argv[index + 1]}"] + argv[index + 2:], None
-    if word == "deploy" and index + 1 < len(argv) and argv[index + 1] in FRONT_DOORS:
-        return argv[:index] + [f"deploy {argv[index + 1]}"] + argv[index + 2:], None
+    if index + 1 < len(argv) and argv[index + 1] in COMMAND_VERBS.get(word, ()):
+        return argv[:index] + [f"{word} {argv[index + 1]}"] + argv[index + 2:], None
     if word in TRAILING_COMMAND and "--" in argv[index:]:
         split = argv.index("--", index)
         return argv[:split], argv[split + 1:]

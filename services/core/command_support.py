@@ -52,3 +52,30 @@ def print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
     for row in (headers, *rows):
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+class ProgressBars:
+    """A progress bar on a terminal (stderr) for work big enough to need one; silent otherwise.
+
+    `start(total)` returns the function to call with each step's size (bytes, or items with `unit`)."""
+
+    def __init__(self, desc: str, *, unit: str = "B", above: int = 0):
+        self.desc, self.unit, self.above = desc, unit, above
+        self.bar = None
+
+    def start(self, total: int) -> Callable[[int], None]:
+        import sys
+
+        if total <= self.above or not sys.stderr.isatty():
+            return lambda n: None
+        from tqdm import tqdm
+
+        in_bytes = self.unit == "B"
+        self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, unit_scale=in_bytes,
+                        unit_divisor=1024 if in_bytes else 1000, leave=False, dynamic_ncols=True)
+        return self.bar.update
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

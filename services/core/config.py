@@ -145,6 +145,13 @@ SCHEMA: tuple[Option, ...] = (
            "(counted over every daemon, kept across restarts)."),
     Option("auth", "failure_window", int, 300,
            "Seconds over which failed logins are counted; an address is refused until its oldest failure ages out."),
+    Option("backup", "replica", str, "",
+           "Where the database is replicated continuously by Litestream (the hearth_litestream service): a "
+           "directory (relative to the config file, or file:///PATH) or s3://BUCKET/PREFIX (credentials from "
+           "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the supervisor's environment). Empty: no replication."),
+    Option("backup", "sync_interval", float, 1.0,
+           "Seconds between Litestream's shipments of new changes to the replica: at most this much of the "
+           "latest changes is lost with the machine."),
     Option("supervisor", "user", str, "",
            "Run every daemon as this user (needs root). Empty: as the user who runs hearth up."),
     Option("supervisor", "restart_delay", float, 1.0, "Seconds before the first restart of a crashed daemon."),

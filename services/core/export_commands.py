@@ -6,11 +6,10 @@ Kept light to import (services.cli imports it): the work is in services.core.exp
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Callable
 
-from .command_support import as_command, database, require_user
+from .command_support import ProgressBars, as_command, database, require_user
 from .exitcodes import ExitStatus
 
 BAR_ABOVE = 8 << 20  # exports smaller than this finish before a bar would help
@@ -39,7 +38,7 @@ def _export(args: argparse.Namespace) -> int:
     from .tree import ChunkStore
 
     store = ChunkStore(load_config(args.config).data_path("blobs"))
-    bars = _ProgressBars()
+    bars = ProgressBars("export", above=BAR_ABOVE)
     with database(args) as db:
         name = require_user(db, args.user)["name"]
         try:
@@ -52,24 +51,3 @@ def _export(args: argparse.Namespace) -> int:
           f"{counts['address_books']} address books ({counts['cards']} cards), "
           f"{manifest['total_bytes']} bytes")
     return ExitStatus.OK
-
-
-class _ProgressBars:
-    """A byte progress bar on a terminal (stderr) for exports big enough to need one."""
-
-    def __init__(self):
-        self.bar = None
-
-    def start(self, total: int) -> Callable[[int], None]:
-        if total < BAR_ABOVE or not sys.stderr.isatty():
-            return lambda n: None
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, desc="export", unit="B", unit_scale=True, unit_divisor=1024,
-                        leave=False, dynamic_ncols=True)
-        return self.bar.update
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None

@@ -242,8 +242,10 @@ def write_generated(config: Config) -> None:
         write_private(Paths(config.data_dir, instance.name).envfile, render_env_file(env))
 
 
-# rc.d scripts that run only where hearth.toml asks for them: the relay belongs on the public server.
-OPTIONAL_SCRIPTS = {"hearth_relay": lambda config: bool(config.relay.config)}
+# rc.d scripts that run only where hearth.toml asks for them: the relay belongs on the public server,
+# replication needs a replica.
+OPTIONAL_SCRIPTS = {"hearth_relay": lambda config: bool(config.relay.config),
+                    "hearth_litestream": lambda config: bool(config.backup.replica)}
 
 
 def script_paths(config: Config) -> list[Path]:

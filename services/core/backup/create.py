@@ -1,0 +1,120 @@
+"""`hearth backup --to DIR`: the database, the config and every chunk they need, into one directory.
+
+The order makes a half backup impossible to mistake for a whole one: the
+snapshot is written under a `.partial` name, the chunks are copied (only
+those the directory lacks: a run killed midway resumes where it stopped),
+the snapshot is renamed into place, and the manifest naming it is written
+last. Until then the previous backup's manifest, and its snapshot, stay as
+they were. Only afterwards are the older snapshot and the chunks nothing
+references any more removed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import Config
+from ..db import db_path
+from ..durable import fsync_directory, sync_filesystem
+from ..errors import BadRequest
+from ..private import private_dir
+from ..tree import ChunkStore
+from .blob_copy import copy_chunks
+from .layout import CONFIG, DATABASE, FORMAT, PARTIAL, BackupDir
+from .named_files import save_named_files
+from .snapshot import copy_database, file_sha256, referenced_chunks
+
+LAST_BACKUP = "last-backup.json"  # in data_dir/run: what `hearth backup status` reports
+
+
+def create_backup(config: Config, root: Path, *, verify: bool = False,
+                  progress: Callable[[int], Callable[[int], None]] = lambda total: (lambda n: None)) -> dict[str, Any]:
+    """Back the server up into `root`; returns the manifest. `progress(total_chunks)` gives a step function."""
+    backup = BackupDir(root.resolve())
+    backup.claim()
+    with backup.locked():
+        kept = _current_snapshot(backup)
+        backup.drop_snapshots_except(kept)  # partial snapshots of killed runs
+        started = datetime.now(timezone.utc)
+        name = started.strftime("%Y%m%dT%H%M%S.%fZ")
+        partial = backup.snapshot(name + PARTIAL)
+        private_dir(partial)
+        copy_database(db_path(config.data_dir), partial / DATABASE)
+        if config.path is not None and config.path.exists():
+            _copy_file(config.path, partial / CONFIG)
+        named = save_named_files(config, partial)
+        ids = referenced_chunks(partial / DATABASE)
+        # The blob store of a blobs = "local" server; other backends copy through the same BlobStore calls.
+        source = ChunkStore(config.data_path("blobs"))
+        target = ChunkStore(backup.blobs)
+        report = copy_chunks(source, target, ids, source_name=str(source.root), progress=progress(len(ids)),
+                             verify_present=verify)
+        sync_filesystem(backup.root)
+        os.rename(partial, backup.snapshot(name))
+        fsync_directory(backup.snapshots)
+        manifest = {
+            "format": FORMAT,
+            "created_at": started.isoformat(timespec="seconds"),
+            "snapshot": f"snapshots/{name}",
+            "database": {"file": DATABASE, "size": (backup.snapshot(name) / DATABASE).stat().st_size,
+                         "sha256": file_sha256(backup.snapshot(name) / DATABASE)},
+            "config": CONFIG if (backup.snapshot(name) / CONFIG).exists() else None,
+            "named_files": named,
+            "chunks": len(ids),
+            "counts": _counts(backup.snapshot(name) / DATABASE),
+            "copied": {"chunks": report.copied, "bytes": report.copied_bytes, "already_there": report.present,
+                       "repaired": report.repaired},
+        }
+        backup.write_manifest(manifest)
+        backup.drop_snapshots_except(name)
+        for stale in set(target.stored()) - ids:  # chunks only the dropped snapshot needed
+            target.delete(stale)
+    _record_last_backup(config, backup.root, manifest)
+    return manifest
+
+
+def _current_snapshot(backup: BackupDir) -> str | None:
+    try:
+        return backup.read_manifest()["snapshot"].rpartition("/")[2]
+    except (BadRequest, KeyError):  # no finished backup yet (or a damaged manifest): nothing to keep
+        return None
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
+    os.chmod(target, 0o600)
+    with open(target, "rb+") as out:
+        os.fsync(out.fileno())
+
+
+def _counts(path: Path) -> dict[str, int]:
+    """A few numbers that let a person recognise the backup: who and how much is in it."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        count = lambda table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: E731
+        return {"users": count("users"), "app_passwords": count("app_passwords"), "folders": count("folders"),
+                "revisions": count("revisions")}
+    finally:
+        conn.close()
+
+
+def _record_last_backup(config: Config, root: Path, manifest: dict[str, Any]) -> None:
+    run = config.data_path("run")
+    private_dir(run)
+    tmp = run / f".{LAST_BACKUP}.tmp"
+    tmp.write_text(json.dumps({"dir": str(root), "created_at": manifest["created_at"],
+                               "finished_at": time.time(), "chunks": manifest["chunks"]}))
+    os.replace(tmp, run / LAST_BACKUP)
+
+
+def last_backup(config: Config) -> dict[str, Any] | None:
+    try:
+        return json.loads(config.data_path("run", LAST_BACKUP).read_text())
+    except (OSError, ValueError):
+        return None

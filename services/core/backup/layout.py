@@ -1,0 +1,101 @@
+"""The backup directory's layout, its manifest and the lock that keeps two backups out of each other's way."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..durable import fsync_directory
+from ..errors import BadRequest, Conflict
+from ..private import private_dir
+
+FORMAT = 1
+MANIFEST = "backup.json"
+SNAPSHOTS = "snapshots"
+BLOBS = "blobs"
+DATABASE = "hearth.sqlite3"
+CONFIG = "hearth.toml"
+PARTIAL = ".partial"  # suffix of a snapshot directory still being written
+LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class BackupDir:
+    root: Path
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def blobs(self) -> Path:
+        return self.root / BLOBS
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / SNAPSHOTS
+
+    def snapshot(self, name: str) -> Path:
+        return self.snapshots / name
+
+    def is_backup(self) -> bool:
+        """Whether the directory was made by `hearth backup` (finished or not)."""
+        return any((self.root / name).exists() for name in (MANIFEST, SNAPSHOTS, BLOBS))
+
+    def claim(self) -> None:
+        """Create the directory, or take an earlier backup's or an empty one; BadRequest for anything else,
+        so a typo never litters someone's home directory with chunks."""
+        if self.root.exists() and not self.root.is_dir():
+            raise BadRequest(f"{self.root} is not a directory")
+        if self.root.is_dir() and not self.is_backup() and any(self.root.iterdir()):
+            raise BadRequest(f"{self.root} holds other files and no hearth backup: back up into a new or "
+                             "empty directory, or one an earlier `hearth backup` wrote (nothing was written)")
+        private_dir(self.root)
+
+    def read_manifest(self) -> dict[str, Any]:
+        """The finished backup's manifest. BadRequest when there is none or it is not ours."""
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+        except FileNotFoundError:
+            what = ("a backup that did not finish (no backup.json): run `hearth backup` again to complete it"
+                    if self.is_backup() else "no hearth backup")
+            raise BadRequest(f"{self.root} holds {what}") from None
+        except (OSError, ValueError) as error:
+            raise BadRequest(f"{self.manifest_path}: unreadable: {error}") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise BadRequest(f"{self.manifest_path}: not a hearth backup manifest of format {FORMAT}")
+        return manifest
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Replace the manifest atomically: the old backup stays complete until the new one is."""
+        tmp = self.root / f".{MANIFEST}.tmp"
+        with open(tmp, "w") as out:
+            json.dump(manifest, out, indent=2)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.manifest_path)
+        fsync_directory(self.root)
+
+    def drop_snapshots_except(self, keep: str | None) -> None:
+        """Remove every snapshot directory but `keep`: the partial ones of killed runs, and older ones."""
+        if not self.snapshots.is_dir():
+            return
+        for entry in self.snapshots.iterdir():
+            if entry.name != keep:
+                shutil.rmtree(entry, ignore_errors=True)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the directory's lock: two backups into one directory would remove each other's snapshot."""
+        with open(self.root / LOCK, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Conflict(f"another `hearth backup` is writing to {self.root}") from None
+            yield

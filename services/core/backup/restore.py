@@ -1,0 +1,156 @@
+"""`hearth restore --from DIR|REPLICA`: a dead server's data, brought back on a new machine.
+
+Only into a data directory that is absent or empty: a restore never mixes with,
+or replaces, a server's data. Everything is assembled in a sibling directory
+(`.NAME.restoring`) and renamed into place at the very end, so a restore that
+was killed leaves nothing `hearth up` would start on; running it again starts
+over. The config file is brought back first when there is none yet.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..config import Config, find_config_path, load_config
+from ..db import DB_NAME, migrate
+from ..durable import fsync_directory, sync_filesystem
+from ..errors import BadRequest, CommandError, Conflict
+from ..private import make_private, private_dir
+from ..tree import ChunkStore
+from .blob_copy import CopyReport, copy_chunks
+from .layout import CONFIG, BackupDir
+from .named_files import restore_named_files
+from .snapshot import check_database, file_sha256, referenced_chunks
+
+
+@dataclass
+class RestoreReport:
+    config: Path
+    config_restored: bool
+    named_files: list[Path]   # files hearth.toml names (TLS key, secrets), put back
+    kept_files: list[Path]    # ... and those left alone because a file was already there
+    replica: str | None       # [backup] replica of the restored config, when the database came from elsewhere
+    data_dir: Path
+    users: int
+    chunks: int
+    copied_bytes: int
+
+
+def restore(config_arg: str | None, source: str, blobs_from: str | None = None, *,
+            progress: Callable[[int], Callable[[int], None]] = lambda total: (lambda n: None)) -> RestoreReport:
+    """Restore from a backup directory, or from a Litestream replica URL plus a backup directory's chunks."""
+    from .replica import is_replica_url, replica_url
+
+    replica = is_replica_url(source)
+    if replica and not blobs_from:
+        raise BadRequest("a Litestream replica holds the database only: name the backup directory that holds "
+                         "the chunks (and the config) with --blobs DIR")
+    backup = BackupDir(Path(blobs_from or source).resolve())
+    manifest = backup.read_manifest()
+    snapshot = backup.root / manifest["snapshot"]
+    config, config_path, bring_config = _target_config(config_arg, snapshot / CONFIG if manifest["config"] else None)
+    data_dir = config.data_dir
+    if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
+        raise Conflict(f"{data_dir} is not empty: restore only into a new or empty data directory "
+                       "(nothing was changed)")
+    staging = data_dir.parent / f".{data_dir.name}.restoring"
+    shutil.rmtree(staging, ignore_errors=True)  # what a killed restore left
+    try:
+        chunks = _assemble(staging, source if replica else None, backup, manifest, progress)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if bring_config:
+        _place_config(snapshot / CONFIG, config_path)
+    named, kept = restore_named_files(config, snapshot, manifest.get("named_files", []))
+    if data_dir.exists():
+        data_dir.rmdir()  # empty, checked above
+    os.rename(staging, data_dir)
+    fsync_directory(data_dir.parent)
+    return RestoreReport(config=config_path, config_restored=bring_config, named_files=named, kept_files=kept,
+                         data_dir=data_dir, replica=None if replica else replica_url(config),
+                         users=_count_users(data_dir / "db" / DB_NAME), chunks=chunks.copied + chunks.present,
+                         copied_bytes=chunks.copied_bytes)
+
+
+def _assemble(staging: Path, replica_url: str | None, backup: BackupDir, manifest: dict,
+              progress: Callable[[int], Callable[[int], None]]) -> CopyReport:
+    """The restored data directory, complete, at `staging`: the database (from the snapshot or the
+    replica), checked and migrated, and every chunk it references, checked."""
+    from .replica import restore_replica
+
+    database = staging / "db" / DB_NAME
+    private_dir(database.parent)
+    if replica_url:
+        restore_replica(replica_url, database)
+    else:
+        snapshot = backup.root / manifest["snapshot"]
+        _copy_snapshot(snapshot / manifest["database"]["file"], database, manifest["database"]["sha256"])
+    ids = referenced_chunks(database)
+    report = copy_chunks(ChunkStore(backup.blobs), ChunkStore(staging / "blobs"), ids,
+                         source_name=str(backup.blobs), progress=progress(len(ids)), allow_missing=True)
+    if report.missing:
+        raise CommandError(f"{len(report.missing)} of the {len(ids)} chunks the database needs are not in "
+                           f"{backup.blobs} (the first: {report.missing[0]}): that backup is older than the "
+                           "database; restore from a newer backup (nothing was changed)")
+    from ..schema import MIGRATION_SETS
+
+    migrate(database, MIGRATION_SETS)  # a backup made by an older hearth meets this one's schema
+    for sub in ("run", "log"):
+        private_dir(staging / sub)
+    make_private(staging)
+    sync_filesystem(staging)
+    return report
+
+
+def _target_config(config_arg: str | None, backed_up: Path | None) -> tuple[Config, Path, bool]:
+    """The config the restored server will run with, its path, and whether the backup's copy goes there.
+
+    A config file already on the new machine wins (its data_dir says where to restore); without one,
+    the backed-up file is read as if it were already in place, so its relative paths resolve there."""
+    path, _ = find_config_path(config_arg)
+    path = path.resolve()
+    if path.exists() or backed_up is None:
+        return load_config(path if path.exists() else config_arg), path, False
+    config = load_config(backed_up)
+    return dataclasses.replace(config, path=path, base_dir=path.parent), path, True
+
+
+def _copy_snapshot(source: Path, target: Path, sha256: str) -> None:
+    shutil.copyfile(source, target)
+    os.chmod(target, 0o600)
+    if file_sha256(target) != sha256:
+        raise CommandError(f"{source} does not match the SHA-256 its backup.json records: the backup is "
+                           "damaged (nothing was changed)")
+    conn = sqlite3.connect(str(target))
+    try:
+        check_database(conn, source)
+    finally:
+        conn.close()
+
+
+def _place_config(source: Path, target: Path) -> None:
+    """Write the backed-up config at `target`, never over a file that appeared meanwhile."""
+    private_dir(target.parent)
+    tmp = target.with_name(f".{target.name}.restoring")
+    shutil.copyfile(source, tmp)
+    os.chmod(tmp, 0o600)
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise Conflict(f"{target} appeared while restoring: not overwritten") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _count_users(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT count(*) FROM users").fetchone()[0]
+    finally:
+        conn.close()

@@ -1,0 +1,325 @@
+"""Disaster recovery with real processes: `hearth up`, real HTTP clients, kill -9, `hearth backup`, `hearth restore`.
+
+The disaster test is the issue's: a running server with users, app passwords,
+files with versions and a trash, a calendar, a contact, a share and a link;
+everything killed with SIGKILL and the data directory deleted; the backup
+restored into a fresh directory with no hearth.toml; started again; every
+user's `hearth export`, trash, versions and links, and every app password,
+the same as before.
+"""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.installation import ADMIN_PASSWORD, OnePort, clean_environ, running
+
+USERS = {"alice": "alice's long password", "bob": "bob's long password"}
+
+
+def hearth_in(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`hearth ARGS` in `cwd` with no --config: what a person types in a fresh clone."""
+    return subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=clean_environ(), timeout=timeout)
+
+
+class Client:
+    """Plain HTTP through the front door, as a user's client speaks it."""
+
+    def __init__(self, port: int, user: str, password: str):
+        self.port = port
+        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict | None = None) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request(method, path, body=body, headers={"Authorization": self.auth, **(headers or {})})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def ok(self, method: str, path: str, body=None, headers=None, expect=(200, 201, 204)) -> bytes:
+        status, answer = self.request(method, path, body if not isinstance(body, dict) else json.dumps(body).encode(),
+                                      {"Content-Type": "application/json"} if isinstance(body, dict) else headers)
+        assert status in expect, f"{method} {path}: {status} {answer[:300]!r}"
+        return answer
+
+    def json(self, method: str, path: str, body=None):
+        return json.loads(self.ok(method, path, body) or b"null")
+
+
+def kill_everything(var: Path) -> None:
+    """SIGKILL every wrapper and daemon the pid files name: no shutdown of any kind."""
+    pids = set()
+    for pidfile in (var / "run").glob("*.pid"):
+        try:
+            pids.add(int(pidfile.read_text().split()[0]))
+        except (ValueError, IndexError, OSError):
+            continue
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in pids:  # wait until each is gone, so the ports and locks are free
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+
+
+def populate(h: OnePort) -> dict[str, str]:
+    """Users with app passwords, files with versions and a trash, a calendar, a contact, a share and a link,
+    all made through the front door. Returns each user's app password."""
+    admin = Client(h.port, "admin", ADMIN_PASSWORD)
+    for name, password in USERS.items():
+        admin.ok("POST", "/api/v1/users", {"name": name, "password": password})
+    tokens = {}
+    for name, password in USERS.items():
+        tokens[name] = Client(h.port, name, password).json(
+            "POST", "/api/v1/me/app-passwords", {"label": "phone"})["password"]
+    alice = Client(h.port, "alice", tokens["alice"])
+    alice.ok("MKCOL", "/files/alice/Documents")
+    for n in range(3):  # three revisions: two kept versions
+        alice.ok("PUT", "/files/alice/Documents/notes.txt", f"notes, take {n}\n".encode() * 1000)
+    alice.ok("PUT", "/files/alice/Documents/photo.bin", os.urandom(3 << 20))  # several chunks
+    alice.ok("PUT", "/files/alice/Documents/old.txt", b"soon in the trash\n")
+    alice.ok("DELETE", "/files/alice/Documents/old.txt")
+    alice.ok("PUT", "/dav/calendars/alice/calendar/dentist.ics", DENTIST, {"Content-Type": "text/calendar"})
+    alice.ok("PUT", "/dav/addressbooks/alice/contacts/ann.vcf", CARD, {"Content-Type": "text/vcard"})
+    folder = next(f for f in alice.json("GET", "/sync/v1/folders") if f["name"] == "Documents")
+    alice.ok("POST", f"/sync/v1/folders/{folder['id']}/shares", {"user": "bob", "mode": "rw"})
+    alice.json("POST", "/files/api/v1/links", {"folder": folder["id"], "path": "notes.txt", "label": "notes"})
+    bob = Client(h.port, "bob", tokens["bob"])
+    bob.ok("MKCOL", "/files/bob/Music")
+    bob.ok("PUT", "/files/bob/Music/song.ogg", os.urandom(100_000))
+    return tokens
+
+
+def state_of(h, tokens: dict[str, str], where: Path) -> dict:
+    """What must survive: every user's export, trash, versions and links; whether each app password works."""
+    state = {}
+    for name in ["admin", *USERS]:
+        result = h.hearth("export", name, str(where / name))
+        assert result.returncode == 0, result.stderr
+        manifest = json.loads((where / name / "manifest.json").read_text())
+        del manifest["exported_at"]
+        state[name] = manifest  # every file's path, size and SHA-256, calendars, contacts, shares, counts
+    alice = Client(h.port, "alice", tokens["alice"])
+    folder = next(f for f in alice.json("GET", "/sync/v1/folders") if f["name"] == "Documents")
+    state["trash"] = alice.json("GET", f"/sync/v1/folders/{folder['id']}/trash")
+    state["versions"] = alice.json("GET", f"/sync/v1/folders/{folder['id']}/versions?path=notes.txt")
+    state["links"] = alice.json("GET", "/files/api/v1/links")
+    state["bob's folders"] = sorted(f["name"] for f in Client(h.port, "bob", tokens["bob"]).json(
+        "GET", "/sync/v1/folders"))
+    state["app passwords"] = {name: Client(h.port, name, token).request("GET", "/api/v1/me")[0]
+                              for name, token in tokens.items()}
+    state["wrong password"] = Client(h.port, "alice", "not it").request("GET", "/api/v1/me")[0]
+    return state
+
+
+class Restored(OnePort):
+    """An installation in a fresh directory whose hearth.toml came from the backup (nothing written here)."""
+
+    def __init__(self, root: Path, port: int):
+        self.root, self.port, self.url = root, port, f"http://127.0.0.1:{port}"
+        self.config, self.var = root / "hearth.toml", root / "var"
+
+
+DENTIST = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//hearth tests//EN\r\nBEGIN:VEVENT\r\nUID:dentist\r\n"
+           b"DTSTAMP:20250101T000000Z\r\nDTSTART;VALUE=DATE:20250320\r\nSUMMARY:Dentist\r\nEND:VEVENT\r\n"
+           b"END:VCALENDAR\r\n")
+CARD = b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ann\r\nFN:Ann Example\r\nEMAIL:ann@example.org\r\nEND:VCARD\r\n"
+
+
+def test_a_dead_server_comes_back_whole_from_its_backup(tmp_path):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "smtp.secret").write_text("the mail password\n")
+    h = OnePort(tmp_path / "home", '[dav]\nsmtp_password_file = "smtp.secret"\n')
+    with running(h):
+        tokens = populate(h)
+        before = state_of(h, tokens, tmp_path / "before")
+        backup = h.hearth("backup", "--to", str(tmp_path / "usb"))
+        assert backup.returncode == 0, backup.stderr
+        assert "3 users, 2 app passwords" in backup.stdout
+        kill_everything(h.var)
+    shutil.rmtree(h.var)  # the disk died
+
+    fresh = tmp_path / "new-machine"
+    fresh.mkdir()
+    restore = hearth_in(fresh, "restore", "--from", str(tmp_path / "usb"))
+    assert restore.returncode == 0, restore.stderr
+    assert (fresh / "hearth.toml").read_text() == h.config.read_text()
+    assert (fresh / "smtp.secret").read_text() == "the mail password\n"  # a file hearth.toml names
+    assert f"restored {fresh / 'smtp.secret'}" in restore.stdout
+    again = Restored(fresh, h.port)
+    with running(again):
+        after = state_of(again, tokens, tmp_path / "after")
+    assert before["trash"] and before["versions"] and before["links"]
+    assert "Documents" in str(before["bob's folders"]) and before["alice"]["counts"]["calendar_objects"] == 1
+    assert before["app passwords"] == {"alice": 200, "bob": 200} and before["wrong password"] == 401
+    assert after == before
+
+
+def test_restore_refuses_a_data_directory_that_holds_anything(tmp_path):
+    h = OnePort(tmp_path)
+    assert h.hearth("init").returncode == 0
+    assert h.hearth("backup", "--to", str(tmp_path / "b")).returncode == 0
+    (h.var / "db" / "hearth.sqlite3").write_bytes(b"someone's data")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_bytes(b"a cat")
+    littered = h.hearth("backup", "--to", str(tmp_path / "photos"))  # a typo must not fill a directory with chunks
+    assert littered.returncode == 2 and "holds other files and no hearth backup" in littered.stderr
+    assert [p.name for p in (tmp_path / "photos").iterdir()] == ["cat.jpg"]
+    refused = h.hearth("restore", "--from", str(tmp_path / "b"))
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (f"hearth: {h.var} is not empty: restore only into a new or empty data "
+                                      "directory (nothing was changed)")
+    assert (h.var / "db" / "hearth.sqlite3").read_bytes() == b"someone's data"
+
+
+def test_a_backup_killed_midway_is_no_backup_and_the_next_run_completes_it(tmp_path):
+    (tmp_path / "home").mkdir()
+    h = OnePort(tmp_path / "home")
+    with running(h):
+        admin = Client(h.port, "admin", ADMIN_PASSWORD)
+        admin.ok("MKCOL", "/files/admin/Many")
+        connection = http.client.HTTPConnection("127.0.0.1", h.port, timeout=30)
+        for n in range(800):  # 800 chunks: several of the backup's batches
+            connection.request("PUT", f"/files/admin/Many/{n}.bin", body=os.urandom(8192),
+                               headers={"Authorization": admin.auth})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 201
+        connection.close()
+    usb = tmp_path / "usb"
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "--config", str(h.config), "backup",
+                                "--to", str(usb)], env=clean_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    copied = lambda: [p for p in (usb / "blobs").rglob("*") if p.is_file() and not p.name.endswith(".tmp")]  # noqa
+    deadline = time.monotonic() + 60
+    while not copied() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (usb / "backup.json").exists()
+    first = len(copied())
+    assert 0 < first < 800
+    (tmp_path / "elsewhere").mkdir()
+    refused = hearth_in(tmp_path / "elsewhere", "restore", "--from", str(usb))
+    assert refused.returncode == 2  # the wrong input: a backup that is not one
+    assert "a backup that did not finish (no backup.json)" in refused.stderr
+    assert not (tmp_path / "elsewhere" / "var").exists()
+
+    resumed = h.hearth("backup", "--to", str(usb))
+    assert resumed.returncode == 0, resumed.stderr
+    manifest = json.loads((usb / "backup.json").read_text())
+    assert manifest["copied"]["already_there"] == first
+    assert manifest["copied"]["chunks"] == manifest["chunks"] - first
+    assert [p.name for p in (usb / "snapshots").iterdir()] == [manifest["snapshot"].rpartition("/")[2]]
+
+    restored = hearth_in(tmp_path / "elsewhere", "restore", "--from", str(usb))
+    assert restored.returncode == 0, restored.stderr
+    check = hearth_in(tmp_path / "elsewhere", "sync", "check", "--verify")
+    assert check.returncode == 0 and "consistent" in check.stdout, check.stdout + check.stderr
+
+    # A chunk that rotted on the backup disk is named, and nothing is restored.
+    rotten = copied()[0]
+    rotten.write_bytes(b"bit rot" + rotten.read_bytes()[7:])
+    (tmp_path / "third").mkdir()
+    damaged = hearth_in(tmp_path / "third", "restore", "--from", str(usb))
+    assert damaged.returncode == 1
+    assert f"chunk {rotten.name} does not match its content" in damaged.stderr and "damaged" in damaged.stderr
+    assert not (tmp_path / "third" / "var").exists() and list((tmp_path / "third").iterdir()) == []
+
+    # --verify finds it and copies it again from the server; then the backup restores.
+    repaired = h.hearth("backup", "--to", str(usb), "--verify")
+    assert repaired.returncode == 0, repaired.stderr
+    assert ", 1 of them damaged and copied again)" in repaired.stdout
+    assert hearth_in(tmp_path / "third", "restore", "--from", str(usb)).returncode == 0
+
+
+def test_a_backup_taken_while_clients_write_is_consistent(tmp_path):
+    (tmp_path / "home").mkdir()
+    h = OnePort(tmp_path / "home")
+    with running(h):
+        admin = Client(h.port, "admin", ADMIN_PASSWORD)
+        admin.ok("MKCOL", "/files/admin/Busy")
+        stop, written = threading.Event(), []
+
+        def write():
+            n = 0
+            while not stop.is_set():
+                admin.ok("PUT", f"/files/admin/Busy/{n % 20}.txt", f"revision {n}\n".encode() * 5000)
+                written.append(n)
+                n += 1
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            while len(written) < 5:
+                time.sleep(0.01)
+            backup = h.hearth("backup", "--to", str(tmp_path / "usb"))
+            during = len(written)
+        finally:
+            stop.set()
+            writer.join()
+        assert backup.returncode == 0, backup.stderr
+        assert len(written) > during or during > 5  # the clients kept writing around it
+    (tmp_path / "elsewhere").mkdir()
+    assert hearth_in(tmp_path / "elsewhere", "restore", "--from", str(tmp_path / "usb")).returncode == 0
+    check = hearth_in(tmp_path / "elsewhere", "sync", "check", "--verify")
+    assert check.returncode == 0 and "consistent" in check.stdout, check.stdout + check.stderr
+
+
+def test_the_litestream_replica_brings_back_what_changed_after_the_last_backup(tmp_path):
+    (tmp_path / "home").mkdir()
+    h = OnePort(tmp_path / "home", '[backup]\nreplica = "replica"\nsync_interval = 0.5\n')
+    with running(h) as up:
+        assert "litestream: ready" in up.stdout
+        h.ok("service", "litestream", "stop")
+        tokens = populate(h)  # while nothing replicates: the status must say so, not "up to date"
+        stopped = h.hearth("backup", "status")
+        assert stopped.returncode == 4, stopped.stdout + stopped.stderr
+        assert "behind: " in stopped.stdout and "up to date" not in stopped.stdout
+        assert "hearth_litestream is not running" in stopped.stdout
+        h.ok("service", "litestream", "start")
+        assert h.hearth("backup", "--to", str(tmp_path / "usb")).returncode == 0
+        # After the backup, changes that live in the database only: the replica must carry them.
+        alice = Client(h.port, "alice", tokens["alice"])
+        alice.ok("PUT", "/dav/calendars/alice/calendar/later.ics", DENTIST.replace(b"dentist", b"later"),
+                 {"Content-Type": "text/calendar"})
+        tokens["bob"] = Client(h.port, "bob", USERS["bob"]).json(
+            "POST", "/api/v1/me/app-passwords", {"label": "new phone"})["password"]
+        before = state_of(h, tokens, tmp_path / "before")
+        status = h.wait_for(lambda: (lambda r: r if r.returncode == 0 and "up to date" in r.stdout else None)(
+            h.hearth("backup", "status")), timeout=60, what="the replica to catch up")
+        assert "replica file://" in status.stdout and "last backup: " in status.stdout
+        kill_everything(h.var)
+    shutil.rmtree(h.var)
+
+    fresh = tmp_path / "new-machine"
+    fresh.mkdir()
+    restore = hearth_in(fresh, "restore", "--from", f"file://{tmp_path / 'home' / 'replica'}",
+                        "--blobs", str(tmp_path / "usb"))
+    assert restore.returncode == 0, restore.stderr
+    again = Restored(fresh, h.port)
+    with running(again):
+        after = state_of(again, tokens, tmp_path / "after")
+    assert before["alice"]["counts"]["calendar_objects"] == 2
+    assert after == before
