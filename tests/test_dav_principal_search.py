@@ -114,9 +114,14 @@ def test_calendarserver_principal_search_as_apple_calendar_sends_it(home):
                   '</C:calendarserver-principal-search>')
         status, _, answer = report(home, "/dav/principals/", body, depth=None)
         assert status == 207
+        missing.update(p.tag for stat in ET.fromstring(answer).iterfind(f"{D}response/{D}propstat")
+                       if stat.findtext(f"{D}status").split()[1] == "404" for p in stat.iterfind(f"{D}prop/*"))
         return found(answer)
 
+    missing: set[str] = set()
     hits = search("Bo")
+    # hearth knows a member's user name only: no first and last name to return (a split would be a guess).
+    assert {f"{CS}first-name", f"{CS}last-name"} <= missing
     assert list(hits) == ["/dav/principals/bob/"]
     assert hits["/dav/principals/bob/"].findtext(f"{C}calendar-user-type") == "INDIVIDUAL"
     assert hits["/dav/principals/bob/"].findtext(f"{D}principal-URL/{D}href") == "/dav/principals/bob/"
