@@ -4,7 +4,7 @@ recurrence instances than MAX_INSTANCES, the limit expand and free-busy keep and
 An endless rule generates infinitely many, so, as CalendarServer does, instances are counted within a
 horizon: two years (CalendarServer counts the year either side of today), or two whole periods of the
 set's slowest rule when that is longer. The horizon starts at the set's first instance rather than at
-today, so counting costs at most MAX_INSTANCES + 1 steps of dateutil however old the rule is, and an
+today, so counting reads at most MAX_INSTANCES + 1 instances from dateutil however old the rule is, and an
 object accepted once is accepted on every later COPY, MOVE, restore or scheduling delivery. A finite set
 shorter than the horizon is counted whole. A yearly birthday (2 instances), a daily standup (731) or a
 daily rule for twenty years (731) are accepted; a rule repeating hourly (17,544) or a COUNT of 6,000
