@@ -114,9 +114,14 @@ def test_calendarserver_principal_search_as_apple_calendar_sends_it(home):
                   '</C:calendarserver-principal-search>')
         status, _, answer = report(home, "/dav/principals/", body, depth=None)
         assert status == 207
+        missing.update(p.tag for stat in ET.fromstring(answer).iterfind(f"{D}response/{D}propstat")
+                       if stat.findtext(f"{D}status").split()[1] == "404" for p in stat.iterfind(f"{D}prop/*"))
         return found(answer)
 
+    missing: set[str] = set()
     hits = search("Bo")
+    # hearth knows a member's user name only: no first and last name to return (a split would be a guess).
+    assert {f"{CS}first-name", f"{CS}last-name"} <= missing
     assert list(hits) == ["/dav/principals/bob/"]
     assert hits["/dav/principals/bob/"].findtext(f"{C}calendar-user-type") == "INDIVIDUAL"
     assert hits["/dav/principals/bob/"].findtext(f"{D}principal-URL/{D}href") == "/dav/principals/bob/"
@@ -165,3 +170,18 @@ def test_python_caldavs_principals_lists_members_with_the_properties_it_writes_b
     named = everyone.replace("<D:prop/>", '<D:property-search><D:prop><D:displayname/></D:prop>'
                                           '<D:match>bob</D:match></D:property-search><D:prop/>')
     assert list(found(report(home, "/dav/", named)[2])) == ["/dav/principals/bob/"]
+
+
+def test_depth_1_on_the_principal_collection_lists_the_members_to_a_member_only(home):
+    """What a search finds, a listing shows: each member's principal with the properties asked for."""
+    status, _, answer = propfind(home, "/dav/principals/", "<D:displayname/><C:calendar-user-address-set/>",
+                                 depth="1", user="bob")
+    assert status == 207
+    listed = found(answer)
+    assert list(listed) == ["/dav/principals/", "/dav/principals/alice/", "/dav/principals/bob/",
+                            "/dav/principals/carol/"]
+    assert listed["/dav/principals/carol/"].findtext(f"{D}displayname") == "carol"
+    assert [h.text for h in listed["/dav/principals/carol/"].iter(f"{D}href")] == [
+        "mailto:carol.b@mail.example", "mailto:carol@localhost", "/dav/principals/carol/"]
+    status, _, answer = home.request("PROPFIND", "/dav/principals/", headers={"Depth": "1"})
+    assert status == 401 and b"carol" not in answer

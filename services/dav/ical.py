@@ -14,6 +14,7 @@ import icalendar
 import recurring_ical_events
 
 from .errors import CALDAV, Precondition, invalid_calendar, invalid_calendar_object
+from .instance_limit import check_instance_count
 from .timebounds import BoundsError, time_bounds
 
 COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
@@ -33,8 +34,9 @@ def parse_calendar(raw: bytes) -> CalendarObject:
     """Validate `raw` as one calendar object resource (RFC 4791 §4.1).
 
     Raises Precondition `valid-calendar-data` (not iCalendar, a vCard, dates
-    that cannot be read) or `valid-calendar-object-resource` (no component,
-    mixed component types, missing or several different UIDs).
+    that cannot be read), `valid-calendar-object-resource` (no component,
+    mixed component types, missing or several different UIDs) or
+    `max-instances` (a rule repeating too often, instance_limit.py).
     """
     calendar = _calendar(raw)
     components = [c for c in calendar.subcomponents if c.name in COMPONENTS]
@@ -51,6 +53,7 @@ def parse_calendar(raw: bytes) -> CalendarObject:
     if len(uids) > 1:
         raise invalid_calendar_object(f"{len(uids)} different UIDs in one resource")
     kind = kinds.pop()
+    check_instance_count(calendar, kind)  # first: refuses a minutely rule before time_bounds walks it
     try:
         first_start, last_end = time_bounds(calendar, kind)
     except BoundsError as error:

@@ -25,6 +25,14 @@ REPORTS = {CALENDAR: ((CALDAV, "calendar-query"), (CALDAV, "calendar-multiget"),
            "addressbook": ((CARDDAV, "addressbook-query"), (CARDDAV, "addressbook-multiget"),
                            (DAV, "sync-collection"), (DAV, "expand-property"), *PRINCIPAL_REPORTS)}
 CONTENT_TYPES = {CALENDAR: "text/calendar; charset=utf-8", "addressbook": "text/vcard; charset=utf-8"}
+# What PROPFIND allprop returns (RFC 4918 §9.1): RFC 4918's live properties and the dead properties clients
+# set (Apple's colour and order). Every other property here is defined as not returned by allprop: RFC 4791
+# §5.2 and §6.2, RFC 6352 §6.2, RFC 6638 §2 and §9, RFC 3744 §5 (owner, privileges, principal-URL),
+# RFC 3253 §3.1.5 (supported-report-set), RFC 5397 §3, RFC 6578 §4, and CalendarServer's computed
+# sharing, e-mail and delegation properties; CS:getctag and CS:invite are computed too.
+ALLPROP = frozenset((tag(DAV, "resourcetype"), tag(DAV, "displayname"), tag(DAV, "getetag"),
+                     tag(DAV, "getcontenttype"), tag(DAV, "getcontentlength"), tag(DAV, "getlastmodified"),
+                     tag(DAV, "creationdate"), tag(APPLE, "calendar-color"), tag(APPLE, "calendar-order")))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,12 @@
 """PROPFIND (RFC 4918 §9.1): prop, allprop and propname requests at Depth 0 or 1.
 
+allprop (and an empty body) lists what RFC 4918 §9.1 promises: its own live
+properties and the dead ones a client set (properties.ALLPROP). The computed
+properties of CalDAV, CardDAV, scheduling, ACL, sync and CalendarServer's
+sharing are named by the RFCs that define them as not returned by allprop;
+a client asks for them by name, or adds them with DAV:include. propname
+lists every name.
+
 Depth: infinity is refused (DAV:propfind-finite-depth); a missing Depth header
 is taken as 0, as Radicale does, rather than RFC 4918's infinity, so a client
 that leaves it out gets an answer instead of a 403.
@@ -20,7 +27,7 @@ from ..scheduling.addresses import Settings
 from ..scheduling.properties import scheduling_properties
 from .invites import personal_values, sharing_properties
 from .paths import ITEM, Target
-from .properties import Resource, properties
+from .properties import ALLPROP, Resource, properties
 from .resources import children, load
 from .xmlio import multistatus_xml, property_xml, read_xml, response_xml, tag
 
@@ -56,7 +63,8 @@ def with_extras(db, settings: Settings, resource: Resource, user: str) -> Resour
 
 
 def _request(body: ET.Element | None) -> tuple[str, list[str]]:
-    """('prop', names) | ('allprop', []) | ('propname', []) from a PROPFIND body (none means allprop)."""
+    """('prop', names) | ('allprop', names included) | ('propname', []) from a PROPFIND body (none means
+    allprop)."""
     if body is None:
         return "allprop", []
     if body.tag != tag(DAV, "propfind"):
@@ -65,7 +73,7 @@ def _request(body: ET.Element | None) -> tuple[str, list[str]]:
         if child.tag == tag(DAV, "prop"):
             return "prop", [prop.tag for prop in child]
         if child.tag == tag(DAV, "allprop"):
-            return "allprop", []
+            return "allprop", [prop.tag for include in body.findall(tag(DAV, "include")) for prop in include]
         if child.tag == tag(DAV, "propname"):
             return "propname", []
     raise BadRequest("DAV:propfind needs prop, allprop or propname")
@@ -76,7 +84,7 @@ def _describe(resource: Resource, user: str, mode: str, wanted: list[str]) -> st
     if mode == "propname":
         return response_xml(resource.target.path, [property_xml(name) for name in values])
     if mode == "allprop":
-        return response_xml(resource.target.path, [property_xml(k, v) for k, v in values.items()])
+        wanted = [name for name in values if name in ALLPROP] + [name for name in wanted if name not in ALLPROP]
     found = [property_xml(name, values[name]) for name in wanted if name in values]
     missing = [property_xml(name) for name in wanted if name not in values]
     return response_xml(resource.target.path, found, missing)

@@ -29,6 +29,7 @@ from ..scheduling.properties import scheduling_properties
 from .paths import PRINCIPAL, PRINCIPALS, ROOT, Target
 from .properties import Resource, properties
 from .report_output import multistatus_body, parse_limit, truncated_response
+from .resources import member_names
 from .xmlio import CALSERVER, element, property_xml, response_xml, status_response, tag
 
 DISPLAYNAME, EMAILS = tag(DAV, "displayname"), tag(CALSERVER, "email-address-set")
@@ -133,7 +134,7 @@ async def _answer(request: web.Request, user: str, body: ET.Element, selected, l
 
 def _members(db, settings: Settings, user: str) -> list[Member]:
     members = []
-    for name, in db.execute("SELECT name FROM users ORDER BY name").fetchall():
+    for name in member_names(db):
         target = Target(PRINCIPAL, name)
         values = properties(Resource(target, extra=scheduling_properties(db, settings, target, None)), user)
         members.append(Member(name, {

@@ -50,11 +50,19 @@ def collection_of(db: sqlite_utils.Database, target: Target, user: str, privileg
 
 
 def children(db: sqlite_utils.Database, resource: Resource) -> list[Resource]:
-    """The members a Depth: 1 PROPFIND lists: a home's collections (shared ones mounted), a collection's items."""
+    """The members a Depth: 1 PROPFIND lists: the household's principals (whom a principal search finds
+    anyway), a home's collections (shared ones mounted), a collection's items."""
     target = resource.target
+    if target.level == PRINCIPALS:
+        return [Resource(Target(PRINCIPAL, name)) for name in member_names(db)]
     if target.level == HOME:
         return [Resource(target.child(name, COLLECTION), c) for name, c in mounted(db, target.user, target.kind)]
     if target.level == COLLECTION:
         return [Resource(target.child(i.name, ITEM), resource.collection, i)
                 for i in list_items(db, resource.collection.id)]
     return []
+
+
+def member_names(db: sqlite_utils.Database) -> list[str]:
+    """Every household member by user name: the principals /dav/principals/ holds."""
+    return [name for name, in db.execute("SELECT name FROM users ORDER BY name")]

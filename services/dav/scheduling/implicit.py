@@ -19,6 +19,7 @@ import sqlite_utils
 
 from services.core.errors import Forbidden, HTTPError
 
+from ..instance_limit import check_instance_count
 from ..store import CALENDAR, Collection, Item, delete_item, find_item, put_item
 from . import attendee, deliver, imip, itip
 from .addresses import Settings, is_mail, is_ours, local_user, normalize
@@ -107,6 +108,8 @@ def on_put(db: sqlite_utils.Database, settings: Settings, collection: Collection
     new = itip.parse(raw)
     if new is None or not itip.components(new):
         return Outcome(raw)  # the store refuses it with the right precondition
+    # Refused here, before any attendee's delivery is tried, with what the store would refuse anyway.
+    check_instance_count(new, itip.components(new)[0].name)
     old = _stored(db, collection.id, name)
     organizer = itip.organizer(new)
     mine = organizer is not None and local_user(db, organizer, settings) == collection.owner
