@@ -22,3 +22,13 @@ def db(tmp_path):
 def dav(tmp_path_factory):
     """The DAV daemon on a loopback port with alice, bob and carol, one per test module."""
     yield from dav_daemon(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """One real SeaweedFS S3 gateway for the session; tests take a bucket each (`seaweed.create_bucket()`)."""
+    from tests.seaweed import SeaweedS3
+
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed")).start()
+    yield server
+    server.stop()

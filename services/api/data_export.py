@@ -21,13 +21,13 @@ from aiohttp import web
 from aiohttp.helpers import content_disposition_header
 
 from services.core.auth import require_user
+from services.core.blobs import open_blob_store
 from services.core.config import Config
 from services.core.db import db_path, open_db
 from services.core.errors import HTTPError
 from services.core.export.archive import export_zip
 from services.core.http import CONFIG
 from services.core.routing import Route
-from services.core.tree import ChunkStore
 from services.core.user_content import SANDBOX
 
 log = logging.getLogger("api.export")
@@ -67,11 +67,12 @@ class ResponseStream:
 
 def write_export(config: Config, user: str, stream: ResponseStream) -> dict:
     """The export of `user` as a zip on `stream` (in a worker thread); returns the manifest."""
-    db = open_db(db_path(config.data_dir))
+    db, store = open_db(db_path(config.data_dir)), open_blob_store(config)
     try:
-        manifest = export_zip(db, ChunkStore(config.data_path("blobs")), user, stream)
+        manifest = export_zip(db, store, user, stream)
     finally:
         db.close()
+        store.close()
     stream.finish()
     return manifest
 

@@ -50,8 +50,10 @@ def prepare(config: Config) -> list[RcScript]:
 
 # What reaches rc.d scripts (and through them the daemons): like service(8), a clean
 # environment, so a stray hearth_* variable can't override rc.conf. HEARTH_…
-# overrides pass, because the daemons must see the config `hearth` itself saw.
-PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+# overrides pass, because the daemons must see the config `hearth` itself saw, and so do the
+# object store's credentials ([storage] blobs = "s3"), which hearth.toml never holds.
+PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+                      "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 def rc_environment(config: Config) -> dict[str, str]:

