@@ -204,3 +204,53 @@ def test_credentials_never_come_from_the_config_file(tmp_path):
 def test_the_environment_is_not_needed_for_local_blobs(tmp_path):
     assert "AWS_ACCESS_KEY_ID" not in os.environ or True  # local never reads them
     assert isinstance(open_blob_store(write_config(tmp_path, '[storage]\nblobs = "local"\n'), {}), ChunkStore)
+
+
+# --- garbage collection on either backend: the upload lease without file mtimes ---------------------
+
+
+def commit_chunk(db, store, folder: int, path: str, data: bytes):
+    from services.core.db import write
+    from services.core.tree import commit_file
+
+    cid = chunk_id(data)
+    store.put(cid, data)
+    return write(db, lambda d: commit_file(d, folder, path, None, [(cid, len(data))], len(data), 1, False, "pc",
+                                           store=store))
+
+
+def test_gc_takes_only_unreferenced_chunks_whose_lease_ran_out(db, store):
+    from services.core.db import write
+    from services.core.tree import collect_garbage, create_folder
+
+    folder = write(db, lambda d: create_folder(d, "alice", "Docs")).id
+    kept = commit_chunk(db, store, folder, "kept.txt", b"referenced").chunks[0][0]
+    orphan, data = chunk(11)  # a failed upload: stored, never committed
+    store.discard([store.stage(orphan, data)])
+    store.put(orphan, data)
+    assert write(db, lambda d: collect_garbage(d, store, 3600)) == []  # in flight: inside the grace
+    later = time.time() + 3600 + 5
+    assert write(db, lambda d: collect_garbage(d, store, 3600, now=later)) == [orphan]
+    assert store.has_many([kept, orphan]) == {kept}
+
+
+def test_gc_spares_a_chunk_re_put_between_listing_and_deleting(db, store):
+    from services.core.db import write
+    from services.core.tree import collect_garbage
+
+    cid, data = chunk(12)
+    store.put(cid, data)
+    deadline = time.monotonic() + 10
+    while store.written_at(cid) + 0.2 > time.time():  # the lease must age past a short grace
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    original = store.written_before
+
+    def listing_then_reupload(cutoff):
+        for found in original(cutoff):
+            store.put(cid, data)  # an upload lands between GC's listing and its delete
+            yield found
+
+    store.written_before = listing_then_reupload
+    assert write(db, lambda d: collect_garbage(d, store, 0.1)) == []
+    assert store.has_many([cid]) == {cid}

@@ -61,6 +61,21 @@ def store_problem(store: BlobStore) -> str | None:
     return None
 
 
+def status_line(config: Config) -> str | None:
+    """`hearth status`'s line on an object store, "blobs: WHERE: ok" or the problem; None for local blobs
+    (the disk is the data directory's, which the daemons' own rows already vouch for)."""
+    if config.storage.blobs == "local":
+        return None
+    try:
+        store = open_blob_store(config)
+    except ConfigError as error:
+        return f"blobs: {error}"
+    try:
+        return f"blobs: {store.describe()}: {store_problem(store) or 'ok'}"
+    finally:
+        store.close()
+
+
 def blob_store_context(config: Config):
     """A cleanup_ctx entry: the configured store under BLOB_STORE from startup to shutdown.
 

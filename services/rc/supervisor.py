@@ -216,6 +216,12 @@ def run_status(args: argparse.Namespace) -> int:
     if config.relay.config:  # the relay's own view: which agents are in, what it turned away
         from services.tunnel.relay_status import describe_relay
         print("\n".join(describe_relay(config.resolve(config.relay.config))))
+    from services.core.blobs import status_line
+    if (blobs := status_line(config)) is not None:  # an object store: reached, or why not
+        if blobs.endswith(": ok"):
+            print(blobs)
+        else:
+            problems.append(blobs)
     for line in problems:
         print(line)
     return ExitStatus.NOT_RUNNING if problems else ExitStatus.OK

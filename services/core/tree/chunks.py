@@ -187,6 +187,10 @@ class BlobStore(abc.ABC):
     def check(self) -> None:
         """Raise StoreUnavailable, with one line saying why, if the store cannot be used now."""
 
+    def describe(self) -> str:
+        """Where the chunks are, for `hearth status` (never a credential)."""
+        return self.__class__.__name__
+
     def close(self) -> None:
         """Let go of connections and worker threads."""
 
@@ -300,6 +304,9 @@ class ChunkStore(BlobStore):
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
+
+    def describe(self) -> str:
+        return f"local {self.root}"
 
     def _files(self) -> Iterator[os.DirEntry]:
         for top in sorted(self.root.iterdir()):

@@ -10,8 +10,10 @@ boto3's rate; puts were on a par.
 A chunk is at most MAX_SIZE (4 MiB), below S3's 5 MiB multipart part minimum,
 so every chunk is one PUT (atomic: an object is whole or absent) and there are
 no incomplete multipart uploads to abort. The upload lease is the object's
-LastModified, which every put renews by writing the object again (S3 has no
-utime, and a self-copy without a change is refused by some servers). Objects
+LastModified (rounded up to the next second: it has one-second resolution),
+which every put renews by writing the object again (S3 has no utime, and a
+self-copy without a change is refused by some servers). LastModified is the
+object store's clock: keep [sync] gc_grace far above any clock skew. Objects
 orphaned by a failed upload carry no reference, so garbage collection removes
 them once their lease has run out, like any unreferenced chunk.
 
@@ -22,6 +24,7 @@ them, so a batch of small chunks uploads in parallel.
 from __future__ import annotations
 
 import io
+import math
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -71,6 +74,12 @@ def _problem(error: Exception, location: S3Location) -> str:
         return f"S3 endpoint {location.endpoint} does not answer"
     first = text.split(" | ")[0].splitlines()[0] if text else error.__class__.__name__
     return f"S3 at {location.endpoint} failed: {first[:200]}"
+
+
+def _lease(meta: dict) -> float:
+    """When the object was last written, rounded up: LastModified comes in whole seconds (HEAD's
+    Last-Modified header), and a lease must never look older than it is."""
+    return math.floor(meta["last_modified"].timestamp()) + 1.0
 
 
 class S3Store(BlobStore):
@@ -172,11 +181,10 @@ class S3Store(BlobStore):
 
     def written_at(self, id: str) -> float | None:
         meta = self._head(id)
-        return None if meta is None else meta["last_modified"].timestamp()
+        return None if meta is None else _lease(meta)
 
     def written_before(self, cutoff: float) -> Iterator[str]:
-        return (meta["path"].rpartition("/")[2] for meta in self._objects()
-                if meta["last_modified"].timestamp() < cutoff)
+        return (meta["path"].rpartition("/")[2] for meta in self._objects() if _lease(meta) < cutoff)
 
     def stored(self) -> Iterator[str]:
         return (meta["path"].rpartition("/")[2] for meta in self._objects())
@@ -196,6 +204,9 @@ class S3Store(BlobStore):
     def check(self) -> None:
         pages = self._call(lambda: obstore.list(self._client, self._root, chunk_size=1))
         self._call(lambda: next(iter(pages), None))
+
+    def describe(self) -> str:
+        return self.location.describe()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
