@@ -8,6 +8,7 @@ when the store cannot be reached.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import re
@@ -175,3 +176,27 @@ def test_status_line_names_the_store_and_its_state(seaweed, tmp_path, monkeypatc
     assert "not-the-secret" not in line
     (tmp_path / "hearth.toml").write_text('data_dir = "var"\n')
     assert status_line(load_config(tmp_path / "hearth.toml", environ={})) is None
+
+
+def test_hearth_export_reads_the_files_from_the_bucket(s3_files, tmp_path):
+    s3_files.exchange("MKCOL", "/files/alice/Docs", user="alice")
+    assert s3_files.exchange("PUT", "/files/alice/Docs/exported.bin", BIG, user="alice")[0] in (201, 204)
+    result = s3_files.hearth("export", "alice", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "files" / "Docs" / "exported.bin").read_bytes() == BIG
+    assert local_blob_files(s3_files.home) == []
+
+
+def test_the_nextcloud_apps_see_no_disk_limit_with_an_object_store(seaweed, tmp_path):
+    from tests.test_web_session import ApiDaemon
+
+    api = ApiDaemon(tmp_path)
+    on_s3(api, seaweed, seaweed.create_bucket())
+    with serving(api, "alice"):
+        status, _, body = api.exchange("GET", "/ocs/v2.php/cloud/user?format=json", user="alice",
+                                       headers={"OCS-APIRequest": "true"})
+        assert status == 200, body
+        quota = json.loads(body)["ocs"]["data"]["quota"]
+        assert (quota["free"], quota["quota"]) == (-3, -3)  # Nextcloud's "unlimited", not this machine's disk
+        status, _, body = api.exchange("GET", "/api/v1/me/export", user="alice", timeout=30)
+        assert status == 200 and body[:2] == b"PK", body[:300]

@@ -24,6 +24,8 @@ log = logging.getLogger("storage")
 
 BACKENDS = ("local", "s3")
 CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+# Where a daemon keeps a store that /healthz leaves alone (one it uses only on the side).
+SIDE_BLOB_STORE = web.AppKey("side_blob_store", BlobStore)
 
 
 def open_blob_store(config: Config, environ: Mapping[str, str] = os.environ) -> BlobStore:
@@ -76,8 +78,9 @@ def status_line(config: Config) -> str | None:
         store.close()
 
 
-def blob_store_context(config: Config):
-    """A cleanup_ctx entry: the configured store under BLOB_STORE from startup to shutdown.
+def blob_store_context(config: Config, key: web.AppKey = BLOB_STORE):
+    """A cleanup_ctx entry: the configured store under `key` from startup to shutdown. /healthz reports
+    the store under BLOB_STORE; a daemon for which the store is a side matter keeps it under its own key.
 
     The store is built now, so a configuration mistake stops the daemon before it serves (exit 2).
     A store that cannot be reached at start is logged, not fatal: /healthz reports it and requests
@@ -85,7 +88,7 @@ def blob_store_context(config: Config):
     store = open_blob_store(config)
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        app[BLOB_STORE] = store
+        app[key] = store
         problem = await asyncio.to_thread(store_problem, store)
         if problem:
             log.error("blob store: %s", problem)
