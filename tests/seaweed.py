@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import shutil
 import subprocess
 import sys
@@ -24,9 +25,29 @@ from obstore.store import S3Store
 
 from tests.installation import free_port, listening
 
+# With HEARTH_TEST_BLOBS=s3, tests/conftest.py starts one gateway for the whole session here, and every
+# test daemon (tests.daemons) and installation (tests.installation) keeps its chunks in it: one bucket
+# per home, so daemons sharing a home share it. `make interop-s3` runs the interop suites this way.
+SESSION: "SeaweedS3 | None" = None
+
 ADMIN_KEY, ADMIN_SECRET = "admin-key", "admin-secret-for-tests"
 ACCESS_KEY, SECRET_KEY = "hearth-key", "hearth-secret-for-tests"
 REGION = "us-east-1"
+
+
+def session_storage(home: Path) -> str:
+    """The [storage] table for a test home: empty (local blobs) unless the session runs on S3."""
+    return SESSION.storage_toml(SESSION.bucket_for(home)) if SESSION is not None else ""
+
+
+def session_environ() -> dict[str, str]:
+    """The S3 credentials when the session runs on S3 (daemons and commands need them), else nothing."""
+    return SESSION.environ() if SESSION is not None else {}
+
+
+def check_session_home(home: Path) -> None:
+    if SESSION is not None:
+        SESSION.check_home(home)
 
 
 def weed_binary() -> str:
@@ -45,6 +66,7 @@ class SeaweedS3:
                       ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc")}
         self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
         self.process: subprocess.Popen | None = None
+        self.homes: dict[Path, str] = {}
 
     def start(self) -> "SeaweedS3":
         (self.root / "data").mkdir(parents=True)
@@ -98,6 +120,21 @@ class SeaweedS3:
 
         self._wait(made, f"bucket {name} to be created")
         return name
+
+    def bucket_for(self, home: Path) -> str:
+        return self.homes.setdefault(Path(home).resolve(), self.create_bucket())
+
+    def check_home(self, home: Path) -> None:
+        """With blobs in S3: nothing in the home's var/blobs, and every chunk its journal references in
+        its bucket."""
+        blobs = Path(home) / "var" / "blobs"
+        assert not blobs.exists() or not [path for path in blobs.rglob("*") if path.is_file()], blobs
+        database = Path(home) / "var" / "db" / "hearth.sqlite3"
+        if database.exists():
+            with sqlite3.connect(database) as db:
+                referenced = {row[0] for row in db.execute("SELECT DISTINCT chunk_id FROM revision_chunks")}
+            stored = {key.rpartition("/")[2] for key in self.keys(self.bucket_for(home), "chunks/")}
+            assert referenced <= stored, f"{len(referenced - stored)} referenced chunks are not in the bucket"
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         return sorted(meta["path"] for page in obstore.list(self.client(bucket), prefix) for meta in page)

@@ -28,9 +28,12 @@ from tests.test_sync_server import SyncDaemon
 BIG = os.urandom(3 * 1024 * 1024 + 4321)  # several content-defined chunks
 
 
-def on_s3(daemon, seaweed, bucket: str, prefix: str = "home") -> None:
-    with open(daemon.config, "a") as config:
-        config.write(seaweed.storage_toml(bucket, prefix))
+def on_s3(daemon, seaweed) -> None:
+    """The daemon's chunks in its home's bucket (already so when the whole session runs on S3)."""
+    daemon.bucket = seaweed.bucket_for(daemon.home)
+    if "[storage]" not in daemon.config.read_text():
+        with open(daemon.config, "a") as config:
+            config.write(seaweed.storage_toml(daemon.bucket))
     daemon.env.update(seaweed.environ())
 
 
@@ -44,15 +47,14 @@ def referenced_chunks(home) -> set[str]:
         return {row[0] for row in db.execute("SELECT DISTINCT chunk_id FROM revision_chunks")}
 
 
-def bucket_chunks(seaweed, bucket: str, prefix: str = "home/") -> set[str]:
-    return {key.rpartition("/")[2] for key in seaweed.keys(bucket, prefix + "chunks/")}
+def bucket_chunks(seaweed, bucket: str) -> set[str]:
+    return {key.rpartition("/")[2] for key in seaweed.keys(bucket, "chunks/")}
 
 
 @pytest.fixture(scope="module")
 def s3_sync(tmp_path_factory, seaweed):
     daemon = SyncDaemon(tmp_path_factory.mktemp("s3sync"), extra="gc_interval = 0\n")
-    daemon.bucket = seaweed.create_bucket()
-    on_s3(daemon, seaweed, daemon.bucket)
+    on_s3(daemon, seaweed)
     with serving(daemon, "alice", "bob"):
         yield daemon
 
@@ -100,8 +102,7 @@ def test_deleting_an_account_erases_its_chunks_from_the_bucket(s3_sync, seaweed,
 @pytest.fixture(scope="module")
 def s3_files(tmp_path_factory, seaweed):
     daemon = LinksDaemon(tmp_path_factory.mktemp("s3files"))
-    daemon.bucket = seaweed.create_bucket()
-    on_s3(daemon, seaweed, daemon.bucket, prefix="")
+    on_s3(daemon, seaweed)
     with serving(daemon, "alice"):
         yield daemon
 
@@ -121,8 +122,8 @@ def test_webdav_and_a_share_link_read_what_webdav_wrote_into_the_bucket(s3_files
     assert status == 200 and data == BIG
 
     assert local_blob_files(s3_files.home) == []
-    assert bucket_chunks(seaweed, s3_files.bucket, "") == referenced_chunks(s3_files.home)
-    assert {c.id for c in chunk_stream(io.BytesIO(BIG))} <= bucket_chunks(seaweed, s3_files.bucket, "")
+    assert bucket_chunks(seaweed, s3_files.bucket) == referenced_chunks(s3_files.home)
+    assert {c.id for c in chunk_stream(io.BytesIO(BIG))} <= bucket_chunks(seaweed, s3_files.bucket)
 
 
 def test_a_new_version_and_the_trash_keep_their_chunks_in_the_bucket(s3_files, seaweed):
@@ -131,7 +132,7 @@ def test_a_new_version_and_the_trash_keep_their_chunks_in_the_bucket(s3_files, s
         assert s3_files.exchange("PUT", "/files/alice/Notes/n.txt", text, user="alice")[0] in (201, 204)
     assert s3_files.exchange("DELETE", "/files/alice/Notes/n.txt", user="alice")[0] == 204
     kept = {c.id for text in (b"first draft", b"second draft") for c in chunk_stream(io.BytesIO(text))}
-    assert kept <= referenced_chunks(s3_files.home) and kept <= bucket_chunks(seaweed, s3_files.bucket, "")
+    assert kept <= referenced_chunks(s3_files.home) and kept <= bucket_chunks(seaweed, s3_files.bucket)
     check = s3_files.hearth("sync", "check", "--verify")
     assert check.returncode == 0, check.stdout + check.stderr
 
@@ -191,7 +192,7 @@ def test_the_nextcloud_apps_see_no_disk_limit_with_an_object_store(seaweed, tmp_
     from tests.test_web_session import ApiDaemon
 
     api = ApiDaemon(tmp_path)
-    on_s3(api, seaweed, seaweed.create_bucket())
+    on_s3(api, seaweed)
     with serving(api, "alice"):
         status, _, body = api.exchange("GET", "/ocs/v2.php/cloud/user?format=json", user="alice",
                                        headers={"OCS-APIRequest": "true"})
