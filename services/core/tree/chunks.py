@@ -170,7 +170,7 @@ class BlobStore(abc.ABC):
 
     @abc.abstractmethod
     def written_before(self, cutoff: float) -> Iterator[str]:
-        """Ids of chunks last written (put) before `cutoff` (a Unix time). Raises nothing."""
+        """Ids of chunks last written (put) before `cutoff` (a Unix time). Raises only StoreUnavailable."""
 
     @abc.abstractmethod
     def written_at(self, id: str) -> float | None:
@@ -178,7 +178,8 @@ class BlobStore(abc.ABC):
 
     @abc.abstractmethod
     def stored(self) -> Iterator[str]:
-        """Ids of every stored chunk. Only reads (a store check must change nothing). Raises nothing."""
+        """Ids of every stored chunk. Only reads (a store check must change nothing). Raises only
+        StoreUnavailable."""
 
     def free_bytes(self) -> int | None:
         """Room left for more chunks, or None when the store does not say (an object store grows)."""
