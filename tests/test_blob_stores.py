@@ -6,17 +6,21 @@ credentials are wrong or the endpoint is down.
 """
 from __future__ import annotations
 
-import os
+import asyncio
 import time
 
+import obstore
 import pytest
 
 from services.core.blobs import open_blob_store, store_problem
 from services.core.config import ConfigError, load_config
+from services.core.db import Database, write
 from services.core.errors import BadRequest, NotFound, StoreUnavailable
+from services.core.tree import collect_garbage, commit_file, create_folder
 from services.core.tree.chunks import ChunkStore, chunk_id
 from services.core.tree.s3store import S3Location, S3Store
 from tests.installation import free_port
+from services.sync.server.retention import Retention, sweep
 from tests.seaweed import ACCESS_KEY, REGION, SECRET_KEY
 
 
@@ -122,7 +126,6 @@ def test_chunks_live_under_the_prefix_and_nothing_else_is_listed(seaweed):
     store = s3_store(seaweed, bucket, prefix="home/")
     cid, data = chunk(7)
     store.put(cid, data)
-    import obstore
     obstore.put(seaweed.client(bucket), "home/chunks/not-a-chunk", b"x")
     obstore.put(seaweed.client(bucket), "elsewhere/chunks/" + cid, data)
     assert seaweed.keys(bucket, "home/chunks/") == [f"home/chunks/{cid}", "home/chunks/not-a-chunk"]
@@ -202,7 +205,6 @@ def test_credentials_never_come_from_the_config_file(tmp_path):
 
 
 def test_the_environment_is_not_needed_for_local_blobs(tmp_path):
-    assert "AWS_ACCESS_KEY_ID" not in os.environ or True  # local never reads them
     assert isinstance(open_blob_store(write_config(tmp_path, '[storage]\nblobs = "local"\n'), {}), ChunkStore)
 
 
@@ -210,19 +212,21 @@ def test_the_environment_is_not_needed_for_local_blobs(tmp_path):
 
 
 def commit_chunk(db, store, folder: int, path: str, data: bytes):
-    from services.core.db import write
-    from services.core.tree import commit_file
-
     cid = chunk_id(data)
     store.put(cid, data)
     return write(db, lambda d: commit_file(d, folder, path, None, [(cid, len(data))], len(data), 1, False, "pc",
                                            store=store))
 
 
-def test_gc_takes_only_unreferenced_chunks_whose_lease_ran_out(db, store):
-    from services.core.db import write
-    from services.core.tree import collect_garbage, create_folder
+def lease_aged(store, cid: str) -> None:
+    """Returns once the chunk's lease is 0.2 s in the past, so a grace of 0.1 s has run out on it."""
+    deadline = time.monotonic() + 10
+    while store.written_at(cid) + 0.2 > time.time():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
+
+def test_gc_takes_only_unreferenced_chunks_whose_lease_ran_out(db, store):
     folder = write(db, lambda d: create_folder(d, "alice", "Docs")).id
     kept = commit_chunk(db, store, folder, "kept.txt", b"referenced").chunks[0][0]
     orphan, data = chunk(11)  # a failed upload: stored, never committed
@@ -235,15 +239,9 @@ def test_gc_takes_only_unreferenced_chunks_whose_lease_ran_out(db, store):
 
 
 def test_gc_spares_a_chunk_re_put_between_listing_and_deleting(db, store):
-    from services.core.db import write
-    from services.core.tree import collect_garbage
-
     cid, data = chunk(12)
     store.put(cid, data)
-    deadline = time.monotonic() + 10
-    while store.written_at(cid) + 0.2 > time.time():  # the lease must age past a short grace
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    lease_aged(store, cid)
     original = store.written_before
 
     def listing_then_reupload(cutoff):
@@ -254,3 +252,18 @@ def test_gc_spares_a_chunk_re_put_between_listing_and_deleting(db, store):
     store.written_before = listing_then_reupload
     assert write(db, lambda d: collect_garbage(d, store, 0.1)) == []
     assert store.has_many([cid]) == {cid}
+
+
+async def test_the_sync_daemons_scheduled_sweep_collects_orphans_on_either_backend(db, store, tmp_path):
+    folder = write(db, lambda d: create_folder(d, "alice", "Docs")).id
+    kept = commit_chunk(db, store, folder, "kept.txt", b"kept by a commit").chunks[0][0]
+    orphan, data = chunk(13)
+    store.put(orphan, data)
+    database = Database(tmp_path / "db" / "hearth.sqlite3")  # the db fixture's file
+    try:
+        assert await sweep(database, store, Retention(0, 0, 3600)) == (0, 0)  # young: an upload in flight
+        await asyncio.to_thread(lease_aged, store, orphan)
+        assert await sweep(database, store, Retention(0, 0, 0)) == (0, 1)
+        assert store.has_many([kept, orphan]) == {kept}
+    finally:
+        database.close()
