@@ -7,6 +7,8 @@ when the store cannot be reached.
 """
 from __future__ import annotations
 
+import base64
+import http.client
 import io
 import json
 import math
@@ -201,3 +203,28 @@ def test_the_nextcloud_apps_see_no_disk_limit_with_an_object_store(seaweed, tmp_
         assert (quota["free"], quota["quota"]) == (-3, -3)  # Nextcloud's "unlimited", not this machine's disk
         status, _, body = api.exchange("GET", "/api/v1/me/export", user="alice", timeout=30)
         assert status == 200 and body[:2] == b"PK", body[:300]
+
+
+def test_hearth_up_hands_the_credentials_to_the_daemons_and_status_names_the_store(seaweed, tmp_path,
+                                                                                    monkeypatch):
+    from tests import seaweed as harness
+    from tests.installation import ADMIN_PASSWORD, OnePort, running
+
+    for name, value in seaweed.environ().items():  # the environment `hearth up` is started from
+        monkeypatch.setenv(name, value)
+    bucket = seaweed.bucket_for(tmp_path)
+    installation = OnePort(tmp_path, "" if harness.SESSION else seaweed.storage_toml(bucket))
+    auth = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
+    with running(installation):
+        connection = http.client.HTTPConnection("127.0.0.1", installation.port, timeout=30)
+        for method, path, body in (("MKCOL", "/files/admin/Docs", None), ("PUT", "/files/admin/Docs/b.bin", BIG)):
+            connection.request(method, path, body=body, headers=auth)
+            response = connection.getresponse()
+            assert response.status == 201, response.read()[:300]
+            response.read()
+        connection.close()
+        status = installation.hearth("status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"blobs: s3://{bucket}/ at {seaweed.endpoint}: ok" in status.stdout
+    assert {c.id for c in chunk_stream(io.BytesIO(BIG))} <= bucket_chunks(seaweed, bucket)
+    assert local_blob_files(tmp_path) == []
