@@ -18,8 +18,11 @@ test: $(VENV)/.test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Third-party clients against real daemons (litmus, rclone, a running sync client); not part of `make test`.
+# Then the sync, WebDAV and share-link clients again with every chunk in a real SeaweedFS ([storage] blobs = "s3").
 interop: $(VENV)/.test
 	RUN_INTEROP=1 $(BIN)/python -m pytest tests/interop $(PYTEST_ARGS)
+	RUN_INTEROP=1 HEARTH_TEST_BLOBS=s3 $(BIN)/python -m pytest tests/interop/test_files_interop.py \
+		tests/interop/test_nextcloudcmd_sync_interop.py tests/test_share_links.py $(PYTEST_ARGS)
 
 bench: $(VENV)/.bench
 	$(BIN)/python -m pytest -p no:cacheprovider -s tests/bench $(PYTEST_ARGS)

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from services.core.errors import CommandError
+from services.core.errors import CommandError, StoreUnavailable
 from services.core.exitcodes import ExitStatus
 
 EXIT_CODES = """exit codes:
@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as error:
         print(f"hearth: {error}", file=sys.stderr)
         return int(error.status)
+    except StoreUnavailable as error:  # the blob store's one line (endpoint, bucket or credentials)
+        print(f"hearth: {error.reason}", file=sys.stderr)
+        return int(ExitStatus.ERROR)
     except KeyboardInterrupt:
         return 130
     except Exception as error:

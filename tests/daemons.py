@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests import seaweed
 from tests.installation import free_port
 
 PASSWORDS = {"alice": "alice password", "bob": "bob password", "carol": "carol password"}
@@ -29,8 +30,10 @@ class LoopbackDaemon:
         self.home = home
         self.port = free_port()
         self.config = home / "hearth.toml"
-        self.config.write_text(f'data_dir = "var"\n[{self.section}]\nlisten = "127.0.0.1:{self.port}"\n{extra}')
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+        self.config.write_text(f'data_dir = "var"\n[{self.section}]\nlisten = "127.0.0.1:{self.port}"\n{extra}\n'
+                               f'{seaweed.session_storage(home)}')
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")},
+                    **seaweed.session_environ()}
         self.log_path = home / f"{self.section}.stderr"
 
     def add_user(self, name: str) -> None:
@@ -112,3 +115,4 @@ def serving(daemon: LoopbackDaemon, *users: str) -> Iterator:
     daemon.start()
     yield daemon
     assert daemon.stop() == 0, daemon.log()
+    seaweed.check_session_home(daemon.home)

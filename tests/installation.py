@@ -77,7 +77,10 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
 
 def clean_environ(**extra: str) -> dict[str, str]:
     """This process's environment without any HEARTH_* variable, plus `extra`."""
+    from tests import seaweed
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    env.update(seaweed.session_environ())  # the S3 credentials when the session keeps blobs in S3
     env.update(extra)
     return env
 
@@ -88,7 +91,9 @@ class Installation:
     def __init__(self, root: Path, config: str):
         self.root = root
         self.config = root / "hearth.toml"
-        self.config.write_text(config)
+        from tests import seaweed
+
+        self.config.write_text(f"{config}\n{seaweed.session_storage(root)}")
         self.var = root / "var"
 
     def hearth(self, *args: str, check: bool = False, timeout: float = 90,
@@ -147,3 +152,5 @@ def running(installation: Installation) -> Iterator[subprocess.CompletedProcess]
         yield up
     finally:
         installation.hearth("down")
+    from tests import seaweed
+    seaweed.check_session_home(installation.root)

@@ -21,8 +21,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.installation import ADMIN_PASSWORD, OnePort, clean_environ, running
 
 USERS = {"alice": "alice's long password", "bob": "bob's long password"}

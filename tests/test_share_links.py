@@ -2,6 +2,7 @@
 passwords, expiry, modes, revocation, the download counter, path confinement, pages that name nobody."""
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -13,9 +14,11 @@ from http.cookies import SimpleCookie
 import pytest
 from urllib3 import encode_multipart_formdata
 
+from services.core.blobs import open_blob_store
+from services.core.config import load_config
 from services.core.db import migrate, open_db, write
 from services.core.schema import MIGRATION_SETS
-from services.core.tree import ChunkStore, chunk_stream, commit_file, create_folder, mkdir
+from services.core.tree import BlobStore, chunk_stream, commit_file, create_folder, mkdir
 from tests.daemons import LoopbackDaemon, serving
 
 OWNER = b"alice"
@@ -31,10 +34,14 @@ class LinksDaemon(LoopbackDaemon):
         with open(self.config, "a") as config:
             config.write(f"[auth]\nmax_failures = {FAILURES_ALLOWED}\nfailure_window = {FAILURE_WINDOW}\n")
         self.db_path = home / "var" / "db" / "hearth.sqlite3"
-        self.store = ChunkStore(home / "var" / "blobs")
 
     def healthy(self) -> bool:
         return self.exchange("GET", "/healthz")[0] == 200
+
+    @functools.cached_property
+    def store(self):
+        """The daemon's own blob store (local, or the bucket when the session runs on S3)."""
+        return open_blob_store(load_config(self.config, environ={}), self.env)
 
     def db(self):
         migrate(self.db_path, MIGRATION_SETS)
@@ -71,7 +78,7 @@ class LinksDaemon(LoopbackDaemon):
                                              [folder])}
 
 
-def put_file(db, store: ChunkStore, folder: int, path: str, data: bytes) -> None:
+def put_file(db, store: BlobStore, folder: int, path: str, data: bytes) -> None:
     chunks = []
     for chunk in chunk_stream(io.BytesIO(data)):
         store.put(chunk.id, chunk.data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.core.auth import setup_auth
+from services.core.blobs import SIDE_BLOB_STORE, blob_store_context
 from services.core.config import Config
 from services.core.http import create_base_app
 
@@ -22,6 +23,9 @@ def create_app(config: Config) -> web.Application:
     """The API daemon: accounts and app passwords over JSON, plus its OpenAPI document."""
     app = create_base_app(config, "api")
     setup_auth(app)
+    # Exports and the Nextcloud quota read the blob store; its outage must not fail the API's /healthz
+    # (logins and app passwords do not need it), so it is kept under the API's own key.
+    app.cleanup_ctx.append(blob_store_context(config, SIDE_BLOB_STORE))
     for route in ROUTES:
         app.router.add_route(route.method, route.path, guarded(route))
     app[openapi.OPENAPI] = openapi.build_spec(ROUTES)

@@ -21,13 +21,14 @@ from aiohttp import web
 from aiohttp.helpers import content_disposition_header
 
 from services.core.auth import require_user
+from services.core.blobs import SIDE_BLOB_STORE
 from services.core.config import Config
 from services.core.db import db_path, open_db
 from services.core.errors import HTTPError
 from services.core.export.archive import export_zip
 from services.core.http import CONFIG
 from services.core.routing import Route
-from services.core.tree import ChunkStore
+from services.core.tree import BlobStore
 from services.core.user_content import SANDBOX
 
 log = logging.getLogger("api.export")
@@ -65,11 +66,11 @@ class ResponseStream:
         self.sent += len(piece)
 
 
-def write_export(config: Config, user: str, stream: ResponseStream) -> dict:
+def write_export(config: Config, store: BlobStore, user: str, stream: ResponseStream) -> dict:
     """The export of `user` as a zip on `stream` (in a worker thread); returns the manifest."""
     db = open_db(db_path(config.data_dir))
     try:
-        manifest = export_zip(db, ChunkStore(config.data_path("blobs")), user, stream)
+        manifest = export_zip(db, store, user, stream)
     finally:
         db.close()
     stream.finish()
@@ -88,7 +89,8 @@ async def export_my_data(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     stream = ResponseStream(response, asyncio.get_running_loop())
     try:
-        manifest = await asyncio.to_thread(write_export, request.app[CONFIG], identity.user, stream)
+        manifest = await asyncio.to_thread(write_export, request.app[CONFIG], request.app[SIDE_BLOB_STORE],
+                                                  identity.user, stream)
     except Exception as error:
         # The 200 is already sent; only a cut connection can still say "this archive is not whole".
         if isinstance(error, HTTPError):  # damaged or missing data: its reason says it all

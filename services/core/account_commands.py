@@ -218,10 +218,10 @@ def _erase_chunks(args: argparse.Namespace, db, chunks: list[str], started: floa
     """Erase the deleted user's chunks nothing else references, a batch per short write transaction."""
     from .config import load_config
     from .db import write
-    from .tree import ChunkStore
+    from .blobs import open_blob_store
     from .tree.erase import erase_chunks
 
-    store = ChunkStore(load_config(args.config).data_path("blobs"))
+    store = open_blob_store(load_config(args.config))
     erased = 0
     for start in range(0, len(chunks), ERASE_BATCH):
         batch = chunks[start:start + ERASE_BATCH]

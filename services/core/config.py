@@ -63,6 +63,16 @@ SCHEMA: tuple[Option, ...] = (
     Option("sync", "gc_grace", int, 86400,
            "Seconds an uploaded chunk is kept before a commit references it (the upload lease); "
            "garbage collection never removes a younger one. Keep it far above the longest upload."),
+    Option("storage", "blobs", str, "local",
+           "Where file chunks live: \"local\" (data_dir/blobs) or \"s3\" (an S3-compatible bucket; credentials "
+           "only from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, never in this file)."),
+    Option("storage", "s3_endpoint", str, "",
+           "With blobs = \"s3\": the S3 endpoint URL, e.g. http://127.0.0.1:8333 (SeaweedFS) or "
+           "https://s3.eu-central-1.amazonaws.com."),
+    Option("storage", "s3_bucket", str, "", "With blobs = \"s3\": the bucket (it must exist)."),
+    Option("storage", "s3_region", str, "us-east-1", "With blobs = \"s3\": the region requests are signed for."),
+    Option("storage", "s3_prefix", str, "",
+           "With blobs = \"s3\": key prefix inside the bucket (e.g. \"hearth/\"); chunks go under PREFIX chunks/."),
     Option("files", "listen", str, "unix:run/files.sock",
            "Where the WebDAV file daemon listens: HOST:PORT, or unix:PATH (relative to data_dir). "
            "The front end routes /files here."),

@@ -84,6 +84,13 @@ class ServiceUnavailable(HTTPError):
     status, code = 503, "unavailable"
 
 
+class StoreUnavailable(ServiceUnavailable):
+    """The blob store cannot be used now (endpoint down, bucket missing, credentials refused): one line
+    saying which, never a credential."""
+
+    code = "store-unavailable"
+
+
 class GatewayTimeout(HTTPError):
     """The service behind the front end stayed silent longer than [front] idle_timeout."""
 

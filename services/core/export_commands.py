@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .config import load_config
     from .export import export_user
-    from .tree import ChunkStore
+    from .blobs import open_blob_store
 
-    store = ChunkStore(load_config(args.config).data_path("blobs"))
+    store = open_blob_store(load_config(args.config))
     bars = ProgressBars("export", above=BAR_ABOVE)
     with database(args) as db:
         name = require_user(db, args.user)["name"]

@@ -26,12 +26,14 @@ from .db import Database, db_path, migrate
 from .errors import BadRequest, HTTPError
 from .numbers import loads_json
 from .schema import MIGRATION_SETS
+from .tree.chunks import BlobStore
 
 log = logging.getLogger("http")
 
 CONFIG = web.AppKey("config", Config)
 DATABASE = web.AppKey("database", Database)
 SERVICE_NAME = web.AppKey("service_name", str)
+BLOB_STORE = web.AppKey("blob_store", BlobStore)  # set by services.core.blobs.blob_store_context
 # On a response to a request whose credentials a daemon verified; the front end takes it off and
 # stops counting that credential's requests against the client address (services/front/limits.py).
 AUTHENTICATED_HEADER = "Hearth-Authenticated"
@@ -87,6 +89,9 @@ async def healthz(request: web.Request) -> web.Response:
     database = request.app.get(DATABASE)
     if database is not None:
         await database.read(lambda db: db.execute("SELECT 1").fetchone())
+    store = request.app.get(BLOB_STORE)
+    if store is not None:
+        await asyncio.to_thread(store.check)  # StoreUnavailable: 503 with its one-line reason
     return web.json_response({"status": "ok", "service": request.app[SERVICE_NAME]})
 
 

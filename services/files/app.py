@@ -6,17 +6,16 @@ catch-all, so their more specific routes win.
 """
 from __future__ import annotations
 
-from typing import AsyncIterator, Callable
+from typing import Callable
 
 from aiohttp import web
 
 from services.core.auth import setup_auth
 from services.core.config import Config
-from services.core.http import CONFIG, create_base_app
-from services.core.tree import ChunkStore
+from services.core.blobs import blob_store_context
+from services.core.http import create_base_app
 
 from . import chunked, links, previews, trashbin, versions, webdav
-from .context import STORE
 from .errors import dav_error_bodies
 
 EXTENSIONS: list[Callable[[web.Application], None]] = [links.add_routes, chunked.add_routes, trashbin.add_routes,
@@ -26,13 +25,9 @@ EXTENSIONS: list[Callable[[web.Application], None]] = [links.add_routes, chunked
 def create_app(config: Config) -> web.Application:
     app = create_base_app(config, "files", middlewares=(dav_error_bodies,))
     setup_auth(app)
-    app.cleanup_ctx.append(_store_context)
+    app.cleanup_ctx.append(blob_store_context(config))
     for extend in EXTENSIONS:
         extend(app)
     webdav.add_routes(app)
     return app
 
-
-async def _store_context(app: web.Application) -> AsyncIterator[None]:
-    app[STORE] = ChunkStore(app[CONFIG].data_path("blobs"))
-    yield

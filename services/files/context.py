@@ -13,15 +13,15 @@ from aiohttp import web
 from services.core.auth import require_user
 from services.core.config import Config
 from services.core.errors import Forbidden, NotFound, PreconditionFailed
-from services.core.http import CONFIG, DATABASE
-from services.core.tree import BlobStore, folder_access, quota_bytes
+from services.core.http import BLOB_STORE, CONFIG, DATABASE
+from services.core.tree import folder_access, quota_bytes
 
 from . import locks
 from .ifheader import ConditionList, parse_if, submitted_tokens
 from .namespace import Location, Mount, destination_segments, locate, segments_of
 from .resources import Resource, folder_root, lookup, user_root
 
-STORE = web.AppKey("files_chunk_store", BlobStore)
+STORE = BLOB_STORE  # opened by services.core.blobs.blob_store_context
 DEVICE = "webdav"  # the journal's device name for changes made here
 
 

@@ -2,7 +2,6 @@
 journal, never stored, protected. Properties are named in Clark notation ({namespace}name)."""
 from __future__ import annotations
 
-import shutil
 import xml.etree.ElementTree as ET
 from email.utils import format_datetime
 from typing import Callable
@@ -10,7 +9,7 @@ from typing import Callable
 import sqlite_utils
 
 from services.core.multistatus import element
-from services.core.tree import usage
+from services.core.tree import BlobStore, usage
 from services.core.user_content import content_type
 
 from . import locks, ncprops
@@ -28,8 +27,8 @@ ALLPROP = tuple(dav(name) for name in DAV_ALLPROP) + ncprops.ALLPROP
 class PropertyContext:
     """What live properties need beyond the resource: the database, quota, where blobs live."""
 
-    def __init__(self, db: sqlite_utils.Database, quota: int | None, blobs_dir, user: str):
-        self.db, self.quota, self.blobs_dir, self.user = db, quota, blobs_dir, user
+    def __init__(self, db: sqlite_utils.Database, quota: int | None, store: BlobStore, user: str):
+        self.db, self.quota, self.store, self.user = db, quota, store, user
         self._usage: dict[str, int] = {}
         self.memo: dict = {}  # what one answer reads once for many resources (ncprops)
         self.listed_revisions: set[int] = set()  # the files' revisions of the listing being answered
@@ -99,10 +98,11 @@ def _quota_used(ctx, location: Location, resource: Resource):
 def _quota_available(ctx, location: Location, resource: Resource):
     if not resource.is_collection:
         return None
-    free = shutil.disk_usage(ctx.blobs_dir).free
+    free = ctx.store.free_bytes()  # None from an object store: it has no disk to fill
     if ctx.quota is None:
-        return free
-    return max(0, min(free, ctx.quota - ctx.used(_owner(location))))
+        return free  # both unknown: the property is left out (RFC 4331 §3), never a made-up number
+    left = max(0, ctx.quota - ctx.used(_owner(location)))
+    return left if free is None else min(free, left)
 
 
 def _creationdate(ctx, location: Location, resource: Resource):

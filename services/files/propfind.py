@@ -15,7 +15,7 @@ from services.core.multistatus import DAV, MultistatusWriter, element, multistat
 from services.core.tree import set_mtime
 
 from . import locks, ncprops
-from .context import DEVICE, call_of, check_if, check_locks, existing, writable
+from .context import DEVICE, STORE, call_of, check_if, check_locks, existing, writable
 from .liveprops import ALLPROP, LIVE, PropertyContext, live_property
 from .ncprops import NC, OC
 from .mtimes import SETS_MTIME, property_mtime_ns
@@ -165,12 +165,12 @@ async def propfind(request: web.Request) -> web.StreamResponse:
     call = await call_of(request)
     depth = _depth(request)
     kind, names = _request_kind(await read_xml(request))
-    blobs = call.config.data_path("blobs")
+    store = request.app[STORE]
 
     def describe(db: sqlite_utils.Database) -> bytes:
         location = call.locate(db)
         resource = existing(db, location)
-        live = _LiveTexts(PropertyContext(db, call.quota(), blobs, call.user))
+        live = _LiveTexts(PropertyContext(db, call.quota(), store, call.user))
         found = [(location, resource)] + (members_of(db, location, resource) if depth else [])
         live.ctx.listed_revisions = {res.revision_id for _, res in found if res.revision_id is not None}
         only_live = kind == "prop" and all(name in LIVE for name in names)

@@ -50,8 +50,10 @@ def prepare(config: Config) -> list[RcScript]:
 
 # What reaches rc.d scripts (and through them the daemons): like service(8), a clean
 # environment, so a stray hearth_* variable can't override rc.conf. HEARTH_…
-# overrides pass, because the daemons must see the config `hearth` itself saw.
-PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+# overrides pass, because the daemons must see the config `hearth` itself saw, and so do the
+# object store's credentials ([storage] blobs = "s3"), which hearth.toml never holds.
+PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+                      "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 def rc_environment(config: Config) -> dict[str, str]:
@@ -214,6 +216,12 @@ def run_status(args: argparse.Namespace) -> int:
     if config.relay.config:  # the relay's own view: which agents are in, what it turned away
         from services.tunnel.relay_status import describe_relay
         print("\n".join(describe_relay(config.resolve(config.relay.config))))
+    from services.core.blobs import status_line
+    if (blobs := status_line(config)) is not None:  # an object store: reached, or why not
+        if blobs.endswith(": ok"):
+            print(blobs)
+        else:
+            problems.append(blobs)
     for line in problems:
         print(line)
     return ExitStatus.NOT_RUNNING if problems else ExitStatus.OK

@@ -6,15 +6,15 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from services.core.auth import setup_auth
+from services.core.blobs import blob_store_context
 from services.core.config import Config
-from services.core.http import CONFIG, create_base_app
+from services.core.http import create_base_app
 from services.core.openapi import OPENAPI, build_spec
 from services.core.routing import guarded
-from services.core.tree import ChunkStore
 
 from .server import (chunk_batch, chunks, commits, folder_lifecycle, folders, journal, mass_deletions, meta,
                      storage)
-from .server.common import FEED, STORE, ChangeFeed
+from .server.common import FEED, ChangeFeed
 from .server.retention import retention_context
 
 # Every route the daemon serves; its OpenAPI document (/sync/v1/openapi.json) describes exactly this list.
@@ -30,7 +30,8 @@ DESCRIPTION = ("File sync of a hearth home server: folders, content-addressed ch
 def create_app(config: Config) -> web.Application:
     app = create_base_app(config, "sync")
     setup_auth(app)
-    app.cleanup_ctx.append(_store_context)
+    app.cleanup_ctx.append(blob_store_context(config))
+    app.cleanup_ctx.append(_feed_context)
     app.cleanup_ctx.append(retention_context(config))  # after the store: stopped before it goes
     app.on_shutdown.append(_wake_long_polls)  # SIGTERM must not wait out a 60 s long poll
     for route in ROUTES:
@@ -44,8 +45,7 @@ async def _wake_long_polls(app: web.Application) -> None:
         app[FEED].close()
 
 
-async def _store_context(app: web.Application) -> AsyncIterator[None]:
-    app[STORE] = ChunkStore(app[CONFIG].data_path("blobs"))
+async def _feed_context(app: web.Application) -> AsyncIterator[None]:
     app[FEED] = ChangeFeed()
     yield
     app[FEED].close()

@@ -21,7 +21,8 @@ import blake3
 import sqlite_utils
 
 from services.core.errors import CommandError, NotFound
-from services.core.tree import BlobStore, ChunkStore
+from services.core.blobs import open_blob_store, store_problem
+from services.core.tree import BlobStore
 
 MAX_LINES = 50
 HASH_PIECE = 1024 * 1024
@@ -192,12 +193,19 @@ def run_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     blobs = config.data_path("blobs")
     db = _open_read_only(db_path(config.data_dir))
+    store = None
     try:
-        if not blobs.is_dir():  # the daemon creates it at its first start: it was lost or moved
+        if config.storage.blobs == "local" and not blobs.is_dir():  # the daemon makes it at its first start
             raise CommandError(f"no chunk store at {blobs}")
-        report = check_store(db, ChunkStore(blobs), verify_content=bool(args.verify))
+        store = open_blob_store(config)
+        problem = store_problem(store)
+        if problem:
+            raise CommandError(problem)
+        report = check_store(db, store, verify_content=bool(args.verify))
     finally:
         db.close()
+        if store is not None:
+            store.close()
     for line in render(report):
         print(line)
     return 0 if report.consistent else 1

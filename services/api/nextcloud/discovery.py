@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import shutil
 
 from aiohttp import web
 
 from services.core.auth import require_user
+from services.core.blobs import SIDE_BLOB_STORE
 from services.core.http import CONFIG, DATABASE
 from services.core.tree import quota_bytes, usage
 
@@ -91,8 +91,10 @@ async def cloud_user(request: web.Request) -> web.Response:
     identity = await require_user(request)
     used = await request.app[DATABASE].read(lambda db: usage(db, identity.user))
     quota = quota_bytes(request.app[CONFIG])
-    if quota is None:  # what is left is the data directory's disk, as Nextcloud reports it
-        free = (await asyncio.to_thread(shutil.disk_usage, request.app[CONFIG].data_dir)).free
+    free = await asyncio.to_thread(request.app[SIDE_BLOB_STORE].free_bytes)
+    if quota is None and free is None:  # an object store: no disk to fill, as Nextcloud says of one
+        space = {"free": QUOTA_UNLIMITED, "used": used, "total": used, "relative": 0.0, "quota": QUOTA_UNLIMITED}
+    elif quota is None:  # what is left is the blob store's disk, as Nextcloud reports it
         space = {"free": free, "used": used, "total": used + free,
                  "relative": round(100 * used / (used + free), 2) if used + free else 0.0, "quota": QUOTA_UNLIMITED}
     else:

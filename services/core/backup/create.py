@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from ..blobs import open_blob_store
 from ..config import Config
 from ..db import db_path
 from ..durable import fsync_directory, sync_filesystem
@@ -50,11 +51,13 @@ def create_backup(config: Config, root: Path, *, verify: bool = False,
             _copy_file(config.path, partial / CONFIG)
         named = save_named_files(config, partial)
         ids = referenced_chunks(partial / DATABASE)
-        # The blob store of a blobs = "local" server; other backends copy through the same BlobStore calls.
-        source = ChunkStore(config.data_path("blobs"))
+        source = open_blob_store(config)
         target = ChunkStore(backup.blobs)
-        report = copy_chunks(source, target, ids, source_name=str(source.root), progress=progress(len(ids)),
-                             verify_present=verify)
+        try:
+            report = copy_chunks(source, target, ids, source_name=source.describe(), progress=progress(len(ids)),
+                                 verify_present=verify)
+        finally:
+            source.close()
         sync_filesystem(backup.root)
         os.rename(partial, backup.snapshot(name))
         fsync_directory(backup.snapshots)

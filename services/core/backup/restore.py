@@ -21,7 +21,7 @@ from ..db import DB_NAME, migrate
 from ..durable import fsync_directory, sync_filesystem
 from ..errors import BadRequest, CommandError, Conflict
 from ..private import make_private, private_dir
-from ..tree import ChunkStore
+from ..tree import BlobStore, ChunkStore
 from .blob_copy import CopyReport, copy_chunks
 from .layout import CONFIG, BackupDir
 from .named_files import restore_named_files
@@ -60,11 +60,14 @@ def restore(config_arg: str | None, source: str, blobs_from: str | None = None, 
                        "(nothing was changed)")
     staging = data_dir.parent / f".{data_dir.name}.restoring"
     shutil.rmtree(staging, ignore_errors=True)  # what a killed restore left
+    target = _restored_store(config, staging)
     try:
-        chunks = _assemble(staging, source if replica else None, backup, manifest, progress)
+        chunks = _assemble(staging, source if replica else None, backup, manifest, progress, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        target.close()
     if bring_config:
         _place_config(snapshot / CONFIG, config_path)
     named, kept = restore_named_files(config, snapshot, manifest.get("named_files", []))
@@ -78,8 +81,18 @@ def restore(config_arg: str | None, source: str, blobs_from: str | None = None, 
                          copied_bytes=chunks.copied_bytes)
 
 
+def _restored_store(config: Config, staging: Path) -> BlobStore:
+    """Where the restored chunks go: the staged data directory's blobs for a local store; the configured
+    object store otherwise (content-addressed, so chunks already in the bucket are not copied again)."""
+    if config.values["storage"]["blobs"] == "local":
+        return ChunkStore(staging / "blobs")
+    from ..blobs import open_blob_store
+
+    return open_blob_store(config)
+
+
 def _assemble(staging: Path, replica_url: str | None, backup: BackupDir, manifest: dict,
-              progress: Callable[[int], Callable[[int], None]]) -> CopyReport:
+              progress: Callable[[int], Callable[[int], None]], target: BlobStore) -> CopyReport:
     """The restored data directory, complete, at `staging`: the database (from the snapshot or the
     replica), checked and migrated, and every chunk it references, checked."""
     from .replica import restore_replica
@@ -92,7 +105,7 @@ def _assemble(staging: Path, replica_url: str | None, backup: BackupDir, manifes
         snapshot = backup.root / manifest["snapshot"]
         _copy_snapshot(snapshot / manifest["database"]["file"], database, manifest["database"]["sha256"])
     ids = referenced_chunks(database)
-    report = copy_chunks(ChunkStore(backup.blobs), ChunkStore(staging / "blobs"), ids,
+    report = copy_chunks(ChunkStore(backup.blobs), target, ids,
                          source_name=str(backup.blobs), progress=progress(len(ids)), allow_missing=True)
     if report.missing:
         raise CommandError(f"{len(report.missing)} of the {len(ids)} chunks the database needs are not in "

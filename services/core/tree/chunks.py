@@ -20,6 +20,7 @@ import io
 import os
 import re
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
@@ -103,12 +104,27 @@ def check_chunk_id(value: str) -> str:
     return value
 
 
+def is_chunk_id(value: str) -> bool:
+    return bool(_CHUNK_ID.fullmatch(value))
+
+
+def verified(id: str, data: bytes) -> str:
+    """`id`, if it is a chunk id and BLAKE3(data); else BadRequest (nothing is stored)."""
+    check_chunk_id(id)
+    actual = chunk_id(data)
+    if actual != id:
+        raise BadRequest(f"chunk {id} does not match its content (BLAKE3 is {actual})")
+    return id
+
+
 class BlobStore(abc.ABC):
     """Where chunk bytes live, addressed by their BLAKE3 id.
 
-    Implementations: `ChunkStore` (a local directory); an S3-compatible store
-    can replace it. A chunk's "last written" time is its upload lease: garbage
+    Implementations: `ChunkStore` (a local directory) and `S3Store` (an
+    S3-compatible bucket); `services.core.blobs.open_blob_store` picks one by
+    config. A chunk's "last written" time is its upload lease: garbage
     collection leaves chunks written or re-put within its grace period alone.
+    A store that cannot be reached raises StoreUnavailable (503) from any method.
     """
 
     @abc.abstractmethod
@@ -154,7 +170,7 @@ class BlobStore(abc.ABC):
 
     @abc.abstractmethod
     def written_before(self, cutoff: float) -> Iterator[str]:
-        """Ids of chunks last written (put) before `cutoff` (a Unix time). Raises nothing."""
+        """Ids of chunks last written (put) before `cutoff` (a Unix time). Raises only StoreUnavailable."""
 
     @abc.abstractmethod
     def written_at(self, id: str) -> float | None:
@@ -162,7 +178,22 @@ class BlobStore(abc.ABC):
 
     @abc.abstractmethod
     def stored(self) -> Iterator[str]:
-        """Ids of every stored chunk. Only reads (a store check must change nothing). Raises nothing."""
+        """Ids of every stored chunk. Only reads (a store check must change nothing). Raises only
+        StoreUnavailable."""
+
+    def free_bytes(self) -> int | None:
+        """Room left for more chunks, or None when the store does not say (an object store grows)."""
+        return None
+
+    def check(self) -> None:
+        """Raise StoreUnavailable, with one line saying why, if the store cannot be used now."""
+
+    def describe(self) -> str:
+        """Where the chunks are, for `hearth status` (never a credential)."""
+        return self.__class__.__name__
+
+    def close(self) -> None:
+        """Let go of connections and worker threads."""
 
 
 class ChunkStore(BlobStore):
@@ -206,10 +237,7 @@ class ChunkStore(BlobStore):
     def _write(self, id: str, data: bytes, sync: bool) -> tuple[Path, Path, bool] | None:
         """Verify and write `data` to a temp file beside its final name: (temp, target,
         directory created), or None when the chunk is already stored (its lease refreshed)."""
-        target = self.path(id)
-        actual = chunk_id(data)
-        if actual != id:
-            raise BadRequest(f"chunk {id} does not match its content (BLAKE3 is {actual})")
+        target = self.path(verified(id, data))
         if target.exists():
             os.utime(target)  # refresh the upload lease; the bytes are the same by definition
             return None
@@ -274,6 +302,12 @@ class ChunkStore(BlobStore):
 
     def stored(self) -> Iterator[str]:
         return (entry.name for entry in self._files() if _CHUNK_ID.fullmatch(entry.name))
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
+
+    def describe(self) -> str:
+        return f"local {self.root}"
 
     def _files(self) -> Iterator[os.DirEntry]:
         for top in sorted(self.root.iterdir()):

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.core.http import CONFIG
 from services.core.routing import guarded
-from services.core.tree import ChunkStore
 
 from .api import ROUTES
 from .public import public_app
@@ -22,5 +20,4 @@ def add_routes(app: web.Application) -> None:
     """Mount /s/… and the links API on an app built by create_base_app (with setup_auth)."""
     for route in ROUTES:
         app.router.add_route(route.method, route.path, guarded(route))
-    store = ChunkStore(app[CONFIG].data_path("blobs"))
-    app.add_subapp("/s", public_app(store))
+    app.add_subapp("/s", public_app())

@@ -12,8 +12,8 @@ import logging
 from aiohttp import web
 
 from services.core.errors import Forbidden, HTTPError, NotFound
-from services.core.http import CONFIG, DATABASE
-from services.core.tree import BlobStore, quota_bytes
+from services.core.http import BLOB_STORE, CONFIG, DATABASE
+from services.core.tree import quota_bytes
 from services.core.user_content import attachment
 
 from . import pages
@@ -25,7 +25,6 @@ from .upload import receive
 
 log = logging.getLogger("files")
 
-BLOBS = web.AppKey("link_blobs", BlobStore)
 MAX_PASSWORD_FORM_BYTES = 4096
 
 
@@ -125,7 +124,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     async def count() -> None:
         await request.config_dict[DATABASE].write(lambda db: count_download(db, link.id))
 
-    return await send_file(request, item, request.app[BLOBS], disposition=attachment(item.name), on_download=count)
+    return await send_file(request, item, request.config_dict[BLOB_STORE], disposition=attachment(item.name), on_download=count)
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -141,7 +140,7 @@ async def upload(request: web.Request) -> web.Response:
     item = await _item(request, link, relative)
     if item is not None and item.kind != "dir":
         raise NotFound("no such folder in this share")
-    stored = await receive(request, link, item.path if item else "", request.app[BLOBS],
+    stored = await receive(request, link, item.path if item else "", request.config_dict[BLOB_STORE],
                            quota=quota_bytes(request.config_dict[CONFIG]))
     log.info("share link %d: %d file(s) uploaded", link.id, len(stored))
     # The uploader sees the names they sent, not the ones a clash gave: those would tell an
@@ -168,10 +167,9 @@ async def unlock(request: web.Request) -> web.Response:
     return back
 
 
-def public_app(store: BlobStore) -> web.Application:
-    """The sub-application mounted at /s: its own HTML error pages; the parent's database and config."""
+def public_app() -> web.Application:
+    """The sub-application mounted at /s: its own HTML error pages; the parent's database, config and blob store."""
     app = web.Application(middlewares=[html_errors])
-    app[BLOBS] = store
     app.router.add_get("/{token}", show)
     app.router.add_get("/{token}/", show)
     app.router.add_get("/{token}/download", download)

@@ -9,14 +9,14 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from services.core.auth import require_user
-from services.core.http import CONFIG, DATABASE
+from services.core.http import BLOB_STORE, CONFIG, DATABASE
 from services.core.routing import int_param
-from services.core.tree import BlobStore, Revision, folder_access
+from services.core.tree import Revision, folder_access
 from services.core.tree import quota_bytes as tree_quota_bytes
 
 T = TypeVar("T")
 
-STORE = web.AppKey("chunk_store", BlobStore)
+STORE = BLOB_STORE  # opened by services.core.blobs.blob_store_context
 
 PREFIX = "/sync/v1"
 FOLDER_ID = {"type": "integer", "description": "the folder's id"}

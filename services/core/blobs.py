@@ -1,0 +1,98 @@
+"""The one place a blob store is built: `[storage] blobs` picks the backend, every daemon and command asks here.
+
+`open_blob_store(config)` returns a BlobStore; nothing else in hearth knows
+which kind. S3 credentials come only from the environment
+(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, and AWS_SESSION_TOKEN if set; the
+supervisor passes them to the daemons), never from hearth.toml, and no message
+names them. `blob_store_context(config)` gives a daemon its store (http.BLOB_STORE) for its lifetime.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import AsyncIterator, Mapping
+
+from aiohttp import web
+
+from .config import Config
+from .errors import ConfigError, StoreUnavailable
+from .http import BLOB_STORE
+from .tree.chunks import BlobStore, ChunkStore
+
+log = logging.getLogger("storage")
+
+BACKENDS = ("local", "s3")
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+# Where a daemon keeps a store that /healthz leaves alone (one it uses only on the side).
+SIDE_BLOB_STORE = web.AppKey("side_blob_store", BlobStore)
+
+
+def open_blob_store(config: Config, environ: Mapping[str, str] = os.environ) -> BlobStore:
+    """The configured store; ConfigError (exit 2) naming the key or variable that is wrong or missing."""
+    storage = config.values["storage"]
+    where = config.path or "environment"
+    backend = storage["blobs"]
+    if backend == "local":
+        return ChunkStore(config.data_path("blobs"))
+    if backend != "s3":
+        raise ConfigError(f"{where}: [storage] blobs: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    from .tree.s3store import S3Location, S3Store  # obstore loads only where S3 is used
+
+    for key in ("s3_endpoint", "s3_bucket"):
+        if not storage[key]:
+            raise ConfigError(f"{where}: [storage] {key}: needed with blobs = \"s3\"")
+    if not storage["s3_endpoint"].startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: [storage] s3_endpoint: expected an http:// or https:// URL")
+    missing = [name for name in CREDENTIAL_VARIABLES[:2] if not environ.get(name)]
+    if missing:
+        raise ConfigError(f"blobs = \"s3\" needs {' and '.join(missing)} in the environment")
+    prefix = storage["s3_prefix"].strip("/")
+    return S3Store(S3Location(
+        endpoint=storage["s3_endpoint"].rstrip("/"), bucket=storage["s3_bucket"], region=storage["s3_region"],
+        prefix=f"{prefix}/" if prefix else "", access_key_id=environ["AWS_ACCESS_KEY_ID"],
+        secret_access_key=environ["AWS_SECRET_ACCESS_KEY"], session_token=environ.get("AWS_SESSION_TOKEN")))
+
+
+def store_problem(store: BlobStore) -> str | None:
+    """Why the store cannot be used now, in one line, or None when it can."""
+    try:
+        store.check()
+    except StoreUnavailable as error:
+        return error.reason
+    return None
+
+
+def status_line(config: Config) -> str | None:
+    """`hearth status`'s line on an object store, "blobs: WHERE: ok" or the problem; None for local blobs
+    (the disk is the data directory's, which the daemons' own rows already vouch for)."""
+    if config.storage.blobs == "local":
+        return None
+    try:
+        store = open_blob_store(config)
+    except ConfigError as error:
+        return f"blobs: {error}"
+    try:
+        return f"blobs: {store.describe()}: {store_problem(store) or 'ok'}"
+    finally:
+        store.close()
+
+
+def blob_store_context(config: Config, key: web.AppKey = BLOB_STORE):
+    """A cleanup_ctx entry: the configured store under `key` from startup to shutdown. /healthz reports
+    the store under BLOB_STORE; a daemon for which the store is a side matter keeps it under its own key.
+
+    The store is built now, so a configuration mistake stops the daemon before it serves (exit 2).
+    A store that cannot be reached at start is logged, not fatal: /healthz reports it and requests
+    answer 503 until it comes back."""
+    store = open_blob_store(config)
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        app[key] = store
+        problem = await asyncio.to_thread(store_problem, store)
+        if problem:
+            log.error("blob store: %s", problem)
+        yield
+        await asyncio.to_thread(store.close)
+
+    return context

