@@ -373,7 +373,9 @@ def m003_event_instances(db):
     An item without rows, or whose rows were computed for other bytes (the ETag differs), is read the
     slow exact way: items stored before this migration keep answering correctly from the start."""
     # covered_from / covered_until: the span (UTC epoch seconds, NULL = unbounded) within which every
-    # instance has a row; outside it an instance may exist that has none.
+    # instance has a row; outside it an instance may exist that has none (an empty span: an item with too
+    # many instances). years_from: the first of the years around now the rows were computed for, so the
+    # DAV daemon recomputes them as the years move on, and computes them for items stored before.
     db.execute("""
         CREATE TABLE dav_instance_sets (
             collection_id INTEGER NOT NULL,
@@ -381,6 +383,7 @@ def m003_event_instances(db):
             etag TEXT NOT NULL,
             covered_from INTEGER,
             covered_until INTEGER,
+            years_from INTEGER NOT NULL,
             PRIMARY KEY (collection_id, name),
             FOREIGN KEY (collection_id, name) REFERENCES dav_items(collection_id, name)
                 ON DELETE CASCADE ON UPDATE CASCADE

@@ -13,7 +13,9 @@ none at all) is kept as one, so it follows the start in any zone.
 
 An item with more than MAX_ROWS instances in those years (a daily rule) gets
 no rows, so a PUT stays cheap; its queries read it the exact way. So do
-queries outside the covered years.
+queries outside the covered years. As the years move on, the DAV daemon
+recomputes the rows (instancerefresh.py), and computes them for items stored
+before they existed.
 """
 from __future__ import annotations
 
@@ -27,8 +29,8 @@ from .query.parsing import read_for_query
 from .query.timerange import TimeRange, to_utc, value
 from .timebounds import FLOATING_SLACK
 
-YEARS_BEFORE, YEARS_AFTER = 2, 3  # the covered years: from January 1st two years ago to the end of the third ahead
-MAX_ROWS = 400  # a weekly rule over those years fits; a daily one does not
+YEARS_BEFORE, YEARS_AFTER = 1, 2  # the stored years: from last January 1st to the end of the second year ahead
+MAX_ROWS = 250  # a weekly rule over those years fits; a daily one does not
 # How far a query's range must lie inside the covered years: a floating time moves by up to the widest
 # UTC offset in the query's zone, and a day more keeps every rounding away from the edge.
 MARGIN = FLOATING_SLACK + timedelta(days=1)
@@ -38,24 +40,28 @@ START_FLOATING, END_FLOATING, END_FOLLOWS_START = 1, 2, 4
 @dataclass(frozen=True)
 class InstanceRows:
     """Every instance of the item's events within [covered_from, covered_until) (epoch seconds, None =
-    unbounded): (start, end, flags) each, floating times read as UTC."""
+    unbounded; an empty span when the item has no rows): (start, end, flags) each, floating times read as
+    UTC. `years_from`: where the stored years began when they were computed."""
 
     covered_from: int | None
     covered_until: int | None
     rows: tuple[tuple[int, int, int], ...]
+    years_from: int
 
 
 def covered_years(now: datetime) -> tuple[datetime, datetime]:
-    """The span whose instances are written at PUT: whole years around `now`."""
+    """The span whose instances are stored: whole years around `now`."""
     return (datetime(now.year - YEARS_BEFORE, 1, 1, tzinfo=timezone.utc),
             datetime(now.year + YEARS_AFTER + 1, 1, 1, tzinfo=timezone.utc))
 
 
-def instance_rows(raw: bytes, first_start: int | None, last_end: int | None,
-                  now: datetime | None = None) -> InstanceRows | None:
+def instance_rows(raw: bytes, first_start: int | None, last_end: int | None, now: datetime | None = None,
+                  parsed: icalendar.Calendar | None = None) -> InstanceRows:
     """The rows of the VEVENTs of the calendar object `raw`, validated, whose index bounds are
-    [first_start, last_end]; None when it has too many instances or they cannot be read."""
-    lo, hi = covered_years(now or datetime.now(timezone.utc))
+    [first_start, last_end]; none, covering nothing, when it has too many instances or they cannot be read.
+    `parsed`: a plain parse of `raw` the caller has, used when it is what queries read (no VTIMEZONE)."""
+    years_from, years_until = covered_years(now or datetime.now(timezone.utc))
+    lo, hi = years_from, years_until
     # Bounds are the index's promise that no instance lies outside them (time_bounds): a set with both
     # bounds known is read whole, and within the span read every instance has a row. A day's room absorbs a
     # client's VTIMEZONE (which the bounds read) differing from the system's zone of that name (which the
@@ -66,18 +72,20 @@ def instance_rows(raw: bytes, first_start: int | None, last_end: int | None,
     covered_from = None if first_start is not None and first_start >= (lo + room).timestamp() \
         else int(lo.timestamp())
     covered_until = None if last_end is not None and last_end <= (hi - room).timestamp() else int(hi.timestamp())
+    nothing = InstanceRows(int(lo.timestamp()), int(lo.timestamp()), (), int(years_from.timestamp()))
     rows = []
     try:
-        calendar = read_for_query(raw)  # what queries read, so rows answer as the exact reading would
+        # What queries read, so rows answer as the exact reading would.
+        calendar = parsed if parsed is not None and b"BEGIN:VTIMEZONE" not in raw else read_for_query(raw)
         for instance in instances(calendar, "VEVENT", TimeRange(lo, hi), None, limit=None):
             row = _row(instance)
             if row is not None:
                 rows.append(row)
             if len(rows) > MAX_ROWS:
-                return None
+                return nothing
     except UNREADABLE:
-        return None
-    return InstanceRows(covered_from, covered_until, tuple(rows))
+        return nothing
+    return InstanceRows(covered_from, covered_until, tuple(rows), int(years_from.timestamp()))
 
 
 def _row(instance: icalendar.Component) -> tuple[int, int, int] | None:

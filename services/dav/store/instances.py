@@ -11,6 +11,8 @@ from typing import Iterable
 
 import sqlite_utils
 
+from ..instancerows import InstanceRows
+
 Row = tuple[int, int, int]  # start, end, flags
 
 
@@ -22,15 +24,49 @@ class StoredInstances:
 
 
 def replace_instances(db: sqlite_utils.Database, collection_id: int, name: str, etag: str,
-                      covered: tuple[int | None, int | None] | None, rows: Iterable[Row] = ()) -> None:
-    """The item's rows become `rows`, covering `covered` (None: the item has no rows)."""
+                      found: InstanceRows | None) -> None:
+    """The item's stored instances become `found`, computed from the bytes with ETag `etag` (None: none)."""
     db.execute("DELETE FROM dav_instance_sets WHERE collection_id = ? AND name = ?", [collection_id, name])
-    if covered is None:
+    if found is None:
         return
-    db.execute("INSERT INTO dav_instance_sets (collection_id, name, etag, covered_from, covered_until) "
-               "VALUES (?, ?, ?, ?, ?)", [collection_id, name, etag, *covered])
+    db.execute("INSERT INTO dav_instance_sets (collection_id, name, etag, covered_from, covered_until, years_from) "
+               "VALUES (?, ?, ?, ?, ?, ?)",
+               [collection_id, name, etag, found.covered_from, found.covered_until, found.years_from])
     db.conn.executemany("INSERT INTO dav_instances (collection_id, name, start, end, flags) VALUES (?, ?, ?, ?, ?)",
-                   [(collection_id, name, *row) for row in rows])
+                        [(collection_id, name, *row) for row in found.rows])
+
+
+@dataclass(frozen=True)
+class Unindexed:
+    """An event whose stored instances are missing, of other bytes, or of other years."""
+
+    collection_id: int
+    name: str
+    etag: str
+    raw: bytes
+    first_start: int | None
+    last_end: int | None
+
+
+def unindexed_events(db: sqlite_utils.Database, years_from: int, limit: int) -> list[Unindexed]:
+    """Up to `limit` events whose stored instances are not those of their bytes over the years from
+    `years_from`."""
+    rows = db.execute("""
+        SELECT i.collection_id, i.name, i.etag, i.raw, i.first_start, i.last_end FROM dav_items i
+        LEFT JOIN dav_instance_sets s ON s.collection_id = i.collection_id AND s.name = i.name
+        WHERE i.component = 'VEVENT' AND (s.name IS NULL OR s.etag != i.etag OR s.years_from != ?)
+        LIMIT ?""", [years_from, limit])
+    return [Unindexed(*row) for row in rows]
+
+
+def set_instances_if_unchanged(db: sqlite_utils.Database, event: Unindexed, found: InstanceRows) -> bool:
+    """`found` becomes the event's stored instances if its bytes are still those it was computed from."""
+    row = db.execute("SELECT etag FROM dav_items WHERE collection_id = ? AND name = ?",
+                     [event.collection_id, event.name]).fetchone()
+    if row is None or row[0] != event.etag:
+        return False  # changed or deleted meanwhile: its PUT wrote its own
+    replace_instances(db, event.collection_id, event.name, event.etag, found)
+    return True
 
 
 def stored_instances(db: sqlite_utils.Database, collection_id: int, etags: dict[str, str],

@@ -101,10 +101,7 @@ def put_item(db: sqlite_utils.Database, collection_id: int, name: str, raw: byte
             last_end = excluded.last_end, modified_at = excluded.modified_at, seq = excluded.seq""",
         [collection_id, name, parsed.uid, etag, parsed.component, raw, parsed.first_start,
          parsed.last_end, now, now, seq])
-    found = parsed.instances
-    replace_instances(db, collection_id, name, etag,
-                      None if found is None else (found.covered_from, found.covered_until),
-                      () if found is None else found.rows)
+    replace_instances(db, collection_id, name, etag, parsed.instances)
     return get_item(db, collection_id, name), current is None
 
 
@@ -115,7 +112,7 @@ def parse_item(collection: Collection, raw: bytes) -> Parsed:
         if obj.component not in collection.components:
             raise Precondition(CALDAV, "supported-calendar-component",
                                f"this calendar holds {', '.join(collection.components)}, not {obj.component}")
-        rows = instance_rows(raw, obj.first_start, obj.last_end) \
+        rows = instance_rows(raw, obj.first_start, obj.last_end, parsed=obj.calendar) \
             if obj.component == "VEVENT" else None
         return Parsed(obj.uid, obj.component, obj.first_start, obj.last_end, rows)
     return Parsed(parse_vcard(raw).uid, "VCARD", None, None)
