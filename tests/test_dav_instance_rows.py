@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.core.db import Database, write
+from services.core.db import Database, db_path, open_db, write
 from services.dav.http import report_calendar
 from services.dav.instancerefresh import refresh
 from services.dav.http.paths import parse_path
@@ -25,6 +25,8 @@ from services.dav.query.caldata import CalendarData
 from services.dav.query.calfilter import matches, parse_filter
 from services.dav.query.parsing import read_for_query
 from services.dav.store import CALENDAR, create_collection, delete_item, move_item, put_item
+from tests.daemons import serving
+from tests.dav_harness import DavDaemon, wait_for
 
 C = 'xmlns:C="urn:ietf:params:xml:ns:caldav"'
 NOW = datetime.now(timezone.utc)
@@ -227,6 +229,25 @@ def test_the_daemon_stores_instances_for_events_stored_before_and_again_as_the_y
         assert cal.query(*june_later) == cal.exact(*june_later) == {"b.ics", "c.ics"} and cal.parses == 0
     finally:
         database.close()
+
+
+def test_the_dav_daemon_stores_instances_of_events_stored_before_when_it_starts(tmp_path):
+    daemon = DavDaemon(tmp_path)
+    with serving(daemon, "alice"):
+        assert daemon.request("PUT", "/dav/calendars/alice/calendar/b.ics", birthday("b", date(1980, 6, 12)),
+                              user="alice")[0] == 201
+    db = open_db(db_path(tmp_path / "var"))
+    try:
+        assert db.execute("SELECT count(*) FROM dav_instances").fetchone()[0] > 0  # stored by the PUT
+        db.execute("DELETE FROM dav_instance_sets")  # as stored before instances were stored
+        daemon.start()  # its schedule's first pass runs at start, not an interval later
+        try:
+            wait_for(lambda: db.execute("SELECT count(*) FROM dav_instances").fetchone()[0] > 0)
+        finally:
+            assert daemon.stop() == 0
+        assert "instances: stored the instances of 1 events" in daemon.log()
+    finally:
+        db.close()
 
 
 # --- the same answers as the exact reading, on many shapes ------------------------------------------
