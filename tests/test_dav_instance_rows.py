@@ -17,10 +17,10 @@ import pytest
 
 from services.core.db import Database, db_path, open_db, write
 from services.dav.http import report_calendar
-from services.dav.instancerefresh import refresh
 from services.dav.http.paths import parse_path
 from services.dav.http.resources import load
-import services.dav.instancerows as instancerows
+from services.dav import instancerows
+from services.dav.instancerefresh import refresh
 from services.dav.query.caldata import CalendarData
 from services.dav.query.calfilter import matches, parse_filter
 from services.dav.query.parsing import read_for_query
