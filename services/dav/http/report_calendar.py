@@ -7,7 +7,10 @@ lie inside the range: the index already proves it overlaps, and its bytes go
 back as stored. Nor, for a range with a start and no end, an item whose rules
 never end (it has an instance after any start) or an event whose last
 instance surely ends after the start, nor, for a range with an end and no
-start, an event whose first instance is surely before the end.
+start, an event whose first instance is surely before the end. Any other
+event whose instances stored at PUT (instancerows.py) cover the range is
+decided from them, exactly, in the query's time zone: a month on screen
+parses nothing.
 """
 from __future__ import annotations
 
