@@ -100,8 +100,8 @@ JUNE = (utc(YEAR, 6, 1), utc(YEAR, 7, 1))
 
 
 def birthday(uid: str, born: date) -> bytes:
-    return ics([f"UID:{uid}", f"DTSTART;VALUE=DATE:{born:%Y%m%d}", f"DTEND;VALUE=DATE:{born + timedelta(days=1):%Y%m%d}",
-                "RRULE:FREQ=YEARLY", "SUMMARY:Birthday"])
+    return ics([f"UID:{uid}", f"DTSTART;VALUE=DATE:{born:%Y%m%d}",
+                f"DTEND;VALUE=DATE:{born + timedelta(days=1):%Y%m%d}", "RRULE:FREQ=YEARLY", "SUMMARY:Birthday"])
 
 
 def anniversary(uid: str, first: datetime, *extra: list[str]) -> bytes:

@@ -1,9 +1,10 @@
 """Jobs a daemon repeats on a schedule (retention, garbage collection) for as long as it runs.
 
 `periodic_context` is the cleanup_ctx entry: the job starts one interval after
-startup (or when asked, sooner), a failed pass is logged and the next one retries, and shutdown
-cancels the schedule. `non_negative` checks the config keys such schedules
-read, so a wrong value stops the daemon at start (exit 2), not at 3 a.m.
+startup (or sooner, when asked), a failed pass is logged and the next one
+retries, and shutdown cancels the schedule. `non_negative` checks the config
+keys such schedules read, so a wrong value stops the daemon at start (exit 2),
+not at 3 a.m.
 """
 from __future__ import annotations
 

@@ -25,13 +25,13 @@ from services.core.http import DATABASE
 from services.core.multistatus import xml_bytes_response
 
 from ..errors import CALDAV, Precondition
+from ..instancerows import covers, overlaps, row_span
 from ..query.caldata import CalendarData, parse_calendar_data, render_calendar_data
 from ..query.calfilter import CompFilter, matches, parse_filter
 from ..query.freebusy import busy_periods, render_freebusy
 from ..query.instances import UNREADABLE
 from ..query.parsing import VTIMEZONE, cached_for_query, read_for_query
 from ..query.timerange import TimeRange, parse_time_range, timezone_of
-from ..instancerows import covers, overlaps, row_span
 from ..store import Item, find_item, items_in_range
 from ..store.instances import stored_instances
 from ..timebounds import FLOATING_SLACK
