@@ -24,7 +24,7 @@ from services.dav.instancerefresh import refresh
 from services.dav.query.caldata import CalendarData
 from services.dav.query.calfilter import matches, parse_filter
 from services.dav.query.parsing import read_for_query
-from services.dav.store import CALENDAR, create_collection, delete_item, move_item, put_item
+from services.dav.store import CALENDAR, create_collection, delete_collection, delete_item, move_item, put_item
 from tests.daemons import serving
 from tests.dav_harness import DavDaemon, wait_for
 
@@ -179,6 +179,13 @@ def test_a_rewritten_item_answers_by_its_new_bytes_and_a_deleted_one_leaves_no_r
     assert cal.rows("c.ics") == 0
     assert db.execute("SELECT count(*) FROM dav_instance_sets").fetchone()[0] == 0
     assert cal.parses == 0
+
+
+def test_a_deleted_calendar_leaves_no_rows(cal, db):
+    cal.put("b.ics", birthday("b", date(1980, 6, 12)))
+    assert cal.rows("b.ics") == 4  # one a year: last year, this one and the two ahead
+    write(db, lambda d: delete_collection(d, cal.id))
+    assert db.execute("SELECT count(*) FROM dav_instances").fetchone()[0] == 0
 
 
 def test_ranges_outside_the_stored_years_and_items_without_rows_are_read_exactly(cal, db):
