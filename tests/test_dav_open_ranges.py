@@ -16,6 +16,8 @@ import recurring_ical_events
 import recurring_ical_events.occurrence
 
 from services.dav.errors import Precondition
+from services.dav.store import CALENDAR, Collection
+from services.dav.store.items import parse_item
 from services.dav.query.caldata import parse_calendar_data, render_calendar_data
 from services.dav.query.calfilter import matches, parse_filter
 from services.dav.query.freebusy import busy_periods
@@ -380,3 +382,12 @@ def test_instances_after_a_start_are_those_of_the_whole_rule(rule, start):
     reference = [c["DTSTART"].dt for c in itertools.islice(recurring_ical_events.of(cal).after(moment), 8)
                  if component_overlaps(c, rng(start, None), None)][:4]
     assert ours == reference and ours
+
+
+def test_storing_an_endless_rule_does_not_walk_it(counting):
+    # The index's first start of an endless rule is its DTSTART (only an RDATE could come earlier), and its
+    # instances are stored for the years around now only, or not at all past instancerows.MAX_ROWS.
+    cal = parse_item(Collection(1, "alice", CALENDAR, "cal", None, None, None, None, ("VEVENT",), "", 0),
+                     DAILY_SINCE_1900.to_ical())
+    assert cal.first_start == utc("19000101T080000Z").timestamp()  # 09:00 in Berlin
+    assert counting.periods <= 40  # months dateutil set up: about MAX_ROWS days, not from 1900

@@ -106,7 +106,9 @@ SCHEMA: tuple[Option, ...] = (
            "Days a replaced or deleted event, task or contact (also one of a deleted calendar or address "
            "book) stays restorable with hearth dav restore; older revisions are dropped (0: keep forever)."),
     Option("dav", "gc_interval", int, 3600,
-           "Seconds between the DAV daemon's runs that drop expired revisions (0: never run them)."),
+           "Seconds between the DAV daemon's runs that drop expired revisions and store events' instances "
+           "for the years around now, which time-range queries read (0: never run them; queries then read "
+           "older events the slow way)."),
     Option("front", "listen", str, "127.0.0.1:8080", "The one door: where the front end listens (HOST:PORT)."),
     Option("front", "tls_cert", str, "", "PEM certificate chain; with tls_key, the front end speaks HTTPS. Reloaded on SIGHUP."),
     Option("front", "tls_key", str, "", "PEM private key for tls_cert."),

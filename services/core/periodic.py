@@ -1,9 +1,10 @@
 """Jobs a daemon repeats on a schedule (retention, garbage collection) for as long as it runs.
 
 `periodic_context` is the cleanup_ctx entry: the job starts one interval after
-startup, a failed pass is logged and the next one retries, and shutdown
-cancels the schedule. `non_negative` checks the config keys such schedules
-read, so a wrong value stops the daemon at start (exit 2), not at 3 a.m.
+startup (or sooner, when asked), a failed pass is logged and the next one
+retries, and shutdown cancels the schedule. `non_negative` checks the config
+keys such schedules read, so a wrong value stops the daemon at start (exit 2),
+not at 3 a.m.
 """
 from __future__ import annotations
 
@@ -29,12 +30,16 @@ def non_negative(config: Config, section: str, keys: tuple[str, ...]) -> dict[st
     return {key: values[key] for key in keys}
 
 
-def periodic_context(interval: float, job: Job, log: logging.Logger, name: str):
-    """A cleanup_ctx entry running `job(app)` every `interval` seconds (0: never) until shutdown."""
+def periodic_context(interval: float, job: Job, log: logging.Logger, name: str, *,
+                     first_after: float | None = None):
+    """A cleanup_ctx entry running `job(app)` every `interval` seconds (0: never) until shutdown, the first
+    time `first_after` seconds after startup (default: one interval)."""
 
     async def every(app: web.Application) -> None:
+        wait = interval if first_after is None else first_after
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(wait)
+            wait = interval
             try:
                 await job(app)
             except Exception:  # a failed pass must not end the schedule; the next one retries

@@ -365,6 +365,42 @@ def m002_item_revisions(db):
     db.execute("CREATE INDEX dav_revisions_replaced ON dav_revisions(replaced_at)")
 
 
+
+@dav()
+def m003_event_instances(db):
+    """The instances of each stored event over the years around the day it was written
+    (services/dav/instancerows.py), so a time-range query there is answered without parsing the event.
+    An item without rows, or whose rows were computed for other bytes (the ETag differs), is read the
+    slow exact way: items stored before this migration keep answering correctly from the start."""
+    # covered_from / covered_until: the span (UTC epoch seconds, NULL = unbounded) within which every
+    # instance has a row; outside it an instance may exist that has none (an empty span: an item with too
+    # many instances). years_from: the first of the years around now the rows were computed for, so the
+    # DAV daemon recomputes them as the years move on, and computes them for items stored before.
+    db.execute("""
+        CREATE TABLE dav_instance_sets (
+            collection_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            etag TEXT NOT NULL,
+            covered_from INTEGER,
+            covered_until INTEGER,
+            years_from INTEGER NOT NULL,
+            PRIMARY KEY (collection_id, name),
+            FOREIGN KEY (collection_id, name) REFERENCES dav_items(collection_id, name)
+                ON DELETE CASCADE ON UPDATE CASCADE
+        ) WITHOUT ROWID""")
+    db.execute("""
+        CREATE TABLE dav_instances (
+            collection_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            start INTEGER NOT NULL,
+            end INTEGER NOT NULL,
+            flags INTEGER NOT NULL,
+            FOREIGN KEY (collection_id, name) REFERENCES dav_instance_sets(collection_id, name)
+                ON DELETE CASCADE ON UPDATE CASCADE
+        )""")
+    # Covering: a query reads the rows of an item near its range from the index alone.
+    db.execute("CREATE INDEX dav_instances_item ON dav_instances(collection_id, name, end, start, flags)")
+
 dav_scheduling = Migrations("dav_scheduling")
 
 

@@ -12,6 +12,7 @@ from services.core.routing import guarded
 from .api import revisions, shares
 from .http.access import ENSURED
 from .http.dispatch import add_routes, dav_errors
+from .instancerefresh import instances_context
 from .retention import retention_context
 from .scheduling.sender import imip_context
 
@@ -28,6 +29,7 @@ def create_app(config: Config) -> web.Application:
     app[ENSURED] = set()
     app.cleanup_ctx.append(retention_context(config))  # after the database's: stopped before it closes
     app.cleanup_ctx.append(imip_context)  # the iMIP sender, likewise inside the database's lifetime
+    app.cleanup_ctx.append(instances_context(config))  # stored event instances kept for the years around now
     for route in API_ROUTES:  # before the DAV catch-all under /dav/
         app.router.add_route(route.method, route.path, guarded(route))
     app[OPENAPI] = build_spec(API_ROUTES, title="hearth DAV API", description=DESCRIPTION)

@@ -7,7 +7,7 @@ keeps them as sent and only records what this module extracts.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import icalendar
@@ -28,6 +28,7 @@ class CalendarObject:
     component: str  # 'VEVENT' | 'VTODO' | 'VJOURNAL'
     first_start: int | None  # UTC epoch seconds; None = unbounded
     last_end: int | None
+    calendar: icalendar.Calendar | None = field(default=None, compare=False, repr=False)  # the parse, to read only
 
 
 def parse_calendar(raw: bytes) -> CalendarObject:
@@ -58,7 +59,7 @@ def parse_calendar(raw: bytes) -> CalendarObject:
         first_start, last_end = time_bounds(calendar, kind)
     except BoundsError as error:
         raise invalid_calendar(str(error)) from None
-    return CalendarObject(uids.pop(), kind, first_start, last_end)
+    return CalendarObject(uids.pop(), kind, first_start, last_end, calendar)
 
 
 def occurrences(raw: bytes, start: date | datetime, end: date | datetime) -> list[icalendar.Component]:

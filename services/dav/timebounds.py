@@ -34,7 +34,9 @@ def time_bounds(calendar: icalendar.Calendar, kind: str) -> Bounds:
             return _envelope(own)
         instances = recurring_ical_events.of(calendar, components=[kind]).all()
         if any(_infinite(c) for c in components):
-            first = next(iter(instances), None)
+            # A rule's instances start at or after its DTSTART, an override's where it says: only an RDATE
+            # can come first, and only then is the first instance looked for (an endless rule's is costly).
+            first = next(iter(instances), None) if any("RDATE" in c for c in components) else None
             starts = [lo for lo, _ in own] + ([component_bounds(first)[0]] if first is not None else [])
             return (None if None in starts else min(starts)), None
         expanded = [component_bounds(c) for c in itertools.islice(instances, MAX_EXPANDED + 1)]

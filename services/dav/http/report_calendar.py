@@ -7,7 +7,10 @@ lie inside the range: the index already proves it overlaps, and its bytes go
 back as stored. Nor, for a range with a start and no end, an item whose rules
 never end (it has an instance after any start) or an event whose last
 instance surely ends after the start, nor, for a range with an end and no
-start, an event whose first instance is surely before the end.
+start, an event whose first instance is surely before the end. Any other
+event whose instances stored at PUT (instancerows.py) cover the range is
+decided from them, exactly, in the query's time zone: a month on screen
+parses nothing.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from services.core.http import DATABASE
 from services.core.multistatus import xml_bytes_response
 
 from ..errors import CALDAV, Precondition
+from ..instancerows import covers, overlaps, row_span
 from ..query.caldata import CalendarData, parse_calendar_data, render_calendar_data
 from ..query.calfilter import CompFilter, matches, parse_filter
 from ..query.freebusy import busy_periods, render_freebusy
@@ -29,6 +33,7 @@ from ..query.instances import UNREADABLE
 from ..query.parsing import VTIMEZONE, cached_for_query, read_for_query
 from ..query.timerange import TimeRange, parse_time_range, timezone_of
 from ..store import Item, find_item, items_in_range
+from ..store.instances import stored_instances
 from ..timebounds import FLOATING_SLACK
 from ..store.queries import collection_items
 from .paths import Target
@@ -74,12 +79,17 @@ def _matching(db, resource, flt: CompFilter, data: CalendarData, tz: tzinfo | No
         candidates = items_in_range(db, collection_id, _epoch(rng.start), _epoch(rng.end, ceil=True))
     else:
         candidates = collection_items(db, collection_id, kind)
+    candidates = [item for item in candidates if kind is None or item.component == kind]
+    proven = plain is not None and data.verbatim
+    proofs = {item.name: proven and any(proof(item, *plain) for proof in INDEX_PROOFS) for item in candidates}
+    decided = _decided_by_instances(db, collection_id, [item for item in candidates if not proofs[item.name]],
+                                    plain, tz) if proven else {}
     for item in candidates:
-        if kind is not None and item.component != kind:
-            continue
-        if plain is not None and data.verbatim and any(proof(item, *plain) for proof in INDEX_PROOFS):
+        if proofs[item.name] or decided.get(item.name):
             yield item, None
             continue
+        if item.name in decided:
+            continue  # no stored instance overlaps, and every one that could is stored
         try:
             matched = matches(cached_for_query(item.etag, item.raw), flt, tz)
         except UNREADABLE:
@@ -133,6 +143,19 @@ def _last_after_start(item: Item, kind: str, rng: TimeRange) -> bool:
 
 
 INDEX_PROOFS = (_inside, _endless_since, _first_before_end, _last_after_start)
+
+
+def _decided_by_instances(db, collection_id: int, candidates: list[Item], plain: tuple[str, TimeRange],
+                          tz: tzinfo | None) -> dict[str, bool]:
+    """Whether each event among `candidates` overlaps the range, from its instances stored at PUT, for
+    those whose stored instances are those of its bytes and cover the range; nothing is parsed."""
+    kind, rng = plain
+    etags = {item.name: item.etag for item in candidates if kind == "VEVENT" == item.component}
+    if not etags:
+        return {}
+    stored = stored_instances(db, collection_id, etags, *row_span(rng)[::-1])
+    return {name: any(overlaps(row, rng, tz) for row in found.rows) for name, found in stored.items()
+            if covers(found.covered_from, found.covered_until, rng)}
 
 
 def _epoch(moment: datetime | None, ceil: bool = False) -> int | None:

@@ -18,10 +18,12 @@ from services.core.tree.clock import utcnow
 
 from ..errors import CALDAV, Precondition, namespace_of
 from ..ical import parse_calendar
+from ..instancerows import InstanceRows, instance_rows
 from ..vcard import parse_vcard
 from .changes import record_change
 from .collections import CALENDAR, Collection, get_collection
 from .conditions import check_conditions
+from .instances import replace_instances
 from .names import check_name
 from .revisions import DELETED, OVERWRITTEN, keep_item
 
@@ -55,6 +57,7 @@ class Parsed:
     component: str
     first_start: int | None
     last_end: int | None
+    instances: InstanceRows | None = None  # an event's precomputed instances, None when it has none
 
 
 def etag_of(raw: bytes) -> str:
@@ -98,6 +101,7 @@ def put_item(db: sqlite_utils.Database, collection_id: int, name: str, raw: byte
             last_end = excluded.last_end, modified_at = excluded.modified_at, seq = excluded.seq""",
         [collection_id, name, parsed.uid, etag, parsed.component, raw, parsed.first_start,
          parsed.last_end, now, now, seq])
+    replace_instances(db, collection_id, name, etag, parsed.instances)
     return get_item(db, collection_id, name), current is None
 
 
@@ -108,7 +112,9 @@ def parse_item(collection: Collection, raw: bytes) -> Parsed:
         if obj.component not in collection.components:
             raise Precondition(CALDAV, "supported-calendar-component",
                                f"this calendar holds {', '.join(collection.components)}, not {obj.component}")
-        return Parsed(obj.uid, obj.component, obj.first_start, obj.last_end)
+        rows = instance_rows(raw, obj.first_start, obj.last_end, parsed=obj.calendar) \
+            if obj.component == "VEVENT" else None
+        return Parsed(obj.uid, obj.component, obj.first_start, obj.last_end, rows)
     return Parsed(parse_vcard(raw).uid, "VCARD", None, None)
 
 
