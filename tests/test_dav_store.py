@@ -399,6 +399,15 @@ def test_client_quirks_are_accepted_and_bytes_kept_exactly(db, cal):
     (ics("BEGIN:VEVENT\r\nDTSTART:20240101T000000Z\r\nEND:VEVENT\r\n"), "valid-calendar-object-resource"),
     (ics(vevent(["DTSTART:not-a-date"])), "valid-calendar-data"),
     (ics(vevent(["DTSTART:20240101T000000Z", "RRULE:FREQ=SOMETIMES"])), "valid-calendar-data"),
+    # RRULE parts no date can match: dateutil would search every year up to 9999 for them
+    (ics(vevent(["DTSTART:20240101T000000Z", "RRULE:FREQ=YEARLY;BYMONTH=13"])), "valid-calendar-data"),
+    (ics(vevent(["DTSTART:20240101T000000Z", "RRULE:FREQ=MONTHLY;BYMONTHDAY=0"])), "valid-calendar-data"),
+    (ics(vevent(["DTSTART:20240101T000000Z", "RRULE:FREQ=YEARLY;BYYEARDAY=-367"])), "valid-calendar-data"),
+    (ics(vevent(["DTSTART:20240101T000000Z", "RRULE:FREQ=DAILY;BYHOUR=24"])), "valid-calendar-data"),
+    (ics(vevent(["DTSTART:20240101T000000Z", "RRULE:FREQ=DAILY;INTERVAL=0"])), "valid-calendar-data"),
+    (ics(vevent(["DTSTART:20240101T000000Z", "RRULE:FREQ=DAILY;COUNT=3;UNTIL=20250101T000000Z"])),
+     "valid-calendar-data"),
+    (ics(vevent(["DTSTART:20240101T000000Z", "RRULE:FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=-31;BYSETPOS=-1"])), None),
 ])
 def test_broken_calendar_data_is_rejected_with_the_right_precondition(db, cal, raw, element):
     if element is None:  # the control: the same shape, valid

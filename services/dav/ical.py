@@ -15,6 +15,7 @@ import recurring_ical_events
 
 from .errors import CALDAV, Precondition, invalid_calendar, invalid_calendar_object
 from .instance_limit import check_instance_count
+from .rule_check import check_rules
 from .timebounds import BoundsError, time_bounds
 
 COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
@@ -35,7 +36,7 @@ def parse_calendar(raw: bytes) -> CalendarObject:
     """Validate `raw` as one calendar object resource (RFC 4791 §4.1).
 
     Raises Precondition `valid-calendar-data` (not iCalendar, a vCard, dates
-    that cannot be read), `valid-calendar-object-resource` (no component,
+    that cannot be read, an RRULE part out of range: rule_check.py), `valid-calendar-object-resource` (no component,
     mixed component types, missing or several different UIDs) or
     `max-instances` (a rule repeating too often, instance_limit.py).
     """
@@ -54,6 +55,7 @@ def parse_calendar(raw: bytes) -> CalendarObject:
     if len(uids) > 1:
         raise invalid_calendar_object(f"{len(uids)} different UIDs in one resource")
     kind = kinds.pop()
+    check_rules(calendar, kind)
     check_instance_count(calendar, kind)  # first: refuses a minutely rule before time_bounds walks it
     try:
         first_start, last_end = time_bounds(calendar, kind)

@@ -7,7 +7,6 @@ go with their item (foreign keys: deleted with it, renamed by a MOVE with it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
 
 import sqlite_utils
 
