@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -19,6 +20,7 @@ import tomllib
 import obstore
 import pytest
 
+from services.core.blobs import status_line
 from services.core.config import load_config
 from services.core.storage_commands import migration_lock
 from tests import seaweed as seaweed_module
@@ -103,7 +105,7 @@ def empty_bucket(seaweed, bucket: str) -> None:
         obstore.delete(client, key)
 
 
-def test_migration_to_s3_and_back_killed_twice_with_clients_syncing(tmp_path, seaweed):
+def test_migration_to_s3_and_back_killed_twice_with_clients_syncing(tmp_path, seaweed, monkeypatch):
     (tmp_path / "home").mkdir()
     daemon = SyncDaemon(tmp_path / "home")
     daemon.env.update(seaweed.environ())  # the daemon's env file holds the S3 credentials before the migration
@@ -120,6 +122,12 @@ def test_migration_to_s3_and_back_killed_twice_with_clients_syncing(tmp_path, se
 
         with Traffic(a, b) as traffic:
             kill_midway(daemon, to_s3, runs=1)
+            for name, value in seaweed.environ().items():
+                monkeypatch.setenv(name, value)
+            line = status_line(load_config(daemon.config, environ={}))
+            assert re.fullmatch(r"blobs: s3://.* \(migrating; old chunks read from local .*\), \d+ of \d+ chunks "
+                                r"copied by the last run \(`hearth storage migrate --to s3` resumes it if it "
+                                r"stopped\): ok", line), line
             kill_midway(daemon, to_s3, runs=2)
             finished = migrate(daemon, *to_s3)
             out, err = finished.communicate(timeout=300)

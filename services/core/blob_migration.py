@@ -24,7 +24,7 @@ How it works, and why it cannot lose a chunk:
 * The old store's chunks stay until the user removes them (the command says how); nothing reads them
   once every daemon restarted, and a daemon that has not finds everything in the new store first.
 * Credentials: a daemon writes to the target with its own environment. Moving to S3, the daemons need
-  AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (the supervisor's env file) before the migration starts;
+  AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (in the environment of `hearth up`) before it starts;
   one without them answers 503 for chunk writes while it runs (no chunk is lost, the client retries).
 """
 from __future__ import annotations
@@ -33,6 +33,7 @@ import json
 import math
 import sqlite3
 import threading
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Mapping
@@ -74,6 +75,19 @@ def read_migration(db) -> Migration | None:
             return None
         raise
     return Migration.of(row)
+
+
+def copy_progress(data_dir: Path) -> str | None:
+    """"N of M chunks copied" while a migration copies (for `hearth status`), else None."""
+    path = db_path(data_dir)
+    if not path.exists():
+        return None
+    with closing(sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)) as db:
+        migration = read_migration(db)
+    if migration is None or migration.state != "copying":
+        return None
+    return (f"{migration.chunks_done} of {migration.chunks_total} chunks copied by the last run "
+            f"(`hearth storage migrate --to {migration.target['blobs']}` resumes it if it stopped)")
 
 
 def key_of(settings: Settings) -> str:

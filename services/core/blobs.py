@@ -86,16 +86,22 @@ def store_problem(store: BlobStore) -> str | None:
 
 
 def status_line(config: Config) -> str | None:
-    """`hearth status`'s line on an object store, "blobs: WHERE: ok" or the problem; None for local blobs
-    (the disk is the data directory's, which the daemons' own rows already vouch for)."""
-    if config.storage.blobs == "local":
+    """`hearth status`'s line on an object store or a migration, "blobs: WHERE: ok" or the problem; None for
+    local blobs (the disk is the data directory's, which the daemons' own rows already vouch for)."""
+    from .blob_migration import copy_progress
+
+    progress = copy_progress(config.data_dir)
+    if config.storage.blobs == "local" and progress is None:
         return None
     try:
         store = open_blob_store(config)
     except ConfigError as error:
         return f"blobs: {error}"
     try:
-        return f"blobs: {store.describe()}: {store_problem(store) or 'ok'}"
+        where = store.describe() + (f", {progress}" if progress else "")
+        return f"blobs: {where}: {store_problem(store) or 'ok'}"
+    except StoreUnavailable as error:  # the migration's other store cannot be built here (credentials)
+        return f"blobs: {error.reason}"
     finally:
         store.close()
 

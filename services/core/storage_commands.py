@@ -29,8 +29,9 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
                "old store; garbage collection waits. Killed (even by kill -9), run the same command again: it\n"
                "resumes, copying only what the target lacks. A second run while one is going is refused (exit 3).\n"
                "The target's settings are hearth.toml's [storage] s3_* keys unless given as flags; S3 credentials\n"
-               "come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, which the daemons need too (the supervisor's\n"
-               "env file) before you start. The old store's chunks are kept; the command says how to remove them.\n\n"
+               "come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, which the daemons need too (in the environment\n"
+               "of `hearth up`) before you start. The old store's chunks are kept; the command says how to remove\n"
+               "them.\n\n"
                "examples:\n"
                "  hearth storage migrate --to s3 --s3-endpoint https://s3.example.net --s3-bucket hearth\n"
                "  hearth storage migrate --to local")
