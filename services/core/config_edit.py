@@ -20,6 +20,8 @@ from .errors import CommandError
 
 _TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-]+)\s*\]\s*(#.*)?$")
 _ARRAY_TABLE = re.compile(r"^\s*\[\[")
+# `key = "value"  # comment`: the value a basic or literal string or a bare word, the comment kept
+_KEY_LINE = re.compile(r"""^\s*(?P<key>[A-Za-z0-9_\-]+)\s*=\s*(?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\s#]*)\s*(?P<comment>#.*)?$""")
 
 
 def set_keys(path: Path, table: str, values: Mapping[str, str]) -> None:
@@ -33,9 +35,10 @@ def set_keys(path: Path, table: str, values: Mapping[str, str]) -> None:
         lines += ["\n", f"[{table}]\n"] + [f"{key} = {json.dumps(value)}\n" for key, value in pending.items()]
     else:
         for index in range(start + 1, end):
-            match = re.match(r"^\s*([A-Za-z0-9_\-]+)\s*=", lines[index])
-            if match and match.group(1) in pending:
-                lines[index] = f"{match.group(1)} = {json.dumps(pending.pop(match.group(1)))}\n"
+            match = _KEY_LINE.match(lines[index].rstrip("\n"))
+            if match and match.group("key") in pending:
+                comment = f"  {match.group('comment')}" if match.group("comment") else ""
+                lines[index] = f"{match.group('key')} = {json.dumps(pending.pop(match.group('key')))}{comment}\n"
         lines[start + 1:start + 1] = [f"{key} = {json.dumps(value)}\n" for key, value in pending.items()]
     text = "".join(lines)
     try:
