@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import tomllib
 
 import obstore
@@ -60,6 +61,7 @@ def kill_midway(daemon, args: tuple[str, ...], runs: int) -> None:
         if row and row["runs"] == runs and row["chunks_done"] > 0:
             break
         assert process.poll() is None, f"the migration ended before it could be killed: {process.communicate()}"
+        time.sleep(0.01)  # polling interval, not a synchronisation: the row is what is waited for
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert migration_row(daemon.home)["state"] == "copying"
@@ -129,7 +131,7 @@ def test_migration_to_s3_and_back_killed_twice_with_clients_syncing(tmp_path, se
                                 r"copied by the last run \(`hearth storage migrate --to s3` resumes it if it "
                                 r"stopped\): ok", line), line
             kill_midway(daemon, to_s3, runs=2)
-            finished = migrate(daemon, *to_s3)
+            finished = migrate(daemon, "--to", "s3")  # the settings the migration began with
             out, err = finished.communicate(timeout=300)
             assert finished.returncode == 0, err
         assert traffic.rounds > 0

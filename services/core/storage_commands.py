@@ -27,7 +27,8 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         "serving: each chunk's BLAKE3 is checked, and hearth.toml is switched only when every chunk is there.",
         epilog="While it runs, the daemons write new chunks to the target and read from the target, then the\n"
                "old store; garbage collection waits. Killed (even by kill -9), run the same command again: it\n"
-               "resumes, copying only what the target lacks. A second run while one is going is refused (exit 3).\n"
+               "resumes (`--to s3` alone takes the settings it began with), copying only what the target lacks.\n"
+               "A second run while one is going is refused (exit 3).\n"
                "The target's settings are hearth.toml's [storage] s3_* keys unless given as flags; S3 credentials\n"
                "come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, which the daemons need too (in the environment\n"
                "of `hearth up`) before you start. The old store's chunks are kept; the command says how to remove\n"
@@ -80,7 +81,7 @@ def migration_lock(config) -> Iterator[None]:
 
 def _migrate(args: argparse.Namespace) -> int:
     from .blob_migration import key_of, read_migration
-    from .blobs import store_settings
+    from .blobs import S3_KEYS, store_settings
     from .command_support import database
     from .config import load_config
     from .errors import CommandError
@@ -92,6 +93,9 @@ def _migrate(args: argparse.Namespace) -> int:
     configured, target = store_settings(config), target_settings(args, config)
     with database(args) as db, migration_lock(config):
         migration = read_migration(db)
+        if migration is not None and migration.state == "copying" and migration.target["blobs"] == args.to and \
+                not any(getattr(args, key, None) for key in S3_KEYS):
+            target = migration.target  # `--to s3` alone resumes with the settings the migration began with
         if migration is not None and migration.state == "copying" and key_of(migration.target) != key_of(target):
             raise CommandError(f"a migration to {describe(migration.target)} is unfinished: run `hearth storage "
                                f"migrate --to {migration.target['blobs']}` with the same settings to finish it first")
