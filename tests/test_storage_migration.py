@@ -7,6 +7,7 @@ is emptied, and every file still downloads with the right content; then the same
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -192,3 +193,22 @@ def test_an_unreachable_target_is_one_line_and_changes_nothing(tmp_path, seaweed
         f"hearth: cannot migrate: the target store cannot be used: S3 endpoint {endpoint} does not answer; "
         "nothing was changed"]
     assert daemon.config.read_text() == before and migration_row(tmp_path) is None
+
+
+def test_a_migration_killed_after_its_copy_but_before_the_switch_only_switches(tmp_path, seaweed):
+    daemon = SyncDaemon(tmp_path)
+    daemon.env.update(seaweed.environ())
+    daemon.add_user("alice")
+    bucket = seaweed.create_bucket()
+    target = {"blobs": "s3", "s3_endpoint": seaweed.endpoint, "s3_bucket": bucket, "s3_region": "us-east-1",
+              "s3_prefix": ""}
+    with sqlite3.connect(tmp_path / "var" / "db" / "hearth.sqlite3") as db:  # the row the killed run left
+        db.execute("INSERT INTO blob_migration (id, source, target, state, started_at, updated_at) "
+                   "VALUES (1, ?, ?, 'done', 0, 0)", [json.dumps({"blobs": "local"}), json.dumps(target)])
+    args = ("storage", "migrate", "--to", "s3", "--s3-endpoint", seaweed.endpoint, "--s3-bucket", bucket)
+    result = daemon.hearth(*args)
+    assert result.returncode == 0, result.stderr
+    assert "copied" not in result.stdout and tomllib.loads(daemon.config.read_text())["storage"] == target
+    again = daemon.hearth(*args)
+    assert again.returncode == 1
+    assert again.stderr.startswith(f"hearth: the chunks are already in s3://{bucket}/ at {seaweed.endpoint}")
