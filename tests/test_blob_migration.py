@@ -14,6 +14,7 @@ import pytest
 
 from services.core.blob_migration import MigratingStore
 from services.core.db import db_path, migrate, open_db, write
+from services.core.errors import ConfigError, StoreUnavailable
 from services.core.schema import MIGRATION_SETS
 from services.core.tree import collect_garbage
 from services.core.tree.chunks import ChunkStore, chunk_id
@@ -97,3 +98,18 @@ def test_a_write_that_straddles_the_start_of_a_migration_reaches_the_target(stor
     cid, data = chunk(7)
     straddling.put(cid, data)
     assert target.get(cid) == data
+
+
+def test_a_daemon_that_cannot_reach_the_target_answers_503_rather_than_miss_chunks(stores, tmp_path):
+    db, _, source, target = stores
+
+    def no_credentials(settings):
+        raise ConfigError('blobs = "s3" needs AWS_ACCESS_KEY_ID in the environment')
+
+    store = MigratingStore(source, SOURCE, tmp_path, no_credentials)
+    cid, data = chunk(1)
+    store.put(cid, data)  # no migration yet: the configured store
+    record(db, "copying")
+    for use in (lambda: store.put(*chunk(2)), lambda: store.get(cid)):
+        with pytest.raises(StoreUnavailable, match="storage migration to local-elsewhere: blobs = \"s3\" needs"):
+            use()

@@ -25,7 +25,8 @@ How it works, and why it cannot lose a chunk:
   once every daemon restarted, and a daemon that has not finds everything in the new store first.
 * Credentials: a daemon writes to the target with its own environment. Moving to S3, the daemons need
   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (in the environment of `hearth up`) before it starts;
-  one without them answers 503 for chunk writes while it runs (no chunk is lost, the client retries).
+  one without them answers 503 to whatever needs a chunk while it runs (StoreUnavailable: reading the
+  source alone could miss a chunk another daemon already wrote to the target). Nothing is lost.
 """
 from __future__ import annotations
 
