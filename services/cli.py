@@ -102,10 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--markdown", action="store_true", help="print the README table of every key instead")
     config.add_argument("--example", action="store_true", help="print a commented hearth.toml with every key")
 
-    from services.core import account_commands, backup_commands, export_commands
+    from services.core import account_commands, backup_commands, export_commands, storage_commands
     account_commands.register(command)
     export_commands.register(command)
     backup_commands.register(command)
+    storage_commands.register(command)
 
     from services.sync.client import commands as sync_commands
     sync_commands.configure_sync(command(
@@ -192,8 +193,10 @@ SYNC_VERBS = frozenset({"status", "check", "versions", "restore", "trash", "conf
 FRONT_DOORS = frozenset({"cloudflared", "caddy"})
 # And `hearth backup status|replicate`, where `hearth backup` takes --to DIR.
 BACKUP_VERBS = frozenset({"status", "replicate"})
+# And `hearth storage migrate`.
+STORAGE_VERBS = frozenset({"migrate"})
 # The commands whose next word may be one of these verbs: `hearth WORD VERB` is the command "WORD VERB".
-COMMAND_VERBS = {"sync": SYNC_VERBS, "deploy": FRONT_DOORS, "backup": BACKUP_VERBS}
+COMMAND_VERBS = {"sync": SYNC_VERBS, "deploy": FRONT_DOORS, "backup": BACKUP_VERBS, "storage": STORAGE_VERBS}
 
 
 def _command_index(argv: list[str]) -> int | None:

@@ -170,9 +170,9 @@ def write_config(tmp_path, text: str):
 
 def test_the_factory_builds_the_configured_backend(seaweed, tmp_path):
     config = write_config(tmp_path, seaweed.storage_toml("a-bucket", "p"))
-    store = open_blob_store(config, seaweed.environ())
+    store = open_blob_store(config, seaweed.environ()).home  # the configured store (a migration is followed around it)
     assert isinstance(store, S3Store) and store.location.prefix == "p/"
-    assert isinstance(open_blob_store(write_config(tmp_path, "")), ChunkStore)
+    assert isinstance(open_blob_store(write_config(tmp_path, "")).home, ChunkStore)
 
 
 @pytest.mark.parametrize("storage,environ,message", [
@@ -193,7 +193,7 @@ def test_every_storage_key_has_its_environment_override(tmp_path):
     config = load_config(tmp_path / "hearth.toml", environ={
         "HEARTH_STORAGE_BLOBS": "s3", "HEARTH_STORAGE_S3_ENDPOINT": "http://127.0.0.1:9",
         "HEARTH_STORAGE_S3_BUCKET": "b", "HEARTH_STORAGE_S3_REGION": "eu-west-1", "HEARTH_STORAGE_S3_PREFIX": "x"})
-    store = open_blob_store(config, {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"})
+    store = open_blob_store(config, {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}).home
     assert store.location == S3Location("http://127.0.0.1:9", "b", "eu-west-1", "x/", "k", "s")
     assert "s" not in repr(store.location).replace("s3://", "").replace("http", "")
 
@@ -205,7 +205,7 @@ def test_credentials_never_come_from_the_config_file(tmp_path):
 
 
 def test_the_environment_is_not_needed_for_local_blobs(tmp_path):
-    assert isinstance(open_blob_store(write_config(tmp_path, '[storage]\nblobs = "local"\n'), {}), ChunkStore)
+    assert isinstance(open_blob_store(write_config(tmp_path, '[storage]\nblobs = "local"\n'), {}).home, ChunkStore)
 
 
 # --- garbage collection on either backend: the upload lease without file mtimes ---------------------

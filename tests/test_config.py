@@ -109,3 +109,18 @@ def test_hearth_config_shows_effective_values_and_hides_secrets(tmp_path):
     assert result.returncode == 0, result.stderr
     assert 'listen = "127.0.0.1:9999"' in result.stdout
     assert "TOKEN" in result.stdout and "sekrit" not in result.stdout
+
+
+def test_set_keys_rewrites_one_table_and_keeps_comments_and_the_rest(tmp_path):
+    from services.core.config_edit import set_keys
+
+    path = tmp_path / "hearth.toml"
+    path.write_text('# my server\ndata_dir = "var"\n\n[storage]\n# was local until 2026\nblobs = "local"  # here\n'
+                    's3_region = "eu-west-1"\n\n[sync]\nquota_mb = 5\n')
+    path.chmod(0o640)
+    set_keys(path, "storage", {"blobs": "s3", "s3_bucket": "hearth"})
+    assert path.read_text() == ('# my server\ndata_dir = "var"\n\n[storage]\ns3_bucket = "hearth"\n'
+                                '# was local until 2026\nblobs = "s3"  # here\ns3_region = "eu-west-1"\n\n[sync]\nquota_mb = 5\n')
+    assert path.stat().st_mode & 0o777 == 0o640 and [p.name for p in tmp_path.iterdir()] == ["hearth.toml"]
+    set_keys(path, "backup", {"replica": "/mnt/x"})  # a table the file lacks is added at its end
+    assert path.read_text().endswith('quota_mb = 5\n\n[backup]\nreplica = "/mnt/x"\n')

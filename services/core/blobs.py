@@ -28,11 +28,33 @@ CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSI
 SIDE_BLOB_STORE = web.AppKey("side_blob_store", BlobStore)
 
 
-def open_blob_store(config: Config, environ: Mapping[str, str] = os.environ) -> BlobStore:
-    """The configured store; ConfigError (exit 2) naming the key or variable that is wrong or missing."""
+S3_KEYS = ("s3_endpoint", "s3_bucket", "s3_region", "s3_prefix")
+
+
+def store_settings(config: Config) -> dict[str, str]:
+    """Which store the config names, as the keys that say it: {"blobs": "local"} or the blobs and s3_* keys."""
     storage = config.values["storage"]
+    if storage["blobs"] != "s3":
+        return {"blobs": storage["blobs"]}
+    return {"blobs": "s3", **{key: storage[key] for key in S3_KEYS}}
+
+
+def open_blob_store(config: Config, environ: Mapping[str, str] = os.environ) -> BlobStore:
+    """The configured store; ConfigError (exit 2) naming the key or variable that is wrong or missing.
+
+    It follows a storage migration (`hearth storage migrate`) while one runs or after it switched the
+    config under a running daemon: see services.core.blob_migration."""
+    from .blob_migration import MigratingStore
+
+    settings = store_settings(config)
+    home = build_store(settings, config, environ)
+    return MigratingStore(home, settings, config.data_dir, lambda other: build_store(other, config, environ))
+
+
+def build_store(settings: Mapping[str, str], config: Config, environ: Mapping[str, str] = os.environ) -> BlobStore:
+    """The store `settings` (as store_settings gives them) name, without following a migration."""
     where = config.path or "environment"
-    backend = storage["blobs"]
+    backend = settings["blobs"]
     if backend == "local":
         return ChunkStore(config.data_path("blobs"))
     if backend != "s3":
@@ -40,16 +62,16 @@ def open_blob_store(config: Config, environ: Mapping[str, str] = os.environ) -> 
     from .tree.s3store import S3Location, S3Store  # obstore loads only where S3 is used
 
     for key in ("s3_endpoint", "s3_bucket"):
-        if not storage[key]:
+        if not settings[key]:
             raise ConfigError(f"{where}: [storage] {key}: needed with blobs = \"s3\"")
-    if not storage["s3_endpoint"].startswith(("http://", "https://")):
+    if not settings["s3_endpoint"].startswith(("http://", "https://")):
         raise ConfigError(f"{where}: [storage] s3_endpoint: expected an http:// or https:// URL")
     missing = [name for name in CREDENTIAL_VARIABLES[:2] if not environ.get(name)]
     if missing:
         raise ConfigError(f"blobs = \"s3\" needs {' and '.join(missing)} in the environment")
-    prefix = storage["s3_prefix"].strip("/")
+    prefix = settings["s3_prefix"].strip("/")
     return S3Store(S3Location(
-        endpoint=storage["s3_endpoint"].rstrip("/"), bucket=storage["s3_bucket"], region=storage["s3_region"],
+        endpoint=settings["s3_endpoint"].rstrip("/"), bucket=settings["s3_bucket"], region=settings["s3_region"],
         prefix=f"{prefix}/" if prefix else "", access_key_id=environ["AWS_ACCESS_KEY_ID"],
         secret_access_key=environ["AWS_SECRET_ACCESS_KEY"], session_token=environ.get("AWS_SESSION_TOKEN")))
 
@@ -64,16 +86,22 @@ def store_problem(store: BlobStore) -> str | None:
 
 
 def status_line(config: Config) -> str | None:
-    """`hearth status`'s line on an object store, "blobs: WHERE: ok" or the problem; None for local blobs
-    (the disk is the data directory's, which the daemons' own rows already vouch for)."""
-    if config.storage.blobs == "local":
+    """`hearth status`'s line on an object store or a migration, "blobs: WHERE: ok" or the problem; None for
+    local blobs (the disk is the data directory's, which the daemons' own rows already vouch for)."""
+    from .blob_migration import copy_progress
+
+    progress = copy_progress(config.data_dir)
+    if config.storage.blobs == "local" and progress is None:
         return None
     try:
         store = open_blob_store(config)
     except ConfigError as error:
         return f"blobs: {error}"
     try:
-        return f"blobs: {store.describe()}: {store_problem(store) or 'ok'}"
+        where = store.describe() + (f", {progress}" if progress else "")
+        return f"blobs: {where}: {store_problem(store) or 'ok'}"
+    except StoreUnavailable as error:  # the migration's other store cannot be built here (credentials)
+        return f"blobs: {error.reason}"
     finally:
         store.close()
 

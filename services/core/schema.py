@@ -277,6 +277,24 @@ def m007_every_user_has_a_root_id(db):
                    [user])
 
 
+@files()
+def m008_blob_migration(db):
+    """The chunk store's migration to another backend (services/core/blob_migration.py): one row, read by
+    every daemon's store before each use, so a running daemon learns that a migration started and ended."""
+    db.execute("""
+        CREATE TABLE blob_migration (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            source TEXT NOT NULL,
+            target TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('copying', 'done')),
+            started_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            chunks_total INTEGER NOT NULL DEFAULT 0,
+            chunks_done INTEGER NOT NULL DEFAULT 0,
+            runs INTEGER NOT NULL DEFAULT 1
+        )""")
+
+
 dav = Migrations("dav")
 
 
