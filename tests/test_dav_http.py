@@ -203,7 +203,7 @@ def test_bad_input_changes_nothing_and_the_server_keeps_serving(dav):
 
 
 # RFC 4918 §9.1's live properties and the dead ones a client set; what the other RFCs keep out of allprop.
-ALLPROP_NAMES = {"{DAV:}resourcetype", "{DAV:}displayname", "{DAV:}getetag", "{DAV:}getcontenttype",
+ALLPROP_NAMES = {"{DAV:}current-user-principal", "{DAV:}resourcetype", "{DAV:}displayname", "{DAV:}getetag", "{DAV:}getcontenttype",
                  "{DAV:}getcontentlength", "{http://apple.com/ns/ical/}calendar-color",
                  "{http://apple.com/ns/ical/}calendar-order"}
 
@@ -232,12 +232,15 @@ def test_allprop_lists_rfc_4918_properties_and_dead_ones_not_computed_ones(dav):
     everywhere = {**allprop(dav, "/dav/", "alice"), **allprop(dav, "/dav/principals/", "alice"),
                   **allprop(dav, "/dav/principals/alice/", "alice"), **allprop(dav, "/dav/calendars/bob/", "bob", "1"),
                   **allprop(dav, shared, "alice", "1"), **allprop(dav, "/dav/notifications/alice/", "alice")}
-    assert everywhere[shared] == {"{DAV:}resourcetype", "{DAV:}displayname",
+    assert everywhere[shared] == {"{DAV:}current-user-principal", "{DAV:}resourcetype", "{DAV:}displayname",
                                   "{http://apple.com/ns/ical/}calendar-color"}
     assert everywhere[shared + "e.ics"] == {"{DAV:}resourcetype", "{DAV:}getetag", "{DAV:}getcontenttype",
                                             "{DAV:}getcontentlength"}
     assert everywhere["/dav/calendars/bob/allprop_shared_by_alice/"] == everywhere[shared]
     assert set().union(*everywhere.values()) <= ALLPROP_NAMES
+    # A PROPFIND for the principal that followed /.well-known/caldav's 301 arrives without its body (requests
+    # drops it): the root's allprop still names the user's principal.
+    assert "{DAV:}current-user-principal" in everywhere["/dav/"]
     # An empty propfind element with allprop is the same; DAV:include adds what a client names.
     included = ('<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:allprop/><D:include>'
                 '<CS:invite/><D:sync-token/><D:no-such/></D:include></D:propfind>')

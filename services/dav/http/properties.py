@@ -29,8 +29,12 @@ CONTENT_TYPES = {CALENDAR: "text/calendar; charset=utf-8", "addressbook": "text/
 # set (Apple's colour and order). Every other property here is defined as not returned by allprop: RFC 4791
 # §5.2 and §6.2, RFC 6352 §6.2, RFC 6638 §2 and §9, RFC 3744 §5 (owner, privileges, principal-URL),
 # RFC 3253 §3.1.5 (supported-report-set), RFC 5397 §3, RFC 6578 §4, and CalendarServer's computed
-# sharing, e-mail and delegation properties; CS:getctag and CS:invite are computed too.
-ALLPROP = frozenset((tag(DAV, "resourcetype"), tag(DAV, "displayname"), tag(DAV, "getetag"),
+# sharing, e-mail and delegation properties; CS:getctag and CS:invite are computed too. One exception:
+# DAV:current-user-principal (RFC 5397 says SHOULD NOT, not MUST NOT). A client following the 301 of
+# /.well-known/caldav loses its PROPFIND's body on the way (Python's requests drops it on a 301 or 302, so
+# python-caldav does), which makes its question for the principal an allprop.
+ALLPROP = frozenset((tag(DAV, "current-user-principal"), tag(DAV, "resourcetype"), tag(DAV, "displayname"),
+                     tag(DAV, "getetag"),
                      tag(DAV, "getcontenttype"), tag(DAV, "getcontentlength"), tag(DAV, "getlastmodified"),
                      tag(DAV, "creationdate"), tag(APPLE, "calendar-color"), tag(APPLE, "calendar-order")))
 
