@@ -1,7 +1,7 @@
 """Several processes of the sync, files and DAV daemons behind the front end (`[NAME] instances = 2`).
 
 `hearth up` starts every instance under the supervisor; the front end spreads
-requests over them (each answer names its instance in X-Hearth-DaemonInstance); a
+requests over them (each answer names its instance in X-Hearth-Instance); a
 long poll waiting on one sync instance wakes when another commits; and kill -9
 of one instance during a stream of GETs and PROPFINDs fails none of them while
 the supervisor brings it back.
@@ -100,7 +100,7 @@ def test_the_front_spreads_requests_over_both_instances(hearth, method, path, bo
     for _ in range(6):
         status, headers, _ = ask(front(hearth), method, path, body, {"Depth": "0"})
         assert status in (200, 207)
-        served[headers["X-Hearth-DaemonInstance"]] += 1
+        served[headers["X-Hearth-Instance"]] += 1
     assert served == {daemon: 3, f"{daemon}_2": 3}  # round robin
 
 
@@ -111,7 +111,8 @@ def _long_poll(instance: Path, folder: int, since: int, result: dict) -> None:
 
 
 def _wake_latency(hearth, poll_on: str, commit_on: str, folder: int, path: str) -> float:
-    """Seconds from a mkdir answered by `commit_on` to the long poll waiting on `poll_on` answering."""
+    """Seconds from sending a change to `commit_on` (a sync mkdir, or a WebDAV PUT to a files instance) to
+    the answer of the long poll waiting on `poll_on`."""
     run = hearth.var / "run"
     _, _, body = ask(UnixConnection(run / f"{poll_on}.sock"), "GET", f"/sync/v1/folders/{folder}/changes")
     cursor = json.loads(body)["cursor"]
@@ -120,15 +121,20 @@ def _wake_latency(hearth, poll_on: str, commit_on: str, folder: int, path: str) 
     poll.start()
     time.sleep(0.5)  # not a synchronisation: the poll must be waiting, else it would answer at once anyway
     assert not result, "the poll answered before any change"
-    status, headers, _ = ask(UnixConnection(run / f"{commit_on}.sock"), "POST", f"/sync/v1/folders/{folder}/mkdir",
-                             json.dumps({"path": path, "device": "laptop"}).encode(),
-                             {"Content-Type": "application/json"})
-    committed = time.monotonic()
-    assert status == 200 and headers["X-Hearth-DaemonInstance"] == commit_on
+    sent = time.monotonic()
+    if commit_on.startswith("files"):
+        status, headers, _ = ask(UnixConnection(run / f"{commit_on}.sock"), "PUT", f"/files/admin/photos/{path}",
+                                 b"taken on the phone")
+    else:
+        status, headers, _ = ask(UnixConnection(run / f"{commit_on}.sock"), "POST",
+                                 f"/sync/v1/folders/{folder}/mkdir",
+                                 json.dumps({"path": path, "device": "laptop"}).encode(),
+                                 {"Content-Type": "application/json"})
+    assert status in (200, 201) and headers["X-Hearth-Instance"] == commit_on
     poll.join(25)
     assert result["status"] == 200
     assert [change["path"] for change in result["body"]["changes"]] == [path]
-    return result["at"] - committed
+    return result["at"] - sent
 
 
 def test_a_commit_on_one_sync_instance_wakes_a_long_poll_on_the_other(hearth):
@@ -139,10 +145,11 @@ def test_a_commit_on_one_sync_instance_wakes_a_long_poll_on_the_other(hearth):
     same = _wake_latency(hearth, "sync", "sync", folder, "same-instance")
     across = _wake_latency(hearth, "sync", "sync_2", folder, "other-instance")
     back = _wake_latency(hearth, "sync_2", "sync", folder, "and-back")
-    print(f"long poll wake after a commit: same instance {same * 1000:.0f} ms, "
-          f"other instance {across * 1000:.0f} ms and {back * 1000:.0f} ms")
+    webdav = _wake_latency(hearth, "sync_2", "files_2", folder, "from-webdav.txt")
+    print(f"long poll wake after a commit: same instance {same * 1000:.0f} ms, other instance "
+          f"{across * 1000:.0f} ms and {back * 1000:.0f} ms, a WebDAV PUT {webdav * 1000:.0f} ms")
     # The poll's own re-read of the journal comes only every 5 s: well under that is the watcher's wake.
-    assert across < 1.0 and back < 1.0
+    assert across < 1.0 and back < 1.0 and webdav < 1.0
 
 
 class Stream(threading.Thread):
@@ -161,7 +168,7 @@ class Stream(threading.Thread):
                 connection.request(self.method, self.path, body=self.body, headers={**AUTH, "Depth": "1"})
                 response = connection.getresponse()
                 response.read()
-                self.answers.append((response.status, response.headers.get("X-Hearth-DaemonInstance", "")))
+                self.answers.append((response.status, response.headers.get("X-Hearth-Instance", "")))
             except (OSError, http.client.HTTPException) as error:
                 self.answers.append((0, repr(error)))
                 connection.close()
