@@ -236,3 +236,38 @@ def test_a_wrong_instances_setting_is_refused_at_start(tmp_path, text, error):
     config_file.write_text(text)
     with pytest.raises(ConfigError, match=error.replace("[", r"\[").replace("]", r"\]")):
         load_config(config_file, environ={})
+
+
+def test_the_change_feed_wakes_on_another_connections_commit_and_only_for_its_folder(tmp_path):
+    """The watcher alone (the long poll's own re-read comes only every 5 s): a commit by another process
+    wakes the folder it changed within a few WATCH_INTERVALs, and not a folder it did not touch."""
+    import asyncio
+
+    from services.core.db import migrate, open_db
+    from services.core.schema import MIGRATION_SETS
+    from services.sync.server.feed import ChangeFeed
+
+    path = tmp_path / "hearth.sqlite3"
+    migrate(path, MIGRATION_SETS)
+    other = open_db(path)  # another process's connection, as far as SQLite can tell
+    for name in ("photos", "music"):
+        other.execute("INSERT INTO folders (owner, name, created_at) VALUES ('alice', ?, '2026-01-01')", [name])
+
+    async def main() -> tuple[float, bool]:
+        feed = ChangeFeed(path)
+        photos, music = feed.event(1), feed.event(2)
+        await asyncio.sleep(0.2)  # the watcher's first look woke both once: a poll then reads again
+        photos, music = feed.event(1), feed.event(2)
+        await asyncio.sleep(0.2)
+        assert not photos.is_set() and not music.is_set()
+        began = time.monotonic()
+        await asyncio.to_thread(other.execute, "UPDATE folders SET seq = seq + 1 WHERE id = 1")
+        await asyncio.wait_for(photos.wait(), 2)
+        woke = time.monotonic() - began
+        await asyncio.sleep(0.2)
+        quiet = not music.is_set()
+        await feed.close()
+        return woke, quiet
+
+    woke, quiet = asyncio.run(main())
+    assert woke < 0.5 and quiet, (woke, quiet)
