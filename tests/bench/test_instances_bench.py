@@ -24,6 +24,7 @@ EDITS = 9
 
 
 def latencies(root: Path, instances: int) -> list[float]:
+    root.mkdir()
     hearth = OnePort(root, textwrap.dedent(f"""\
         [sync]
         instances = {instances}
