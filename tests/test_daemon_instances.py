@@ -213,6 +213,28 @@ def test_kill_9_of_one_instance_fails_no_request_and_it_is_restarted(hearth):
         assert hearth.state(name)["restarts"] >= 1
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_fewer_instances_stop_the_ones_no_longer_configured(hearth):
+    """Runs last of the module's `hearth up` tests: it takes the installation back to one instance each."""
+    extra = [f"{daemon}_2" for daemon in SCALED]
+    pids = {name: hearth.state(name)["child_pid"] for name in extra}
+    hearth.config.write_text(hearth.config.read_text().replace("instances = 2", "instances = 1"))
+    up = hearth.hearth("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    for name in extra:
+        assert f"{name}: stopped" in up.stdout
+        assert not (hearth.var / "run" / "rc.d" / f"hearth_{name}").exists()
+    hearth.wait_for(lambda: not any(_alive(pid) for pid in pids.values()), 20, "the extra instances to exit")
+    assert not set(extra) & set(hearth.status_rows())
+
+
 def test_instances_are_named_beside_the_first(tmp_path):
     config_file = tmp_path / "hearth.toml"
     config_file.write_text('[sync]\ninstances = 3\nlisten = "127.0.0.1:9100"\n[dav]\ninstances = 2\n')

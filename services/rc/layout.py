@@ -212,6 +212,15 @@ def render_env_file(env: Mapping[str, str]) -> str:
     return "".join(f"{key}={quoted(value)}\n" for key, value in env.items())
 
 
+def stale_scripts(config: Config) -> list[Path]:
+    """Generated scripts hearth.toml no longer asks for: a [[service]] removed, fewer [NAME] instances."""
+    directory = generated_rc_dir(config)
+    wanted = {script_name(spec.name) for spec in config.services if not spec.slots}
+    wanted |= {script_name(instance.name) for instance in instances(config)}
+    wanted |= {script_name(instance.name) for instance in extra_instances(config)}
+    return [path for path in sorted(directory.iterdir()) if path.name not in wanted] if directory.is_dir() else []
+
+
 def write_generated(config: Config) -> None:
     """Regenerate the user service scripts and their env files from hearth.toml (and the slot records).
 
@@ -220,12 +229,8 @@ def write_generated(config: Config) -> None:
     """
     directory = private_dir(generated_rc_dir(config))
     slotted = instances(config)
-    wanted = {script_name(spec.name) for spec in config.services if not spec.slots}
-    wanted |= {script_name(instance.name) for instance in slotted}
-    wanted |= {script_name(instance.name) for instance in extra_instances(config)}
-    for stale in directory.iterdir():
-        if stale.name not in wanted:
-            stale.unlink()
+    for stale in stale_scripts(config):
+        stale.unlink()
     for spec in config.services:
         if spec.slots:
             continue
