@@ -170,7 +170,8 @@ class Proxy:
                     raise GatewayTimeout(f"{address.label} sent no answer within {self.idle_timeout:g} s") from None
                 if isinstance(error, asyncio.TimeoutError) and not isinstance(error, aiohttp.ServerTimeoutError):
                     raise GatewayTimeout(f"{address.label} did not answer within the total timeout") from None
-                refused = isinstance(error, aiohttp.ClientConnectorError)
+                # Refused, or no connection within connect_timeout (a hung instance's backlog is full): unsent.
+                refused = isinstance(error, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
                 dropped = isinstance(error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)) and not refused
                 unsent = refused and len(candidates) > 1
                 if len(candidates) > 1 and (refused or dropped):
