@@ -42,6 +42,13 @@ class Option:
         return "HEARTH_" + self.dotted.replace(".", "_").upper()
 
 
+# The daemons that may run as several processes behind the front end (services.core.instances).
+SCALABLE = ("sync", "files", "dav")
+MAX_INSTANCES = 16
+INSTANCES_HELP = ("Processes of the {daemon} daemon behind the front end (1 to 16), which spreads requests over "
+                  "them; instance K > 1 is supervised as {daemon}_K and listens beside listen (socket "
+                  "{daemon}_K.sock, or the port + K - 1). See \"Several processes\" in the README.")
+
 SCHEMA: tuple[Option, ...] = (
     Option("", "data_dir", str, "./var",
            "Data directory (db/, blobs/, run/, log/). Relative to the config file's directory."),
@@ -52,6 +59,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("sync", "listen", str, "unix:run/sync.sock",
            "Where the sync daemon listens: HOST:PORT, or unix:PATH (relative to data_dir). "
            "The front end routes /sync here."),
+    Option("sync", "instances", int, 1, INSTANCES_HELP.format(daemon="sync")),
     Option("sync", "quota_mb", int, 0,
            "Storage quota per user in MiB: the current files of the folders they own (0: no quota)."),
     Option("sync", "keep_versions_days", int, 30,
@@ -76,6 +84,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("files", "listen", str, "unix:run/files.sock",
            "Where the WebDAV file daemon listens: HOST:PORT, or unix:PATH (relative to data_dir). "
            "The front end routes /files here."),
+    Option("files", "instances", int, 1, INSTANCES_HELP.format(daemon="files")),
     Option("files", "preview_max_megapixels", int, 64,
            "Largest picture (in millions of pixels, as its header declares) the Nextcloud apps get a "
            "thumbnail of; a larger one shows its file type's icon (0: no thumbnails). Guards memory against "
@@ -86,6 +95,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("dav", "listen", str, "unix:run/dav.sock",
            "Where the CalDAV/CardDAV daemon listens: HOST:PORT, or unix:PATH (relative to data_dir). "
            "The front end routes /dav here."),
+    Option("dav", "instances", int, 1, INSTANCES_HELP.format(daemon="dav")),
     Option("dav", "mail_domain", str, "localhost",
            "Domain of local users' calendar addresses: user alice is mailto:alice@DOMAIN when she "
            "organizes or is invited (RFC 6638 scheduling)."),
@@ -326,6 +336,11 @@ def load_config(explicit: str | Path | None = None, environ: Mapping[str, str] =
     level = values[""]["log_level"].lower()
     if level not in {"debug", "info", "warning", "error"}:
         raise ConfigError(f"{used_path or '$HEARTH_LOG_LEVEL'}: log_level: expected debug, info, warning or error, got {level!r}")
+
+    for daemon in SCALABLE:
+        if not 1 <= values[daemon]["instances"] <= MAX_INSTANCES:
+            raise ConfigError(f"{used_path or f'$HEARTH_{daemon.upper()}_INSTANCES'}: [{daemon}] instances: "
+                              f"expected 1 to {MAX_INSTANCES}, got {values[daemon]['instances']}")
 
     services = _parse_services(services_raw, path, base_dir, set())
     routes = _parse_routes(routes_raw, path)

@@ -112,7 +112,8 @@ def _parse_services(raw: Any, path: Path, base_dir: Path, known: set[str]) -> tu
         if not isinstance(name, str) or not name.replace("_", "").isalnum() or not name.isascii():
             raise ConfigError(f"{where}: name: expected letters, digits and _, got {name!r}")
         where = f"{path}: service {name!r}"
-        if name in RESERVED_SERVICE_NAMES or name in known:
+        daemon, _, number = name.partition("_")
+        if name in RESERVED_SERVICE_NAMES or name in known or (daemon in RESERVED_SERVICE_NAMES and number.isdigit()):
             raise ConfigError(f"{where}: name: {name!r} is already taken")
         known.add(name)
         command = table.get("command")

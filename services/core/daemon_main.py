@@ -15,16 +15,19 @@ from typing import Callable
 
 from .config import Config, ConfigError, load_config
 from .exitcodes import ExitStatus
+from . import instances
 from .http import ListenAddress
 from .log import setup_logging
 from .private import private_umask
 
-Prepare = Callable[[Config, ListenAddress], Callable[[], None]]
+Prepare = Callable[[Config, ListenAddress, instances.DaemonInstance], Callable[[], None]]
 
 
-def listen_address(config: Config, section: str) -> ListenAddress:
+def listen_address(config: Config, section: str, number: int = 1) -> ListenAddress:
+    """Where the daemon (its instance `number`, see core.instances) listens."""
     try:
-        return ListenAddress.parse(config.values[section]["listen"], config.data_dir)
+        listen = instances.listen(config, instances.DaemonInstance(section, number))
+        return ListenAddress.parse(listen, config.data_dir)
     except ValueError as error:
         raise ConfigError(f"{config.path or f'$HEARTH_{section.upper()}_LISTEN'}: [{section}] listen: {error}") from None
 
@@ -44,14 +47,20 @@ def run_daemon(argv: list[str] | None, *, name: str, description: str, prepare: 
     """Parse --config, check it, let `prepare` build the daemon (it may raise ConfigError), serve."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{name}", description=description)
     parser.add_argument("--config", metavar="FILE", help="config file (default: ./hearth.toml or $HEARTH_CONFIG)")
+    if name in instances.SCALABLE:
+        parser.add_argument("--instance", metavar="K", type=int, default=1,
+                            help=f"run as instance K of [{name}] instances (default 1), supervised as {name}_K")
     args = parser.parse_args(argv)
     private_umask()  # however it was started: by hearth up, rc.d, systemd or by hand
     log = logging.getLogger(name)
     try:
         config = load_config(args.config)
-        address = listen_address(config, name)
+        instance = instances.DaemonInstance(name, getattr(args, "instance", 1))
+        if not 1 <= instance.number <= instances.count(config, name):
+            raise ConfigError(f"--instance {instance.number}: [{name}] instances is {instances.count(config, name)}")
+        address = listen_address(config, name, instance.number)
         setup_logging(config.log_level)
-        serve = prepare(config, address)
+        serve = prepare(config, address, instance)
     except ConfigError as error:
         print(f"hearth-{name}: {error}", file=sys.stderr)
         return ExitStatus.CONFIG
@@ -71,11 +80,12 @@ def run_app_daemon(argv: list[str] | None, *, name: str, description: str, app_f
     The factory is imported only once the config is known good, which keeps a
     misconfigured start fast (and its exit code 2 clean).
     """
-    def prepare(config: Config, address: ListenAddress) -> Callable[[], None]:
-        from .http import serve
+    def prepare(config: Config, address: ListenAddress, instance: instances.DaemonInstance) -> Callable[[], None]:
+        from .http import INSTANCE, serve
 
         module_name, _, function = app_factory.partition(":")
         app = getattr(importlib.import_module(module_name), function)(config)
+        app[INSTANCE] = instance
 
         def run() -> None:
             serve(app, address, ready=lambda: logging.getLogger(name).info("serving on %s", address))

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from .config import Config
 from .db import Database, db_path, migrate
 from .errors import BadRequest, HTTPError
+from .instances import DaemonInstance
 from .numbers import loads_json
 from .schema import MIGRATION_SETS
 from .tree.chunks import BlobStore
@@ -33,6 +34,10 @@ log = logging.getLogger("http")
 CONFIG = web.AppKey("config", Config)
 DATABASE = web.AppKey("database", Database)
 SERVICE_NAME = web.AppKey("service_name", str)
+# Which process of the daemon this is ([NAME] instances; services.core.instances): named on every answer
+# in X-Hearth-Instance, so an operator (and a test) sees how the front end spread the requests.
+INSTANCE = web.AppKey("instance", DaemonInstance)
+INSTANCE_HEADER = "X-Hearth-Instance"
 BLOB_STORE = web.AppKey("blob_store", BlobStore)  # set by services.core.blobs.blob_store_context
 # On a response to a request whose credentials a daemon verified; the front end takes it off and
 # stops counting that credential's requests against the client address (services/front/limits.py).
@@ -92,7 +97,17 @@ async def healthz(request: web.Request) -> web.Response:
     store = request.app.get(BLOB_STORE)
     if store is not None:
         await asyncio.to_thread(store.check)  # StoreUnavailable: 503 with its one-line reason
-    return web.json_response({"status": "ok", "service": request.app[SERVICE_NAME]})
+    return web.json_response({"status": "ok", "service": request.app[SERVICE_NAME],
+                              "instance": request.config_dict[INSTANCE].number})
+
+
+def first_instance(app: web.Application) -> bool:
+    """Whether this process is its daemon's instance 1, the one that runs the daemon's schedules."""
+    return app[INSTANCE].number == 1
+
+
+async def _name_instance(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[INSTANCE_HEADER] = request.config_dict[INSTANCE].name
 
 
 def create_base_app(config: Config, name: str, *, with_database: bool = True,
@@ -101,6 +116,8 @@ def create_base_app(config: Config, name: str, *, with_database: bool = True,
     app = web.Application(middlewares=[error_middleware, *middlewares])
     app[CONFIG] = config
     app[SERVICE_NAME] = name
+    app[INSTANCE] = DaemonInstance(name, 1)  # daemon_main names another with --instance
+    app.on_response_prepare.append(_name_instance)
     app.router.add_get("/healthz", healthz)
     if with_database:
         app.cleanup_ctx.append(_database_context)

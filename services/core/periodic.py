@@ -16,6 +16,7 @@ from typing import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from .config import Config, ConfigError
+from .http import first_instance
 
 Job = Callable[[web.Application], Awaitable[None]]
 
@@ -46,7 +47,8 @@ def periodic_context(interval: float, job: Job, log: logging.Logger, name: str, 
                 log.exception("%s: pass failed", name)
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(every(app)) if interval > 0 else None
+        # One schedule per daemon however many instances run it: the others would only repeat its sweeps.
+        task = asyncio.create_task(every(app)) if interval > 0 and first_instance(app) else None
         yield
         if task is not None:
             task.cancel()

@@ -7,9 +7,10 @@ import sys
 from services.core.config import Config, ConfigError
 from services.core.daemon_main import run_daemon
 from services.core.http import ListenAddress
+from services.core.instances import DaemonInstance
 
 
-def prepare(config: Config, address: ListenAddress):
+def prepare(config: Config, address: ListenAddress, instance: DaemonInstance):
     if config.api.listen == config.front.listen:
         # A hearth.toml from before the front end existed puts the API on the suite's port.
         raise ConfigError(f"{config.path or 'hearth.toml'}: [api] listen and [front] listen are both "

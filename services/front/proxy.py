@@ -35,13 +35,16 @@ from .accesslog import Exchange
 from .forwarding import Client, ForwardedPolicy, end_to_end
 from .routes import Route
 from .slots import Slots
-from .upstream import UpstreamAddress, Upstreams, supervision
+from .upstream import Balancer, UpstreamAddress, Upstreams, supervision
 
 log = logging.getLogger("front.proxy")
 
-# Requests without a body that may be sent twice (RFC 9110 §9.2.2): retried once on a
-# fresh connection when a kept-alive one turns out to have been closed by the upstream.
-RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
+# Safe requests (RFC 9110 §9.2.1; PROPFIND and REPORT read only, RFC 4918 §9.1, RFC 3253 §3.6), which may
+# be sent again when the upstream dropped the connection before answering: on a fresh connection, or to
+# another instance of the daemon. Their body, if any, is held for that up to REPLAY_BODY_LIMIT; a larger
+# one streams through and is not replayed.
+REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
+REPLAY_BODY_LIMIT = 256 * 1024
 
 Decorate = Callable[[CIMultiDict], None]
 
@@ -102,6 +105,7 @@ class Proxy:
 
     def __init__(self, config: Config, upstreams: Upstreams, forwarded: ForwardedPolicy, slots: Slots):
         self.upstreams = upstreams
+        self.balancer = Balancer()
         self.forwarded = forwarded
         self.slots = slots
         self.data_dir = config.data_dir
@@ -124,8 +128,8 @@ class Proxy:
             # What aiohttp's router does for web.Application; the low-level server leaves it to us.
             await request.writer.write(b"HTTP/%d.%d 100 Continue\r\n\r\n" % request.version)
         headers = self.forwarded.upstream_headers(request, client)
-        url = address.url(route.upstream_path(request.path, request.raw_path))
-        upstream = await self._send(request, address, url, headers, body_limit)
+        target = route.upstream_path(request.path, request.raw_path)
+        upstream = await self._send(request, self.balancer.order(address), target, headers, body_limit, exchange)
         try:
             return await self._relay(request, upstream, exchange, decorate)
         finally:
@@ -134,15 +138,29 @@ class Proxy:
             else:
                 upstream.close()
 
-    async def _send(self, request: web.BaseRequest, address: UpstreamAddress, url, headers: CIMultiDict,
-                    body_limit: int | None) -> aiohttp.ClientResponse:
-        session = self.upstreams.session(address)
+    async def _send(self, request: web.BaseRequest, candidates: list[UpstreamAddress], target: str,
+                    headers: CIMultiDict, body_limit: int | None, exchange: Exchange) -> aiohttp.ClientResponse:
+        """The upstream's answer from the first candidate that gives one.
+
+        A candidate that refuses the connection is passed over whatever the request: nothing was
+        sent. One that drops the connection before answering (a kept-alive connection it had
+        closed, or an instance killed while it worked) is retried on the next candidate (on the
+        same upstream, once, when there is only one) only for a safe request whose body, if any,
+        is held here: any other may have been carried out, and cannot be sent again.
+        """
         body = RequestBody(request, body_limit, self.idle_timeout) if request.body_exists else None
-        attempts = 2 if body is None and request.method in RETRYABLE else 1
-        for attempt in range(1, attempts + 1):
+        data: bytes | None = None
+        replayable = request.method in REPLAYABLE and (body is None or (
+            request.content_length is not None and request.content_length <= REPLAY_BODY_LIMIT))
+        if replayable and body is not None:
+            data = b"".join([chunk async for chunk in body.chunks()])  # 408, 413, ClientGone raise here
+        tries = candidates if len(candidates) > 1 else candidates * 2
+        for attempt, address in enumerate(tries, 1):
+            exchange.upstream = address.label
             try:
-                return await session.request(
-                    request.method, url, headers=headers, data=body.chunks() if body else None,
+                response = await self.upstreams.session(address).request(
+                    request.method, address.url(target), headers=headers,
+                    data=data if data is not None else body.chunks() if body else None,
                     allow_redirects=False, compress=None, proxy=None)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
                 if body is not None and body.failure is not None:
@@ -152,11 +170,18 @@ class Proxy:
                     raise GatewayTimeout(f"{address.label} sent no answer within {self.idle_timeout:g} s") from None
                 if isinstance(error, asyncio.TimeoutError) and not isinstance(error, aiohttp.ServerTimeoutError):
                     raise GatewayTimeout(f"{address.label} did not answer within the total timeout") from None
-                reused = isinstance(error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)) and not \
-                    isinstance(error, aiohttp.ClientConnectorError)
-                if reused and attempt < attempts:
+                # Refused, or no connection within connect_timeout (a hung instance's backlog is full): unsent.
+                refused = isinstance(error, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+                dropped = isinstance(error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)) and not refused
+                unsent = refused and len(candidates) > 1
+                if len(candidates) > 1 and (refused or dropped):
+                    self.balancer.failed(address, describe(error, self.connect_timeout))
+                if attempt < len(tries) and (unsent or (dropped and replayable)):
                     continue
                 raise self.unreachable(address, error) from None
+            if len(candidates) > 1:
+                self.balancer.answered(address)
+            return response
         raise AssertionError("unreachable")  # the loop returns or raises
 
     async def _relay(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, exchange: Exchange,

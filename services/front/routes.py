@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Mapping
 from urllib.parse import quote
 
+from services.core import instances
 from services.core.config import Config, ConfigError, RouteSpec, ServiceSpec
 from services.core.slots import COLOURS, LABELS, instance_name, slot_listen
 
@@ -205,7 +206,10 @@ class RouteTable:
         for route in self.routes:
             if route.upstream is None:
                 continue
-            if route.upstream.slot is None:
+            if route.upstream.pool:
+                for address in route.upstream.pool:
+                    seen.setdefault(address.key, address)
+            elif route.upstream.slot is None:
                 seen.setdefault(route.upstream.key, route.upstream)
             else:
                 for address in self.slotted[route.upstream.service or ""].values():
@@ -224,11 +228,20 @@ def slot_addresses(spec: ServiceSpec, config: Config) -> dict[str, UpstreamAddre
 
 
 def suite_upstream(config: Config, daemon: str) -> UpstreamAddress:
-    """A hearth daemon's address: its `[section] listen`, or var/run/DAEMON.sock while it has none."""
+    """A hearth daemon's address: its `[section] listen`, or var/run/DAEMON.sock while it has none.
+
+    A daemon with `instances` > 1 is a pool of its instances' addresses (services.core.instances),
+    each supervised under its own name (sync, sync_2, …).
+    """
     section = config.values.get(daemon)
     listen = section["listen"] if section is not None and "listen" in section else f"unix:run/{daemon}.sock"
-    return parse_upstream(listen, config.data_dir, service=daemon, suite=True,
-                          where=f"[{daemon}] listen")
+    first = parse_upstream(listen, config.data_dir, service=daemon, suite=True, where=f"[{daemon}] listen")
+    if instances.count(config, daemon) == 1:
+        return first
+    pool = tuple(parse_upstream(instances.listen(config, instance), config.data_dir, service=instance.name,
+                                suite=True, where=f"[{daemon}] listen")
+                 for instance in instances.instances_of(config, daemon))
+    return UpstreamAddress(label=daemon, service=daemon, suite=True, pool=pool)
 
 
 def _resolve(spec: RouteSpec, config: Config, origin: str) -> Route:

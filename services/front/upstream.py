@@ -11,7 +11,9 @@ restarting, retry shortly" (503) from "nothing will answer" (502).
 """
 from __future__ import annotations
 
+import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,6 +32,8 @@ SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 # the keep-alive of aiohttp (75 s) and most servers, so we rarely reuse one they closed.
 POOL_KEEPALIVE_SECONDS = 15.0
 
+log = logging.getLogger("front.upstream")
+
 SupervisionState = Literal["running", "restarting", "down", "not-installed", "unsupervised"]
 
 
@@ -45,9 +49,13 @@ class UpstreamAddress:
     suite: bool = False         # one of hearth's own daemons (api, sync, …)
     slot: str | None = None     # "prod" or "staging": stands for whichever colour of `service` has that
     #                             label now; the front end's Slots picks the real address per request
+    pool: tuple[UpstreamAddress, ...] = ()  # a daemon with [NAME] instances > 1: its instances' addresses,
+    #                                         over which the Balancer spreads requests
 
     @property
     def key(self) -> str:
+        if self.pool:
+            return f"pool:{self.service}"
         if self.slot:
             return f"slot:{self.service}@{self.slot}"
         return f"unix:{self.socket}" if self.socket else f"{self.host}:{self.port}"
@@ -79,6 +87,44 @@ def parse_upstream(value: str, data_dir: Path, *, service: str | None = None, su
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(address.host or "", address.host)
     return UpstreamAddress(label=service or f"{host}:{address.port}", host=host, port=address.port,
                            service=service, suite=suite)
+
+
+class Balancer:
+    """Round robin over the instances of a pooled upstream: the order in which one request tries them.
+
+    The next request starts one instance further on; a request that cannot be
+    sent to its first (refused: restarting or killed) goes on to the next. An
+    instance that failed is tried last for PASS_OVER seconds, so while the
+    supervisor restarts it requests do not each knock at its door first; it is
+    logged once when it fails and once when it answers again.
+    """
+
+    PASS_OVER = 1.0
+
+    def __init__(self) -> None:
+        self._turns: dict[str, int] = {}
+        self._failed_at: dict[str, float] = {}  # instance key -> when it last failed
+
+    def order(self, address: UpstreamAddress) -> list[UpstreamAddress]:
+        if not address.pool:
+            return [address]
+        turn = self._turns.get(address.key, 0)
+        self._turns[address.key] = (turn + 1) % len(address.pool)
+        turned = [*address.pool[turn:], *address.pool[:turn]]
+        if not self._failed_at:
+            return turned
+        now = time.monotonic()
+        passed_over = [a for a in turned if now - self._failed_at.get(a.key, -self.PASS_OVER) < self.PASS_OVER]
+        return [*(a for a in turned if a not in passed_over), *passed_over]
+
+    def failed(self, address: UpstreamAddress, why: str) -> None:
+        if address.key not in self._failed_at:
+            log.warning("%s: %s; passing its requests to the other instances", address.label, why)
+        self._failed_at[address.key] = time.monotonic()
+
+    def answered(self, address: UpstreamAddress) -> None:
+        if self._failed_at.pop(address.key, None) is not None:
+            log.info("%s: answering again", address.label)
 
 
 class Upstreams:

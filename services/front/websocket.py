@@ -56,6 +56,7 @@ async def relay(request: web.BaseRequest, route: Route, client: Client, exchange
     """Open the upstream WebSocket, accept the client's, and pump messages until one side closes."""
     assert route.upstream is not None
     with proxy.slots.serving(route.upstream) as address:  # open WebSockets count as in flight, too
+        address = proxy.balancer.order(address)[0]  # one of a daemon's instances, in turn
         return await _relay(request, route, address, client, exchange, proxy, forwarded)
 
 

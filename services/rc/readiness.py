@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
+from services.core import instances
 from services.core.config import Config
 from services.core.http import ListenAddress
 from services.core.slots import find_instance
@@ -38,8 +39,10 @@ class HealthCheck:
 
 
 def health_check(config: Config, name: str) -> HealthCheck | None:
-    if name in LISTENING_DAEMONS:
-        address = ListenAddress.parse(config.values[name]["listen"], config.data_dir)
+    scaled = instances.find(config, name)  # sync_2: instance 2 of sync, at its own address
+    if name in LISTENING_DAEMONS or scaled is not None:
+        listen = instances.listen(config, scaled) if scaled is not None else config.values[name]["listen"]
+        address = ListenAddress.parse(listen, config.data_dir)
         url = address.url("/healthz")
         if name == "front" and config.front.tls_cert:
             url = "https" + url.removeprefix("http")

@@ -40,6 +40,8 @@ def prepare(config: Config) -> list[RcScript]:
     """Regenerate rc.conf, user service scripts and newsyslog.conf; return the start order."""
     for sub in ("run", "log", "db", "blobs"):
         private_dir(config.data_path(sub))
+    for stale in layout.stale_scripts(config):  # stopped while its script is still there to stop it
+        stop_one(config, parse_script(stale))
     layout.write_generated(config)
     scripts = ordered_scripts(config)
     names = [script.name for script in scripts]

@@ -8,7 +8,8 @@ from aiohttp import web
 from services.core.auth import setup_auth
 from services.core.blobs import blob_store_context
 from services.core.config import Config
-from services.core.http import create_base_app
+from services.core.db import db_path
+from services.core.http import CONFIG, create_base_app
 from services.core.openapi import OPENAPI, build_spec
 from services.core.routing import guarded
 
@@ -42,10 +43,10 @@ def create_app(config: Config) -> web.Application:
 
 async def _wake_long_polls(app: web.Application) -> None:
     if FEED in app:
-        app[FEED].close()
+        await app[FEED].close()
 
 
 async def _feed_context(app: web.Application) -> AsyncIterator[None]:
-    app[FEED] = ChangeFeed()
+    app[FEED] = ChangeFeed(db_path(app[CONFIG].data_dir))  # woken by other processes' writes too
     yield
-    app[FEED].close()
+    await app[FEED].close()

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from services.core.config import Config, ConfigError
 from services.core.db import Database
-from services.core.http import CONFIG, DATABASE
+from services.core.http import CONFIG, DATABASE, first_instance
 
 from .addresses import Settings, mail_of
 
@@ -60,7 +60,7 @@ class SmtpServer:
 async def imip_context(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: run the sender while the daemon runs (after the database is open)."""
     config = app[CONFIG]
-    if not config.dav.smtp_host:
+    if not config.dav.smtp_host or not first_instance(app):  # one sender: two would mail everything twice
         yield
         return
     wake = app[WAKE] = asyncio.Event()

@@ -1,7 +1,6 @@
-"""What the sync routes share: the chunk store, the change feed, access checks, models."""
+"""What the sync routes share: the chunk store, the change feed (feed.py), access checks, models."""
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Callable, TypeVar
 
 import sqlite_utils
@@ -14,35 +13,14 @@ from services.core.routing import int_param
 from services.core.tree import Revision, folder_access
 from services.core.tree import quota_bytes as tree_quota_bytes
 
+from .feed import ChangeFeed
+
 T = TypeVar("T")
 
 STORE = BLOB_STORE  # opened by services.core.blobs.blob_store_context
 
 PREFIX = "/sync/v1"
 FOLDER_ID = {"type": "integer", "description": "the folder's id"}
-
-
-class ChangeFeed:
-    """Wakes long polls: one asyncio.Event per folder, set (and replaced) after each write to it."""
-
-    def __init__(self) -> None:
-        self._events: dict[int, asyncio.Event] = {}
-        self.closed = False  # shutting down: long polls answer at once
-
-    def event(self, folder: int) -> asyncio.Event:
-        """The event the next change to `folder` sets; take it before reading the journal."""
-        return self._events.setdefault(folder, asyncio.Event())
-
-    def notify(self, folder: int) -> None:
-        event = self._events.pop(folder, None)
-        if event is not None:
-            event.set()
-
-    def close(self) -> None:
-        self.closed = True
-        for event in self._events.values():
-            event.set()
-        self._events.clear()
 
 
 FEED = web.AppKey("change_feed", ChangeFeed)

@@ -16,7 +16,7 @@ from .common import (FEED, FOLDER_ID, PREFIX, STORE, RevisionOut, folder_for, qu
 from .folders import FolderOut
 
 MAX_WAIT = 60.0
-OTHER_WRITERS_CHECK = 0.5  # seconds; one indexed query per waiting poll
+OTHER_WRITERS_CHECK = 5.0  # seconds; a backstop: other processes' writes wake polls through feed.py's watcher
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 
@@ -171,8 +171,8 @@ async def get_changes(request: web.Request) -> web.Response:
             break
         named = view.name
         try:
-            # The files daemon commits to the same journal from another process, without this
-            # process's events: a waiting poll also reads the journal again every OTHER_WRITERS_CHECK.
+            # Other processes' commits (the files daemons, another sync instance) wake us through the
+            # feed's data_version watcher; reading again every OTHER_WRITERS_CHECK is only a backstop.
             await asyncio.wait_for(event.wait(), min(remaining, OTHER_WRITERS_CHECK))
         except TimeoutError:
             pass
