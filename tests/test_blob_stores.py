@@ -267,3 +267,28 @@ async def test_the_sync_daemons_scheduled_sweep_collects_orphans_on_either_backe
         assert store.has_many([kept, orphan]) == {kept}
     finally:
         database.close()
+
+
+def test_a_download_reads_ahead_in_order_and_stops_at_a_missing_chunk(store):
+    import asyncio
+
+    from services.core.errors import NotFound
+    from services.core.tree.read_ahead import chunks_in_order
+
+    chunks = [chunk(n) for n in range(10)]
+    for cid, data in chunks:
+        store.put(cid, data)
+    absent, _ = chunk(99)
+
+    async def read(ids):
+        got = []
+        try:
+            async for data in chunks_in_order(store, ids):
+                got.append(data)
+        except NotFound:
+            got.append("missing")
+        return got
+
+    ids = [cid for cid, _ in chunks]
+    assert asyncio.run(read(ids)) == [data for _, data in chunks]
+    assert asyncio.run(read([*ids[:6], absent, *ids[6:]])) == [data for _, data in chunks[:6]] + ["missing"]
