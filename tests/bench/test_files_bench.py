@@ -6,6 +6,10 @@ and is measured alone, one after the other, with HTTP Basic as alice:
 * hearth: `python -m services.files` as tests/test_files_webdav.py starts it
   (argon2 password with the login cache, SQLite WAL, content-defined chunks),
   serving /files/alice/bench/, a folder made by MKCOL.
+* hearth-s3: the same daemon with its chunks in a bucket of a real SeaweedFS
+  (tests/seaweed.py, `weed server -s3` on loopback) rather than var/blobs,
+  measured right after hearth: the goal is the rclone copies within 1.5x of
+  local disk. On a small machine SeaweedFS shares the CPUs with everything else.
 * wsgidav (PyPI, the `bench` extra): its filesystem provider on a plain
   directory, its simple domain controller with alice's password, Basic only,
   on its default server (cheroot), logging at verbosity 1.

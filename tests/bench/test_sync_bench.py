@@ -16,6 +16,10 @@ Three systems move the same data set from a directory A to a directory B:
   ends when both instances report the folder idle with nothing needed
   (/rest/db/status) and B's tree matches A's.
 * rsync: `rsync -a A/ dest/`, the physical floor of a plain local copy.
+* hearth-s3: the initial sync (the small files, then the big file) again, on a
+  server of its own whose chunks are in a bucket of a real SeaweedFS on
+  loopback (tests/seaweed.py), with clients A and B of its own, once the other
+  systems are stopped: the goal is a full sync within 1.5x of local disk.
 
 The data set (scaled by HEARTH_BENCH_SCALE, default 1): 10,000 small files of
 16-24 KiB of random bytes in a tree at most 5 levels deep with some non-ASCII
