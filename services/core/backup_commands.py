@@ -49,8 +49,9 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         "(s3://BUCKET/PREFIX), or from a Litestream replica with --blobs, into a new or empty data directory, on "
         "a fresh clone before `make up`; then run `make up`.",
         epilog="Refuses a data directory that holds anything (exit 1, nothing changed). Without a hearth.toml\n"
-               "here, the backup's is restored first, and its data_dir is where the data goes. Every chunk is\n"
-               "checked against its BLAKE3 name and the database against the SHA-256 in backup.json.\n\n"
+               "here, the backup's is restored first, and its data_dir is where the data goes. Every chunk\n"
+               "copied is checked against its BLAKE3 name and the database against the SHA-256 in backup.json;\n"
+               "from a bucket, the chunks stay where they are and each is checked to be there.\n\n"
                "examples:\n"
                "  hearth restore --from /mnt/usb/hearth-backup\n"
                "  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… \\\n"
