@@ -97,6 +97,11 @@ class SeaweedS3:
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what}: {self.log_tail()}")
 
+    def version(self) -> str:
+        """The gateway's version, as `weed version` prints it ("4.48"), for benchmark reports."""
+        words = subprocess.run([weed_binary(), "version"], capture_output=True, text=True).stdout.split()
+        return words[2] if len(words) > 2 else "?"
+
     def log_tail(self) -> str:
         return (self.root / "weed.log").read_text(errors="replace")[-3000:]
 

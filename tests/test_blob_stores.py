@@ -170,8 +170,10 @@ def write_config(tmp_path, text: str):
 
 def test_the_factory_builds_the_configured_backend(seaweed, tmp_path):
     config = write_config(tmp_path, seaweed.storage_toml("a-bucket", "p"))
-    store = open_blob_store(config, seaweed.environ()).home  # the configured store (a migration is followed around it)
+    configured = open_blob_store(config, seaweed.environ())
+    store = configured.home  # the configured store (a migration is followed around it)
     assert isinstance(store, S3Store) and store.location.prefix == "p/"
+    assert configured.read_ahead == store.read_ahead > 1  # downloads overlap the bucket's round trips
     assert isinstance(open_blob_store(write_config(tmp_path, "")).home, ChunkStore)
 
 
@@ -267,3 +269,28 @@ async def test_the_sync_daemons_scheduled_sweep_collects_orphans_on_either_backe
         assert store.has_many([kept, orphan]) == {kept}
     finally:
         database.close()
+
+
+def test_a_download_reads_ahead_in_order_and_stops_at_a_missing_chunk(store):
+    import asyncio
+
+    from services.core.errors import NotFound
+    from services.core.tree.read_ahead import chunks_in_order
+
+    chunks = [chunk(n) for n in range(10)]
+    for cid, data in chunks:
+        store.put(cid, data)
+    absent, _ = chunk(99)
+
+    async def read(ids):
+        got = []
+        try:
+            async for data in chunks_in_order(store, ids):
+                got.append(data)
+        except NotFound:
+            got.append("missing")
+        return got
+
+    ids = [cid for cid, _ in chunks]
+    assert asyncio.run(read(ids)) == [data for _, data in chunks]
+    assert asyncio.run(read([*ids[:6], absent, *ids[6:]])) == [data for _, data in chunks[:6]] + ["missing"]

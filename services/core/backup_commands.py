@@ -40,22 +40,32 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
             "Replicate the database continuously to [backup] replica with Litestream, in the foreground: what "
             "the hearth_litestream service runs (hearth up starts it when [backup] replica is set).",
             epilog="Writes data_dir/run/litestream.yml from hearth.toml, then becomes `litestream replicate`.\n"
-                   "Exit code 2 when [backup] replica is empty.")
+                   "With a bucket replica (\"s3\" or s3://BUCKET/PREFIX) it first uploads hearth.toml and the\n"
+                   "files it names (TLS key, secrets) to PREFIX/server/, so the bucket alone restores the server:\n"
+                   "restart the service after changing them. Exit code 2 when [backup] replica is empty.")
     restore = command(
         "restore", "services.core.backup_commands:run_restore",
-        "Restore a whole server from a `hearth backup` directory (or a Litestream replica with --blobs) into a "
-        "new or empty data directory, on a fresh clone before `make up`; then run `make up`.",
+        "Restore a whole server from a `hearth backup` directory, from the bucket it replicates to "
+        "(s3://BUCKET/PREFIX), or from a Litestream replica with --blobs, into a new or empty data directory, on "
+        "a fresh clone before `make up`; then run `make up`.",
         epilog="Refuses a data directory that holds anything (exit 1, nothing changed). Without a hearth.toml\n"
-               "here, the backup's is restored first, and its data_dir is where the data goes. Every chunk is\n"
-               "checked against its BLAKE3 name and the database against the SHA-256 in backup.json.\n\n"
+               "here, the backup's is restored first, and its data_dir is where the data goes. Every chunk\n"
+               "copied is checked against its BLAKE3 name and the database against the SHA-256 in backup.json;\n"
+               "from a bucket, the chunks stay where they are and each is checked to be there.\n\n"
                "examples:\n"
                "  hearth restore --from /mnt/usb/hearth-backup\n"
-               "  hearth restore --from s3://bucket/hearth-db --blobs /mnt/usb/hearth-backup\n"
+               "  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… \\\n"
+               "    hearth restore --from s3://bucket/hearth --endpoint https://s3.example.org\n"
                "  hearth restore --from file:///mnt/nas/hearth-db --blobs /mnt/usb/hearth-backup")
     restore.add_argument("--from", dest="source", required=True, metavar="SOURCE",
-                         help="a backup directory, or a Litestream replica URL (file://, s3://)")
+                         help="a backup directory, the bucket home s3://BUCKET/PREFIX a server replicates to "
+                              "([backup] replica), or a Litestream replica URL (file://)")
     restore.add_argument("--blobs", metavar="DIR",
-                         help="with a replica: the backup directory holding the chunks (and hearth.toml)")
+                         help="with a file:// replica: the backup directory holding the chunks (and hearth.toml); "
+                              "with s3:// of a server that kept its chunks on local disk: the one holding them")
+    restore.add_argument("--endpoint", metavar="URL",
+                         help="with s3://: the S3 endpoint (default [storage] s3_endpoint)")
+    restore.add_argument("--region", help="with s3://: the region requests are signed for (default [storage] s3_region)")
 
 
 def run_backup(args: argparse.Namespace) -> int:
@@ -71,9 +81,14 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_replicate(args: argparse.Namespace) -> int:
+    return as_command(_replicate, args)
+
+
+def _replicate(args: argparse.Namespace) -> int:
     import os
 
-    from .backup.replica import config_path, litestream_bin, write_config
+    from .backup.bucket import configured_home, upload_server_files
+    from .backup.replica import config_path, litestream_bin, litestream_environ, write_config
     from .config import load_config
     from .errors import ConfigError
 
@@ -81,8 +96,12 @@ def run_replicate(args: argparse.Namespace) -> int:
     if not config.backup.replica:
         raise ConfigError(f"{config.path}: [backup] replica is empty: nothing to replicate")
     write_config(config)
+    home = configured_home(config)
+    if home is not None:
+        upload_server_files(config, home)
     binary = litestream_bin()
-    os.execv(binary, [binary, "replicate", "-no-expand-env", "-config", str(config_path(config))])
+    os.execve(binary, [binary, "replicate", "-no-expand-env", "-config", str(config_path(config))],
+              litestream_environ())
 
 
 def _backup(args: argparse.Namespace) -> int:
@@ -107,7 +126,8 @@ def _restore(args: argparse.Namespace) -> int:
 
     bars = ProgressBars("restore", unit="chunk")
     try:
-        report = restore(args.config, args.source, args.blobs, progress=bars.start)
+        report = restore(args.config, args.source, args.blobs, endpoint=args.endpoint, region=args.region,
+                         progress=bars.start)
     finally:
         bars.close()
     if report.config_restored:

@@ -117,6 +117,10 @@ class MigratingStore(BlobStore):
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
 
+    @property
+    def read_ahead(self) -> int:  # the backend's: an object store's reads are round trips worth overlapping
+        return max(store.read_ahead for store in list(self._stores.values()))
+
     # --- which store, now -------------------------------------------------------------------------
 
     def _migration(self) -> Migration | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Mapping
 
 from aiohttp import web
 
@@ -59,7 +59,16 @@ def build_store(settings: Mapping[str, str], config: Config, environ: Mapping[st
         return ChunkStore(config.data_path("blobs"))
     if backend != "s3":
         raise ConfigError(f"{where}: [storage] blobs: expected one of {', '.join(BACKENDS)}, got {backend!r}")
-    from .tree.s3store import S3Location, S3Store  # obstore loads only where S3 is used
+    from .tree.s3store import S3Store  # obstore loads only where S3 is used
+
+    return S3Store(s3_location(settings, where, environ))
+
+
+def s3_location(settings: Mapping[str, Any], where: object, environ: Mapping[str, str] = os.environ):
+    """The S3Location that the [storage] s3_* keys (here `settings`) and the AWS_* variables describe;
+    ConfigError naming what is wrong or missing. Also where the Litestream replica and the backed-up
+    config go when they share the blobs' bucket."""
+    from .tree.s3store import S3Location
 
     for key in ("s3_endpoint", "s3_bucket"):
         if not settings[key]:
@@ -70,10 +79,10 @@ def build_store(settings: Mapping[str, str], config: Config, environ: Mapping[st
     if missing:
         raise ConfigError(f"blobs = \"s3\" needs {' and '.join(missing)} in the environment")
     prefix = settings["s3_prefix"].strip("/")
-    return S3Store(S3Location(
+    return S3Location(
         endpoint=settings["s3_endpoint"].rstrip("/"), bucket=settings["s3_bucket"], region=settings["s3_region"],
         prefix=f"{prefix}/" if prefix else "", access_key_id=environ["AWS_ACCESS_KEY_ID"],
-        secret_access_key=environ["AWS_SECRET_ACCESS_KEY"], session_token=environ.get("AWS_SESSION_TOKEN")))
+        secret_access_key=environ["AWS_SECRET_ACCESS_KEY"], session_token=environ.get("AWS_SESSION_TOKEN"))
 
 
 def store_problem(store: BlobStore) -> str | None:

@@ -169,8 +169,11 @@ SCHEMA: tuple[Option, ...] = (
            "Seconds over which failed logins are counted; an address is refused until its oldest failure ages out."),
     Option("backup", "replica", str, "",
            "Where the database is replicated continuously by Litestream (the hearth_litestream service): a "
-           "directory (relative to the config file, or file:///PATH) or s3://BUCKET/PREFIX (credentials from "
-           "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the supervisor's environment). Empty: no replication."),
+           "directory (relative to the config file, or file:///PATH); \"s3\": the [storage] bucket, under "
+           "s3_prefix db/, with hearth.toml and the files it names under s3_prefix server/, so the bucket alone "
+           "restores the server; or s3://BUCKET/PREFIX: the same in another bucket on [storage]'s s3_endpoint "
+           "(credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the supervisor's environment). "
+           "Empty: no replication."),
     Option("backup", "sync_interval", float, 1.0,
            "Seconds between Litestream's shipments of new changes to the replica: at most this much of the "
            "latest changes is lost with the machine."),

@@ -16,6 +16,10 @@ Three systems move the same data set from a directory A to a directory B:
   ends when both instances report the folder idle with nothing needed
   (/rest/db/status) and B's tree matches A's.
 * rsync: `rsync -a A/ dest/`, the physical floor of a plain local copy.
+* hearth-s3: the initial sync (the small files, then the big file) again, on a
+  server of its own whose chunks are in a bucket of a real SeaweedFS on
+  loopback (tests/seaweed.py), with clients A and B of its own, once the other
+  systems are stopped: the goal is a full sync within 1.5x of local disk.
 
 The data set (scaled by HEARTH_BENCH_SCALE, default 1): 10,000 small files of
 16-24 KiB of random bytes in a tree at most 5 levels deep with some non-ASCII
@@ -75,6 +79,7 @@ FOLDER = "bench"
 GOAL_SMALL_FPS = 1_000
 GOAL_EDIT_P50 = 1.0
 GOAL_MANY_RSS_MB = 150
+GOAL_S3_VS_LOCAL = 1.5  # the initial sync with the server's chunks in S3 (loopback SeaweedFS) vs local disk
 
 pytestmark = [
     pytest.mark.timeout(1200),
@@ -571,11 +576,12 @@ def report(rows: list[Row], many: dict, tools: list, machine: MachineLoad, secon
                ("insert s", lambda r: r.insert_s), ("insert bytes", lambda r: r.insert_bytes),
                ("peak RSS", lambda r: r.rss_mb)]
     ratio_rows = []
-    for other in ("syncthing", "rsync"):
+    for other in ("hearth-s3", "syncthing", "rsync"):
         if other in by:
-            ratio_rows.append([f"hearth / {other}"] + [fmt(ratio(get(by["hearth"]), get(by[other])), ".2f", "x")
-                                                        for _, get in metrics] + [""])
-    ratios = format_table("ratios (times, bytes, RSS above 1x: hearth costs more; files/s above 1x: hearth "
+            mine, theirs = (by[other], by["hearth"]) if other == "hearth-s3" else (by["hearth"], by[other])
+            ratio_rows.append([f"{mine.name} / {theirs.name}"] + [fmt(ratio(get(mine), get(theirs)), ".2f", "x")
+                                                                  for _, get in metrics] + [""])
+    ratios = format_table("ratios (times, bytes, RSS above 1x: the first costs more; files/s above 1x: the first "
                           "faster)", ["", *(name for name, _ in metrics), ""], ratio_rows)
     hearth, syncthing = by["hearth"], by.get("syncthing")
 
@@ -583,7 +589,12 @@ def report(rows: list[Row], many: dict, tools: list, machine: MachineLoad, secon
         return "no number" if ok is None else ("met" if ok else "MISSED")
 
     full_vs = ratio(hearth.full_s, syncthing.full_s) if syncthing else None
+    s3 = by.get("hearth-s3")
+    s3_vs = ratio(s3.full_s, hearth.full_s) if s3 else None
     targets = [
+        f"full sync with chunks in S3 within {GOAL_S3_VS_LOCAL:g}x of local: {fmt(s3.full_s if s3 else None, '.2f', ' s')}"
+        f" vs {fmt(hearth.full_s, '.2f', ' s')} ({fmt(s3_vs, '.2f', 'x')}) — "
+        f"{judged(None if s3_vs is None else s3_vs <= GOAL_S3_VS_LOCAL)}",
         f"full sync faster than Syncthing: hearth {fmt(hearth.full_s, '.2f', ' s')} vs "
         f"{fmt(syncthing.full_s if syncthing else None, '.2f', ' s')} ({fmt(full_vs, '.2f', 'x')}) — "
         f"{judged(None if full_vs is None else full_vs < 1)}",
@@ -608,7 +619,7 @@ def insert_offset() -> int:
 
 # -- the benchmark --------------------------------------------------------------------------
 
-def test_sync_bench(tmp_path: Path, syncthing, rsync) -> None:
+def test_sync_bench(tmp_path: Path, syncthing, rsync, seaweed) -> None:
     global BIG_BYTES
     began, machine = time.monotonic(), MachineLoad()
     notes: list[str] = []
@@ -623,9 +634,12 @@ def test_sync_bench(tmp_path: Path, syncthing, rsync) -> None:
 
     hearth_row = Row("hearth")
     rows = [hearth_row]
+    s3_row = Row("hearth-s3", notes=[f"chunks in SeaweedFS {seaweed.version()} on loopback; initial sync only"])
     st_row = Row("syncthing") if syncthing.path else None
     rs_row = Row("rsync") if rsync.path else None
-    rows += [r for r in (st_row, rs_row) if r]
+    rows += [r for r in (s3_row, st_row, rs_row) if r]
+    s3_stage = tmp_path / "hearth-s3" / "stage"
+    s3_stage.mkdir(parents=True)
 
     data_dirs: list[Path] = []
     logs = tmp_path / "logs"
@@ -634,7 +648,7 @@ def test_sync_bench(tmp_path: Path, syncthing, rsync) -> None:
     (tmp_path / "server").mkdir()
     server = SyncDaemon(tmp_path / "server")
     data_dirs += [tmp_path / "server" / "var", tmp_path / "hearth", tmp_path / "syncthing", tmp_path / "rsync",
-                  tmp_path / "many"]
+                  tmp_path / "many", tmp_path / "hearth-s3"]
     server.add_user("alice")
     server.start()
     rss.watch("server", server.process.pid)
@@ -666,6 +680,7 @@ def test_sync_bench(tmp_path: Path, syncthing, rsync) -> None:
         print(f"\nbench: writing {SMALL_FILES:,} small files", flush=True)
         hearth_stage = tmp_path / "hearth" / "stage"
         paths = write_small_files(hearth_stage, SMALL_FILES)
+        subprocess.run(["cp", "-a", str(hearth_stage / "small"), str(s3_stage / "small")], check=True, timeout=600)
         if st_row:
             subprocess.run(["cp", "-a", str(hearth_stage / "small"), str(stage / "small")], check=True, timeout=600)
         print("bench: phase 1 (small files): hearth", flush=True)
@@ -685,6 +700,8 @@ def test_sync_bench(tmp_path: Path, syncthing, rsync) -> None:
         # Phase 2: the big file.
         print(f"bench: writing the {BIG_BYTES // MIB} MiB file", flush=True)
         write_big_file(hearth_stage / "big.bin", BIG_BYTES)
+        subprocess.run(["cp", "-a", str(hearth_stage / "big.bin"), str(s3_stage / "big.bin")], check=True,
+                       timeout=600)
         if st_row:
             subprocess.run(["cp", "-a", str(hearth_stage / "big.bin"), str(stage / "big.bin")], check=True,
                            timeout=600)
@@ -764,6 +781,10 @@ def test_sync_bench(tmp_path: Path, syncthing, rsync) -> None:
             st_a.stop()
             st_b.stop()
 
+        # Phases 1 and 2 again, the server's chunks in S3: the initial sync the issue compares.
+        print("bench: phases 1 and 2 with chunks in S3: hearth-s3", flush=True)
+        s3_initial_sync(s3_row, seaweed, tmp_path / "hearth-s3", s3_stage, logs)
+
         # Phase 5: a client tracking many tiny files.
         many = measure_many(server, tmp_path / "many", rss)
     finally:
@@ -786,6 +807,33 @@ def test_sync_bench(tmp_path: Path, syncthing, rsync) -> None:
     tools = [syncthing, rsync]
     print(report(rows, many, tools, machine, time.monotonic() - began, notes))
     assert code == 0, f"the sync server exited {code}:\n{server.log()[-3000:]}"
+
+
+def s3_initial_sync(row: Row, seaweed, workdir: Path, staged: Path, logs: Path) -> None:
+    """Phases 1 and 2 on a server of its own whose chunks are in a SeaweedFS bucket: its clients A and B
+    running, the same small files and then the same big file moved into A, timed until B holds them."""
+    (workdir / "server").mkdir()
+    server = SyncDaemon(workdir / "server", "\n" + seaweed.storage_toml(seaweed.create_bucket(), "bench"))
+    server.env.update(seaweed.environ())
+    server.add_user("alice")
+    server.start()
+    a = Client(server, workdir / "A", device="A", folder=FOLDER)
+    b = Client(server, workdir / "B", device="B", folder=FOLDER)
+    try:
+        hearth_start(a, START_TIMEOUT)
+        hearth_start(b, START_TIMEOUT)
+        row.small_s = hearth_phase(a, b, staged / "small")
+        assert_same("hearth-s3", "small files", a.root, b.root)
+        row.big_s = hearth_phase(a, b, staged / "big.bin")
+        assert_same("hearth-s3", "big file", a.root, b.root)
+    finally:
+        for client in (a, b):
+            hearth_stop(client)
+            if client.log_path.exists():
+                shutil.copy(client.log_path, logs / f"s3-{client.log_path.name}")
+        code = server.stop()
+        shutil.copy(server.log_path, logs / "s3-sync.stderr")
+    assert code == 0, f"the S3 sync server exited {code}:\n{server.log()[-3000:]}"
 
 
 def measure_many(server: SyncDaemon, root: Path, rss: RssSampler) -> dict:

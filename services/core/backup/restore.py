@@ -1,4 +1,4 @@
-"""`hearth restore --from DIR|REPLICA`: a dead server's data, brought back on a new machine.
+"""`hearth restore --from DIR|REPLICA|s3://BUCKET/PREFIX`: a dead server's data, brought back on a new machine.
 
 Only into a data directory that is absent or empty: a restore never mixes with,
 or replaces, a server's data. Everything is assembled in a sibling directory
@@ -12,6 +12,7 @@ import dataclasses
 import os
 import shutil
 import sqlite3
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -41,10 +42,34 @@ class RestoreReport:
     copied_bytes: int
 
 
-def restore(config_arg: str | None, source: str, blobs_from: str | None = None, *,
+@dataclass
+class Origin:
+    """Where a restore takes each part from: a backup directory, a replica plus one, or a bucket home."""
+
+    snapshot: Path               # holds hearth.toml (when `has_config`) and the named files (files/N)
+    has_config: bool
+    named_files: list[dict]
+    write_database: Callable[[Path], None]   # the database into the new file given
+    chunks: Callable[[Config], tuple[BlobStore, str]]  # the store holding the chunks (the restored config
+    #                                                     given) and how to name it
+    replicated: bool             # the database came from a replica (its newest state), not a snapshot
+
+
+def restore(config_arg: str | None, source: str, blobs_from: str | None = None, *, endpoint: str | None = None,
+            region: str | None = None,
             progress: Callable[[int], Callable[[int], None]] = lambda total: (lambda n: None)) -> RestoreReport:
-    """Restore from a backup directory, or from a Litestream replica URL plus a backup directory's chunks."""
-    from .replica import is_replica_url, replica_url
+    """Restore from a backup directory, from a Litestream replica URL plus a backup directory's chunks,
+    or from a bucket home s3://BUCKET/PREFIX (reached at `endpoint`/`region`, default [storage]'s)."""
+    with tempfile.TemporaryDirectory(prefix="hearth-restore-") as scratch:
+        if source.startswith("s3://"):
+            origin = _bucket_origin(config_arg, source, blobs_from, endpoint, region, Path(scratch))
+        else:
+            origin = _directory_origin(source, blobs_from)
+        return _restore_from(config_arg, origin, progress)
+
+
+def _directory_origin(source: str, blobs_from: str | None) -> Origin:
+    from .replica import is_replica_url, restore_replica
 
     replica = is_replica_url(source)
     if replica and not blobs_from:
@@ -53,30 +78,79 @@ def restore(config_arg: str | None, source: str, blobs_from: str | None = None, 
     backup = BackupDir(Path(blobs_from or source).resolve())
     manifest = backup.read_manifest()
     snapshot = backup.root / manifest["snapshot"]
-    config, config_path, bring_config = _target_config(config_arg, snapshot / CONFIG if manifest["config"] else None)
+
+    def write_database(database: Path) -> None:
+        if replica:
+            restore_replica({"url": source}, database)
+        else:
+            _copy_snapshot(snapshot / manifest["database"]["file"], database, manifest["database"]["sha256"])
+
+    return Origin(snapshot=snapshot, has_config=bool(manifest["config"]),
+                  named_files=manifest.get("named_files", []), write_database=write_database,
+                  chunks=lambda config: (ChunkStore(backup.blobs), str(backup.blobs)), replicated=replica)
+
+
+def _bucket_origin(config_arg: str | None, source: str, blobs_from: str | None, endpoint: str | None,
+                   region: str | None, scratch: Path) -> Origin:
+    """The config set from the bucket home's server/, the database from its db/ replica, the chunks from
+    its chunks/ (or, for a server that kept them on local disk, from the backup directory --blobs names)."""
+    from ..tree.s3store import S3Store
+    from .bucket import download_server_files, home_at
+    from .replica import restore_replica
+
+    local = load_config(config_arg)
+    storage = dict(local.values["storage"])
+    storage.update({key: value for key, value in (("s3_endpoint", endpoint), ("s3_region", region)) if value})
+    if not storage["s3_endpoint"]:
+        raise BadRequest(f"{source}: name the S3 endpoint with --endpoint URL (or HEARTH_STORAGE_S3_ENDPOINT)")
+    home = home_at(source, storage, "--from")
+    manifest = download_server_files(home, scratch)
+
+    def chunks(config: Config) -> tuple[BlobStore, str]:
+        if config.values["storage"]["blobs"] == "s3":
+            return S3Store(home.location), home.url + "chunks/"
+        if not blobs_from:
+            raise BadRequest(f"the restored hearth.toml keeps chunks on local disk ([storage] blobs = \"local\"), "
+                             f"so {source} holds none: name the backup directory that holds them with --blobs DIR")
+        blobs = BackupDir(Path(blobs_from).resolve()).blobs
+        return ChunkStore(blobs), str(blobs)
+
+    return Origin(snapshot=scratch, has_config=bool(manifest["config"]), named_files=manifest["named_files"],
+                  write_database=lambda database: restore_replica(home.litestream_replica(), database),
+                  chunks=chunks, replicated=True)
+
+
+def _restore_from(config_arg: str | None, origin: Origin,
+                  progress: Callable[[int], Callable[[int], None]]) -> RestoreReport:
+    from .replica import replica_url
+
+    config, config_path, bring_config = _target_config(config_arg, origin.snapshot / CONFIG if origin.has_config
+                                                       else None)
     data_dir = config.data_dir
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
         raise Conflict(f"{data_dir} is not empty: restore only into a new or empty data directory "
                        "(nothing was changed)")
+    source, source_name = origin.chunks(config)
     staging = data_dir.parent / f".{data_dir.name}.restoring"
     shutil.rmtree(staging, ignore_errors=True)  # what a killed restore left
     target = _restored_store(config, staging)
     try:
-        chunks = _assemble(staging, source if replica else None, backup, manifest, progress, target)
+        chunks = _assemble(staging, origin, source, source_name, progress, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
         target.close()
+        source.close()
     if bring_config:
-        _place_config(snapshot / CONFIG, config_path)
-    named, kept = restore_named_files(config, snapshot, manifest.get("named_files", []))
+        _place_config(origin.snapshot / CONFIG, config_path)
+    named, kept = restore_named_files(config, origin.snapshot, origin.named_files)
     if data_dir.exists():
         data_dir.rmdir()  # empty, checked above
     os.rename(staging, data_dir)
     fsync_directory(data_dir.parent)
     return RestoreReport(config=config_path, config_restored=bring_config, named_files=named, kept_files=kept,
-                         data_dir=data_dir, replica=None if replica else replica_url(config),
+                         data_dir=data_dir, replica=None if origin.replicated else replica_url(config),
                          users=_count_users(data_dir / "db" / DB_NAME), chunks=chunks.copied + chunks.present,
                          copied_bytes=chunks.copied_bytes)
 
@@ -91,25 +165,19 @@ def _restored_store(config: Config, staging: Path) -> BlobStore:
     return open_blob_store(config)
 
 
-def _assemble(staging: Path, replica_url: str | None, backup: BackupDir, manifest: dict,
+def _assemble(staging: Path, origin: Origin, source: BlobStore, source_name: str,
               progress: Callable[[int], Callable[[int], None]], target: BlobStore) -> CopyReport:
     """The restored data directory, complete, at `staging`: the database (from the snapshot or the
     replica), checked and migrated, and every chunk it references, checked."""
-    from .replica import restore_replica
-
     database = staging / "db" / DB_NAME
     private_dir(database.parent)
-    if replica_url:
-        restore_replica(replica_url, database)
-    else:
-        snapshot = backup.root / manifest["snapshot"]
-        _copy_snapshot(snapshot / manifest["database"]["file"], database, manifest["database"]["sha256"])
+    origin.write_database(database)
     ids = referenced_chunks(database)
-    report = copy_chunks(ChunkStore(backup.blobs), target, ids,
-                         source_name=str(backup.blobs), progress=progress(len(ids)), allow_missing=True)
+    report = copy_chunks(source, target, ids, source_name=source_name, progress=progress(len(ids)),
+                         allow_missing=True)
     if report.missing:
         raise CommandError(f"{len(report.missing)} of the {len(ids)} chunks the database needs are not in "
-                           f"{backup.blobs} (the first: {report.missing[0]}): that backup is older than the "
+                           f"{source_name} (the first: {report.missing[0]}): that backup is older than the "
                            "database; restore from a newer backup (nothing was changed)")
     from ..schema import MIGRATION_SETS
 

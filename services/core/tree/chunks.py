@@ -127,6 +127,8 @@ class BlobStore(abc.ABC):
     A store that cannot be reached raises StoreUnavailable (503) from any method.
     """
 
+    read_ahead = 1  # chunks a download keeps in flight (read_ahead.chunks_in_order): more where reads are round trips
+
     @abc.abstractmethod
     def put(self, id: str, data: bytes) -> None:
         """Store `data` under `id`, durably; idempotent (re-putting refreshes the lease).

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import sqlite_utils
 
 from ..errors import BadRequest, Conflict, NotFound
 from . import stamps
-from .chunks import BlobStore, check_chunk_id
+from .chunks import BlobStore, check_chunk_id, is_chunk_id
 from .clock import utcnow
 from .folders import check_quota
 from .holders import held
@@ -64,7 +64,7 @@ class MissingChunks(BadRequest):
 def commit_file(db: sqlite_utils.Database, folder: int, path: str, base_revision: int | None,
                 chunks: Iterable[tuple[str, int]], size: int, mtime_ns: int, executable: bool,
                 device: str, *, store: BlobStore | None = None, quota: int | None = None,
-                committer: str | None = None) -> Revision:
+                committer: str | None = None, stored_sizes: Mapping[str, int] | None = None) -> Revision:
     """Make `path` these chunks, if it is still at `base_revision`.
 
     base_revision is None for a new file (also accepted, like the delete marker's
@@ -73,6 +73,9 @@ def commit_file(db: sqlite_utils.Database, folder: int, path: str, base_revision
     user whose client sent the chunk list) be one that user holds (holders.py):
     one they do not hold counts as missing. Without `committer` the list comes
     from the server itself (bytes it just received, or an entry it copies).
+    `stored_sizes`, read from `store` before the transaction (stored_sizes_of), saves
+    the one writer a round trip to an object store per commit; a chunk missing from it
+    counts as not stored.
     Raises BadRequest (bad path, a name that paths.name_problem
     refuses, bad chunk list, a length other than the stored
     chunk's), MissingChunks (a BadRequest), StaleRevision (a Conflict with
@@ -87,7 +90,7 @@ def commit_file(db: sqlite_utils.Database, folder: int, path: str, base_revision
         raise Conflict(f"{path} is a directory")
     _check_parents(db, folder, path)
     if store is not None:
-        _check_stored(db, store, chunk_list, committer)
+        _check_stored(db, store, chunk_list, committer, stored_sizes)
     old_size = entry["size"] if entry and not entry["deleted"] else 0
     check_quota(db, folder, old_size, size, quota)
     return _record(db, folder, path, entry, "file", False, size, mtime_ns, executable, chunk_list, device)
@@ -306,12 +309,24 @@ def _check_chunks(chunks: Iterable, size: int) -> list[list]:
     return result
 
 
-def _check_stored(db, store: BlobStore, chunk_list: list[list], committer: str | None) -> None:
+def stored_sizes_of(store: BlobStore, chunk_lists: Iterable[Iterable]) -> dict[str, int]:
+    """The stored size of every well-formed chunk id the lists name that the store has, in one call
+    (an object store asks for them in parallel): commit_file's `stored_sizes`."""
+    ids = {pair[0] for chunks in chunk_lists for pair in chunks
+           if isinstance(pair, (list, tuple)) and pair and isinstance(pair[0], str) and is_chunk_id(pair[0])}
+    return store.sizes(ids) if ids else {}
+
+
+def _check_stored(db, store: BlobStore, chunk_list: list[list], committer: str | None,
+                  stored_sizes: Mapping[str, int] | None) -> None:
     """MissingChunks for chunks the store lacks (or the committer does not hold); BadRequest for a
     declared length other than the stored chunk's: quotas, Content-Length and downloads rely on it."""
     ids = {cid for cid, _ in chunk_list}
     usable = ids if committer is None else held(db, committer, ids)
-    stored = store.sizes(usable)
+    if stored_sizes is None:
+        stored = store.sizes(usable)
+    else:
+        stored = {cid: stored_sizes[cid] for cid in usable if cid in stored_sizes}
     missing = ids - stored.keys()
     if missing:
         raise MissingChunks(missing)

@@ -76,28 +76,68 @@ def _problem(error: Exception, location: S3Location) -> str:
     return f"S3 at {location.endpoint} failed: {first[:200]}"
 
 
+def s3_client(location: S3Location, *, retries: int = 4, timeout: float = 30.0) -> _ObstoreS3:
+    """An obstore client for the location's bucket: path-style requests (what SeaweedFS, Garage, Ceph RGW
+    and MinIO serve without DNS per bucket; AWS and B2 serve them too), retries with backoff."""
+    return _ObstoreS3(
+        location.bucket, endpoint=location.endpoint, region=location.region,
+        access_key_id=location.access_key_id, secret_access_key=location.secret_access_key,
+        **({"token": location.session_token} if location.session_token else {}),
+        virtual_hosted_style_request=False,
+        client_options={"allow_http": location.endpoint.startswith("http://"),
+                        "connect_timeout": timedelta(seconds=5), "timeout": timedelta(seconds=timeout)},
+        retry_config={"max_retries": retries, "retry_timeout": timedelta(seconds=timeout),
+                      "backoff": {"init_backoff": timedelta(milliseconds=100),
+                                  "max_backoff": timedelta(seconds=5), "base": 2}})
+
+
 def _lease(meta: dict) -> float:
     """When the object was last written, rounded up: LastModified comes in whole seconds (HEAD's
     Last-Modified header), and a lease must never look older than it is."""
     return math.floor(meta["last_modified"].timestamp()) + 1.0
 
 
+def _call(operation: Callable[[], T], location: S3Location) -> T:
+    """Run one obstore call; FileNotFoundError passes, any other failure is StoreUnavailable."""
+    try:
+        return operation()
+    except FileNotFoundError as error:
+        if "NoSuchBucket" in str(error):
+            raise StoreUnavailable(_problem(error, location)) from None
+        raise
+    except (ObjectStoreError, OSError) as error:
+        raise StoreUnavailable(_problem(error, location)) from None
+
+
+class S3Files:
+    """Small whole objects under the location's prefix, beside the chunks (the backed-up config files)."""
+
+    def __init__(self, location: S3Location):
+        self.location = location
+        self._client = s3_client(location)
+
+    def put(self, name: str, data: bytes) -> None:
+        key = self.location.prefix + name
+        _call(lambda: obstore.put(self._client, key, data, use_multipart=False), self.location)
+
+    def get(self, name: str) -> bytes | None:
+        """The object's bytes, or None when there is none."""
+        key = self.location.prefix + name
+        try:
+            return _call(lambda: bytes(obstore.get(self._client, key).bytes()), self.location)
+        except FileNotFoundError:
+            return None
+
+
 class S3Store(BlobStore):
     """A BlobStore in one bucket under one prefix."""
+
+    read_ahead = 4  # GETs a download keeps in flight: loopback SeaweedFS gave no more at 8
 
     def __init__(self, location: S3Location, *, retries: int = 4, timeout: float = 30.0):
         self.location = location
         self._root = f"{location.prefix}chunks/"
-        self._client = _ObstoreS3(
-            location.bucket, endpoint=location.endpoint, region=location.region,
-            access_key_id=location.access_key_id, secret_access_key=location.secret_access_key,
-            **({"token": location.session_token} if location.session_token else {}),
-            virtual_hosted_style_request=False,
-            client_options={"allow_http": location.endpoint.startswith("http://"),
-                            "connect_timeout": timedelta(seconds=5), "timeout": timedelta(seconds=timeout)},
-            retry_config={"max_retries": retries, "retry_timeout": timedelta(seconds=timeout),
-                          "backoff": {"init_backoff": timedelta(milliseconds=100),
-                                      "max_backoff": timedelta(seconds=5), "base": 2}})
+        self._client = s3_client(location, retries=retries, timeout=timeout)
         self._pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="s3")
         self._in_flight = threading.BoundedSemaphore(2 * CONCURRENCY)
 
@@ -105,15 +145,7 @@ class S3Store(BlobStore):
         return self._root + check_chunk_id(id)
 
     def _call(self, operation: Callable[[], T]) -> T:
-        """Run one obstore call; FileNotFoundError passes, any other failure is StoreUnavailable."""
-        try:
-            return operation()
-        except FileNotFoundError as error:
-            if "NoSuchBucket" in str(error):
-                raise StoreUnavailable(_problem(error, self.location)) from None
-            raise
-        except (ObjectStoreError, OSError) as error:
-            raise StoreUnavailable(_problem(error, self.location)) from None
+        return _call(operation, self.location)
 
     def put(self, id: str, data: bytes) -> None:
         key = self.key(verified(id, data))

@@ -20,6 +20,7 @@ from services.core.http import DATABASE, read_json
 from services.core.routing import Route, respond
 from services.core.tree import BlobStore
 from services.core.tree.chunks import check_chunk_id
+from services.core.tree.read_ahead import chunks_in_order
 from services.core.tree.holders import record_uploads
 
 from services.sync.frames import HEADER, frame_header, parse_header
@@ -134,13 +135,17 @@ async def post_fetch(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     response = web.StreamResponse(headers={"Content-Type": OCTETS, "Cache-Control": "private, no-store"})
     await response.prepare(request)
-    for cid in ids:
-        try:
-            data = await asyncio.to_thread(store.get, cid)
-        except (NotFound, OSError) as error:
-            return _abort(request, response, cid, error)
-        await response.write(frame_header(cid, len(data)))
-        await response.write(data)
+    reading = chunks_in_order(store, ids)
+    try:
+        for cid in ids:
+            try:
+                data = await anext(reading)
+            except (NotFound, OSError) as error:
+                return _abort(request, response, cid, error)
+            await response.write(frame_header(cid, len(data)))
+            await response.write(data)
+    finally:
+        await reading.aclose()
     await response.write_eof()
     return response
 

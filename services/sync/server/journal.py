@@ -11,6 +11,7 @@ from services.core.http import DATABASE, read_json
 from services.core.routing import Route, int_param, int_query, number_query, respond
 from services.core.tree import (BlobStore, MissingChunks, Revision, StaleRevision, changes_since,
                                 commit_file, delete, folder_view, mkdir, rename, restore, versions)
+from services.core.tree.journal import stored_sizes_of
 
 from .common import (FEED, FOLDER_ID, PREFIX, STORE, RevisionOut, folder_for, quota_bytes, write_folder)
 from .folders import FolderOut
@@ -108,18 +109,22 @@ async def _journal_write(request: web.Request, fn) -> web.Response:
     return respond(RevisionOut.of(revision))
 
 
-def commit_from(db, user: str, folder: int, body: CommitIn, store: BlobStore, quota: int | None) -> Revision:
+def commit_from(db, user: str, folder: int, body: CommitIn, store: BlobStore, quota: int | None,
+                stored_sizes: dict[str, int]) -> Revision:
     """One commit as POST .../commit and each item of POST .../commits make it: `user` may name only
-    chunks they hold, with their stored lengths."""
+    chunks they hold, with their stored lengths (`stored_sizes`, read before the transaction)."""
     return commit_file(db, folder, body.path, body.base_revision, body.chunks, body.size, body.mtime_ns,
-                       body.executable, body.device, store=store, quota=quota, committer=user)
+                       body.executable, body.device, store=store, quota=quota, committer=user,
+                       stored_sizes=stored_sizes)
 
 
 async def post_commit(request: web.Request) -> web.Response:
     user, _ = await folder_for(request, write=True)
     body = await read_json(request, CommitIn)
     store, quota = request.app[STORE], quota_bytes(request)
-    return await _journal_write(request, lambda db, folder: commit_from(db, user, folder, body, store, quota))
+    sizes = await asyncio.to_thread(stored_sizes_of, store, [body.chunks])
+    return await _journal_write(request, lambda db, folder: commit_from(db, user, folder, body, store, quota,
+                                                                        sizes))
 
 
 async def post_delete(request: web.Request) -> web.Response:
