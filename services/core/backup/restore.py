@@ -24,7 +24,7 @@ from ..errors import BadRequest, CommandError, Conflict
 from ..private import make_private, private_dir
 from ..tree import BlobStore, ChunkStore
 from .blob_copy import CopyReport, copy_chunks
-from .layout import CONFIG, BackupDir
+from .layout import CONFIG, MANIFEST as BACKUP_MANIFEST, BackupDir
 from .named_files import restore_named_files
 from .snapshot import check_database, file_sha256, referenced_chunks
 
@@ -69,7 +69,7 @@ def restore(config_arg: str | None, source: str, blobs_from: str | None = None, 
 
 
 def _directory_origin(source: str, blobs_from: str | None) -> Origin:
-    from .replica import is_replica_url, restore_replica
+    from .replica import is_replica_url
 
     replica = is_replica_url(source)
     if replica and not blobs_from:
@@ -77,43 +77,56 @@ def _directory_origin(source: str, blobs_from: str | None) -> Origin:
                          "the chunks (and the config) with --blobs DIR")
     backup = BackupDir(Path(blobs_from or source).resolve())
     manifest = backup.read_manifest()
-    snapshot = backup.root / manifest["snapshot"]
+    return _backup_origin(backup, manifest, backup.root / manifest["snapshot"], source if replica else None)
+
+
+def _backup_origin(backup, manifest: dict, snapshot: Path, replica: str | None) -> Origin:
+    """A backup's snapshot (in a local directory `snapshot`) and chunks, or its chunks and config with the
+    database from the Litestream `replica` URL."""
+    from .replica import restore_replica
 
     def write_database(database: Path) -> None:
         if replica:
-            restore_replica({"url": source}, database)
+            restore_replica({"url": replica}, database)
         else:
             _copy_snapshot(snapshot / manifest["database"]["file"], database, manifest["database"]["sha256"])
 
     return Origin(snapshot=snapshot, has_config=bool(manifest["config"]),
                   named_files=manifest.get("named_files", []), write_database=write_database,
-                  chunks=lambda config: (ChunkStore(backup.blobs), str(backup.blobs)), replicated=replica)
+                  chunks=lambda config: (backup.chunk_store(), backup.chunks_name), replicated=bool(replica))
 
 
 def _bucket_origin(config_arg: str | None, source: str, blobs_from: str | None, endpoint: str | None,
                    region: str | None, scratch: Path) -> Origin:
-    """The config set from the bucket home's server/, the database from its db/ replica, the chunks from
-    its chunks/ (or, for a server that kept them on local disk, from the backup directory --blobs names)."""
-    from ..tree.s3store import S3Store
-    from .bucket import download_server_files, home_at
+    """From a bucket home: the config set from its server/, the database from its db/ replica, the chunks
+    from its chunks/ (or, for a server that kept them on local disk, from the backup directory --blobs names,
+    or from a `hearth backup` into the same prefix). From a prefix holding only a `hearth backup`: that
+    backup, as from a directory."""
+    from ..tree.s3store import S3Files, S3Store
+    from .bucket import MANIFEST, download_server_files, home_from
+    from .bucket_backup import BackupBucket
     from .replica import restore_replica
 
     local = load_config(config_arg)
-    storage = dict(local.values["storage"])
-    storage.update({key: value for key, value in (("s3_endpoint", endpoint), ("s3_region", region)) if value})
-    if not storage["s3_endpoint"]:
-        raise BadRequest(f"{source}: name the S3 endpoint with --endpoint URL (or HEARTH_STORAGE_S3_ENDPOINT)")
-    home = home_at(source, storage, "--from")
+    home = home_from(source, local, endpoint, region, "--from")
+    backup, files = BackupBucket(home, local), S3Files(home.location)
+    has_backup = files.get(BACKUP_MANIFEST) is not None
+    if files.get(MANIFEST) is None and backup.is_backup():
+        manifest = backup.read_manifest()
+        backup.fetch_snapshot(manifest, scratch)
+        return _backup_origin(backup, manifest, scratch, None)
     manifest = download_server_files(home, scratch)
 
     def chunks(config: Config) -> tuple[BlobStore, str]:
         if config.values["storage"]["blobs"] == "s3":
             return S3Store(home.location), home.url + "chunks/"
-        if not blobs_from:
-            raise BadRequest(f"the restored hearth.toml keeps chunks on local disk ([storage] blobs = \"local\"), "
-                             f"so {source} holds none: name the backup directory that holds them with --blobs DIR")
-        blobs = BackupDir(Path(blobs_from).resolve()).blobs
-        return ChunkStore(blobs), str(blobs)
+        if blobs_from:
+            blobs = BackupDir(Path(blobs_from).resolve()).blobs
+            return ChunkStore(blobs), str(blobs)
+        if has_backup:
+            return backup.chunk_store(), backup.chunks_name
+        raise BadRequest(f"the restored hearth.toml keeps chunks on local disk ([storage] blobs = \"local\"), "
+                         f"so {source} holds none: name the backup directory that holds them with --blobs DIR")
 
     return Origin(snapshot=scratch, has_config=bool(manifest["config"]), named_files=manifest["named_files"],
                   write_database=lambda database: restore_replica(home.litestream_replica(), database),
