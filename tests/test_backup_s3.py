@@ -207,3 +207,6 @@ def test_a_bucket_backup_refuses_the_servers_own_chunks_and_foreign_objects(tmp_
     foreign = h.hearth("backup", "--to", f"s3://{bucket}/photos")
     assert foreign.returncode == 2 and "holds other objects (cat.jpg, …) and no hearth backup" in foreign.stderr
     assert seaweed.keys(bucket, "photos/") == ["photos/cat.jpg"]
+    obstore.put(seaweed.client(bucket), "home/server/backup.json", b"{}")  # a replicating server's bucket home
+    replica = h.hearth("backup", "--to", f"s3://{bucket}/home")
+    assert replica.returncode == 2 and "holds other objects (server/, …)" in replica.stderr, replica.stderr

@@ -4,10 +4,10 @@
     PREFIX/snapshots/STAMP/hearth.sqlite3    the database, hearth.toml and files/N, as in a directory
     PREFIX/chunks/ID                         every chunk, where a blob store in that bucket keeps them
 
-The chunks are where [storage] blobs = "s3" with s3_prefix = PREFIX would look, so
-the prefix may also be the bucket home a server replicates its database to
-([backup] replica: server/ and db/ sit beside), and `hearth restore --from
-s3://BUCKET/PREFIX` finds the chunks there. An object store has no rename: the
+The chunks are where [storage] blobs = "s3" with s3_prefix = PREFIX would look
+(so a prefix is refused that holds this server's own chunks, whose unneeded ones
+a backup would remove, or a bucket home's server/ and db/, which `hearth restore
+--from` would take instead of the backup). An object store has no rename: the
 snapshot is written into data_dir/run first and uploaded once every chunk is in
 the bucket, under a name only the manifest written after it makes a backup. What
 a killed run uploaded under another name is removed by the next one.
@@ -29,14 +29,13 @@ from ..errors import BadRequest, Conflict
 from ..private import private_dir
 from ..tree import BlobStore
 from ..tree.s3store import S3Files, S3Location, S3Store
-from .bucket import DATABASE as REPLICA, SERVER, BucketHome
+from .bucket import BucketHome
 from .layout import MANIFEST, SNAPSHOTS, parse_manifest
 
 CHUNKS = "chunks/"
 STAGING = "bucket-backup.partial"  # in data_dir/run: the snapshot before its upload
 LOCK = "bucket-backup.lock"        # in data_dir/run
-# What a prefix may hold besides a backup: the bucket home of a replicating server.
-OURS = {MANIFEST, SNAPSHOTS + "/", CHUNKS, SERVER, REPLICA + "/"}
+OURS = {MANIFEST, SNAPSHOTS + "/", CHUNKS}  # all a prefix holding a backup may hold
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,8 @@ class BackupBucket:
         return S3Store(self.home.location)
 
     def claim(self) -> None:
-        """Check the bucket answers and the prefix holds nothing but hearth's own objects, and that it is
-        not this server's own blob store (a backup there would remove the chunks it does not need)."""
+        """Check the bucket answers, the prefix holds nothing but an earlier backup, and it is not this
+        server's own blob store (a backup there would remove the chunks it does not need)."""
         others = sorted(self.files.top_level() - OURS)
         if others:
             raise BadRequest(f"{self.url} holds other objects ({others[0]}, …) and no hearth backup: back up "

@@ -24,7 +24,7 @@ from ..errors import BadRequest, CommandError, Conflict
 from ..private import make_private, private_dir
 from ..tree import BlobStore, ChunkStore
 from .blob_copy import CopyReport, copy_chunks
-from .layout import CONFIG, MANIFEST as BACKUP_MANIFEST, BackupDir
+from .layout import CONFIG, BackupDir
 from .named_files import restore_named_files
 from .snapshot import check_database, file_sha256, referenced_chunks
 
@@ -99,9 +99,8 @@ def _backup_origin(backup, manifest: dict, snapshot: Path, replica: str | None) 
 def _bucket_origin(config_arg: str | None, source: str, blobs_from: str | None, endpoint: str | None,
                    region: str | None, scratch: Path) -> Origin:
     """From a bucket home: the config set from its server/, the database from its db/ replica, the chunks
-    from its chunks/ (or, for a server that kept them on local disk, from the backup directory --blobs names,
-    or from a `hearth backup` into the same prefix). From a prefix holding only a `hearth backup`: that
-    backup, as from a directory."""
+    from its chunks/ (or, for a server that kept them on local disk, from the backup directory --blobs names).
+    From a prefix holding a `hearth backup --to s3://…`: that backup, as from a directory."""
     from ..tree.s3store import S3Files, S3Store
     from .bucket import MANIFEST, download_server_files, home_from
     from .bucket_backup import BackupBucket
@@ -109,9 +108,8 @@ def _bucket_origin(config_arg: str | None, source: str, blobs_from: str | None, 
 
     local = load_config(config_arg)
     home = home_from(source, local, endpoint, region, "--from")
-    backup, files = BackupBucket(home, local), S3Files(home.location)
-    has_backup = files.get(BACKUP_MANIFEST) is not None
-    if files.get(MANIFEST) is None and backup.is_backup():
+    backup = BackupBucket(home, local)
+    if S3Files(home.location).get(MANIFEST) is None and backup.is_backup():
         manifest = backup.read_manifest()
         backup.fetch_snapshot(manifest, scratch)
         return _backup_origin(backup, manifest, scratch, None)
@@ -120,13 +118,11 @@ def _bucket_origin(config_arg: str | None, source: str, blobs_from: str | None, 
     def chunks(config: Config) -> tuple[BlobStore, str]:
         if config.values["storage"]["blobs"] == "s3":
             return S3Store(home.location), home.url + "chunks/"
-        if blobs_from:
-            blobs = BackupDir(Path(blobs_from).resolve()).blobs
-            return ChunkStore(blobs), str(blobs)
-        if has_backup:
-            return backup.chunk_store(), backup.chunks_name
-        raise BadRequest(f"the restored hearth.toml keeps chunks on local disk ([storage] blobs = \"local\"), "
-                         f"so {source} holds none: name the backup directory that holds them with --blobs DIR")
+        if not blobs_from:
+            raise BadRequest(f"the restored hearth.toml keeps chunks on local disk ([storage] blobs = \"local\"), "
+                             f"so {source} holds none: name the backup directory that holds them with --blobs DIR")
+        blobs = BackupDir(Path(blobs_from).resolve()).blobs
+        return ChunkStore(blobs), str(blobs)
 
     return Origin(snapshot=scratch, has_config=bool(manifest["config"]), named_files=manifest["named_files"],
                   write_database=lambda database: restore_replica(home.litestream_replica(), database),
