@@ -20,7 +20,13 @@ PROGRESS_EVERY = 50  # chunks between two progress rows: what `hearth status` an
 
 
 def register(command: Callable[..., argparse.ArgumentParser]) -> None:
-    """Add `storage migrate` and `storage remove-old` to the hearth CLI."""
+    """Add `storage` (its help lists the others), `storage migrate` and `storage remove-old` to the hearth CLI."""
+    command("storage", "services.core.storage_commands:run_storage",
+            "Where file chunks live ([storage] blobs, local disk or S3), and moving them: see the commands below.",
+            epilog="commands:\n"
+                   "  hearth storage migrate --to s3|local  move every chunk to the other store, daemons serving\n"
+                   "  hearth storage remove-old             afterwards, delete the chunks from the old store\n\n"
+                   "`hearth status` says where the chunks are and how far a migration got.")
     migrate = command(
         "storage migrate", "services.core.storage_commands:run_migrate",
         "Move every file chunk to another store ([storage] blobs = \"s3\" or \"local\") while the daemons keep "
@@ -49,6 +55,14 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
                    "switched. Daemons that have not restarted since the migration read the new store first, so\n"
                    "they lose nothing either. Exit 1 when a chunk damaged in the old store had to be kept.\n\n"
                    "example:\n  hearth storage migrate --to s3 && hearth storage remove-old")
+
+
+def run_storage(args: argparse.Namespace) -> int:
+    """`hearth storage` alone: which commands there are (exit 2, as for any incomplete command line)."""
+    import sys
+
+    print("hearth storage: name a command: migrate, remove-old (hearth storage --help)", file=sys.stderr)
+    return ExitStatus.CONFIG
 
 
 def run_migrate(args: argparse.Namespace) -> int:
