@@ -50,21 +50,22 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
                    "restart the service after changing them. Exit code 2 when [backup] replica is empty.")
     restore = command(
         "restore", "services.core.backup_commands:run_restore",
-        "Restore a whole server from a `hearth backup` directory, from the bucket it replicates to "
-        "(s3://BUCKET/PREFIX), or from a Litestream replica with --blobs, into a new or empty data directory, on "
+        "Restore a whole server from a `hearth backup` directory or bucket prefix, from the bucket it replicates "
+        "to (s3://BUCKET/PREFIX), or from a Litestream replica with --blobs, into a new or empty data directory, on "
         "a fresh clone before `make up`; then run `make up`.",
         epilog="Refuses a data directory that holds anything (exit 1, nothing changed). Without a hearth.toml\n"
                "here, the backup's is restored first, and its data_dir is where the data goes. Every chunk\n"
                "copied is checked against its BLAKE3 name and the database against the SHA-256 in backup.json;\n"
-               "from a bucket, the chunks stay where they are and each is checked to be there.\n\n"
+               "from a bucket home, the chunks stay where they are and each is checked to be there.\n\n"
                "examples:\n"
                "  hearth restore --from /mnt/usb/hearth-backup\n"
                "  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… \\\n"
                "    hearth restore --from s3://bucket/hearth --endpoint https://s3.example.org\n"
                "  hearth restore --from file:///mnt/nas/hearth-db --blobs /mnt/usb/hearth-backup")
     restore.add_argument("--from", dest="source", required=True, metavar="SOURCE",
-                         help="a backup directory, the bucket home s3://BUCKET/PREFIX a server replicates to "
-                              "([backup] replica), or a Litestream replica URL (file://)")
+                         help="a backup directory or s3://BUCKET/PREFIX (hearth backup --to), the bucket home "
+                              "s3://BUCKET/PREFIX a server replicates to ([backup] replica), or a Litestream replica "
+                              "URL (file://)")
     restore.add_argument("--blobs", metavar="DIR",
                          help="with a file:// replica: the backup directory holding the chunks (and hearth.toml); "
                               "with s3:// of a server that kept its chunks on local disk: the one holding them")

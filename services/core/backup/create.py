@@ -18,7 +18,7 @@ import sqlite3
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..blobs import open_blob_store
 from ..config import Config
@@ -30,10 +30,14 @@ from .layout import CONFIG, DATABASE, FORMAT, BackupDir
 from .named_files import save_named_files
 from .snapshot import copy_database, file_sha256, referenced_chunks
 
+if TYPE_CHECKING:
+    from .bucket_backup import BackupBucket
+
 LAST_BACKUP = "last-backup.json"  # in data_dir/run: what `hearth backup status` reports
 
 
-def backup_place(config: Config, to: str, *, endpoint: str | None = None, region: str | None = None):
+def backup_place(config: Config, to: str, *, endpoint: str | None = None,
+                 region: str | None = None) -> BackupDir | BackupBucket:
     """The BackupDir or bucket_backup.BackupBucket that `to` (a directory or s3://BUCKET/PREFIX) names; a
     bucket is reached at `endpoint` in `region`, by default [storage] s3_endpoint and s3_region."""
     if not to.startswith("s3://"):
@@ -46,7 +50,7 @@ def backup_place(config: Config, to: str, *, endpoint: str | None = None, region
     return BackupBucket(home_from(to, config, endpoint, region, "--to"), config)
 
 
-def create_backup(config: Config, backup, *, verify: bool = False,
+def create_backup(config: Config, backup: BackupDir | BackupBucket, *, verify: bool = False,
                   progress: Callable[[int], Callable[[int], None]] = lambda total: (lambda n: None)) -> dict[str, Any]:
     """Back the server up into `backup` (backup_place); returns the manifest. `progress(total_chunks)` gives
     a step function."""
