@@ -14,23 +14,22 @@ a killed run uploaded under another name is removed by the next one.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
 import sqlite3
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..config import Config
 from ..db import BUSY_TIMEOUT_MS, db_path
-from ..errors import BadRequest, Conflict
+from ..errors import BadRequest
 from ..private import private_dir
 from ..tree import BlobStore
 from ..tree.s3store import S3Files, S3Location, S3Store
 from .bucket import BucketHome
-from .layout import MANIFEST, SNAPSHOTS, parse_manifest
+from .layout import MANIFEST, SNAPSHOTS, exclusive, parse_manifest
 
 CHUNKS = "chunks/"
 STAGING = "bucket-backup.partial"  # in data_dir/run: the snapshot before its upload
@@ -72,16 +71,10 @@ class BackupBucket:
             raise BadRequest(f"{self.url}{CHUNKS} is where this server keeps its chunks: back up into another "
                              "prefix or bucket (nothing was written)")
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self):
         """One bucket backup at a time from this server: two would remove each other's snapshot."""
-        run = private_dir(self.config.data_path("run"))
-        with open(run / LOCK, "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise Conflict("another `hearth backup` to a bucket is running on this server") from None
-            yield
+        return exclusive(private_dir(self.config.data_path("run")) / LOCK,
+                         "another `hearth backup` to a bucket is running on this server")
 
     def is_backup(self) -> bool:
         """Whether `hearth backup` wrote here (finished or not)."""

@@ -115,15 +115,21 @@ class BackupDir:
             if entry.name != keep:
                 shutil.rmtree(entry, ignore_errors=True)
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self):
         """Hold the directory's lock: two backups into one directory would remove each other's snapshot."""
-        with open(self.root / LOCK, "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise Conflict(f"another `hearth backup` is writing to {self.root}") from None
-            yield
+        return exclusive(self.root / LOCK, f"another `hearth backup` is writing to {self.root}")
+
+
+@contextmanager
+def exclusive(path: Path, busy: str) -> Iterator[None]:
+    """Hold an flock on `path` (let go by the kernel when the holder dies, even by kill -9); Conflict(`busy`)
+    while another process holds it."""
+    with open(path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(busy) from None
+        yield
 
 
 def parse_manifest(raw: bytes | None, where: str, name: str, is_backup: bool) -> dict[str, Any]:
