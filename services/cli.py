@@ -193,8 +193,8 @@ SYNC_VERBS = frozenset({"status", "check", "versions", "restore", "trash", "conf
 FRONT_DOORS = frozenset({"cloudflared", "caddy"})
 # And `hearth backup status|replicate`, where `hearth backup` takes --to DIR.
 BACKUP_VERBS = frozenset({"status", "replicate"})
-# And `hearth storage migrate`.
-STORAGE_VERBS = frozenset({"migrate"})
+# And `hearth storage migrate|remove-old`.
+STORAGE_VERBS = frozenset({"migrate", "remove-old"})
 # The commands whose next word may be one of these verbs: `hearth WORD VERB` is the command "WORD VERB".
 COMMAND_VERBS = {"sync": SYNC_VERBS, "deploy": FRONT_DOORS, "backup": BACKUP_VERBS, "storage": STORAGE_VERBS}
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from tests.installation import ADMIN_PASSWORD, OnePort, clean_environ
 
 USERS = {"alice": "alice's long password", "bob": "bob's long password"}
+SECRET = "the mail password\n"
 
 
 def hearth_in(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -52,6 +53,60 @@ class Client:
 
     def json(self, method: str, path: str, body=None):
         return json.loads(self.ok(method, path, body) or b"null")
+
+
+def home(root: Path, extra: str = "", secret: bool = False) -> OnePort:
+    """An installation in root/home (hearth.toml with `extra`); with `secret`, a mail password file that its
+    [dav] names, as a file outside the data directory the backup must carry."""
+    (root / "home").mkdir()
+    if secret:
+        (root / "home" / "smtp.secret").write_text(SECRET)
+        extra = f'[dav]\nsmtp_password_file = "smtp.secret"\n{extra}'
+    return OnePort(root / "home", extra)
+
+
+def restore_into(where: Path, *args: str) -> subprocess.CompletedProcess:
+    """`hearth restore ARGS` in the new, empty directory `where` (a fresh clone)."""
+    where.mkdir(exist_ok=True)
+    return hearth_in(where, "restore", *args)
+
+
+def assert_consistent(where: Path) -> None:
+    """`hearth sync check --verify` in `where` finds every chunk whole."""
+    check = hearth_in(where, "sync", "check", "--verify")
+    assert check.returncode == 0 and "consistent" in check.stdout, check.stdout + check.stderr
+
+
+def write_many(h: OnePort, folder: str, count: int, size: int = 8192) -> None:
+    """`count` files of random bytes (a chunk each) into the admin's `folder`, over one connection."""
+    admin = Client(h.port, "admin", ADMIN_PASSWORD)
+    admin.ok("MKCOL", f"/files/admin/{folder}")
+    connection = http.client.HTTPConnection("127.0.0.1", h.port, timeout=30)
+    try:
+        for n in range(count):
+            connection.request("PUT", f"/files/admin/{folder}/{n}.bin", body=os.urandom(size),
+                               headers={"Authorization": admin.auth})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 201
+    finally:
+        connection.close()
+
+
+def start_backup(h: OnePort, *args: str) -> subprocess.Popen:
+    """`hearth backup ARGS` running on its own, to be killed."""
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "--config", str(h.config), "backup", *args],
+                            env=clean_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def kill_when(process: subprocess.Popen, started) -> None:
+    """SIGKILL `process` as soon as started() says it wrote something (polled, not slept on)."""
+    deadline = time.monotonic() + 60
+    while not started() and time.monotonic() < deadline:
+        assert process.poll() is None, f"the backup ended before it could be killed: {process.communicate()}"
+        time.sleep(0.001)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
 
 
 def kill_everything(var: Path) -> None:

@@ -9,24 +9,18 @@ the same as before.
 """
 from __future__ import annotations
 
-import http.client
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 
-from tests.disaster import (DENTIST, USERS, Client, Restored, hearth_in, kill_everything, populate,
-                            state_of)
-from tests.installation import ADMIN_PASSWORD, OnePort, clean_environ, running
+from tests.disaster import (DENTIST, SECRET, USERS, Client, Restored, assert_consistent, home,
+                            kill_everything, kill_when, populate, restore_into, start_backup, state_of, write_many)
+from tests.installation import ADMIN_PASSWORD, OnePort, running
+
 
 def test_a_dead_server_comes_back_whole_from_its_backup(tmp_path):
-    (tmp_path / "home").mkdir()
-    (tmp_path / "home" / "smtp.secret").write_text("the mail password\n")
-    h = OnePort(tmp_path / "home", '[dav]\nsmtp_password_file = "smtp.secret"\n')
+    h = home(tmp_path, secret=True)
     with running(h):
         tokens = populate(h)
         before = state_of(h, tokens, tmp_path / "before")
@@ -37,11 +31,10 @@ def test_a_dead_server_comes_back_whole_from_its_backup(tmp_path):
     shutil.rmtree(h.var)  # the disk died
 
     fresh = tmp_path / "new-machine"
-    fresh.mkdir()
-    restore = hearth_in(fresh, "restore", "--from", str(tmp_path / "usb"))
+    restore = restore_into(fresh, "--from", str(tmp_path / "usb"))
     assert restore.returncode == 0, restore.stderr
     assert (fresh / "hearth.toml").read_text() == h.config.read_text()
-    assert (fresh / "smtp.secret").read_text() == "the mail password\n"  # a file hearth.toml names
+    assert (fresh / "smtp.secret").read_text() == SECRET  # a file hearth.toml names
     assert f"restored {fresh / 'smtp.secret'}" in restore.stdout
     again = Restored(fresh, h.port)
     with running(again):
@@ -70,33 +63,16 @@ def test_restore_refuses_a_data_directory_that_holds_anything(tmp_path):
 
 
 def test_a_backup_killed_midway_is_no_backup_and_the_next_run_completes_it(tmp_path):
-    (tmp_path / "home").mkdir()
-    h = OnePort(tmp_path / "home")
+    h = home(tmp_path)
     with running(h):
-        admin = Client(h.port, "admin", ADMIN_PASSWORD)
-        admin.ok("MKCOL", "/files/admin/Many")
-        connection = http.client.HTTPConnection("127.0.0.1", h.port, timeout=30)
-        for n in range(800):  # 800 chunks: several of the backup's batches
-            connection.request("PUT", f"/files/admin/Many/{n}.bin", body=os.urandom(8192),
-                               headers={"Authorization": admin.auth})
-            response = connection.getresponse()
-            response.read()
-            assert response.status == 201
-        connection.close()
+        write_many(h, "Many", 800)  # 800 chunks: several of the backup's batches
     usb = tmp_path / "usb"
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "--config", str(h.config), "backup",
-                                "--to", str(usb)], env=clean_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     copied = lambda: [p for p in (usb / "blobs").rglob("*") if p.is_file() and not p.name.endswith(".tmp")]  # noqa
-    deadline = time.monotonic() + 60
-    while not copied() and time.monotonic() < deadline:
-        time.sleep(0.001)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when(start_backup(h, "--to", str(usb)), copied)
     assert not (usb / "backup.json").exists()
     first = len(copied())
     assert 0 < first < 800
-    (tmp_path / "elsewhere").mkdir()
-    refused = hearth_in(tmp_path / "elsewhere", "restore", "--from", str(usb))
+    refused = restore_into(tmp_path / "elsewhere", "--from", str(usb))
     assert refused.returncode == 2  # the wrong input: a backup that is not one
     assert "a backup that did not finish (no backup.json)" in refused.stderr
     assert not (tmp_path / "elsewhere" / "var").exists()
@@ -108,16 +84,14 @@ def test_a_backup_killed_midway_is_no_backup_and_the_next_run_completes_it(tmp_p
     assert manifest["copied"]["chunks"] == manifest["chunks"] - first
     assert [p.name for p in (usb / "snapshots").iterdir()] == [manifest["snapshot"].rpartition("/")[2]]
 
-    restored = hearth_in(tmp_path / "elsewhere", "restore", "--from", str(usb))
+    restored = restore_into(tmp_path / "elsewhere", "--from", str(usb))
     assert restored.returncode == 0, restored.stderr
-    check = hearth_in(tmp_path / "elsewhere", "sync", "check", "--verify")
-    assert check.returncode == 0 and "consistent" in check.stdout, check.stdout + check.stderr
+    assert_consistent(tmp_path / "elsewhere")
 
     # A chunk that rotted on the backup disk is named, and nothing is restored.
     rotten = copied()[0]
     rotten.write_bytes(b"bit rot" + rotten.read_bytes()[7:])
-    (tmp_path / "third").mkdir()
-    damaged = hearth_in(tmp_path / "third", "restore", "--from", str(usb))
+    damaged = restore_into(tmp_path / "third", "--from", str(usb))
     assert damaged.returncode == 1
     assert f"chunk {rotten.name} does not match its content" in damaged.stderr and "damaged" in damaged.stderr
     assert not (tmp_path / "third" / "var").exists() and list((tmp_path / "third").iterdir()) == []
@@ -126,12 +100,11 @@ def test_a_backup_killed_midway_is_no_backup_and_the_next_run_completes_it(tmp_p
     repaired = h.hearth("backup", "--to", str(usb), "--verify")
     assert repaired.returncode == 0, repaired.stderr
     assert ", 1 of them damaged and copied again)" in repaired.stdout
-    assert hearth_in(tmp_path / "third", "restore", "--from", str(usb)).returncode == 0
+    assert restore_into(tmp_path / "third", "--from", str(usb)).returncode == 0
 
 
 def test_a_backup_taken_while_clients_write_is_consistent(tmp_path):
-    (tmp_path / "home").mkdir()
-    h = OnePort(tmp_path / "home")
+    h = home(tmp_path)
     with running(h):
         admin = Client(h.port, "admin", ADMIN_PASSWORD)
         admin.ok("MKCOL", "/files/admin/Busy")
@@ -156,15 +129,12 @@ def test_a_backup_taken_while_clients_write_is_consistent(tmp_path):
             writer.join()
         assert backup.returncode == 0, backup.stderr
         assert len(written) > during or during > 5  # the clients kept writing around it
-    (tmp_path / "elsewhere").mkdir()
-    assert hearth_in(tmp_path / "elsewhere", "restore", "--from", str(tmp_path / "usb")).returncode == 0
-    check = hearth_in(tmp_path / "elsewhere", "sync", "check", "--verify")
-    assert check.returncode == 0 and "consistent" in check.stdout, check.stdout + check.stderr
+    assert restore_into(tmp_path / "elsewhere", "--from", str(tmp_path / "usb")).returncode == 0
+    assert_consistent(tmp_path / "elsewhere")
 
 
 def test_the_litestream_replica_brings_back_what_changed_after_the_last_backup(tmp_path):
-    (tmp_path / "home").mkdir()
-    h = OnePort(tmp_path / "home", '[backup]\nreplica = "replica"\nsync_interval = 0.5\n')
+    h = home(tmp_path, '[backup]\nreplica = "replica"\nsync_interval = 0.5\n')
     with running(h) as up:
         assert "litestream: ready" in up.stdout
         h.ok("service", "litestream", "stop")
@@ -189,9 +159,8 @@ def test_the_litestream_replica_brings_back_what_changed_after_the_last_backup(t
     shutil.rmtree(h.var)
 
     fresh = tmp_path / "new-machine"
-    fresh.mkdir()
-    restore = hearth_in(fresh, "restore", "--from", f"file://{tmp_path / 'home' / 'replica'}",
-                        "--blobs", str(tmp_path / "usb"))
+    restore = restore_into(fresh, "--from", f"file://{tmp_path / 'home' / 'replica'}", "--blobs",
+                           str(tmp_path / "usb"))
     assert restore.returncode == 0, restore.stderr
     again = Restored(fresh, h.port)
     with running(again):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Callable
 
 from .command_support import ProgressBars, as_command
@@ -17,21 +16,27 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     """Add the `backup`, `backup status` and `restore` commands to the hearth CLI."""
     backup = command(
         "backup", "services.core.backup_commands:run_backup",
-        "Copy the whole server into a directory, while the daemons keep running: a consistent snapshot of the "
-        "database (accounts, app passwords, files with versions and trash, calendars, contacts, shares, links), "
-        "hearth.toml, and every chunk of file content, each one's BLAKE3 checked.",
-        epilog="Run it again into the same directory to bring the backup up to date: only chunks the directory\n"
-               "lacks are copied, so a backup that was interrupted (even by kill -9) resumes where it stopped.\n"
-               "backup.json is written last: until it is, the directory's previous backup stays whole, and a\n"
-               "first backup without it is not a backup. Keep the directory on another disk or machine.\n\n"
+        "Copy the whole server into a directory or a bucket (s3://BUCKET/PREFIX), while the daemons keep running: "
+        "a consistent snapshot of the database (accounts, app passwords, files with versions and trash, calendars, "
+        "contacts, shares, links), hearth.toml, and every chunk of file content, each one's BLAKE3 checked.",
+        epilog="Run it again into the same place to bring the backup up to date: only chunks it lacks are\n"
+               "copied, so a backup that was interrupted (even by kill -9) resumes where it stopped.\n"
+               "backup.json is written last: until it is, the previous backup there stays whole, and a first\n"
+               "backup without it is not a backup. Keep it on another disk, machine or object store.\n"
+               "A bucket gets the same layout as a directory, with the chunks under PREFIX/chunks/; the\n"
+               "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY variables give the credentials.\n\n"
                "related commands:\n"
                "  hearth backup status       how far behind the Litestream replica is, and the last backup\n"
-               "  hearth restore --from DIR  bring a backup back on a new machine\n\n"
-               "example:\n  hearth backup --to /mnt/usb/hearth-backup")
-    backup.add_argument("--to", required=True, metavar="DIR",
-                        help="backup directory: new, empty, or one an earlier hearth backup wrote")
+               "  hearth restore --from DIR  bring a backup back on a new machine (or --from s3://BUCKET/PREFIX)\n\n"
+               "examples:\n  hearth backup --to /mnt/usb/hearth-backup\n"
+               "  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… \\\n"
+               "    hearth backup --to s3://backups/hearth --endpoint https://s3.example.org")
+    backup.add_argument("--to", required=True, metavar="DIR|s3://BUCKET/PREFIX",
+                        help="backup directory or bucket prefix: new, empty, or one an earlier hearth backup wrote")
     backup.add_argument("--verify", action="store_true",
-                        help="also re-hash the chunks already in DIR and copy again any that rotted there (slow)")
+                        help="also re-hash the chunks already in the backup and copy again any that rotted there "
+                             "(slow: with a bucket, every chunk is downloaded)")
+    _s3_flags(backup)
     command("backup status", "services.core.backup_commands:run_status",
             "Say how far behind the Litestream replica ([backup] replica) is, and when `hearth backup` last ran.",
             epilog="Exit codes: 0 the replica is up to date (within a few sync intervals), 1 it is behind or\n"
@@ -45,27 +50,32 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
                    "restart the service after changing them. Exit code 2 when [backup] replica is empty.")
     restore = command(
         "restore", "services.core.backup_commands:run_restore",
-        "Restore a whole server from a `hearth backup` directory, from the bucket it replicates to "
-        "(s3://BUCKET/PREFIX), or from a Litestream replica with --blobs, into a new or empty data directory, on "
+        "Restore a whole server from a `hearth backup` directory or bucket prefix, from the bucket it replicates "
+        "to (s3://BUCKET/PREFIX), or from a Litestream replica with --blobs, into a new or empty data directory, on "
         "a fresh clone before `make up`; then run `make up`.",
         epilog="Refuses a data directory that holds anything (exit 1, nothing changed). Without a hearth.toml\n"
                "here, the backup's is restored first, and its data_dir is where the data goes. Every chunk\n"
                "copied is checked against its BLAKE3 name and the database against the SHA-256 in backup.json;\n"
-               "from a bucket, the chunks stay where they are and each is checked to be there.\n\n"
+               "from a bucket home, the chunks stay where they are and each is checked to be there.\n\n"
                "examples:\n"
                "  hearth restore --from /mnt/usb/hearth-backup\n"
                "  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… \\\n"
                "    hearth restore --from s3://bucket/hearth --endpoint https://s3.example.org\n"
                "  hearth restore --from file:///mnt/nas/hearth-db --blobs /mnt/usb/hearth-backup")
     restore.add_argument("--from", dest="source", required=True, metavar="SOURCE",
-                         help="a backup directory, the bucket home s3://BUCKET/PREFIX a server replicates to "
-                              "([backup] replica), or a Litestream replica URL (file://)")
+                         help="a backup directory or s3://BUCKET/PREFIX (hearth backup --to), the bucket home "
+                              "s3://BUCKET/PREFIX a server replicates to ([backup] replica), or a Litestream replica "
+                              "URL (file://)")
     restore.add_argument("--blobs", metavar="DIR",
                          help="with a file:// replica: the backup directory holding the chunks (and hearth.toml); "
                               "with s3:// of a server that kept its chunks on local disk: the one holding them")
-    restore.add_argument("--endpoint", metavar="URL",
-                         help="with s3://: the S3 endpoint (default [storage] s3_endpoint)")
-    restore.add_argument("--region", help="with s3://: the region requests are signed for (default [storage] s3_region)")
+    _s3_flags(restore)
+
+
+def _s3_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", metavar="URL",
+                        help="with s3://: the S3 endpoint (default [storage] s3_endpoint)")
+    parser.add_argument("--region", help="with s3://: the region requests are signed for (default [storage] s3_region)")
 
 
 def run_backup(args: argparse.Namespace) -> int:
@@ -105,16 +115,18 @@ def _replicate(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from .backup.create import create_backup
+    from .backup.create import backup_place, create_backup
     from .config import load_config
 
+    config = load_config(args.config)
+    place = backup_place(config, args.to, endpoint=args.endpoint, region=args.region)
     bars = ProgressBars("backup", unit="chunk")
     try:
-        manifest = create_backup(load_config(args.config), Path(args.to), verify=args.verify, progress=bars.start)
+        manifest = create_backup(config, place, verify=args.verify, progress=bars.start)
     finally:
         bars.close()
     copied, counts = manifest["copied"], manifest["counts"]
-    print(f"backed up to {args.to}: {counts['users']} users, {counts['app_passwords']} app passwords, "
+    print(f"backed up to {place.url}: {counts['users']} users, {counts['app_passwords']} app passwords, "
           f"{counts['folders']} folders, {counts['revisions']} file revisions, {manifest['chunks']} chunks "
           f"({copied['chunks']} copied, {copied['bytes']} bytes; {copied['already_there']} already there"
           + (f", {copied['repaired']} of them damaged and copied again" if copied["repaired"] else "") + ")")

@@ -21,8 +21,9 @@ How it works, and why it cannot lose a chunk:
   has the old config: the "done" row sends its writes to the new store and its reads there first, with
   the old store as a fallback, until it restarts. One started after reads its config and needs no row.
   A kill -9 at any point is resumed by running the command again: the row says where it was.
-* The old store's chunks stay until the user removes them (the command says how); nothing reads them
-  once every daemon restarted, and a daemon that has not finds everything in the new store first.
+* The old store's chunks stay until `hearth storage remove-old` removes them (services.core.blob_removal),
+  each once the new store holds it whole; nothing reads them once every daemon restarted, and a daemon
+  that has not finds everything in the new store first, so the removal need not wait for restarts.
 * Credentials: a daemon writes to the target with its own environment. Moving to S3, the daemons need
   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (in the environment of `hearth up`) before it starts;
   one without them answers 503 to whatever needs a chunk while it runs (StoreUnavailable: reading the

@@ -20,7 +20,13 @@ PROGRESS_EVERY = 50  # chunks between two progress rows: what `hearth status` an
 
 
 def register(command: Callable[..., argparse.ArgumentParser]) -> None:
-    """Add `storage migrate` to the hearth CLI."""
+    """Add `storage` (its help lists the others), `storage migrate` and `storage remove-old` to the hearth CLI."""
+    command("storage", "services.core.storage_commands:run_storage",
+            "Where file chunks live ([storage] blobs, local disk or S3), and moving them: see the commands below.",
+            epilog="commands:\n"
+                   "  hearth storage migrate --to s3|local  move every chunk to the other store, daemons serving\n"
+                   "  hearth storage remove-old             afterwards, delete the chunks from the old store\n\n"
+                   "`hearth status` says where the chunks are and how far a migration got.")
     migrate = command(
         "storage migrate", "services.core.storage_commands:run_migrate",
         "Move every file chunk to another store ([storage] blobs = \"s3\" or \"local\") while the daemons keep "
@@ -31,8 +37,8 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
                "A second run while one is going is refused (exit 3).\n"
                "The target's settings are hearth.toml's [storage] s3_* keys unless given as flags; S3 credentials\n"
                "come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, which the daemons need too (in the environment\n"
-               "of `hearth up`) before you start. The old store's chunks are kept; the command says how to remove\n"
-               "them.\n\n"
+               "of `hearth up`) before you start. The old store's chunks are kept: `hearth storage remove-old`\n"
+               "removes them.\n\n"
                "examples:\n"
                "  hearth storage migrate --to s3 --s3-endpoint https://s3.example.net --s3-bucket hearth\n"
                "  hearth storage migrate --to local")
@@ -40,10 +46,31 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     for key, text in (("endpoint", "the S3 endpoint URL"), ("bucket", "the bucket (it must exist)"),
                       ("region", "the region requests are signed for"), ("prefix", "key prefix in the bucket")):
         migrate.add_argument(f"--s3-{key}", help=f"with --to s3: {text} (default: [storage] s3_{key})")
+    command("storage remove-old", "services.core.storage_commands:run_remove_old",
+            "After `hearth storage migrate` finished: delete the chunks from the store they were moved out of, each "
+            "one only once the new store holds it with the right BLAKE3 (read back from there).",
+            epilog="A chunk the new store lacks or holds damaged is first copied there again from the old one. Killed\n"
+                   "(even by kill -9), run it again: it goes on with the chunks still there. Refused, with nothing\n"
+                   "deleted, when no migration finished, while one copies (or runs), and before hearth.toml was\n"
+                   "switched. Daemons that have not restarted since the migration read the new store first, so\n"
+                   "they lose nothing either. Exit 1 when a chunk damaged in the old store had to be kept.\n\n"
+                   "example:\n  hearth storage migrate --to s3 && hearth storage remove-old")
+
+
+def run_storage(args: argparse.Namespace) -> int:
+    """`hearth storage` alone: which commands there are (exit 2, as for any incomplete command line)."""
+    import sys
+
+    print("hearth storage: name a command: migrate, remove-old (hearth storage --help)", file=sys.stderr)
+    return ExitStatus.CONFIG
 
 
 def run_migrate(args: argparse.Namespace) -> int:
     return as_command(_migrate, args)
+
+
+def run_remove_old(args: argparse.Namespace) -> int:
+    return as_command(_remove_old, args)
 
 
 def target_settings(args: argparse.Namespace, config) -> dict[str, str]:
@@ -116,7 +143,47 @@ def _migrate(args: argparse.Namespace) -> int:
         _switch(config, target)
     print(f"hearth.toml now says blobs = {target['blobs']!r}; daemons that started before read the old store "
           f"only for what the new one lacks until they restart (`hearth down && hearth up`).")
-    print(f"The old store's chunks were kept. Once the daemons restarted, remove them: {removal_hint(source, config)}")
+    print(f"The old store's chunks were kept ({describe(source)}): `hearth storage remove-old` removes them, each "
+          "one once it is checked in the new store.")
+    return 0
+
+
+def _remove_old(args: argparse.Namespace) -> int:
+    from .blob_migration import key_of, read_migration
+    from .blob_removal import remove_old_chunks
+    from .blobs import store_settings
+    from .command_support import database
+    from .config import load_config
+    from .errors import CommandError
+
+    config = load_config(args.config)
+    with database(args) as db, migration_lock(config):
+        migration = read_migration(db)
+        if migration is None:
+            raise CommandError("no storage migration was made here: there is no old store to remove")
+        if migration.state != "done":
+            raise CommandError(f"the migration to {describe(migration.target)} is not finished: run `hearth storage "
+                               f"migrate --to {migration.target['blobs']}` first (nothing was deleted)")
+        if key_of(store_settings(config)) != key_of(migration.target):
+            raise CommandError(f"hearth.toml's [storage] does not name {describe(migration.target)}, where the "
+                               f"chunks were moved: run `hearth storage migrate --to {migration.target['blobs']}` "
+                               "to switch it (nothing was deleted)")
+        old, new = _open(config, migration.source, migration.target, "remove the old chunks")
+        bars = ProgressBars("removing", unit="chunk")
+        try:
+            report = remove_old_chunks(old, new, progress=bars.start)
+        finally:
+            bars.close()
+            old.close()
+            new.close()
+    print(f"removed {report.removed} chunks ({report.removed_bytes / 2**20:.1f} MiB) from {describe(migration.source)}; "
+          f"each is in {describe(migration.target)}, BLAKE3 checked"
+          + (f" ({report.copied_again} were missing there or damaged, and copied again first)"
+             if report.copied_again else ""))
+    if report.damaged:
+        raise CommandError(f"{len(report.damaged)} chunks are damaged in {describe(migration.source)} and not whole "
+                           f"in {describe(migration.target)}, so they were kept (the first: {report.damaged[0]}); "
+                           "`hearth sync check --verify` lists their files")
     return 0
 
 
@@ -126,13 +193,7 @@ def describe(settings) -> str:
     return f"s3://{settings['s3_bucket']}/{settings['s3_prefix']} at {settings['s3_endpoint']}"
 
 
-def removal_hint(settings, config) -> str:
-    if settings["blobs"] == "local":
-        return f"rm -r {config.data_path('blobs')}"
-    return f"delete the objects under {settings['s3_prefix']}chunks/ in bucket {settings['s3_bucket']!r}"
-
-
-def _open(config, source, target):
+def _open(config, source, target, doing: str = "migrate"):
     """(source store, target store), both checked: a store that cannot be reached is one line, and nothing
     has been changed yet."""
     from .blobs import build_store, store_problem
@@ -144,7 +205,7 @@ def _open(config, source, target):
             store = build_store(settings, config)
             opened.append(store)
             if problem := store_problem(store):
-                raise CommandError(f"cannot migrate: the {role} store cannot be used: {problem}; nothing was changed")
+                raise CommandError(f"cannot {doing}: the {role} store cannot be used: {problem}; nothing was changed")
     except BaseException:
         for store in opened:
             store.close()

@@ -8,6 +8,9 @@ machine, with blobs = "local":
     snapshots/STAMP/hearth.toml     the config file
     blobs/ab/cd/ID                  every chunk the snapshot references, laid out as var/blobs
 
+A backup in a bucket (`hearth backup --to s3://BUCKET/PREFIX`, bucket_backup.py)
+has the same layout under PREFIX/, with the chunks as PREFIX/chunks/ID.
+
 Accounts, app passwords (stored hashed), sessions, files with their versions
 and trash, calendars, contacts, shares and links all live in the database;
 the chunks hold the files' bytes. Nothing else under var/ is needed: run/ and

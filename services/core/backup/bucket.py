@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config import Config
-from ..errors import CommandError, ConfigError
+from ..errors import BadRequest, CommandError, ConfigError
 from ..private import private_dir
 from ..tree.s3store import S3Files, S3Location
 from .layout import CONFIG, FORMAT
@@ -67,6 +67,16 @@ def home_at(url: str, storage: Mapping[str, Any], where: object, environ: Mappin
     return BucketHome(s3_location({**storage, "s3_bucket": bucket, "s3_prefix": prefix}, where, environ))
 
 
+def home_from(url: str, config: Config, endpoint: str | None, region: str | None, flag: str) -> BucketHome:
+    """The home s3://BUCKET/PREFIX a command names (`flag`), reached at `endpoint` in `region`, each
+    defaulting to [storage] s3_endpoint and s3_region; BadRequest when no endpoint is known."""
+    storage = dict(config.values["storage"])
+    storage.update({key: value for key, value in (("s3_endpoint", endpoint), ("s3_region", region)) if value})
+    if not storage["s3_endpoint"]:
+        raise BadRequest(f"{url}: name the S3 endpoint with --endpoint URL (or HEARTH_STORAGE_S3_ENDPOINT)")
+    return home_at(url, storage, flag)
+
+
 def configured_home(config: Config, environ: Mapping[str, str] = os.environ) -> BucketHome | None:
     """Where [backup] replica puts the server in a bucket: "s3" is the blobs' own bucket and prefix,
     s3://BUCKET/PREFIX another one on the same endpoint; None for a directory replica or none."""
@@ -103,7 +113,8 @@ def download_server_files(home: BucketHome, into: Path) -> dict[str, Any]:
     raw = files.get(MANIFEST)
     if raw is None:
         raise CommandError(f"{home.url} holds no hearth server ({MANIFEST} is missing): the config is uploaded "
-                           "there by the hearth_litestream service when [backup] replica is set (nothing was changed)")
+                           "there by the hearth_litestream service when [backup] replica is set, and a backup by "
+                           "`hearth backup --to s3://…` (nothing was changed)")
     manifest = json.loads(raw)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CommandError(f"{home.url}{MANIFEST}: not a hearth manifest of format {FORMAT}")

@@ -69,7 +69,7 @@ def restore(config_arg: str | None, source: str, blobs_from: str | None = None, 
 
 
 def _directory_origin(source: str, blobs_from: str | None) -> Origin:
-    from .replica import is_replica_url, restore_replica
+    from .replica import is_replica_url
 
     replica = is_replica_url(source)
     if replica and not blobs_from:
@@ -77,33 +77,42 @@ def _directory_origin(source: str, blobs_from: str | None) -> Origin:
                          "the chunks (and the config) with --blobs DIR")
     backup = BackupDir(Path(blobs_from or source).resolve())
     manifest = backup.read_manifest()
-    snapshot = backup.root / manifest["snapshot"]
+    return _backup_origin(backup, manifest, backup.root / manifest["snapshot"], source if replica else None)
+
+
+def _backup_origin(backup, manifest: dict, snapshot: Path, replica: str | None) -> Origin:
+    """A backup's snapshot (in a local directory `snapshot`) and chunks, or its chunks and config with the
+    database from the Litestream `replica` URL."""
+    from .replica import restore_replica
 
     def write_database(database: Path) -> None:
         if replica:
-            restore_replica({"url": source}, database)
+            restore_replica({"url": replica}, database)
         else:
             _copy_snapshot(snapshot / manifest["database"]["file"], database, manifest["database"]["sha256"])
 
     return Origin(snapshot=snapshot, has_config=bool(manifest["config"]),
                   named_files=manifest.get("named_files", []), write_database=write_database,
-                  chunks=lambda config: (ChunkStore(backup.blobs), str(backup.blobs)), replicated=replica)
+                  chunks=lambda config: (backup.chunk_store(), backup.chunks_name), replicated=bool(replica))
 
 
 def _bucket_origin(config_arg: str | None, source: str, blobs_from: str | None, endpoint: str | None,
                    region: str | None, scratch: Path) -> Origin:
-    """The config set from the bucket home's server/, the database from its db/ replica, the chunks from
-    its chunks/ (or, for a server that kept them on local disk, from the backup directory --blobs names)."""
-    from ..tree.s3store import S3Store
-    from .bucket import download_server_files, home_at
+    """From a bucket home: the config set from its server/, the database from its db/ replica, the chunks
+    from its chunks/ (or, for a server that kept them on local disk, from the backup directory --blobs names).
+    From a prefix holding a `hearth backup --to s3://…`: that backup, as from a directory."""
+    from ..tree.s3store import S3Files, S3Store
+    from .bucket import MANIFEST, download_server_files, home_from
+    from .bucket_backup import BackupBucket
     from .replica import restore_replica
 
     local = load_config(config_arg)
-    storage = dict(local.values["storage"])
-    storage.update({key: value for key, value in (("s3_endpoint", endpoint), ("s3_region", region)) if value})
-    if not storage["s3_endpoint"]:
-        raise BadRequest(f"{source}: name the S3 endpoint with --endpoint URL (or HEARTH_STORAGE_S3_ENDPOINT)")
-    home = home_at(source, storage, "--from")
+    home = home_from(source, local, endpoint, region, "--from")
+    backup = BackupBucket(home, local)
+    if S3Files(home.location).get(MANIFEST) is None and backup.is_backup():
+        manifest = backup.read_manifest()
+        backup.fetch_snapshot(manifest, scratch)
+        return _backup_origin(backup, manifest, scratch, None)
     manifest = download_server_files(home, scratch)
 
     def chunks(config: Config) -> tuple[BlobStore, str]:

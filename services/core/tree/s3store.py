@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, TypeVar
 
 import obstore
@@ -110,7 +112,8 @@ def _call(operation: Callable[[], T], location: S3Location) -> T:
 
 
 class S3Files:
-    """Small whole objects under the location's prefix, beside the chunks (the backed-up config files)."""
+    """Whole objects under the location's prefix, beside the chunks: the backed-up config files, a backup's
+    manifest and database snapshots."""
 
     def __init__(self, location: S3Location):
         self.location = location
@@ -127,6 +130,47 @@ class S3Files:
             return _call(lambda: bytes(obstore.get(self._client, key).bytes()), self.location)
         except FileNotFoundError:
             return None
+
+    def upload(self, name: str, path: Path) -> None:
+        """A local file as one object, sent in parts when it is large (a database snapshot): the object
+        appears whole when the last part is in, or not at all."""
+        key = self.location.prefix + name
+        _call(lambda: obstore.put(self._client, key, path), self.location)
+
+    def download(self, name: str, path: Path) -> bool:
+        """The object streamed into the new 0600 file `path`; False when there is no such object."""
+        key = self.location.prefix + name
+        try:
+            result = _call(lambda: obstore.get(self._client, key), self.location)
+        except FileNotFoundError:
+            return False
+        pieces = iter(result.stream())
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), "wb") as out:
+            while (piece := _call(lambda: next(pieces, None), self.location)) is not None:
+                out.write(piece)
+        return True
+
+    def names(self, under: str = "") -> list[str]:
+        """The names (relative to the prefix) of every object below `under`, a folder name ending in "/"
+        or "" for the whole prefix."""
+        root = self.location.prefix + under
+        pages = _call(lambda: obstore.list(self._client, root or None, chunk_size=1000), self.location)
+        return [meta["path"].removeprefix(self.location.prefix) for page in _call(lambda: list(pages), self.location)
+                for meta in page]
+
+    def top_level(self) -> set[str]:
+        """The prefix's own entries: object names, and folder names with their "/"."""
+        listing = _call(lambda: obstore.list_with_delimiter(self._client, self.location.prefix or None),
+                        self.location)
+        return ({meta["path"].removeprefix(self.location.prefix) for meta in listing["objects"]}
+                | {folder.removeprefix(self.location.prefix) + "/" for folder in listing["common_prefixes"]})
+
+    def delete(self, name: str) -> None:
+        key = self.location.prefix + name
+        try:
+            _call(lambda: obstore.delete(self._client, key), self.location)
+        except FileNotFoundError:
+            pass
 
 
 class S3Store(BlobStore):
