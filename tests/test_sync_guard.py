@@ -13,8 +13,11 @@ import pytest
 
 from tests.daemons import serving
 from tests.sync_harness import Client
-from tests.test_sync_client import folder_id, running, server_files, start, write  # noqa: F401 (fixture)
+from tests import test_sync_client
+from tests.test_sync_client import folder_id, server_files, start, write
 from tests.test_sync_server import SyncDaemon
+
+running = test_sync_client.running  # the fixture, shared
 
 
 @pytest.fixture(scope="module")
