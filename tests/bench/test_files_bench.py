@@ -21,7 +21,7 @@ and is measured alone, one after the other, with HTTP Basic as alice:
 What is measured, per server (scaled by HEARTH_BENCH_SCALE, default 1):
 
 * rclone copy up, then back into an empty directory, of a tree of 1,000 files
-  of 4 KiB random bytes (10 directories), in files/s; then of one 256 MiB
+  of 4 KiB random bytes (10 directories), in files/s; then of one 300 MiB
   random file, in MB/s. rclone runs with its defaults (4 transfers, 8 checkers)
   as the `webdav` backend, vendor=other. Every copy that came back is compared
   with what went up, byte for byte.
@@ -75,7 +75,7 @@ SCALE = float(os.environ.get("HEARTH_BENCH_SCALE", "1"))
 SMALL_FILES = max(50, round(1_000 * SCALE))
 SMALL_DIRS = 10
 SMALL_BYTES = 4 * KIB
-BIG_BYTES = max(8 * MIB, round(256 * MIB * SCALE) // MIB * MIB)
+BIG_BYTES = max(8 * MIB, round(300 * MIB * SCALE) // MIB * MIB)
 LISTED = max(500, round(10_000 * SCALE))
 REPEATS = 5
 GETS = 200
