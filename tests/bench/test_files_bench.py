@@ -35,8 +35,9 @@ What is measured, per server (scaled by HEARTH_BENCH_SCALE, default 1):
 
 For the big file, the CPU seconds each server's processes (hearth's daemon and,
 for hearth-s3, SeaweedFS) and rclone spent on the copy are printed beside the
-speed: on a machine shared with other work the speed follows the CPU left over,
-and the CPU a copy costs is what decides how much it loses.
+speed, with the share of the machine's CPU time left idle meanwhile: when none
+was, the copy was bound by CPU, its speed followed the CPU left over by other
+work, and the CPU a copy costs is what decides how much it loses.
 
 Timings are printed with the goals (PROPFIND Depth 1 of 10,000 entries under
 200 ms; at least wsgidav's speed everywhere), never asserted. Correctness is
@@ -72,7 +73,7 @@ from services.core.config import load_config
 from services.core.tree import chunk_id, commit_file, mkdir
 from tests.bench.conftest import _apt_install_no_services
 from tests.bench.tables import fmt, format_table, median
-from tests.bench.test_front_throughput import Daemon, MachineLoad, free_port, tree_cpu_seconds
+from tests.bench.test_front_throughput import CLOCK_TICKS, Daemon, MachineLoad, free_port, tree_cpu_seconds
 from tests.daemons import PASSWORDS
 from tests.test_files_webdav import FilesDaemon
 
@@ -139,6 +140,7 @@ class Result:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> CPU seconds by process
+    idle: dict[str, float] = field(default_factory=dict)  # metric -> share of the machine's CPU time left idle
 
 
 # -- the servers ------------------------------------------------------------------------------
@@ -356,10 +358,13 @@ class Run:
     def costed(self, key: str, measure: Callable[[], float]) -> None:
         """step(), with the CPU seconds the server's processes and rclone spent on it in the notes: on a
         shared machine the CPU a copy costs says more than its speed, which follows whatever else runs."""
-        before = self.cpu_seconds()
+        before, idle_before, began = self.cpu_seconds(), idle_cpu_seconds(), time.perf_counter()
         self.step(key, measure)
+        idle = (idle_cpu_seconds() - idle_before) / (time.perf_counter() - began) / (os.cpu_count() or 1)
         spent = self.result.cpu[key] = {name: after - before[name] for name, after in self.cpu_seconds().items()}
-        self.result.notes.append(f"{key}: CPU seconds: " + ", ".join(f"{name} {s:.2f}" for name, s in spent.items()))
+        self.result.idle[key] = idle
+        self.result.notes.append(f"{key}: CPU seconds: " + ", ".join(f"{name} {s:.2f}" for name, s in spent.items())
+                                 + f"; the machine's CPUs idle {idle:.0%} of the time")
 
     def cpu_seconds(self) -> dict[str, float]:
         clients = resource.getrusage(resource.RUSAGE_CHILDREN)  # rclone, once it was waited for
@@ -504,7 +509,14 @@ def cpu_beside(key: str, s3: Result, local: Result) -> str:
     if key not in s3.cpu or key not in local.cpu:
         return ""
     shares = ", ".join(f"{name} {s:.1f}" for name, s in s3.cpu[key].items())
-    return f" (CPU: {sum(s3.cpu[key].values()):.1f} s with S3 ({shares}), {sum(local.cpu[key].values()):.1f} s local)"
+    return (f" (CPU: {sum(s3.cpu[key].values()):.1f} s with S3 ({shares}), {sum(local.cpu[key].values()):.1f} s local;"
+            f" CPUs idle {s3.idle[key]:.0%} of the S3 copy)")
+
+
+def idle_cpu_seconds() -> float:
+    """CPU time the whole machine has spent idle (or waiting for I/O) since boot, all CPUs together."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / CLOCK_TICKS
 
 
 def judged(value: float | None, goal: float) -> str:
