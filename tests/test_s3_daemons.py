@@ -137,7 +137,8 @@ def test_a_webdav_put_asks_the_bucket_nothing_back_about_the_chunks_it_wrote(s3_
     before = seaweed.requests(s3_files.bucket)
     assert s3_files.exchange("PUT", "/files/alice/Uploads/new.bin", data, user="alice")[0] == 201
     asked = seaweed.requests(s3_files.bucket) - before
-    assert asked == {("PUT", "200"): len(chunks)}, asked
+    assert {method for method, _ in asked} == {"PUT"}, asked  # no HEAD (counted as GET) nor GET
+    assert asked["PUT", "200"] >= len(chunks), asked  # more only if a PUT was retried
     status, _, back = s3_files.exchange("GET", "/files/alice/Uploads/new.bin", user="alice")
     assert status == 200 and back == data
     assert chunks <= bucket_chunks(seaweed, s3_files.bucket)
