@@ -9,6 +9,7 @@ presigned by obstore (hearth's own client), so no other S3 library is needed.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import sqlite3
 import shutil
@@ -17,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -65,6 +67,7 @@ class SeaweedS3:
         self.ports = {name: free_port() for name in
                       ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc")}
         self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+        self.metrics_port = free_port()  # Prometheus counters: what the gateway was asked, per bucket
         self.process: subprocess.Popen | None = None
         self.homes: dict[Path, str] = {}
 
@@ -81,8 +84,8 @@ class SeaweedS3:
         self.log = open(self.root / "weed.log", "ab")
         self.process = subprocess.Popen(
             [weed_binary(), "server", f"-dir={self.root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", *ports,
-             "-s3", f"-s3.config={identities}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-metricsPort=0",
-             "-master.volumeSizeLimitMB=64", "-volume.max=100"],
+             "-s3", f"-s3.config={identities}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+             f"-metricsPort={self.metrics_port}", "-master.volumeSizeLimitMB=64", "-volume.max=100"],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=self.root)
         self._wait(lambda: listening(self.ports["s3"]), "the S3 port to be bound", timeout=60)
         return self
@@ -143,6 +146,19 @@ class SeaweedS3:
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         return sorted(meta["path"] for page in obstore.list(self.client(bucket), prefix) for meta in page)
+
+    def requests(self, bucket: str) -> Counter:
+        """How many S3 requests the gateway has answered on `bucket`, by (method, status): its own
+        counters (SeaweedFS counts a HEAD as a GET)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        counts = Counter()
+        for labels, value in re.findall(r'^SeaweedFS_s3_request_total\{(.*)\} (\S+)$', text, re.MULTILINE):
+            label = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+            if label.get("bucket") == bucket:
+                counts[label["type"], label["code"]] += int(float(value))
+        return counts
 
     def environ(self) -> dict[str, str]:
         return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}

@@ -128,6 +128,22 @@ def test_webdav_and_a_share_link_read_what_webdav_wrote_into_the_bucket(s3_files
     assert {c.id for c in chunk_stream(io.BytesIO(BIG))} <= bucket_chunks(seaweed, s3_files.bucket)
 
 
+def test_a_webdav_put_asks_the_bucket_nothing_back_about_the_chunks_it_wrote(s3_files, seaweed):
+    """One request per chunk, the PUT: the commit trusts what the upload just published instead of a HEAD
+    per chunk from inside the write transaction (a 300 MiB file: 300 round trips holding the writer)."""
+    s3_files.exchange("MKCOL", "/files/alice/Uploads", user="alice")
+    data = os.urandom(3 * 1024 * 1024 + 999)
+    chunks = {c.id for c in chunk_stream(io.BytesIO(data))}
+    before = seaweed.requests(s3_files.bucket)
+    assert s3_files.exchange("PUT", "/files/alice/Uploads/new.bin", data, user="alice")[0] == 201
+    asked = seaweed.requests(s3_files.bucket) - before
+    assert {method for method, _ in asked} == {"PUT"}, asked  # no HEAD (counted as GET) nor GET
+    assert asked["PUT", "200"] >= len(chunks), asked  # more only if a PUT was retried
+    status, _, back = s3_files.exchange("GET", "/files/alice/Uploads/new.bin", user="alice")
+    assert status == 200 and back == data
+    assert chunks <= bucket_chunks(seaweed, s3_files.bucket)
+
+
 def test_a_new_version_and_the_trash_keep_their_chunks_in_the_bucket(s3_files, seaweed):
     s3_files.exchange("MKCOL", "/files/alice/Notes", user="alice")
     for text in (b"first draft", b"second draft"):

@@ -21,7 +21,7 @@ and is measured alone, one after the other, with HTTP Basic as alice:
 What is measured, per server (scaled by HEARTH_BENCH_SCALE, default 1):
 
 * rclone copy up, then back into an empty directory, of a tree of 1,000 files
-  of 4 KiB random bytes (10 directories), in files/s; then of one 256 MiB
+  of 4 KiB random bytes (10 directories), in files/s; then of one 300 MiB
   random file, in MB/s. rclone runs with its defaults (4 transfers, 8 checkers)
   as the `webdav` backend, vendor=other. Every copy that came back is compared
   with what went up, byte for byte.
@@ -32,6 +32,12 @@ What is measured, per server (scaled by HEARTH_BENCH_SCALE, default 1):
   into their directory. The answer must list every file.
 * GET of a 4 KiB file: the p50 of 200 sequential requests on one kept-alive
   connection, each body compared with the file sent.
+
+For the big file, the CPU seconds each server's processes (hearth's daemon and,
+for hearth-s3, SeaweedFS) and rclone spent on the copy are printed beside the
+speed, with the share of the machine's CPU time left idle meanwhile: when none
+was, the copy was bound by CPU, its speed followed the CPU left over by other
+work, and the CPU a copy costs is what decides how much it loses.
 
 Timings are printed with the goals (PROPFIND Depth 1 of 10,000 entries under
 200 ms; at least wsgidav's speed everywhere), never asserted. Correctness is
@@ -46,6 +52,7 @@ import importlib.metadata
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -66,7 +73,7 @@ from services.core.config import load_config
 from services.core.tree import chunk_id, commit_file, mkdir
 from tests.bench.conftest import _apt_install_no_services
 from tests.bench.tables import fmt, format_table, median
-from tests.bench.test_front_throughput import Daemon, MachineLoad, free_port
+from tests.bench.test_front_throughput import CLOCK_TICKS, Daemon, MachineLoad, free_port, tree_cpu_seconds
 from tests.daemons import PASSWORDS
 from tests.test_files_webdav import FilesDaemon
 
@@ -75,7 +82,7 @@ SCALE = float(os.environ.get("HEARTH_BENCH_SCALE", "1"))
 SMALL_FILES = max(50, round(1_000 * SCALE))
 SMALL_DIRS = 10
 SMALL_BYTES = 4 * KIB
-BIG_BYTES = max(8 * MIB, round(256 * MIB * SCALE) // MIB * MIB)
+BIG_BYTES = max(8 * MIB, round(300 * MIB * SCALE) // MIB * MIB)
 LISTED = max(500, round(10_000 * SCALE))
 REPEATS = 5
 GETS = 200
@@ -122,6 +129,7 @@ class Server:
     fill: Callable[[str, dict[str, bytes]], str]   # (directory under bench/, files) -> how it was done
     stop: Callable[[], int | None]
     notes: list[str] = field(default_factory=list)
+    processes: dict[str, int] = field(default_factory=dict)  # whose CPU the big-file copies report: name -> pid
 
 
 @dataclass
@@ -131,6 +139,8 @@ class Result:
     values: dict[str, float | None] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> CPU seconds by process
+    idle: dict[str, float] = field(default_factory=dict)  # metric -> share of the machine's CPU time left idle
 
 
 # -- the servers ------------------------------------------------------------------------------
@@ -170,8 +180,10 @@ def start_hearth(workdir: Path, seaweed=None) -> Server:
         return "the journal and chunk store API, one transaction"
 
     where = "chunks in var/blobs" if seaweed is None else f"chunks in SeaweedFS {seaweed.version()} on loopback"
+    processes = {"files daemon": daemon.process.pid, **({} if seaweed is None else {"SeaweedFS": seaweed.process.pid})}
     return Server(name, importlib.metadata.version("hearth"), daemon.port, f"/files/{USER}/", fill,
-                  daemon.stop, [f"HTTP Basic (argon2 password, login cache), SQLite WAL, FastCDC chunks, {where}"])
+                  daemon.stop, [f"HTTP Basic (argon2 password, login cache), SQLite WAL, FastCDC chunks, {where}"],
+                  processes)
 
 
 def _filler(root: Path) -> Callable[[str, dict[str, bytes]], str]:
@@ -199,7 +211,8 @@ def start_wsgidav(workdir: Path) -> Server:
     daemon.wait_answering(port, START_TIMEOUT)
     return Server("wsgidav", importlib.metadata.version("wsgidav"), port, "/", _filler(home / "root"),
                   lambda: _stop(daemon),
-                  ["filesystem provider, simple domain controller (Basic only), cheroot, verbosity 1"])
+                  ["filesystem provider, simple domain controller (Basic only), cheroot, verbosity 1"],
+                  {"wsgidav": daemon.pid})
 
 
 def start_nginx(workdir: Path, path: str) -> Server:
@@ -221,7 +234,7 @@ def start_nginx(workdir: Path, path: str) -> Server:
         }}
         """))
     return Server("nginx", nginx_version(path), port, "/", _filler(home / "root"), lambda: _stop(daemon),
-                  ["dav + dav-ext modules, 1 worker, no access log, auth_basic"])
+                  ["dav + dav-ext modules, 1 worker, no access log, auth_basic"], {"nginx": daemon.pid})
 
 
 def run_nginx(home: Path, path: str, port: int, http: str) -> Daemon:
@@ -342,14 +355,30 @@ class Run:
             self.result.values[key] = None
             self.result.problems.append(f"{key}: {error}")
 
+    def costed(self, key: str, measure: Callable[[], float]) -> None:
+        """step(), with the CPU seconds the server's processes and rclone spent on it in the notes: on a
+        shared machine the CPU a copy costs says more than its speed, which follows whatever else runs."""
+        before, idle_before, began = self.cpu_seconds(), idle_cpu_seconds(), time.perf_counter()
+        self.step(key, measure)
+        idle = (idle_cpu_seconds() - idle_before) / (time.perf_counter() - began) / (os.cpu_count() or 1)
+        spent = self.result.cpu[key] = {name: after - before[name] for name, after in self.cpu_seconds().items()}
+        self.result.idle[key] = idle
+        self.result.notes.append(f"{key}: CPU seconds: " + ", ".join(f"{name} {s:.2f}" for name, s in spent.items())
+                                 + f"; the machine's CPUs idle {idle:.0%} of the time")
+
+    def cpu_seconds(self) -> dict[str, float]:
+        clients = resource.getrusage(resource.RUSAGE_CHILDREN)  # rclone, once it was waited for
+        return {**{name: tree_cpu_seconds(pid) for name, pid in self.server.processes.items()},
+                "rclone": clients.ru_utime + clients.ru_stime}
+
     def all(self) -> Result:
         down = self.workdir / f"{self.server.name}-down"
         self.step("small_up", lambda: SMALL_FILES / self.rclone(self.small, f"{self.remote}/small"))
-        self.step("big_up", lambda: BIG_BYTES / MIB / self.rclone(self.big, f"{self.remote}/big"))
+        self.costed("big_up", lambda: BIG_BYTES / MIB / self.rclone(self.big, f"{self.remote}/big"))
         self.step("small_down", lambda: SMALL_FILES / self.rclone(f"{self.remote}/small", down / "small",
                                                                   verify=self.small))
-        self.step("big_down", lambda: BIG_BYTES / MIB / self.rclone(f"{self.remote}/big", down / "big",
-                                                                    verify=self.big))
+        self.costed("big_down", lambda: BIG_BYTES / MIB / self.rclone(f"{self.remote}/big", down / "big",
+                                                                      verify=self.big))
         shutil.rmtree(down, ignore_errors=True)
         files = listing_files()
         began = time.perf_counter()
@@ -464,13 +493,30 @@ def goals(by: dict[str, Result]) -> str:
         for metric in METRICS[:4]:
             speed = times_faster(metric, by["hearth-s3"].values.get(metric.key), hearth.values.get(metric.key))
             lines.append(f"{metric.label} with chunks in S3 within {1 / GOAL_S3_VS_LOCAL:g}x of local: "
-                         f"{fmt(speed, '.2f', 'x')} {judged(speed, GOAL_S3_VS_LOCAL)}")
+                         f"{fmt(speed, '.2f', 'x')} {judged(speed, GOAL_S3_VS_LOCAL)}"
+                         + cpu_beside(metric.key, by["hearth-s3"], hearth))
     if "wsgidav" in by:
         for metric in METRICS:
             speedup = times_faster(metric, hearth.values.get(metric.key), by["wsgidav"].values.get(metric.key))
             lines.append(f"{metric.label} >= {GOAL_VS_WSGIDAV:g}x wsgidav: {fmt(speedup, '.2f', 'x')} "
                          f"{judged(speedup, GOAL_VS_WSGIDAV)}")
     return "goals (printed, not asserted):\n  " + "\n  ".join(lines)
+
+
+def cpu_beside(key: str, s3: Result, local: Result) -> str:
+    """The CPU seconds the copy cost with S3 and with local disk, all processes together: what bounds the
+    ratio on a busy machine, whose other load takes its share of the CPUs from whichever costs more."""
+    if key not in s3.cpu or key not in local.cpu:
+        return ""
+    shares = ", ".join(f"{name} {s:.1f}" for name, s in s3.cpu[key].items())
+    return (f" (CPU: {sum(s3.cpu[key].values()):.1f} s with S3 ({shares}), {sum(local.cpu[key].values()):.1f} s local;"
+            f" CPUs idle {s3.idle[key]:.0%} of the S3 copy)")
+
+
+def idle_cpu_seconds() -> float:
+    """CPU time the whole machine has spent idle (or waiting for I/O) since boot, all CPUs together."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / CLOCK_TICKS
 
 
 def judged(value: float | None, goal: float) -> str:
