@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -113,3 +115,23 @@ def test_a_daemon_that_cannot_reach_the_target_answers_503_rather_than_miss_chun
     for use in (lambda: store.put(*chunk(2)), lambda: store.get(cid)):
         with pytest.raises(StoreUnavailable, match="storage migration to local-elsewhere: blobs = \"s3\" needs"):
             use()
+
+
+def test_the_row_is_read_again_only_after_another_process_committed(stores, tmp_path):
+    db, store, source, target = stores
+    cid, data = chunk(1)
+    store.put(cid, data)  # no migration: the configured store
+    read: list[str] = []
+    store._db.set_trace_callback(read.append)  # the statements the store runs on its own connection
+    for _ in range(20):
+        assert store.get(cid) == data
+    assert not [sql for sql in read if "blob_migration" in sql]  # nothing committed since: no query
+    copier = (f"import sqlite3, json; db = sqlite3.connect({str(db_path(tmp_path))!r}); "
+              f"db.execute('INSERT INTO blob_migration (id, source, target, state, started_at, updated_at) "
+              f"VALUES (1, ?, ?, \\'copying\\', 0, 0)', [json.dumps({SOURCE!r}), json.dumps({TARGET!r})]); "
+              "db.commit()")
+    subprocess.run([sys.executable, "-c", copier], check=True, timeout=60)  # `hearth storage migrate`
+    new, new_data = chunk(2)
+    store.put(new, new_data)
+    assert target.has_many([new]) == {new} and source.has_many([new]) == set()
+    assert [sql for sql in read if "blob_migration" in sql]

@@ -24,6 +24,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
                        ("files", "m004_tree_stamps"), ("files", "m005_entries_by_file_id"),
                        ("files", "m006_deletion_runs"),
                        ("files", "m007_every_user_has_a_root_id"), ("files", "m008_blob_migration"),
+                       ("files", "m009_chunk_deletions"),
                        ("dav", "m001_collections"),
                        ("dav", "m002_item_revisions"), ("dav", "m003_event_instances"),
                        ("dav_scheduling", "m001_scheduling"),

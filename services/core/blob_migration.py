@@ -4,9 +4,11 @@ How it works, and why it cannot lose a chunk:
 
 * The migration is one row in the shared database (table blob_migration: source and target as their
   [storage] keys, state "copying" or "done", progress counts). Every store a daemon or command opens
-  (`open_blob_store`) is a MigratingStore that reads that row before each use: a SELECT of one row,
-  microseconds beside a chunk's write. So a daemon learns that a migration started, and that it ended,
-  at its next chunk operation, without a restart or a signal, however many instances run.
+  (`open_blob_store`) is a MigratingStore that looks at that row before each use: it reads it again
+  whenever SQLite's `PRAGMA data_version` on its own connection says another connection (of any
+  process) committed since the last read, and only then. So a daemon learns that a migration started,
+  and that it ended, at its next chunk operation, without a restart or a signal, however many
+  instances run, and a chunk operation costs one pragma, not a query and two JSON decodes.
 * While the row says "copying", new chunks go to the TARGET only, and reads try the target first, then
   the source. The copier (services.core.storage_commands) lists the source after the row was committed
   and copies what the target lacks, each chunk's BLAKE3 checked (backup.blob_copy.copy_chunks). A write
@@ -117,6 +119,8 @@ class MigratingStore(BlobStore):
         self._stores: dict[str, BlobStore] = {self.home_key: home}
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._read_at: int | None = None  # the data_version at which `_row` was read
+        self._row: Migration | None = None
 
     @property
     def read_ahead(self) -> int:  # the backend's: an object store's reads are round trips worth overlapping
@@ -131,7 +135,11 @@ class MigratingStore(BlobStore):
                     return None
                 self._db = sqlite3.connect(str(self._db_file), timeout=BUSY_TIMEOUT_MS / 1000,
                                            isolation_level=None, check_same_thread=False)
-            return read_migration(self._db)
+            # Changes only when another connection committed: this one never writes.
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._read_at:
+                self._row, self._read_at = read_migration(self._db), version
+            return self._row
 
     def _store(self, settings: dict) -> BlobStore:
         key = key_of(settings)
@@ -155,10 +163,11 @@ class MigratingStore(BlobStore):
             return Route(self.home, (self.home, self._store(migration.source)), True)
         return Route(self.home, (self.home,), False)
 
-    def _written(self, route: Route, id: str) -> None:
-        """After a write to `route.write`: if new chunks go elsewhere now (a migration started or ended
-        meanwhile), the chunk is copied there too, so the copier's listing cannot have missed it."""
-        now = self.route().write
+    def _written(self, route: Route, id: str, now: BlobStore | None = None) -> None:
+        """After a write to `route.write`: if new chunks go elsewhere now (`now`, or the route's as read
+        after the write: a migration started or ended meanwhile), the chunk is copied there too, so the
+        copier's listing cannot have missed it."""
+        now = now or self.route().write
         if now is not route.write:
             now.put(id, route.write.get(id))
 
@@ -176,8 +185,9 @@ class MigratingStore(BlobStore):
     def publish(self, staged: list) -> None:
         for store, items in _by_store(staged).items():
             store.publish([inner for _, _, inner in items])
+        now = self.route().write if staged else None  # read once, after every write of the batch
         for route, id, _ in staged:
-            self._written(route, id)
+            self._written(route, id, now)
 
     def discard(self, staged: list) -> None:
         for store, items in _by_store(staged).items():
@@ -259,7 +269,7 @@ class MigratingStore(BlobStore):
                 store.close()
             if self._db is not None:
                 self._db.close()
-                self._db = None
+                self._db, self._read_at = None, None
 
 
 def _by_store(staged: list) -> dict[BlobStore, list]:

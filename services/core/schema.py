@@ -295,6 +295,18 @@ def m008_blob_migration(db):
         )""")
 
 
+@files()
+def m009_chunk_deletions(db):
+    """How many chunks garbage collection and account deletions removed (holders.forget_chunk), so a
+    process believes what it put only while nothing was deleted since (tree/recent_chunks.py)."""
+    db.execute("""
+        CREATE TABLE chunk_deletions (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            count INTEGER NOT NULL
+        )""")
+    db.execute("INSERT INTO chunk_deletions (id, count) VALUES (1, 0)")
+
+
 dav = Migrations("dav")
 
 

@@ -12,10 +12,11 @@ from services.core.db import db_path
 from services.core.http import CONFIG, create_base_app
 from services.core.openapi import OPENAPI, build_spec
 from services.core.routing import guarded
+from services.core.tree.recent_chunks import RecentChunks
 
 from .server import (chunk_batch, chunks, commits, folder_lifecycle, folders, journal, mass_deletions, meta,
                      storage)
-from .server.common import FEED, ChangeFeed
+from .server.common import FEED, RECENT, ChangeFeed
 from .server.retention import retention_context
 
 # Every route the daemon serves; its OpenAPI document (/sync/v1/openapi.json) describes exactly this list.
@@ -37,6 +38,7 @@ def create_app(config: Config) -> web.Application:
     app.on_shutdown.append(_wake_long_polls)  # SIGTERM must not wait out a 60 s long poll
     for route in ROUTES:
         app.router.add_route(route.method, route.path, guarded(route))
+    app[RECENT] = RecentChunks()
     app[OPENAPI] = build_spec(ROUTES, title="hearth sync API", description=DESCRIPTION)
     return app
 

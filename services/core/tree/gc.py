@@ -14,6 +14,10 @@ Why collect_garbage cannot lose a committed chunk or an in-flight upload:
   re-reads that time just before deleting. With a grace far longer than an
   upload takes (default a day), an upload's chunks survive until its commit.
   If a client's commit comes after the grace, the worst case is the 400 above.
+* Every deletion is counted in the same transaction (holders.forget_chunk), so a
+  daemon that remembers the chunks it put moments ago instead of asking the store
+  again (recent_chunks.py) stops believing them once one was deleted: even a
+  deletion decided just before a re-upload and carried out just after it.
 """
 from __future__ import annotations
 

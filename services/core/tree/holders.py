@@ -53,5 +53,12 @@ def forget_uploads_of(db: sqlite_utils.Database, uploader: str) -> None:
 
 
 def forget_chunk(db: sqlite_utils.Database, chunk: str) -> None:
-    """The chunk left the store (garbage collection): nobody holds it by upload any more."""
+    """The chunk left the store (garbage collection, account deletion): nobody holds it by upload any
+    more, and the deletion is counted (recent_chunks.py: what a process put before it is asked again)."""
     db.execute("DELETE FROM chunk_uploads WHERE chunk_id = ?", [chunk])
+    db.execute("UPDATE chunk_deletions SET count = count + 1 WHERE id = 1")
+
+
+def deletion_count(db: sqlite_utils.Database) -> int:
+    """How many chunks have left the store so far (forget_chunk)."""
+    return db.execute("SELECT count FROM chunk_deletions WHERE id = 1").fetchone()[0]

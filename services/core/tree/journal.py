@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable
 
 import sqlite_utils
 
@@ -24,6 +24,7 @@ from .clock import utcnow
 from .folders import check_quota
 from .holders import held
 from .paths import creatable_path, normalize_path, parent_and_descendants_pattern
+from .recent_chunks import RecentChunks, StoredSizes
 
 MAX_MISSING_LISTED = 10
 
@@ -64,7 +65,7 @@ class MissingChunks(BadRequest):
 def commit_file(db: sqlite_utils.Database, folder: int, path: str, base_revision: int | None,
                 chunks: Iterable[tuple[str, int]], size: int, mtime_ns: int, executable: bool,
                 device: str, *, store: BlobStore | None = None, quota: int | None = None,
-                committer: str | None = None, stored_sizes: Mapping[str, int] | None = None) -> Revision:
+                committer: str | None = None, stored_sizes: StoredSizes | None = None) -> Revision:
     """Make `path` these chunks, if it is still at `base_revision`.
 
     base_revision is None for a new file (also accepted, like the delete marker's
@@ -75,7 +76,7 @@ def commit_file(db: sqlite_utils.Database, folder: int, path: str, base_revision
     from the server itself (bytes it just received, or an entry it copies).
     `stored_sizes`, read from `store` before the transaction (stored_sizes_of), saves
     the one writer a round trip to an object store per commit; a chunk missing from it
-    counts as not stored.
+    counts as not stored (one it took from recent_chunks is confirmed in the transaction).
     Raises BadRequest (bad path, a name that paths.name_problem
     refuses, bad chunk list, a length other than the stored
     chunk's), MissingChunks (a BadRequest), StaleRevision (a Conflict with
@@ -309,16 +310,20 @@ def _check_chunks(chunks: Iterable, size: int) -> list[list]:
     return result
 
 
-def stored_sizes_of(store: BlobStore, chunk_lists: Iterable[Iterable]) -> dict[str, int]:
+def stored_sizes_of(store: BlobStore, chunk_lists: Iterable[Iterable], recent: RecentChunks | None = None,
+                    deletions: int | None = None) -> StoredSizes:
     """The stored size of every well-formed chunk id the lists name that the store has, in one call
-    (an object store asks for them in parallel): commit_file's `stored_sizes`."""
+    (an object store asks for them in parallel): commit_file's `stored_sizes`. With `recent` (and the
+    chunk deletion count read just before), chunks this process put lately are not asked about."""
     ids = {pair[0] for chunks in chunk_lists for pair in chunks
            if isinstance(pair, (list, tuple)) and pair and isinstance(pair[0], str) and is_chunk_id(pair[0])}
-    return store.sizes(ids) if ids else {}
+    if recent is not None and deletions is not None:
+        return recent.stored_sizes(store, ids, deletions)
+    return StoredSizes(store.sizes(ids) if ids else {})
 
 
 def _check_stored(db, store: BlobStore, chunk_list: list[list], committer: str | None,
-                  stored_sizes: Mapping[str, int] | None) -> None:
+                  stored_sizes: StoredSizes | None) -> None:
     """MissingChunks for chunks the store lacks (or the committer does not hold); BadRequest for a
     declared length other than the stored chunk's: quotas, Content-Length and downloads rely on it."""
     ids = {cid for cid, _ in chunk_list}
@@ -326,7 +331,7 @@ def _check_stored(db, store: BlobStore, chunk_list: list[list], committer: str |
     if stored_sizes is None:
         stored = store.sizes(usable)
     else:
-        stored = {cid: stored_sizes[cid] for cid in usable if cid in stored_sizes}
+        stored = stored_sizes.confirmed(db, store, usable)
     missing = ids - stored.keys()
     if missing:
         raise MissingChunks(missing)

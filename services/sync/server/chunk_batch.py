@@ -26,7 +26,7 @@ from services.core.tree.holders import record_uploads
 from services.sync.frames import HEADER, frame_header, parse_header
 
 from .chunks import CHUNK_ID, MAX_CHUNK_BYTES, OCTETS, unreferenced
-from .common import FOLDER_ID, PREFIX, STORE, folder_for
+from .common import FOLDER_ID, PREFIX, RECENT, STORE, chunk_deletions, folder_for
 
 log = logging.getLogger("sync")
 
@@ -85,15 +85,16 @@ async def post_batch(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_BATCH_BYTES:
         raise PayloadTooLarge(f"a batch is at most {MAX_BATCH_BYTES} bytes")
     store, stored, used, data_bytes = request.app[STORE], 0, 0, 0
+    deletions = await chunk_deletions(request)  # before any put: see recent_chunks.py
     staged: list = []
-    received: list[str] = []
+    received: dict[str, int] = {}
     frames: list[tuple[int, str, bytes]] = []
     held = 0
     try:
         while (head := await _read_head(request.content, stored + 1, used)) is not None:
             cid, length = head
             frames.append((stored + 1, cid, await _read_frame(request.content, stored + 1, length)))
-            received.append(cid)
+            received[cid] = length
             held += length
             stored, used, data_bytes = stored + 1, used + HEADER.size + length, data_bytes + length
             if held >= STAGE_BYTES:
@@ -106,6 +107,7 @@ async def post_batch(request: web.Request) -> web.Response:
         raise
     if received:  # only once the bytes are durable: the user then holds them (holders.py)
         await request.app[DATABASE].write(lambda db: record_uploads(db, identity.user, received))
+        request.app[RECENT].remember(received, deletions)
     return respond(BatchOut(stored=stored, bytes=data_bytes), status=201)
 
 
@@ -121,7 +123,8 @@ async def _checked_ids(request: web.Request, folder: int) -> list[str]:
     absent = await request.app[DATABASE].read(lambda db: unreferenced(db, folder, ids))
     if absent:
         raise NotFound(f"no chunk {_naming(absent)} in folder {folder}")
-    present = await asyncio.to_thread(request.app[STORE].has_many, ids)
+    deletions = await chunk_deletions(request)
+    present = await asyncio.to_thread(request.app[RECENT].present, request.app[STORE], ids, deletions)
     lost = [cid for cid in ids if cid not in present]
     if lost:
         log.error("folder %d references chunks missing from the store: %s", folder, _naming(lost))

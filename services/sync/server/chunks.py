@@ -23,7 +23,7 @@ from services.core.tree.chunks import check_chunk_id
 from services.core.tree.holders import held, record_uploads
 from services.core.user_content import SANDBOX
 
-from .common import FOLDER_ID, PREFIX, STORE, folder_for
+from .common import FOLDER_ID, PREFIX, RECENT, STORE, chunk_deletions, folder_for
 
 MAX_CHUNK_BYTES = 8 * 1024 * 1024
 MAX_HAVE_IDS = 10_000
@@ -69,8 +69,10 @@ async def put_chunk(request: web.Request) -> web.Response:
             raise PayloadTooLarge(f"a chunk is at most {MAX_CHUNK_BYTES} bytes")
     if not data:
         raise BadRequest("empty chunk")
+    deletions = await chunk_deletions(request)  # before the put: see recent_chunks.py
     await asyncio.to_thread(request.app[STORE].put, cid, bytes(data))  # BadRequest if not BLAKE3(data)
     await request.app[DATABASE].write(lambda db: record_uploads(db, identity.user, [cid]))
+    request.app[RECENT].remember({cid: len(data)}, deletions)
     return respond(ChunkOut(id=cid, size=len(data)), status=201)
 
 

@@ -22,8 +22,10 @@ from services.core.http import read_json
 from services.core.routing import Route, respond
 from services.core.tree import BlobStore, MissingChunks, Revision, StaleRevision, delete
 from services.core.tree.journal import stored_sizes_of
+from services.core.tree.recent_chunks import StoredSizes
 
-from .common import FOLDER_ID, PREFIX, STORE, RevisionOut, folder_for, quota_bytes, write_folder
+from .common import (FOLDER_ID, PREFIX, RECENT, STORE, RevisionOut, chunk_deletions, folder_for, quota_bytes,
+                     write_folder)
 from .journal import CommitIn, DeleteIn, commit_from, with_current
 
 MAX_COMMITS = 1000
@@ -76,7 +78,7 @@ def _delete_from(db: sqlite_utils.Database, folder: int, item: DeleteIn) -> Revi
 
 
 def _apply_each(db: sqlite_utils.Database, user: str, folder: int, body: CommitsIn, store: BlobStore,
-                quota: int | None, sizes: dict[str, int]) -> list[Committed | Rejected]:
+                quota: int | None, sizes: StoredSizes) -> list[Committed | Rejected]:
     results: list[Committed | Rejected] = []
     actions = [partial(commit_from, db, user, folder, item, store, quota, sizes) for item in body.commits]
     actions += [partial(_delete_from, db, folder, item) for item in body.deletes]
@@ -99,7 +101,8 @@ async def post_commits(request: web.Request) -> web.Response:
     body = await read_json(request, CommitsIn)
     store, quota = request.app[STORE], quota_bytes(request)
     # Every chunk's stored size in one call before the transaction: the writer never waits on the store.
-    sizes = await asyncio.to_thread(stored_sizes_of, store, [item.chunks for item in body.commits])
+    sizes = await asyncio.to_thread(stored_sizes_of, store, [item.chunks for item in body.commits],
+                                    request.app[RECENT], await chunk_deletions(request))
     results = await write_folder(request, lambda db: _apply_each(db, user, folder, body, store, quota, sizes))
     return respond(CommitsOut(results=results))
 

@@ -12,6 +12,8 @@ from services.core.http import BLOB_STORE, CONFIG, DATABASE
 from services.core.routing import int_param
 from services.core.tree import Revision, folder_access
 from services.core.tree import quota_bytes as tree_quota_bytes
+from services.core.tree.holders import deletion_count
+from services.core.tree.recent_chunks import RecentChunks
 
 from .feed import ChangeFeed
 
@@ -24,6 +26,12 @@ FOLDER_ID = {"type": "integer", "description": "the folder's id"}
 
 
 FEED = web.AppKey("change_feed", ChangeFeed)
+RECENT = web.AppKey("recent_chunks", RecentChunks)  # what this process put lately: no HEAD to commit them
+
+
+async def chunk_deletions(request: web.Request) -> int:
+    """The chunk deletion count now: read before a put or a store lookup that RECENT may spare."""
+    return await request.config_dict[DATABASE].read(deletion_count)
 
 
 def quota_bytes(request: web.Request) -> int | None:

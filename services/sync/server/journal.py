@@ -12,8 +12,10 @@ from services.core.routing import Route, int_param, int_query, number_query, res
 from services.core.tree import (BlobStore, MissingChunks, Revision, StaleRevision, changes_since,
                                 commit_file, delete, folder_view, mkdir, rename, restore, versions)
 from services.core.tree.journal import stored_sizes_of
+from services.core.tree.recent_chunks import StoredSizes
 
-from .common import (FEED, FOLDER_ID, PREFIX, STORE, RevisionOut, folder_for, quota_bytes, write_folder)
+from .common import (FEED, FOLDER_ID, PREFIX, RECENT, STORE, RevisionOut, chunk_deletions, folder_for, quota_bytes,
+                     write_folder)
 from .folders import FolderOut
 
 MAX_WAIT = 60.0
@@ -110,7 +112,7 @@ async def _journal_write(request: web.Request, fn) -> web.Response:
 
 
 def commit_from(db, user: str, folder: int, body: CommitIn, store: BlobStore, quota: int | None,
-                stored_sizes: dict[str, int]) -> Revision:
+                stored_sizes: StoredSizes) -> Revision:
     """One commit as POST .../commit and each item of POST .../commits make it: `user` may name only
     chunks they hold, with their stored lengths (`stored_sizes`, read before the transaction)."""
     return commit_file(db, folder, body.path, body.base_revision, body.chunks, body.size, body.mtime_ns,
@@ -122,7 +124,8 @@ async def post_commit(request: web.Request) -> web.Response:
     user, _ = await folder_for(request, write=True)
     body = await read_json(request, CommitIn)
     store, quota = request.app[STORE], quota_bytes(request)
-    sizes = await asyncio.to_thread(stored_sizes_of, store, [body.chunks])
+    sizes = await asyncio.to_thread(stored_sizes_of, store, [body.chunks], request.app[RECENT],
+                                    await chunk_deletions(request))
     return await _journal_write(request, lambda db, folder: commit_from(db, user, folder, body, store, quota,
                                                                         sizes))
 
