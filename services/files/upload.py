@@ -19,7 +19,8 @@ from aiohttp import web
 
 from services.core.errors import BadRequest, Conflict, MethodNotAllowed
 from services.core.tree import BlobStore, QuotaExceeded, Revision, chunk_stream, commit_file, creatable_path, usage
-from services.core.tree.holders import record_uploads
+from services.core.tree.holders import deletion_count, record_uploads
+from services.core.tree.recent_chunks import StoredSizes
 from services.core.tree.stamps import dav_id_of
 
 from .checksums import Digesting, Expected
@@ -123,9 +124,10 @@ async def write_file(call: Call, open_body: Callable[[], io.RawIOBase], length: 
             allowed = quota - usage(db, location.folder.owner) + (current.size if current else 0)
             if length is not None and length > allowed:
                 raise QuotaExceeded(f"{location.folder.owner} would go over their quota with this upload")
-        return location, current, allowed
+        # Read before any chunk is published: what the commit may believe about them (recent_chunks.py).
+        return location, current, allowed, deletion_count(db)
 
-    location, current, allowed = await call.database.write(before)
+    location, current, allowed, deletions = await call.database.write(before)
     chunks, size = await asyncio.to_thread(receive, open_body(), store, allowed, location.folder.owner, checksum)
     if length is not None and size != length:
         raise BadRequest(f"body has {size} bytes, {length} were announced")
@@ -138,11 +140,12 @@ async def write_file(call: Call, open_body: Callable[[], io.RawIOBase], length: 
         if current is None:
             drop_properties(db, folder, location.path)  # a new resource starts without properties
         record_uploads(db, call.user, [cid for cid, _ in chunks])  # they sent the bytes: theirs to commit
-        # The chunks were published just now, each verified against its id: the store holds them with these
-        # lengths, and their fresh lease keeps garbage collection off them. Saying so spares the one writer a
-        # round trip to an object store per chunk (a HEAD each) while it holds the write transaction.
+        # The chunks were published just now, each verified against its id: believed stored with these lengths
+        # unless a chunk was deleted since `before` (then the store is asked). That spares the one writer a round
+        # trip to an object store per chunk (a HEAD each) while it holds the write transaction.
+        published = StoredSizes(dict(chunks), frozenset(cid for cid, _ in chunks), deletions)
         revision = commit_file(db, folder, location.path, base, chunks, size, client_mtime or time.time_ns(), False,
-                               DEVICE, store=store, quota=quota, stored_sizes=dict(chunks))
+                               DEVICE, store=store, quota=quota, stored_sizes=published)
         if checksum is not None:
             keep_checksum(db, revision.id, checksum)
         if client_ctime is not None:
