@@ -19,10 +19,12 @@ import time
 
 import pytest
 
-from services.core.blobs import status_line
+from services.core.blobs import open_blob_store, status_line
 from services.core.config import load_config
+from services.core.db import db_path, immediate, open_db
 from services.core.tree import chunk_stream
-from tests.daemons import serving
+from services.core.tree.holders import forget_chunk
+from tests.daemons import PASSWORDS, serving
 from tests.sync_harness import Client
 from tests.test_share_links import LinksDaemon
 from tests.test_sync_server import SyncDaemon
@@ -244,3 +246,50 @@ def test_hearth_up_hands_the_credentials_to_the_daemons_and_status_names_the_sto
         assert f"blobs: s3://{bucket}/ at {seaweed.endpoint}: ok" in status.stdout
     assert {c.id for c in chunk_stream(io.BytesIO(BIG))} <= bucket_chunks(seaweed, bucket)
     assert local_blob_files(tmp_path) == []
+
+
+def test_a_chunk_deleted_while_a_webdav_put_waits_to_commit_is_not_committed(s3_files, seaweed):
+    """The PUT's commit believes the chunks it just published only while no chunk was deleted since the
+    upload began: a deletion decided on an old lease and carried out after the re-put (garbage
+    collection's steps, taken here while the test holds the write lock) makes it ask the bucket, and the
+    client is told to send the file again rather than given a file whose bytes are gone."""
+    s3_files.exchange("MKCOL", "/files/alice/Raced", user="alice")
+    data = os.urandom(9 * 1024 * 1024)
+    ids = [c.id for c in chunk_stream(io.BytesIO(data))]
+    first = ids[0]
+    token = base64.b64encode(f"alice:{PASSWORDS['alice']}".encode()).decode()
+    connection = http.client.HTTPConnection("127.0.0.1", s3_files.port, timeout=60)
+    store = open_blob_store(load_config(s3_files.config), {**os.environ, **s3_files.env})
+    db = open_db(db_path(s3_files.home / "var"))
+    try:
+        before = seaweed.requests(s3_files.bucket)["PUT", "200"]
+        connection.putrequest("PUT", "/files/alice/Raced/big.bin")
+        connection.putheader("Authorization", f"Basic {token}")
+        connection.putheader("Content-Length", str(len(data)))
+        connection.endheaders()
+        connection.send(data[:8 * 1024 * 1024])
+        wait_until(lambda: seaweed.requests(s3_files.bucket)["PUT", "200"] > before)  # the upload began
+        with immediate(db):  # the PUT's commit now waits for this writer
+            connection.send(data[8 * 1024 * 1024:])
+            wait_until(lambda: store.has_many(ids) == set(ids))  # published: the commit is next
+            store.delete(first)  # decided on an old lease, carried out after the PUT's put
+            forget_chunk(db, first)
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+        db.close()
+        store.close()
+    assert response.status == 503 and response.getheader("Retry-After"), (response.status, body)
+    assert s3_files.exchange("GET", "/files/alice/Raced/big.bin", user="alice")[0] == 404
+    assert first not in referenced_chunks(s3_files.home)
+    assert s3_files.exchange("PUT", "/files/alice/Raced/big.bin", data, user="alice", timeout=60)[0] == 201
+    status, _, back = s3_files.exchange("GET", "/files/alice/Raced/big.bin", user="alice", timeout=60)
+    assert status == 200 and back == data
+
+
+def wait_until(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

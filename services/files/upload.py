@@ -17,8 +17,9 @@ from typing import Callable
 import sqlite_utils
 from aiohttp import web
 
-from services.core.errors import BadRequest, Conflict, MethodNotAllowed
-from services.core.tree import BlobStore, QuotaExceeded, Revision, chunk_stream, commit_file, creatable_path, usage
+from services.core.errors import BadRequest, Conflict, MethodNotAllowed, ServiceUnavailable
+from services.core.tree import (BlobStore, MissingChunks, QuotaExceeded, Revision, chunk_stream, commit_file,
+                                creatable_path, usage)
 from services.core.tree.holders import deletion_count, record_uploads
 from services.core.tree.recent_chunks import StoredSizes
 from services.core.tree.stamps import dav_id_of
@@ -144,8 +145,12 @@ async def write_file(call: Call, open_body: Callable[[], io.RawIOBase], length: 
         # unless a chunk was deleted since `before` (then the store is asked). That spares the one writer a round
         # trip to an object store per chunk (a HEAD each) while it holds the write transaction.
         published = StoredSizes(dict(chunks), frozenset(cid for cid, _ in chunks), deletions)
-        revision = commit_file(db, folder, location.path, base, chunks, size, client_mtime or time.time_ns(), False,
-                               DEVICE, store=store, quota=quota, stored_sizes=published)
+        try:
+            revision = commit_file(db, folder, location.path, base, chunks, size, client_mtime or time.time_ns(),
+                                   False, DEVICE, store=store, quota=quota, stored_sizes=published)
+        except MissingChunks as missing:  # deleted meanwhile (garbage collection, an account's deletion)
+            raise ServiceUnavailable(f"{len(missing.missing)} chunk(s) of this upload left the store while it "
+                                     "was written: send the file again", headers={"Retry-After": "1"}) from None
         if checksum is not None:
             keep_checksum(db, revision.id, checksum)
         if client_ctime is not None:
