@@ -4,6 +4,7 @@ The sync and DAV tests each subclass it with the requests they speak."""
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import os
 import signal
@@ -14,6 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from services.core.blobs import open_blob_store
+from services.core.config import load_config
+from services.core.tree import BlobStore
 from tests import seaweed
 from tests.installation import free_port
 
@@ -47,6 +51,12 @@ class LoopbackDaemon:
 
     def healthy(self) -> bool:
         raise NotImplementedError
+
+    @functools.cached_property
+    def store(self) -> BlobStore:
+        """The daemon's own blob store as the one factory builds it: its var/blobs, or its bucket when the
+        session runs on S3. Tests look at chunks through it, never through a directory."""
+        return open_blob_store(load_config(self.config, environ={}), self.env)
 
     def start(self):
         self.stderr = open(self.log_path, "ab")
