@@ -15,11 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from services.core.blobs import open_blob_store
-from services.core.config import load_config
 from services.core.tree import BlobStore
 from tests import seaweed
 from tests.installation import free_port
+from tests.stores import home_store
 
 PASSWORDS = {"alice": "alice password", "bob": "bob password", "carol": "carol password"}
 
@@ -56,7 +55,7 @@ class LoopbackDaemon:
     def store(self) -> BlobStore:
         """The daemon's own blob store as the one factory builds it: its var/blobs, or its bucket when the
         session runs on S3. Tests look at chunks through it, never through a directory."""
-        return open_blob_store(load_config(self.config, environ={}), self.env)
+        return home_store(self.config)
 
     def start(self):
         self.stderr = open(self.log_path, "ab")

@@ -24,11 +24,11 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from services.core.blobs import open_blob_store
 from services.core.config import ConfigError, load_config
 from services.core.instances import DaemonInstance, extra_instances, find, listen
 from services.core.tree import ChunkStore, chunk_stream
-from tests.installation import ADMIN_PASSWORD, OnePort, clean_environ, running
+from tests.installation import ADMIN_PASSWORD, OnePort, running
+from tests.stores import backend, home_store
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
 SCALED = ("sync", "files", "dav")
@@ -230,10 +230,10 @@ def _propfind_listing(hearth) -> dict[str, bytes]:
 def _staged(hearth, chunk_id: str) -> bool:
     """Whether an upload still being received has staged `chunk_id`: on local disk as a temp file beside the
     chunk's place, in a bucket as the object itself (an object store stages by writing it)."""
-    store = open_blob_store(load_config(hearth.config, environ={}), clean_environ())
+    store = home_store(hearth.config)
     try:
-        if isinstance(store.home, ChunkStore):
-            target = store.home.path(chunk_id)
+        if isinstance(backend(store), ChunkStore):
+            target = backend(store).path(chunk_id)
             return any(target.parent.glob(f".{chunk_id}.*.tmp"))
         return bool(store.has_many([chunk_id]))
     finally:

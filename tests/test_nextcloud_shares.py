@@ -10,7 +10,8 @@ import pytest
 
 from services.core.db import migrate, open_db, write
 from services.core.schema import MIGRATION_SETS
-from services.core.tree import ROOT_FILES, ChunkStore, create_folder, mkdir
+from services.core.tree import ROOT_FILES, create_folder, mkdir
+from tests import seaweed
 from tests.daemons import serving
 from tests.test_files_webdav import FilesDaemon
 from tests.test_share_links import put_file
@@ -23,7 +24,9 @@ FORM = {"OCS-APIRequest": "true", "Content-Type": "application/x-www-form-urlenc
 
 
 def on_same_data(daemon, api: ApiDaemon):
-    daemon.config.write_text(daemon.config.read_text().replace('data_dir = "var"', f'data_dir = "{api.home / "var"}"'))
+    """`daemon` on the API daemon's data directory, and its bucket when the session keeps blobs in S3."""
+    text = daemon.config.read_text().replace('data_dir = "var"', f'data_dir = "{api.home / "var"}"')
+    daemon.config.write_text(text.replace(seaweed.session_storage(daemon.home), seaweed.session_storage(api.home)))
     return daemon
 
 
@@ -37,7 +40,7 @@ def daemons(tmp_path_factory):
             docs = write(db, lambda db: create_folder(db, "alice", "Docs")).id
             write(db, lambda db: mkdir(db, docs, "inbox", "test"))
             root_files = write(db, lambda db: create_folder(db, "alice", ROOT_FILES)).id
-            put_file(db, ChunkStore(api.home / "var" / "blobs"), root_files, "photo.jpg", PHOTO)
+            put_file(db, api.store, root_files, "photo.jpg", PHOTO)
         files = on_same_data(FilesDaemon(tmp_path_factory.mktemp("nextcloud-shares-files")), api)
         sync = on_same_data(SyncDaemon(tmp_path_factory.mktemp("nextcloud-shares-sync")), api)
         with serving(files), serving(sync):
