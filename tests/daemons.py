@@ -51,6 +51,13 @@ class LoopbackDaemon:
     def healthy(self) -> bool:
         raise NotImplementedError
 
+    def on_data_of(self, home: Path) -> "LoopbackDaemon":
+        """This daemon on another home's data directory and blob store (its bucket when the session keeps
+        blobs in S3), as `hearth up` runs every daemon on one."""
+        text = self.config.read_text().replace('data_dir = "var"', f'data_dir = "{home / "var"}"')
+        self.config.write_text(text.replace(seaweed.session_storage(self.home), seaweed.session_storage(home)))
+        return self
+
     @functools.cached_property
     def store(self) -> BlobStore:
         """The daemon's own blob store as the one factory builds it: its var/blobs, or its bucket when the

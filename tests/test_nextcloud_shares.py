@@ -11,7 +11,6 @@ import pytest
 from services.core.db import migrate, open_db, write
 from services.core.schema import MIGRATION_SETS
 from services.core.tree import ROOT_FILES, create_folder, mkdir
-from tests import seaweed
 from tests.daemons import serving
 from tests.test_files_webdav import FilesDaemon
 from tests.test_share_links import put_file
@@ -21,13 +20,6 @@ from tests.test_web_session import ApiDaemon
 SHARES = "/ocs/v2.php/apps/files_sharing/api/v1/shares"
 PHOTO = b"\xff\xd8\xff\xe0 a photo the app dropped at the root"
 FORM = {"OCS-APIRequest": "true", "Content-Type": "application/x-www-form-urlencoded"}
-
-
-def on_same_data(daemon, api: ApiDaemon):
-    """`daemon` on the API daemon's data directory, and its bucket when the session keeps blobs in S3."""
-    text = daemon.config.read_text().replace('data_dir = "var"', f'data_dir = "{api.home / "var"}"')
-    daemon.config.write_text(text.replace(seaweed.session_storage(daemon.home), seaweed.session_storage(api.home)))
-    return daemon
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +33,8 @@ def daemons(tmp_path_factory):
             write(db, lambda db: mkdir(db, docs, "inbox", "test"))
             root_files = write(db, lambda db: create_folder(db, "alice", ROOT_FILES)).id
             put_file(db, api.store, root_files, "photo.jpg", PHOTO)
-        files = on_same_data(FilesDaemon(tmp_path_factory.mktemp("nextcloud-shares-files")), api)
-        sync = on_same_data(SyncDaemon(tmp_path_factory.mktemp("nextcloud-shares-sync")), api)
+        files = FilesDaemon(tmp_path_factory.mktemp("nextcloud-shares-files")).on_data_of(api.home)
+        sync = SyncDaemon(tmp_path_factory.mktemp("nextcloud-shares-sync")).on_data_of(api.home)
         with serving(files), serving(sync):
             yield api, files, sync
     assert "unhandled error" not in api.log()
