@@ -4,6 +4,7 @@ The sync and DAV tests each subclass it with the requests they speak."""
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import os
 import signal
@@ -14,8 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from services.core.tree import BlobStore
 from tests import seaweed
 from tests.installation import free_port
+from tests.stores import home_store
 
 PASSWORDS = {"alice": "alice password", "bob": "bob password", "carol": "carol password"}
 
@@ -47,6 +50,19 @@ class LoopbackDaemon:
 
     def healthy(self) -> bool:
         raise NotImplementedError
+
+    def on_data_of(self, home: Path) -> "LoopbackDaemon":
+        """This daemon on another home's data directory and blob store (its bucket when the session keeps
+        blobs in S3), as `hearth up` runs every daemon on one."""
+        text = self.config.read_text().replace('data_dir = "var"', f'data_dir = "{home / "var"}"')
+        self.config.write_text(text.replace(seaweed.session_storage(self.home), seaweed.session_storage(home)))
+        return self
+
+    @functools.cached_property
+    def store(self) -> BlobStore:
+        """The daemon's own blob store as the one factory builds it: its var/blobs, or its bucket when the
+        session runs on S3. Tests look at chunks through it, never through a directory."""
+        return home_store(self.config)
 
     def start(self):
         self.stderr = open(self.log_path, "ab")

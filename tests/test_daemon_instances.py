@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import io
 import json
 import os
 import signal
@@ -19,16 +20,21 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 import pytest
 
 from services.core.config import ConfigError, load_config
 from services.core.instances import DaemonInstance, extra_instances, find, listen
+from services.core.tree import ChunkStore, chunk_stream
 from tests.installation import ADMIN_PASSWORD, OnePort, running
+from tests.stores import backend, home_store
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
 SCALED = ("sync", "files", "dav")
 PROPFIND = b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>'
+PROPFIND_SIZES = (b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getetag/><d:getcontentlength/>'
+                  b'</d:prop></d:propfind>')
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -211,6 +217,99 @@ def test_kill_9_of_one_instance_fails_no_request_and_it_is_restarted(hearth):
         assert during[daemon] > 0 and during[f"{daemon}_2"] > 0, during
     for name, pid in killed.items():
         assert hearth.state(name)["restarts"] >= 1
+
+
+def _propfind_listing(hearth) -> dict[str, bytes]:
+    """Each resource under /files/admin/ with its propstat, as a Depth: 1 PROPFIND through the front end shows it."""
+    status, _, body = ask(front(hearth), "PROPFIND", "/files/admin/", PROPFIND_SIZES, {"Depth": "1"})
+    assert status == 207, body
+    return {response.findtext("{DAV:}href"): ET.tostring(response.find("{DAV:}propstat"))
+            for response in ET.fromstring(body).iter("{DAV:}response")}
+
+
+def _staged(hearth, chunk_id: str) -> bool:
+    """Whether an upload still being received has staged `chunk_id`: on local disk as a temp file beside the
+    chunk's place, in a bucket as the object itself (an object store stages by writing it)."""
+    store = home_store(hearth.config)
+    try:
+        if isinstance(backend(store), ChunkStore):
+            target = backend(store).path(chunk_id)
+            return any(target.parent.glob(f".{chunk_id}.*.tmp"))
+        return bool(store.has_many([chunk_id]))
+    finally:
+        store.close()
+
+
+def test_kill_9_mid_put_answers_503_writes_nothing_and_the_retry_lands(hearth):
+    """A PUT is not replayed (its instance may have carried part of it out): the instance receiving one dies
+    mid-body, the client gets 503 with Retry-After, the file keeps its old content, and the client's own
+    retry succeeds on the other instance while the supervisor brings the killed one back."""
+    path = "/files/admin/film.mkv"
+    status, _, _ = ask(front(hearth), "PUT", path, b"the old cut")
+    assert status in (201, 204)
+    before = _propfind_listing(hearth)
+    body = os.urandom(24 * 1024 * 1024)
+    first_chunk = next(chunk_stream(io.BytesIO(body))).id
+    # The front end takes turns: the instance after the one that answers this PROPFIND receives the PUT.
+    _, headers, _ = ask(front(hearth), "PROPFIND", "/files/admin/", PROPFIND, {"Depth": "0"})
+    receiver = "files" if headers["X-Hearth-Instance"] == "files_2" else "files_2"
+    survivor = "files_2" if receiver == "files" else "files"
+    victim = hearth.state(receiver)
+    half_sent = threading.Event()
+
+    def halves():
+        yield body[:len(body) // 2]
+        assert half_sent.wait(30)
+        yield body[len(body) // 2:]
+
+    answer: dict = {}
+
+    def upload() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", hearth.port, timeout=30)
+        try:
+            connection.request("PUT", path, body=halves(), headers={**AUTH, "Content-Length": str(len(body))})
+            response = connection.getresponse()
+            answer.update(status=response.status, headers=response.headers, body=response.read())
+        except (OSError, http.client.HTTPException) as error:
+            answer.update(status=0, error=repr(error))
+        finally:
+            connection.close()
+
+    client = threading.Thread(target=upload, daemon=True)
+    client.start()
+    try:
+        hearth.wait_for(lambda: _staged(hearth, first_chunk), 30, f"{receiver} to stage the upload's first chunk")
+        os.kill(victim["child_pid"], signal.SIGKILL)
+        killed_at = time.monotonic()
+    finally:
+        half_sent.set()
+    client.join(40)
+    assert not client.is_alive(), "the client got no answer"
+    print(f"PUT cut off by kill -9 of {receiver}: {answer.get('status')} {time.monotonic() - killed_at:.2f} s "
+          f"after the kill: {answer.get('body', answer.get('error'))!r}")
+    assert answer["status"] == 503, answer
+    assert int(answer["headers"]["Retry-After"]) >= 1
+    assert receiver in json.loads(answer["body"])["reason"], answer["body"]
+
+    status, _, content = ask(front(hearth), "GET", path)
+    assert (status, content) == (200, b"the old cut")
+    assert _propfind_listing(hearth) == before  # no partial file, no new name beside it
+
+    status, headers, _ = ask(front(hearth), "PUT", path, body)  # the client's retry
+    assert status == 204 and headers["X-Hearth-Instance"] == survivor, (status, headers)
+    status, _, content = ask(front(hearth), "GET", path)
+    assert status == 200 and content == body
+
+    def serving_again() -> bool:
+        try:
+            status, headers, _ = ask(UnixConnection(hearth.var / "run" / f"{receiver}.sock"), "GET", "/healthz")
+        except OSError:  # not listening yet
+            return False
+        return status == 200 and headers["X-Hearth-Instance"] == receiver
+
+    hearth.wait_for(serving_again, 30, f"the supervisor to bring {receiver} back")
+    state = hearth.state(receiver)
+    assert state["restarts"] == victim["restarts"] + 1 and state["child_pid"] != victim["child_pid"]
 
 
 def _alive(pid: int) -> bool:

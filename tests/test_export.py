@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
 import stat
 import subprocess
@@ -24,10 +23,13 @@ from services.core import accounts, addresses
 from services.core.db import db_path, migrate, open_db, write
 from services.core.export import export_user
 from services.core.schema import MIGRATION_SETS
-from services.core.tree import ChunkStore, chunk_stream, collect_garbage, commit_file, create_folder, delete, mkdir, \
+from services.core.tree import BlobStore, chunk_stream, collect_garbage, commit_file, create_folder, delete, mkdir, \
     share_folder
 from services.core.tree.erase import chunks_of_user, erase_chunks
 from services.dav import store as dav
+from tests import seaweed
+from tests.installation import clean_environ
+from tests.stores import home_store, rot, wait_until_leases_passed
 
 PASSWORD = "correct horse"
 MTIME_NS = 1_700_000_000_123_456_789
@@ -49,7 +51,7 @@ def card(uid: str, name: str) -> bytes:
     return f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{name};;;;\r\nEND:VCARD\r\n".encode()
 
 
-def store_file(db, store: ChunkStore, folder: int, path: str, data: bytes, *, executable: bool = False,
+def store_file(db, store: BlobStore, folder: int, path: str, data: bytes, *, executable: bool = False,
                base: int | None = None):
     chunks = []
     for chunk in chunk_stream(io.BytesIO(data)):
@@ -65,14 +67,15 @@ def chunk_ids(data: bytes) -> set[str]:
 
 class World:
     """alice with files, calendars, contacts and shares; bob, who shares with her and holds a file
-    with the same bytes as one of hers (one chunk, stored once)."""
+    with the same bytes as one of hers (one chunk, stored once). In the blob store the home's
+    hearth.toml names, as the commands and daemons on it do."""
 
     def __init__(self, home: Path):
         self.home = home
         self.db_path = db_path(home / "var")
         migrate(self.db_path, MIGRATION_SETS)
         self.db = open_db(self.db_path)
-        self.store = ChunkStore(home / "var" / "blobs")
+        self.store = home_store(home / "hearth.toml")
         rng = random.Random(6)
         self.big = rng.randbytes(3 * 1024 * 1024 + 12345)  # several chunks
         self.common = b"the same bytes in alice's and bob's folders\n" * 100
@@ -152,14 +155,15 @@ def has_table(db, name: str) -> bool:
 
 @pytest.fixture
 def world(tmp_path):
-    (tmp_path / "hearth.toml").write_text('data_dir = "var"\n')
+    (tmp_path / "hearth.toml").write_text(f'data_dir = "var"\n{seaweed.session_storage(tmp_path)}')
     built = World(tmp_path)
     yield built
     built.db.close()
+    built.store.close()
 
 
 def hearth(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    env = clean_environ()
     return subprocess.run([sys.executable, "-m", "services.cli", "--config", str(home / "hearth.toml"), *args],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=home, env=env,
                           timeout=120)
@@ -284,9 +288,7 @@ def test_export_reads_one_snapshot(world):
 
 def test_export_stops_at_a_damaged_chunk_with_its_name(world):
     big_chunk = sorted(chunk_ids(world.big))[0]
-    path = world.store.path(big_chunk)
-    path.chmod(0o644)
-    path.write_bytes(b"rotten")
+    rot(world.store, big_chunk, b"rotten")
     result = hearth(world.home, "export", "alice", str(world.home / "out"))
     assert result.returncode == 1
     assert result.stderr.strip() == (f"hearth: Documents/sub/big.bin: chunk {big_chunk} is damaged in the blob "
@@ -343,6 +345,7 @@ def test_user_del_leaves_no_row_and_no_blob_of_theirs(world):
                                                "files_locks", "dav_outgoing_mail", "deletion_runs",
                                                *(["share_links"] if world.links else [])}
 
+    wait_until_leases_passed(store, alice_chunks)  # else the deletion spares them as uploads in flight
     result = hearth(world.home, "user", "del", "alice", "--yes")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"deleted user alice ({len(alice_chunks - shared)} stored chunks erased)"
@@ -392,10 +395,14 @@ def test_erasing_spares_a_chunk_put_again_since_the_deletion_began(world):
     """An upload in flight (another user's client re-putting the same bytes) keeps its lease."""
     db, store = world.db, world.store
     alice_chunks = sorted(chunks_of_user(db, "alice"))
+    re_put = next(c for c in alice_chunks if c not in chunk_ids(world.common))
+    data = store.get(re_put)
+    wait_until_leases_passed(store, alice_chunks)
     started = time.time()
     write(db, lambda db: accounts.delete_user(db, "alice"))
-    re_put = next(c for c in alice_chunks if c not in chunk_ids(world.common))
-    os.utime(store.path(re_put), (started + 5, started + 5))  # what put() does to a stored chunk
+    while time.time() < started + 0.02:  # past the coarse clock a file's mtime is taken from
+        time.sleep(0.005)
+    store.put(re_put, data)  # someone's client sends the same bytes again: its lease starts anew
     erased = write(db, lambda db: erase_chunks(db, store, alice_chunks, started))
     assert re_put not in erased and store.has_many([re_put]) == {re_put}
     assert set(erased) == set(alice_chunks) - chunk_ids(world.common) - {re_put}

@@ -27,7 +27,7 @@ def daemons(tmp_path_factory):
     """A sync daemon and a files daemon on one data directory (as `hearth up` runs them)."""
     home = tmp_path_factory.mktemp("mass")
     files = FilesDaemon(tmp_path_factory.mktemp("mass-files"), quota_mb=10)
-    files.config.write_text(files.config.read_text().replace('data_dir = "var"', f'data_dir = "{home / "var"}"'))
+    files.on_data_of(home)
     with serving(SyncDaemon(home), "alice", "bob") as sync:
         with serving(files) as dav:
             yield sync, dav

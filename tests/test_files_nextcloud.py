@@ -35,8 +35,7 @@ def files(tmp_path_factory):
 def sync(files, tmp_path_factory):
     """The sync daemon on the files daemon's data: the one journal both serve."""
     daemon = SyncDaemon(tmp_path_factory.mktemp("sync"))
-    daemon.config.write_text(daemon.config.read_text().replace('data_dir = "var"',
-                                                               f'data_dir = "{files.home / "var"}"'))
+    daemon.on_data_of(files.home)
     with serving(daemon) as running:
         yield running
 

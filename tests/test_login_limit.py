@@ -35,8 +35,7 @@ def pair(tmp_path):
     api.config.write_text(api.config.read_text() + limit)
     (tmp_path / "dav").mkdir()
     dav = DavDaemon(tmp_path / "dav")
-    dav.config.write_text(dav.config.read_text().replace('data_dir = "var"', f'data_dir = "{api.home / "var"}"')
-                          + limit)
+    dav.on_data_of(api.home).config.write_text(dav.config.read_text() + limit)
     with serving(api, "alice"), serving(dav):
         yield api, dav
 

@@ -364,7 +364,6 @@ def test_the_desktop_avatar_address_serves_the_same_avatar(api):
 
 def test_thumbnails_of_deleted_and_replaced_files_are_pruned(files):
     from services.core.preview_cache import Previews  # here: the other tests run against any version
-    from services.core.tree import ChunkStore
     from services.files.previews import current_contents
 
     content_dirs = {}  # each file's directory of thumbnails in the cache
@@ -377,7 +376,7 @@ def test_thumbnails_of_deleted_and_replaced_files_are_pruned(files):
     assert files.exchange("DELETE", f"{DAV}/Photos/gone.jpg", user="alice")[0] == 204
     assert files.exchange("PUT", f"{DAV}/Photos/edited.jpg", jpeg(81, 120), user="alice")[0] == 204
     # the daemon's daily pass, run now on its data with the same two functions
-    previews = Previews(files.home / "var" / "previews", ChunkStore(files.home / "var" / "blobs"),
+    previews = Previews(files.home / "var" / "previews", files.store,
                         max_pixels=20_000_000, cache_bytes=0)
     try:
         with sqlite3.connect(files.home / "var" / "db" / "hearth.sqlite3") as db:

@@ -10,7 +10,7 @@ import pytest
 
 from services.core.db import migrate, open_db, write
 from services.core.schema import MIGRATION_SETS
-from services.core.tree import ROOT_FILES, ChunkStore, create_folder, mkdir
+from services.core.tree import ROOT_FILES, create_folder, mkdir
 from tests.daemons import serving
 from tests.test_files_webdav import FilesDaemon
 from tests.test_share_links import put_file
@@ -20,11 +20,6 @@ from tests.test_web_session import ApiDaemon
 SHARES = "/ocs/v2.php/apps/files_sharing/api/v1/shares"
 PHOTO = b"\xff\xd8\xff\xe0 a photo the app dropped at the root"
 FORM = {"OCS-APIRequest": "true", "Content-Type": "application/x-www-form-urlencoded"}
-
-
-def on_same_data(daemon, api: ApiDaemon):
-    daemon.config.write_text(daemon.config.read_text().replace('data_dir = "var"', f'data_dir = "{api.home / "var"}"'))
-    return daemon
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +32,9 @@ def daemons(tmp_path_factory):
             docs = write(db, lambda db: create_folder(db, "alice", "Docs")).id
             write(db, lambda db: mkdir(db, docs, "inbox", "test"))
             root_files = write(db, lambda db: create_folder(db, "alice", ROOT_FILES)).id
-            put_file(db, ChunkStore(api.home / "var" / "blobs"), root_files, "photo.jpg", PHOTO)
-        files = on_same_data(FilesDaemon(tmp_path_factory.mktemp("nextcloud-shares-files")), api)
-        sync = on_same_data(SyncDaemon(tmp_path_factory.mktemp("nextcloud-shares-sync")), api)
+            put_file(db, api.store, root_files, "photo.jpg", PHOTO)
+        files = FilesDaemon(tmp_path_factory.mktemp("nextcloud-shares-files")).on_data_of(api.home)
+        sync = SyncDaemon(tmp_path_factory.mktemp("nextcloud-shares-sync")).on_data_of(api.home)
         with serving(files), serving(sync):
             yield api, files, sync
     assert "unhandled error" not in api.log()

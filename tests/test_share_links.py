@@ -2,7 +2,6 @@
 passwords, expiry, modes, revocation, the download counter, path confinement, pages that name nobody."""
 from __future__ import annotations
 
-import functools
 import io
 import json
 import os
@@ -14,8 +13,6 @@ from http.cookies import SimpleCookie
 import pytest
 from urllib3 import encode_multipart_formdata
 
-from services.core.blobs import open_blob_store
-from services.core.config import load_config
 from services.core.db import migrate, open_db, write
 from services.core.schema import MIGRATION_SETS
 from services.core.tree import BlobStore, chunk_stream, commit_file, create_folder, mkdir
@@ -37,11 +34,6 @@ class LinksDaemon(LoopbackDaemon):
 
     def healthy(self) -> bool:
         return self.exchange("GET", "/healthz")[0] == 200
-
-    @functools.cached_property
-    def store(self):
-        """The daemon's own blob store (local, or the bucket when the session runs on S3)."""
-        return open_blob_store(load_config(self.config, environ={}), self.env)
 
     def db(self):
         migrate(self.db_path, MIGRATION_SETS)

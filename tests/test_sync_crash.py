@@ -21,7 +21,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from services.core.tree import ChunkStore, chunk_stream
+from services.core.tree import chunk_stream
 from services.sync.client.localfs import TEMP_PREFIX
 from tests.installation import clean_environ
 from tests.sync_harness import REPO, Client
@@ -226,10 +226,8 @@ def test_server_killed_mid_upload_the_client_finishes_after_a_restart(server, tm
     write_random(a.root / "big.bin", 150 * MiB, seed=3)
     with open(a.root / "big.bin", "rb") as f:
         total = sum(1 for _ in chunk_stream(f))
-    blobs = server.home / "var" / "blobs"
-
     def stored() -> int:
-        return sum(1 for _ in ChunkStore(blobs).stored())
+        return sum(1 for _ in server.store.stored())
 
     before = stored()
     process = spawn(server, a, "--scan-interval", "60")

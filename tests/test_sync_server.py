@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import random
 import re
 import socket
@@ -19,6 +18,7 @@ from openapi_spec_validator import validate
 from services.core.db import db_path, open_db, write
 from services.core.tree import ChunkStore, chunk_id, chunk_stream
 from tests.daemons import PASSWORDS, LoopbackDaemon, serving
+from tests.stores import backend
 
 
 class SyncDaemon(LoopbackDaemon):
@@ -222,7 +222,7 @@ def test_chunk_uploads_are_checked(sync):
     status, have = sync.request("POST", f"/sync/v1/folders/{fid}/chunks/have",
                                 {"ids": [chunk_id(b"other bytes")]}, user="alice")
     assert have["missing"] == [chunk_id(b"other bytes")]  # nothing stored
-    assert not list((sync.home / "var" / "blobs").rglob(chunk_id(b"other bytes")))
+    assert not sync.store.has_many([chunk_id(b"other bytes")])
 
     assert sync.request("PUT", "/sync/v1/chunks/not-an-id", data, user="alice")[0] == 400
     big = b"x" * (8 * 1024 * 1024 + 1)
@@ -287,15 +287,22 @@ def test_batch_upload_rejects_bad_frames(sync):
     status, body = sync.request("POST", "/sync/v1/chunks/batch",
                                 frame(good) + frame(wrong, chunk_id(b"something else")), user="alice")
     assert status == 400 and body["reason"].startswith("frame 2: ") and "does not match" in body["reason"]
-    blobs = sync.home / "var" / "blobs"
-    assert not list(blobs.rglob(chunk_id(good)))  # a refused batch stores nothing, not even its good frames
-    assert not list(blobs.rglob(".*.tmp"))
-    assert not list(blobs.rglob(chunk_id(b"something else")))
+    # A refused batch gives alice none of its chunks, not even its good frames. Local disk keeps nothing
+    # of it; an object store may keep what it had already written, unreferenced, for the GC to remove
+    # when its lease runs out, as after any upload that breaks off.
+    fid = folder(sync, "alice", "Refused")
+    refused = [chunk_id(good), chunk_id(wrong), chunk_id(b"something else")]
+    status, body = sync.request("POST", f"/sync/v1/folders/{fid}/chunks/have", {"ids": refused}, user="alice")
+    assert status == 200 and body["have"] == [], body
+    assert commit(sync, "alice", fid, "good.txt", [[chunk_id(good), len(good)]])[0] == 400
+    if isinstance(backend(sync.store), ChunkStore):
+        assert not sync.store.has_many(refused)
+        assert not list(backend(sync.store).root.rglob(".*.tmp"))
 
     cut = frame(b"cut short")[:-3]
     status, body = sync.request("POST", "/sync/v1/chunks/batch", cut, user="alice")
     assert status == 400 and "truncated data (6 of 9 bytes)" in body["reason"]
-    assert not list(blobs.rglob(chunk_id(b"cut short")))
+    assert not sync.store.has_many([chunk_id(b"cut short")])
     status, body = sync.request("POST", "/sync/v1/chunks/batch", frame(good)[:20], user="alice")
     assert status == 400 and "truncated head" in body["reason"]
     zero = bytes.fromhex(chunk_id(b"")) + (0).to_bytes(4, "big")
@@ -477,36 +484,41 @@ def test_trash_and_usage(sync):
 
 
 def test_scheduled_retention_and_gc_in_a_real_daemon(tmp_path):
-    aging = "gc_interval = 1\ngc_grace = 60\nkeep_versions_days = 1\n"
+    """The daemon's own schedule drops an expired version and deletes a chunk whose upload lease ran out,
+    and keeps chunks that are referenced, or unreferenced but younger than the grace. Leases are write times
+    the store keeps (a file's mtime, an object's LastModified), which no test can backdate on every backend:
+    the orphan ages for real, over a short grace."""
+    grace = 6
+    aging = f"gc_interval = 1\ngc_grace = {grace}\nkeep_versions_days = 1\n"
     with serving(SyncDaemon(tmp_path, extra=aging), "alice") as daemon:
+        store = daemon.store
         fid = folder(daemon, "alice", "Aging")
-        status, old = commit(daemon, "alice", fid, "f.txt", upload(daemon, "alice", fid, b"old version"))
-        status, new = commit(daemon, "alice", fid, "f.txt", upload(daemon, "alice", fid, b"new version"),
-                             base=old["id"])
-        orphan, fresh = b"uploaded, never committed", b"uploaded just now"
-        for data in (orphan, fresh):
-            assert daemon.request("PUT", f"/sync/v1/chunks/{chunk_id(data)}", data, user="alice")[0] == 201
-        store = ChunkStore(tmp_path / "var" / "blobs")
-        hour_ago = time.time() - 3600
-        for cid in (chunk_id(orphan), new["chunks"][0][0]):
-            os.utime(store.path(cid), (hour_ago, hour_ago))  # older than the grace
-        db = open_db(db_path(tmp_path / "var"))
-        write(db, lambda d: d.execute("UPDATE revisions SET created_at = '2000-01-01T00:00:00.000000Z'"))
-        db.close()
-
-        deadline = time.monotonic() + 20
+        status, kept_long = commit(daemon, "alice", fid, "g.txt", upload(daemon, "alice", fid, b"kept for long"))
+        orphan = b"uploaded, never committed"
+        assert daemon.request("PUT", f"/sync/v1/chunks/{chunk_id(orphan)}", orphan, user="alice")[0] == 201
+        deadline = time.monotonic() + grace + 30
         while store.has_many([chunk_id(orphan)]) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not store.has_many([chunk_id(orphan)]), daemon.log()
+        referenced = kept_long["chunks"][0][0]
+        assert store.has_many([referenced]) == {referenced}  # past the grace too, but referenced
+
+        # Within the grace from here on: the old version's chunk once it expires, and a fresh upload.
+        status, old = commit(daemon, "alice", fid, "f.txt", upload(daemon, "alice", fid, b"old version"))
+        status, new = commit(daemon, "alice", fid, "f.txt", upload(daemon, "alice", fid, b"new version"),
+                             base=old["id"])
+        fresh = b"uploaded just now"
+        assert daemon.request("PUT", f"/sync/v1/chunks/{chunk_id(fresh)}", fresh, user="alice")[0] == 201
+        db = open_db(db_path(tmp_path / "var"))
+        write(db, lambda d: d.execute("UPDATE revisions SET created_at = '2000-01-01T00:00:00.000000Z'"))
+        db.close()
         while len(versions(daemon, fid, "f.txt")) > 1 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert versions(daemon, fid, "f.txt") == [new["id"]]  # the old version expired
-        # Referenced, or unreferenced but inside the grace (the old version's chunk, the fresh upload): kept.
-        kept = [new["chunks"][0][0], old["chunks"][0][0], chunk_id(fresh)]
+        kept = [referenced, new["chunks"][0][0], old["chunks"][0][0], chunk_id(fresh)]
         assert store.has_many(kept) == set(kept)
-        passes = re.findall(r"retention: dropped (\d+) old revisions, deleted (\d+) unreferenced chunks",
-                            daemon.log())
-        assert [sum(int(p[0]) for p in passes), sum(int(p[1]) for p in passes)] == [1, 1]
+    passes = re.findall(r"retention: dropped (\d+) old revisions, deleted (\d+) unreferenced chunks", daemon.log())
+    assert [sum(int(p[0]) for p in passes), sum(int(p[1]) for p in passes)] == [1, 1]
 
 
 def versions(daemon: SyncDaemon, fid: int, path: str) -> list[int]:

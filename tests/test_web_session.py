@@ -55,7 +55,7 @@ def api(tmp_path_factory):
 def dav(api, tmp_path_factory):
     """The DAV daemon on the API daemon's data directory."""
     daemon = DavDaemon(tmp_path_factory.mktemp("web-session-dav"))
-    daemon.config.write_text(daemon.config.read_text().replace('data_dir = "var"', f'data_dir = "{api.home / "var"}"'))
+    daemon.on_data_of(api.home)
     with serving(daemon) as running:
         yield running
 
