@@ -40,7 +40,6 @@ from pillow_heif import register_heif_opener
 
 from tests.daemons import LoopbackDaemon, serving
 from tests.installation import listening
-from tests.test_nextcloud_shares import on_same_data
 from tests.test_files_webdav import FilesDaemon
 from tests.test_web_session import ApiDaemon
 
@@ -321,13 +320,13 @@ class FrontDaemon(LoopbackDaemon):
 @pytest.fixture(scope="module")
 def api(files, tmp_path_factory):
     """The API daemon on the files daemon's data (the same accounts)."""
-    with serving(on_same_data(ApiDaemon(tmp_path_factory.mktemp("avatars")), files)) as running:
+    with serving(ApiDaemon(tmp_path_factory.mktemp("avatars")).on_data_of(files.home)) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def front(files, api, tmp_path_factory):
-    daemon = on_same_data(FrontDaemon(tmp_path_factory.mktemp("front")), files)
+    daemon = FrontDaemon(tmp_path_factory.mktemp("front")).on_data_of(files.home)
     with open(daemon.config, "a") as config:
         config.write(f'[files]\nlisten = "127.0.0.1:{files.port}"\n[api]\nlisten = "127.0.0.1:{api.port}"\n')
     with serving(daemon) as running:
