@@ -280,7 +280,7 @@ def test_a_download_reads_ahead_in_order_and_stops_at_a_missing_chunk(store):
     chunks = [chunk(n) for n in range(10)]
     for cid, data in chunks:
         store.put(cid, data)
-    absent, _ = chunk(99)
+    absent = (chunk(99)[0], len(chunk(99)[1]))
 
     async def read(ids):
         got = []
@@ -291,6 +291,6 @@ def test_a_download_reads_ahead_in_order_and_stops_at_a_missing_chunk(store):
             got.append("missing")
         return got
 
-    ids = [cid for cid, _ in chunks]
+    ids = [(cid, len(data)) for cid, data in chunks]
     assert asyncio.run(read(ids)) == [data for _, data in chunks]
     assert asyncio.run(read([*ids[:6], absent, *ids[6:]])) == [data for _, data in chunks[:6]] + ["missing"]

@@ -126,6 +126,10 @@ class MigratingStore(BlobStore):
     def read_ahead(self) -> int:  # the backend's: an object store's reads are round trips worth overlapping
         return max(store.read_ahead for store in list(self._stores.values()))
 
+    @property
+    def read_ahead_bytes(self) -> int:
+        return max(store.read_ahead_bytes for store in list(self._stores.values()))
+
     # --- which store, now -------------------------------------------------------------------------
 
     def _migration(self) -> Migration | None:

@@ -94,7 +94,7 @@ async def send_bytes(store, response: web.StreamResponse, resource: Resource, fi
         offset += length
         if not (end < first or start > last):
             wanted.append((cid, start, end))
-    reading = chunks_in_order(store, [cid for cid, _, _ in wanted])
+    reading = chunks_in_order(store, [(cid, end - start + 1) for cid, start, end in wanted])
     try:
         for _, start, end in wanted:
             data = await anext(reading)  # a view of the range, not a copy of up to 4 MiB

@@ -128,6 +128,7 @@ class BlobStore(abc.ABC):
     """
 
     read_ahead = 1  # chunks a download keeps in flight (read_ahead.chunks_in_order): more where reads are round trips
+    read_ahead_bytes = 16 * 1024 * 1024  # and at most this many bytes of them, however many that is
 
     @abc.abstractmethod
     def put(self, id: str, data: bytes) -> None:

@@ -176,7 +176,10 @@ class S3Files:
 class S3Store(BlobStore):
     """A BlobStore in one bucket under one prefix."""
 
-    read_ahead = 4  # GETs a download keeps in flight: loopback SeaweedFS gave no more at 8
+    # GETs a download keeps in flight, within BlobStore.read_ahead_bytes: small chunks gain from many
+    # (loopback SeaweedFS answered each of 16 in flight ~25% sooner than each of 4), big ones are
+    # bounded by the bytes (four 4 MiB chunks)
+    read_ahead = 16
 
     def __init__(self, location: S3Location, *, retries: int = 4, timeout: float = 30.0):
         self.location = location

@@ -1,4 +1,4 @@
-"""A file of the tree sent to a browser: chunks read from the store in order, with one byte range.
+"""A file of the tree sent to a browser: chunks read ahead from the store in order (read_ahead.py), with one byte range.
 
 Range requests let a phone resume a large download; the ETag is derived from
 the file's content (its chunk list), so it names no internal id and a resumed
@@ -6,7 +6,6 @@ download (If-Range) never splices two different versions together.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Awaitable, Callable
@@ -16,13 +15,12 @@ from aiohttp import hdrs, web
 
 from services.core.errors import HTTPError, NotFound
 from services.core.tree import BlobStore
+from services.core.tree.read_ahead import chunks_in_order
 from services.core.user_content import SANDBOX
 
 from .tree_view import Item
 
 log = logging.getLogger("files")
-
-READ_SIZE = 256 * 1024
 
 
 class RangeNotSatisfiable(HTTPError):
@@ -82,34 +80,28 @@ async def send_file(request: web.Request, item: Item, store: BlobStore, *, dispo
         return response
     if start == 0:
         await on_download()
-    offset = 0
+    wanted, offset = [], 0  # (id, length, first byte wanted, byte after the last) of each chunk sent
     for cid, length in item.chunks:
         if offset + length > start and offset < stop:
+            wanted.append((cid, length, max(0, start - offset), min(length, stop - offset)))
+        offset += length
+        if offset >= stop:
+            break
+    reading = chunks_in_order(store, [(cid, length) for cid, length, _, _ in wanted])
+    try:
+        for cid, length, begin, end in wanted:
             try:
-                await _send_chunk(response, store, cid, max(0, start - offset), min(length, stop - offset))
+                data = await anext(reading)
+                if len(data) != length:
+                    raise OSError(f"chunk {cid} is {len(data)} bytes, not the {length} the journal says")
             except (NotFound, OSError) as error:
                 log.error("%s: chunk %s unreadable mid-download (%s); connection closed", request.path, cid, error)
                 if request.transport is not None:
                     request.transport.close()
                 return response
-        offset += length
-        if offset >= stop:
-            break
+            await response.write(memoryview(data)[begin:end])  # a view, not a copy of up to 4 MiB
+    finally:
+        await reading.aclose()
     await response.write_eof()
     return response
 
-
-async def _send_chunk(response: web.StreamResponse, store: BlobStore, cid: str, begin: int, end: int) -> None:
-    """Bytes [begin, end) of one chunk, in pieces, reading off the event loop."""
-    source = await asyncio.to_thread(store.open, cid)
-    try:
-        await asyncio.to_thread(source.seek, begin)
-        position = begin
-        while position < end:
-            data = await asyncio.to_thread(source.read, min(READ_SIZE, end - position))
-            if not data:
-                raise OSError(f"chunk {cid} is shorter than the journal says")
-            await response.write(data)
-            position += len(data)
-    finally:
-        source.close()

@@ -25,7 +25,7 @@ from services.core.tree.holders import record_uploads
 
 from services.sync.frames import HEADER, frame_header, parse_header
 
-from .chunks import CHUNK_ID, MAX_CHUNK_BYTES, OCTETS, unreferenced
+from .chunks import CHUNK_ID, MAX_CHUNK_BYTES, OCTETS, referenced_lengths
 from .common import FOLDER_ID, PREFIX, RECENT, STORE, chunk_deletions, folder_for
 
 log = logging.getLogger("sync")
@@ -116,11 +116,12 @@ def _naming(ids: list[str]) -> str:
     return ", ".join(ids[:MAX_IDS_NAMED]) + (f" and {more} more" if more > 0 else "")
 
 
-async def _checked_ids(request: web.Request, folder: int) -> list[str]:
-    """The ids to send, deduplicated, after making sure every one may and can be sent."""
+async def _checked_chunks(request: web.Request, folder: int) -> list[tuple[str, int]]:
+    """The (id, length) of each chunk to send, deduplicated, after making sure every one may and can be sent."""
     body = await read_json(request, FetchIn)
     ids = list(dict.fromkeys(check_chunk_id(cid) for cid in body.ids))
-    absent = await request.app[DATABASE].read(lambda db: unreferenced(db, folder, ids))
+    lengths = await request.app[DATABASE].read(lambda db: referenced_lengths(db, folder, ids))
+    absent = [cid for cid in ids if cid not in lengths]
     if absent:
         raise NotFound(f"no chunk {_naming(absent)} in folder {folder}")
     deletions = await chunk_deletions(request)
@@ -129,18 +130,18 @@ async def _checked_ids(request: web.Request, folder: int) -> list[str]:
     if lost:
         log.error("folder %d references chunks missing from the store: %s", folder, _naming(lost))
         raise NotFound(f"chunk {_naming(lost)} is missing from the server's store")
-    return ids
+    return [(cid, lengths[cid]) for cid in ids]
 
 
 async def post_fetch(request: web.Request) -> web.StreamResponse:
     _, folder = await folder_for(request)
-    ids = await _checked_ids(request, folder)
+    chunks = await _checked_chunks(request, folder)
     store = request.app[STORE]
     response = web.StreamResponse(headers={"Content-Type": OCTETS, "Cache-Control": "private, no-store"})
     await response.prepare(request)
-    reading = chunks_in_order(store, ids)
+    reading = chunks_in_order(store, chunks)
     try:
-        for cid in ids:
+        for cid, _ in chunks:
             try:
                 data = await anext(reading)
             except (NotFound, OSError) as error:

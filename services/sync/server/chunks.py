@@ -11,6 +11,7 @@ name, so it tells nobody what others have stored.
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -76,16 +77,37 @@ async def put_chunk(request: web.Request) -> web.Response:
     return respond(ChunkOut(id=cid, size=len(data)), status=201)
 
 
-def unreferenced(db, folder: int, ids: list[str]) -> list[str]:
-    """Those of `ids` that no revision of `folder` references (in the order given)."""
-    found: set[str] = set()
+def _referencing(db, folder: int, ids: list[str]) -> dict[str, int]:
+    """A revision of `folder` referencing each of `ids` that one references: chunk id -> revision id."""
+    found: dict[str, int] = {}
     for start in range(0, len(ids), QUERY_IDS):
         batch = ids[start:start + QUERY_IDS]
-        found.update(row[0] for row in db.execute(f"""
-            SELECT DISTINCT rc.chunk_id FROM revision_chunks rc JOIN revisions r ON r.id = rc.revision_id
+        found.update(db.execute(f"""
+            SELECT rc.chunk_id, min(r.id) FROM revision_chunks rc JOIN revisions r ON r.id = rc.revision_id
             JOIN entries e ON e.id = r.entry_id
-            WHERE e.folder_id = ? AND rc.chunk_id IN ({", ".join("?" * len(batch))})""", [folder, *batch]))
+            WHERE e.folder_id = ? AND rc.chunk_id IN ({", ".join("?" * len(batch))})
+            GROUP BY rc.chunk_id""", [folder, *batch]).fetchall())
+    return found
+
+
+def unreferenced(db, folder: int, ids: list[str]) -> list[str]:
+    """Those of `ids` that no revision of `folder` references (in the order given)."""
+    found = _referencing(db, folder, ids)
     return [cid for cid in ids if cid not in found]
+
+
+def referenced_lengths(db, folder: int, ids: list[str]) -> dict[str, int]:
+    """The length of each of `ids` that a revision of `folder` references, read from that revision's chunk
+    list (a download reads ahead by bytes: read_ahead.py); ids no revision there references are absent."""
+    revision_of = _referencing(db, folder, ids)
+    revisions = sorted(set(revision_of.values()))
+    lengths: dict[str, int] = {}
+    for start in range(0, len(revisions), QUERY_IDS):
+        batch = revisions[start:start + QUERY_IDS]
+        for (chunks,) in db.execute(f"SELECT chunks FROM revisions WHERE id IN ({', '.join('?' * len(batch))})",
+                                    batch):
+            lengths.update((cid, length) for cid, length in json.loads(chunks) if cid in revision_of)
+    return lengths
 
 
 async def get_chunk(request: web.Request) -> web.StreamResponse:
