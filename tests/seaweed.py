@@ -35,6 +35,10 @@ SESSION: "SeaweedS3 | None" = None
 ADMIN_KEY, ADMIN_SECRET = "admin-key", "admin-secret-for-tests"
 ACCESS_KEY, SECRET_KEY = "hearth-key", "hearth-secret-for-tests"
 REGION = "us-east-1"
+# Every bucket is a collection of its own that the master grows by 7 volumes at a time, and a test session
+# makes a bucket per home: 100 ran out mid-suite ("No writable volumes and no free volumes left"). An
+# empty volume costs two small files and no memory to speak of.
+MAX_VOLUMES = 2000
 
 
 def session_storage(home: Path) -> str:
@@ -85,7 +89,7 @@ class SeaweedS3:
         self.process = subprocess.Popen(
             [weed_binary(), "server", f"-dir={self.root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", *ports,
              "-s3", f"-s3.config={identities}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-             f"-metricsPort={self.metrics_port}", "-master.volumeSizeLimitMB=64", "-volume.max=100"],
+             f"-metricsPort={self.metrics_port}", "-master.volumeSizeLimitMB=64", f"-volume.max={MAX_VOLUMES}"],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=self.root)
         self._wait(lambda: listening(self.ports["s3"]), "the S3 port to be bound", timeout=60)
         return self
