@@ -25,6 +25,7 @@ from services.core.db import db_path, immediate, open_db
 from services.core.tree import chunk_stream
 from services.core.tree.holders import forget_chunk
 from tests.daemons import PASSWORDS, serving
+from tests.test_daemon import wait_for
 from tests.sync_harness import Client
 from tests.test_share_links import LinksDaemon
 from tests.test_sync_server import SyncDaemon
@@ -268,10 +269,10 @@ def test_a_chunk_deleted_while_a_webdav_put_waits_to_commit_is_not_committed(s3_
         connection.putheader("Content-Length", str(len(data)))
         connection.endheaders()
         connection.send(data[:8 * 1024 * 1024])
-        wait_until(lambda: seaweed.requests(s3_files.bucket)["PUT", "200"] > before)  # the upload began
+        wait_for(lambda: seaweed.requests(s3_files.bucket)["PUT", "200"] > before, 30, "the upload to begin")
         with immediate(db):  # the PUT's commit now waits for this writer
             connection.send(data[8 * 1024 * 1024:])
-            wait_until(lambda: store.has_many(ids) == set(ids))  # published: the commit is next
+            wait_for(lambda: store.has_many(ids) == set(ids), 30, "every chunk published")  # the commit is next
             store.delete(first)  # decided on an old lease, carried out after the PUT's put
             forget_chunk(db, first)
         response = connection.getresponse()
@@ -286,10 +287,3 @@ def test_a_chunk_deleted_while_a_webdav_put_waits_to_commit_is_not_committed(s3_
     assert s3_files.exchange("PUT", "/files/alice/Raced/big.bin", data, user="alice", timeout=60)[0] == 201
     status, _, back = s3_files.exchange("GET", "/files/alice/Raced/big.bin", user="alice", timeout=60)
     assert status == 200 and back == data
-
-
-def wait_until(condition, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)

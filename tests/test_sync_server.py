@@ -488,7 +488,7 @@ def test_scheduled_retention_and_gc_in_a_real_daemon(tmp_path):
     and keeps chunks that are referenced, or unreferenced but younger than the grace. Leases are write times
     the store keeps (a file's mtime, an object's LastModified), which no test can backdate on every backend:
     the orphan ages for real, over a short grace."""
-    grace = 6
+    grace = 12  # long enough that the second half, all within one grace, holds on a busy machine
     aging = f"gc_interval = 1\ngc_grace = {grace}\nkeep_versions_days = 1\n"
     with serving(SyncDaemon(tmp_path, extra=aging), "alice") as daemon:
         store = daemon.store
